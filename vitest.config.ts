@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+    // The simulator seeds are CPU-bound; two workers match this machine's two cores.
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 120_000,
+    reporters: ['default'],
+  },
+})
