@@ -1,0 +1,157 @@
+import type { Config } from './config.ts'
+import { assert } from './errors.ts'
+import { Raft } from './raft.ts'
+import type { ProposalTicket } from './raft.ts'
+import { ReadMode } from './types.ts'
+import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftState, Status } from './types.ts'
+
+/**
+ * The host's handle on one replica's Raft (etcd's RawNode). Inputs: tick, step, propose,
+ * proposeConfChange, readIndex, transferLeader, reportUnreachable. Output: a Ready, handled in the
+ * order written on its type, then advance(). Nothing here blocks, reads a clock or does I/O.
+ */
+export class RawNode {
+  readonly raft: Raft
+  private previousSoftState: SoftState
+  private previousHardState: HardState
+  /** Guards the contract: one Ready out at a time. */
+  private readyOutstanding = false
+
+  constructor(config: Config) {
+    this.raft = new Raft(config)
+    this.previousSoftState = this.softState()
+    this.previousHardState = this.hardState()
+  }
+
+  tick(): void {
+    this.raft.tick()
+  }
+
+  step(message: Message): void {
+    // Local-only message types never come from the network.
+    if (message.type === 'hup') return
+    if (message.from === this.raft.id || message.to !== this.raft.id) return
+    this.raft.step(message)
+  }
+
+  /** Start an election now (tests and operators; replicas normally wait for their timeout). */
+  campaign(): void {
+    this.raft.step({ type: 'hup', from: this.raft.id, to: this.raft.id, term: 0 })
+  }
+
+  /** Throws RaftError NOT_LEADER (with the leader's id) or DROPPED; never loses a proposal silently. */
+  propose(data: Uint8Array): ProposalTicket {
+    return this.raft.propose(data)
+  }
+
+  proposeConfChange(change: ConfChange): ProposalTicket {
+    return this.raft.proposeConfChange(change)
+  }
+
+  readIndex(context: string, mode: ReadMode = ReadMode.Linearizable): void {
+    this.raft.readIndex(context, mode)
+  }
+
+  transferLeader(target: NodeId): void {
+    this.raft.transferLeader(target)
+  }
+
+  reportUnreachable(peer: NodeId): void {
+    this.raft.reportUnreachable(peer)
+  }
+
+  /** The membership at `index` (>= the applied index): what a snapshot taken there must record. */
+  confStateAt(index: number): ConfState {
+    return this.raft.confStateAt(index)
+  }
+
+  hasReady(): boolean {
+    const raft = this.raft
+    if (raft.broadcastPending) return true
+    const soft = this.softState()
+    if (soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role) return true
+    if (!hardStatesEqual(this.hardState(), this.previousHardState)) return true
+    if (raft.log.unstable.snapshot !== undefined || raft.log.unstable.entries.length > 0) return true
+    if (raft.messages.length > 0 || raft.readStates.length > 0 || raft.droppedReads.length > 0) return true
+    return raft.log.hasNextCommittedEntries()
+  }
+
+  ready(): Ready & { droppedReads: readonly string[] } {
+    assert(!this.readyOutstanding, 'ready() called again before advance()')
+    const raft = this.raft
+    raft.flushBroadcast()
+    const soft = this.softState()
+    const hard = this.hardState()
+    const snapshot = raft.log.unstable.snapshot
+    const ready: Ready & { droppedReads: readonly string[] } = {
+      ...(soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role ? { softState: soft } : {}),
+      ...(!hardStatesEqual(hard, this.previousHardState) ? { hardState: hard } : {}),
+      entries: raft.log.unstableEntries(),
+      ...(snapshot !== undefined ? { snapshot } : {}),
+      messages: raft.messages,
+      committedEntries: raft.log.nextCommittedEntries(raft.config.committedBytesPerReadyMax),
+      readStates: raft.readStates,
+      droppedReads: raft.droppedReads,
+    }
+    raft.messages = []
+    raft.readStates = []
+    raft.droppedReads = []
+    this.previousSoftState = soft
+    this.previousHardState = hard
+    this.readyOutstanding = true
+    return ready
+  }
+
+  /** The host finished a Ready: its entries are durable and its committed entries applied. */
+  advance(ready: Ready): void {
+    assert(this.readyOutstanding, 'advance() without a Ready')
+    this.readyOutstanding = false
+    const log = this.raft.log
+    if (ready.snapshot !== undefined) {
+      log.stableSnapshotTo(ready.snapshot.metadata.index)
+      log.appliedTo(ready.snapshot.metadata.index)
+    }
+    const committed = ready.committedEntries
+    if (committed.length > 0) log.appliedTo(committed[committed.length - 1]!.index)
+    const entries = ready.entries
+    if (entries.length > 0) {
+      const last = entries[entries.length - 1]!
+      log.stableTo(last.index, last.term)
+    }
+    this.raft.pruneConfLog()
+  }
+
+  status(): Status {
+    const raft = this.raft
+    const progress: Record<number, { match: number; next: number; state: string; recentActive: boolean }> = {}
+    if (raft.role === 'leader') {
+      for (const [id, pr] of raft.progress) progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }
+    }
+    return {
+      id: raft.id,
+      role: raft.role,
+      term: raft.term,
+      vote: raft.vote,
+      leader: raft.lead,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      firstIndex: raft.log.firstIndex(),
+      lastIndex: raft.log.lastIndex(),
+      confState: raft.currentConf(),
+      leadTransferee: raft.leadTransferee,
+      ...(raft.role === 'leader' ? { progress } : {}),
+    }
+  }
+
+  private softState(): SoftState {
+    return { leader: this.raft.lead, role: this.raft.role }
+  }
+
+  private hardState(): HardState {
+    return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed }
+  }
+}
+
+function hardStatesEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit
+}

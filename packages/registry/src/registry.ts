@@ -1,0 +1,298 @@
+import { decodeCommand, decodeSnapshot, encodeSnapshot, SNAPSHOT_COUNTERS } from './codec.ts'
+import type { DecodeOptions, SnapshotCounters } from './codec.ts'
+import type {
+  ApplyResult,
+  Changes,
+  Command,
+  CommandEnvelope,
+  ListFilter,
+  RegistryLogEntry,
+  RegistryStats,
+  StaleReason,
+} from './commands.ts'
+import { CHANGES_LIMIT_DEFAULT, LIST_LIMIT_DEFAULT, RECORDS_MAX, REPLICAS_MAX } from './constants.ts'
+import { assert, RegistryError } from './errors.ts'
+import { endPresences, mergeDelta, observeJoined, observeLeft } from './merge.ts'
+import type { MergeOutcome } from './merge.ts'
+import { CAPABILITY_FIELD, canDoWork } from './model.ts'
+import type { Category, NodeData } from './model.ts'
+import { compareReliability } from './ranking.ts'
+import { checkPeerIdSet } from './validate.ts'
+
+export interface RegistryOptions {
+  /**
+   * The replicas allowed to observe before the log says otherwise (a `replicas` command replaces
+   * the set). Every replica must start with the same list, as with the Raft peers.
+   */
+  readonly replicaPeerIds?: readonly string[]
+}
+
+/**
+ * The replicated state machine. `apply` is deterministic: its only inputs are the entries, in log
+ * order; it reads no clock and no randomness, so replicas that applied the same entries hold the
+ * same records and produce byte-identical snapshots.
+ *
+ * Records live in one Map whose iteration order is the order the log last changed them (a changed
+ * record is deleted and re-inserted); `changesSince` walks it instead of sorting.
+ */
+export class Registry {
+  readonly #records = new Map<string, NodeData>()
+  #replicas: ReadonlySet<string>
+  #replicaPeerIds: readonly string[]
+  #appliedIndex = 0
+  #clockMs = 0
+  readonly #counters: SnapshotCounters = zeroCounters()
+
+  constructor(options: RegistryOptions = {}) {
+    this.#replicaPeerIds = checkPeerIdSet([...(options.replicaPeerIds ?? [])].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
+    this.#replicas = new Set(this.#replicaPeerIds)
+  }
+
+  /** Index of the last entry applied (or restored from a snapshot); 0 before any. */
+  get appliedIndex(): number {
+    return this.#appliedIndex
+  }
+
+  get size(): number {
+    return this.#records.size
+  }
+
+  get replicaPeerIds(): readonly string[] {
+    return this.#replicaPeerIds
+  }
+
+  /**
+   * Applies one committed entry. Indexes must increase (gaps are fine: Raft no-ops and membership
+   * entries are not the registry's). Bad bytes and unauthorized commands are `rejected`, entries
+   * that change nothing are `stale`; either way the index counts as applied, as on every replica.
+   */
+  apply(entry: RegistryLogEntry): ApplyResult {
+    assert(Number.isSafeInteger(entry.index), () => `entry index ${entry.index} is an integer`)
+    assert(entry.index > this.#appliedIndex, () => `entry ${entry.index} applied after ${this.#appliedIndex}: indexes increase`)
+    let envelope: CommandEnvelope
+    try {
+      envelope = decodeCommand(entry.data)
+    } catch (error) {
+      assert(error instanceof RegistryError, 'decodeCommand throws only RegistryError')
+      return this.#rejected(entry.index, error)
+    }
+    // A new leader's clock may lag the old one's: time in the registry never runs backwards.
+    this.#clockMs = Math.max(this.#clockMs, envelope.timestampMs)
+    let result: ApplyResult
+    try {
+      result = this.#applyCommand(envelope.command, this.#clockMs, entry.index)
+    } catch (error) {
+      if (!(error instanceof RegistryError)) throw error
+      return this.#rejected(entry.index, error)
+    }
+    this.#appliedIndex = entry.index
+    if (result.status === 'applied') this.#counters.entriesApplied++
+    else this.#counters.entriesStale++
+    return result
+  }
+
+  #rejected(index: number, error: RegistryError): ApplyResult {
+    this.#appliedIndex = index
+    this.#counters.entriesRejected++
+    return { status: 'rejected', index, code: error.code, message: error.message }
+  }
+
+  #applyCommand(command: Command, nowMs: number, index: number): ApplyResult {
+    switch (command.kind) {
+      case 'delta': {
+        const { delta, submitterPeerId } = command
+        if (submitterPeerId !== delta.originPeerId && !this.#replicas.has(submitterPeerId)) {
+          throw new RegistryError('UNAUTHORIZED', `delta for ${delta.originPeerId} submitted by ${submitterPeerId}, neither its origin nor a replica`)
+        }
+        const existing = this.#records.get(delta.originPeerId)
+        if (existing === undefined) this.#checkRoom()
+        const outcome = mergeDelta(existing, delta, nowMs, index)
+        if ('stale' in outcome) {
+          if (outcome.stale === 'REPLAYED') this.#counters.deltasReplayed++
+          else this.#counters.deltasStale++
+        }
+        return this.#single(command, outcome, index)
+      }
+      case 'observation': {
+        this.#checkReplica(command.replicaPeerId)
+        const existing = this.#records.get(command.peerId)
+        let outcome: MergeOutcome
+        if (command.event === 'joined') {
+          if (existing === undefined) this.#checkRoom()
+          outcome = observeJoined(existing, command.peerId, command.replicaPeerId, nowMs, index)
+        } else {
+          outcome = observeLeft(existing, command.replicaPeerId, nowMs, index)
+        }
+        if ('stale' in outcome) this.#counters.observationsIgnored++
+        return this.#single(command, outcome, index)
+      }
+      case 'replica-reset': {
+        const replica = command.replicaPeerId
+        this.#checkReplica(replica)
+        return this.#endPresences(command, (record) => record.observers.includes(replica), (observer) => observer === replica, nowMs, index, false)
+      }
+      case 'expire': {
+        const deadlineMs = nowMs - command.ttlMs
+        return this.#endPresences(command, (record) => record.isActive && record.lastUpdatedMs < deadlineMs, () => true, nowMs, index, false)
+      }
+      case 'replicas': {
+        const next = new Set(command.replicaPeerIds)
+        const changed = command.replicaPeerIds.join('\n') !== this.#replicaPeerIds.join('\n')
+        this.#replicaPeerIds = command.replicaPeerIds
+        this.#replicas = next
+        return this.#endPresences(command, (record) => record.observers.some((observer) => !next.has(observer)), (observer) => !next.has(observer), nowMs, index, changed)
+      }
+    }
+  }
+
+  #single(command: Command, outcome: MergeOutcome, index: number): ApplyResult {
+    if ('stale' in outcome) return { status: 'stale', index, kind: command.kind, reason: outcome.stale }
+    this.#put(outcome.record)
+    return { status: 'applied', index, kind: command.kind, peerIds: [outcome.record.peerId] }
+  }
+
+  /** Ends presences on every record `select` picks, writing them in peer id order. */
+  #endPresences(
+    command: Command,
+    select: (record: NodeData) => boolean,
+    drop: (observer: string) => boolean,
+    nowMs: number,
+    index: number,
+    changedAnyway: boolean,
+  ): ApplyResult {
+    // Collect first: re-inserting while iterating the Map would visit records twice.
+    const selected: NodeData[] = []
+    for (const record of this.#records.values()) if (select(record)) selected.push(record)
+    selected.sort(byPeerId)
+    const peerIds: string[] = []
+    for (const record of selected) {
+      const next = endPresences(record, drop, nowMs, index)
+      if (next === undefined) continue
+      this.#put(next)
+      peerIds.push(next.peerId)
+    }
+    if (peerIds.length === 0 && !changedAnyway) {
+      const reason: StaleReason = 'NO_CHANGE'
+      return { status: 'stale', index, kind: command.kind, reason }
+    }
+    return { status: 'applied', index, kind: command.kind, peerIds }
+  }
+
+  #put(record: NodeData): void {
+    this.#records.delete(record.peerId)
+    this.#records.set(record.peerId, record)
+  }
+
+  #checkReplica(peerId: string): void {
+    if (!this.#replicas.has(peerId)) throw new RegistryError('UNAUTHORIZED', `${peerId} is not a replica`)
+  }
+
+  #checkRoom(): void {
+    if (this.#records.size >= RECORDS_MAX) throw new RegistryError('TOO_LARGE', `registry holds ${RECORDS_MAX} records, the most it may`)
+  }
+
+  /** The whole state as bytes, identical on every replica that applied the same entries. */
+  snapshot(): Uint8Array {
+    const records = [...this.#records.values()].sort(byPeerId)
+    return encodeSnapshot({
+      appliedIndex: this.#appliedIndex,
+      clockMs: this.#clockMs,
+      replicaPeerIds: this.#replicaPeerIds,
+      counters: { ...this.#counters },
+      records,
+    })
+  }
+
+  /**
+   * Replaces the whole state with a snapshot's. Decodes fully before touching anything: a bad
+   * snapshot throws RegistryError and leaves the registry as it was.
+   */
+  restore(bytes: Uint8Array, options: DecodeOptions = {}): void {
+    const state = decodeSnapshot(bytes, options)
+    // Rebuild the change order: by changedIndex, and by peer id within one entry, which is the
+    // order apply writes multi-record entries in.
+    const records = [...state.records].sort((a, b) => a.changedIndex - b.changedIndex || byPeerId(a, b))
+    this.#records.clear()
+    for (const record of records) this.#records.set(record.peerId, record)
+    this.#replicaPeerIds = state.replicaPeerIds
+    this.#replicas = new Set(state.replicaPeerIds)
+    this.#appliedIndex = state.appliedIndex
+    this.#clockMs = state.clockMs
+    Object.assign(this.#counters, state.counters)
+  }
+
+  get(peerId: string): NodeData | undefined {
+    return this.#records.get(peerId)
+  }
+
+  /** Records matching every condition of `filter`, sorted by peer id, at most `limit`. */
+  list(filter: ListFilter = {}): NodeData[] {
+    const limit = filter.limit ?? LIST_LIMIT_DEFAULT
+    const capabilityField = filter.capability === undefined ? undefined : CAPABILITY_FIELD[filter.capability]
+    const matches: NodeData[] = []
+    for (const record of this.#records.values()) {
+      if (filter.active !== undefined && record.isActive !== filter.active) continue
+      if (filter.staked !== undefined && record.isStaked !== filter.staked) continue
+      if (capabilityField !== undefined && !record[capabilityField]) continue
+      if (filter.updatedSinceMs !== undefined && record.lastUpdatedMs < filter.updatedSinceMs) continue
+      if (filter.afterPeerId !== undefined && record.peerId <= filter.afterPeerId) continue
+      matches.push(record)
+    }
+    matches.sort(byPeerId)
+    return matches.length > limit ? matches.slice(0, limit) : matches
+  }
+
+  /**
+   * Workers that can take `category` work now (active, staked, advertising the capability), most
+   * reliable first: see compareReliability for the rule.
+   */
+  eligible(category: Category): NodeData[] {
+    const workers: NodeData[] = []
+    for (const record of this.#records.values()) {
+      if (record.isActive && canDoWork(record, category)) workers.push(record)
+    }
+    return workers.sort(compareReliability)
+  }
+
+  /**
+   * Records changed by entries after `sinceIndex`, in log order, as they are now. A page holds at
+   * least `limit` records unless fewer changed, and never splits the records of one entry, so
+   * paging with `throughIndex` misses nothing.
+   */
+  changesSince(sinceIndex: number, limit: number = CHANGES_LIMIT_DEFAULT): Changes {
+    assert(limit >= 1, 'changesSince limit is at least 1')
+    const records: NodeData[] = []
+    let more = false
+    for (const record of this.#records.values()) {
+      if (record.changedIndex <= sinceIndex) continue
+      const last = records[records.length - 1]
+      if (last !== undefined && records.length >= limit && record.changedIndex !== last.changedIndex) {
+        more = true
+        break
+      }
+      records.push(record)
+    }
+    const last = records[records.length - 1]
+    const throughIndex = more && last !== undefined ? last.changedIndex : Math.max(sinceIndex, this.#appliedIndex)
+    return { records, throughIndex, more }
+  }
+
+  stats(): RegistryStats {
+    return {
+      appliedIndex: this.#appliedIndex,
+      clockMs: this.#clockMs,
+      records: this.#records.size,
+      ...this.#counters,
+    }
+  }
+}
+
+function byPeerId(a: NodeData, b: NodeData): number {
+  return a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0
+}
+
+function zeroCounters(): SnapshotCounters {
+  const counters = {} as SnapshotCounters
+  for (const name of SNAPSHOT_COUNTERS) counters[name] = 0
+  return counters
+}

@@ -1,0 +1,247 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import {
+  ETH_ADDRESS_PATTERN,
+  MULTIADDR_LENGTH_MAX,
+  MULTIADDRS_MAX,
+  PEER_ID_CACHE_ENTRIES_MAX,
+  PEER_ID_LENGTH_MAX,
+  REPLICAS_MAX,
+  VERSION_LENGTH_MAX,
+} from './constants.ts'
+import { RegistryError } from './errors.ts'
+import { RECORD_FIELDS, SELF_REPORTED_FIELDS } from './model.ts'
+import type { NodeData, SelfReported, SelfReportedField } from './model.ts'
+
+/**
+ * Checks on values that came from outside (decoded bytes or a caller's delta). Each returns the
+ * value typed, or throws RegistryError: INVALID for a wrong shape, TOO_LARGE for a broken bound.
+ * `what` names the value in the message, e.g. "delta.fields.version".
+ */
+
+export function invalid(what: string, expected: string): RegistryError {
+  return new RegistryError('INVALID', `${what}: expected ${expected}`)
+}
+
+export function checkArray(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw invalid(what, 'an array')
+  return value
+}
+
+export function checkBoolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') throw invalid(what, 'a boolean')
+  return value
+}
+
+/** Integers in [0, 2^53): counters, sequence numbers, log indexes and millisecond times. */
+export function checkUnsigned(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalid(what, 'a non-negative safe integer')
+  }
+  return value
+}
+
+export function checkString(value: unknown, what: string, lengthMax: number): string {
+  if (typeof value !== 'string') throw invalid(what, 'a string')
+  if (value.length > lengthMax) {
+    throw new RegistryError('TOO_LARGE', `${what}: ${value.length} characters, at most ${lengthMax}`)
+  }
+  return value
+}
+
+/** Printable ASCII only: versions are shown in logs and tables, where control bytes do harm. */
+const VERSION_PATTERN = /^[\x20-\x7e]*$/
+
+export function checkVersion(value: unknown, what: string): string {
+  const version = checkString(value, what, VERSION_LENGTH_MAX)
+  if (!VERSION_PATTERN.test(version)) throw invalid(what, 'printable ASCII')
+  return version
+}
+
+export function checkEthAddress(value: unknown, what: string): string {
+  const address = checkString(value, what, 42)
+  if (!ETH_ADDRESS_PATTERN.test(address)) throw invalid(what, '0x and 40 hex digits, or empty')
+  return address
+}
+
+/** base58btc alphabet: rejects most garbage before the (10 µs) key parse. */
+const BASE58_PATTERN = /^[1-9A-HJ-NP-Za-km-z]+$/
+const peerIdsValid = new Set<string>()
+
+/**
+ * A canonical libp2p peer id: parses (multihash of a key, or of its digest) and prints back as the
+ * same string. Requiring the canonical form keeps one key per peer in the registry: the CIDv1 form
+ * of the same id would otherwise be a second record.
+ */
+export function checkPeerId(value: unknown, what: string): string {
+  const text = checkString(value, what, PEER_ID_LENGTH_MAX)
+  if (peerIdsValid.has(text)) return text
+  if (!BASE58_PATTERN.test(text)) throw invalid(what, 'a base58btc libp2p peer id')
+  let canonical: string
+  try {
+    canonical = peerIdFromString(text).toString()
+  } catch (error) {
+    throw new RegistryError('INVALID', `${what}: not a libp2p peer id`, { cause: error })
+  }
+  if (canonical !== text) throw invalid(what, `the canonical peer id ${canonical}`)
+  if (peerIdsValid.size >= PEER_ID_CACHE_ENTRIES_MAX) peerIdsValid.clear()
+  peerIdsValid.add(text)
+  return text
+}
+
+/** A sorted list of distinct peer ids, at most `countMax` long (replica sets, observers). */
+export function checkPeerIdSet(value: unknown, what: string, countMax: number, verify: boolean): string[] {
+  const list = checkArray(value, what)
+  if (list.length > countMax) {
+    throw new RegistryError('TOO_LARGE', `${what}: ${list.length} peer ids, at most ${countMax}`)
+  }
+  const peerIds: string[] = []
+  for (let i = 0; i < list.length; i++) {
+    const peerId = verify ? checkPeerId(list[i], `${what}[${i}]`) : checkString(list[i], `${what}[${i}]`, PEER_ID_LENGTH_MAX)
+    const previous = peerIds[i - 1]
+    if (previous !== undefined && !(previous < peerId)) throw invalid(what, 'sorted distinct peer ids')
+    peerIds.push(peerId)
+  }
+  return peerIds
+}
+
+/**
+ * A multiaddr in the canonical form `@multiformats/multiaddr` prints. Canonical strings make equal
+ * addresses equal bytes, so snapshots stay identical across replicas.
+ */
+export function checkMultiaddr(value: unknown, what: string): string {
+  const text = checkString(value, what, MULTIADDR_LENGTH_MAX)
+  let canonical: string
+  try {
+    canonical = multiaddr(text).toString()
+  } catch (error) {
+    throw new RegistryError('INVALID', `${what}: not a multiaddr`, { cause: error })
+  }
+  if (canonical !== text) throw invalid(what, `the canonical multiaddr ${canonical}`)
+  return text
+}
+
+/** At most MULTIADDRS_MAX distinct multiaddrs; order is the node's preference and is kept. */
+export function checkMultiaddrs(value: unknown, what: string, verify: boolean): string[] {
+  const list = checkArray(value, what)
+  if (list.length > MULTIADDRS_MAX) {
+    throw new RegistryError('TOO_LARGE', `${what}: ${list.length} multiaddrs, at most ${MULTIADDRS_MAX}`)
+  }
+  const multiaddrs: string[] = []
+  const seen = new Set<string>()
+  for (let i = 0; i < list.length; i++) {
+    const address = verify ? checkMultiaddr(list[i], `${what}[${i}]`) : checkString(list[i], `${what}[${i}]`, MULTIADDR_LENGTH_MAX)
+    if (seen.has(address)) throw invalid(`${what}[${i}]`, 'no duplicate multiaddrs')
+    seen.add(address)
+    multiaddrs.push(address)
+  }
+  return multiaddrs
+}
+
+/** Checks one self-reported field by name; `verify` also parses multiaddrs. */
+export function checkSelfReportedField(field: SelfReportedField, value: unknown, what: string, verify: boolean): unknown {
+  switch (field) {
+    case 'multiaddrs':
+      return checkMultiaddrs(value, what, verify)
+    case 'isStaked':
+    case 'isValidator':
+    case 'isTwitterScraper':
+    case 'isWebScraper':
+    case 'isDiscordScraper':
+    case 'isTelegramScraper':
+      return checkBoolean(value, what)
+    case 'version':
+      return checkVersion(value, what)
+    case 'ethAddress':
+      return checkEthAddress(value, what)
+    case 'returnedItems':
+    case 'returnedItemsLastMs':
+    case 'timeouts':
+    case 'timeoutsLastMs':
+    case 'notFound':
+    case 'notFoundLastMs':
+      return checkUnsigned(value, what)
+  }
+}
+
+/**
+ * A delta's fields as written on the wire: `[fieldId, value, ...]` with ids (indexes into
+ * SELF_REPORTED_FIELDS) strictly ascending. Unknown ids are INVALID rather than ignored: a newer
+ * writer must bump CODEC_VERSION instead of having its fields silently dropped by older replicas.
+ */
+export function checkDeltaFields(value: unknown, what: string): Partial<SelfReported> {
+  const list = checkArray(value, what)
+  if (list.length % 2 !== 0) throw invalid(what, 'field id and value pairs')
+  const fields: Record<string, unknown> = {}
+  let previousId = -1
+  for (let i = 0; i < list.length; i += 2) {
+    const id = list[i]
+    if (typeof id !== 'number' || !Number.isInteger(id) || id <= previousId || id >= SELF_REPORTED_FIELDS.length) {
+      throw invalid(`${what}[${i}]`, 'ascending self-reported field ids')
+    }
+    previousId = id
+    const field = SELF_REPORTED_FIELDS[id]!
+    fields[field] = checkSelfReportedField(field, list[i + 1], `${what}.${field}`, true)
+  }
+  return fields as Partial<SelfReported>
+}
+
+/**
+ * A whole record in RECORD_FIELDS order, with its invariants: what the state machine maintains
+ * must also hold for anything read back from a snapshot or the wire.
+ */
+export function checkRecord(value: unknown, what: string, verify: boolean): NodeData {
+  const list = checkArray(value, what)
+  if (list.length !== RECORD_FIELDS.length) throw invalid(what, `${RECORD_FIELDS.length} fields`)
+  const at = (i: number): unknown => list[i]
+  const record: NodeData = {
+    peerId: verify ? checkPeerId(at(0), `${what}.peerId`) : checkString(at(0), `${what}.peerId`, PEER_ID_LENGTH_MAX),
+    multiaddrs: checkMultiaddrs(at(1), `${what}.multiaddrs`, verify),
+    firstJoinedMs: checkUnsigned(at(2), `${what}.firstJoinedMs`),
+    lastJoinedMs: checkUnsigned(at(3), `${what}.lastJoinedMs`),
+    lastLeftMs: checkUnsigned(at(4), `${what}.lastLeftMs`),
+    lastUpdatedMs: checkUnsigned(at(5), `${what}.lastUpdatedMs`),
+    uptimeAccumulatedMs: checkUnsigned(at(6), `${what}.uptimeAccumulatedMs`),
+    isActive: checkBoolean(at(7), `${what}.isActive`),
+    isStaked: checkBoolean(at(8), `${what}.isStaked`),
+    isValidator: checkBoolean(at(9), `${what}.isValidator`),
+    isTwitterScraper: checkBoolean(at(10), `${what}.isTwitterScraper`),
+    isWebScraper: checkBoolean(at(11), `${what}.isWebScraper`),
+    isDiscordScraper: checkBoolean(at(12), `${what}.isDiscordScraper`),
+    isTelegramScraper: checkBoolean(at(13), `${what}.isTelegramScraper`),
+    version: checkVersion(at(14), `${what}.version`),
+    ethAddress: checkEthAddress(at(15), `${what}.ethAddress`),
+    returnedItems: checkUnsigned(at(16), `${what}.returnedItems`),
+    returnedItemsLastMs: checkUnsigned(at(17), `${what}.returnedItemsLastMs`),
+    timeouts: checkUnsigned(at(18), `${what}.timeouts`),
+    timeoutsLastMs: checkUnsigned(at(19), `${what}.timeoutsLastMs`),
+    notFound: checkUnsigned(at(20), `${what}.notFound`),
+    notFoundLastMs: checkUnsigned(at(21), `${what}.notFoundLastMs`),
+    originSeq: checkUnsigned(at(22), `${what}.originSeq`),
+    observers: checkPeerIdSet(at(23), `${what}.observers`, REPLICAS_MAX, verify),
+    changedIndex: checkUnsigned(at(24), `${what}.changedIndex`),
+  }
+  const broken = recordInvariantBroken(record)
+  if (broken !== undefined) throw invalid(what, broken)
+  return record
+}
+
+/**
+ * The invariants every record satisfies, or a description of the first one broken. The state
+ * machine asserts them after each change; decoders reject records that break them.
+ */
+export function recordInvariantBroken(record: NodeData): string | undefined {
+  if (record.isActive !== record.observers.length > 0) return 'isActive exactly when some replica observes the node'
+  if (record.firstJoinedMs > record.lastJoinedMs) return 'firstJoinedMs <= lastJoinedMs'
+  if (record.lastJoinedMs > record.lastUpdatedMs) return 'lastJoinedMs <= lastUpdatedMs'
+  if (record.lastLeftMs > record.lastUpdatedMs) return 'lastLeftMs <= lastUpdatedMs'
+  if (record.firstJoinedMs === 0 && record.lastJoinedMs !== 0) return 'lastJoinedMs is 0 until a first join'
+  if (record.firstJoinedMs === 0 && record.lastLeftMs !== 0) return 'lastLeftMs is 0 until a first join'
+  if (record.lastLeftMs !== 0 && record.lastLeftMs < record.firstJoinedMs) return 'firstJoinedMs <= lastLeftMs'
+  if (record.isActive && record.firstJoinedMs === 0) return 'an active node has joined'
+  // Uptime is a sum of disjoint intervals inside [firstJoined, end], end being now when active
+  // (bounded by lastJoined for the closed part) and lastLeft otherwise.
+  const spanEndMs = record.isActive ? record.lastJoinedMs : record.lastLeftMs
+  if (record.uptimeAccumulatedMs > spanEndMs - record.firstJoinedMs) return 'uptimeAccumulatedMs within the span since first join'
+  return undefined
+}

@@ -1,0 +1,81 @@
+import { encodeCommand } from '../src/index.ts'
+import type { Command, Delta, ObservationEvent, Registry, RegistryLogEntry, SelfReported } from '../src/index.ts'
+
+const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+function base58(bytes: Uint8Array): string {
+  let value = 0n
+  for (const byte of bytes) value = value * 256n + BigInt(byte)
+  let text = ''
+  while (value > 0n) {
+    text = BASE58_ALPHABET[Number(value % 58n)] + text
+    value /= 58n
+  }
+  for (const byte of bytes) {
+    if (byte !== 0) break
+    text = '1' + text
+  }
+  return text
+}
+
+/**
+ * A canonical Ed25519 peer id ("12D3KooW…") made from a seed number: the identity multihash of the
+ * protobuf-encoded public key. The key bytes need not be a real key's; libp2p only checks length.
+ */
+export function peerId(seed: number): string {
+  const bytes = new Uint8Array(38)
+  bytes.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
+  const view = new DataView(bytes.buffer)
+  for (let i = 0; i < 8; i++) view.setUint32(6 + i * 4, Math.imul(seed + 1, 0x9e3779b1 + i * 0x85ebca6b) >>> 0)
+  return base58(bytes)
+}
+
+export const REPLICAS = [peerId(9001), peerId(9002), peerId(9003)].sort()
+export const [REPLICA_A, REPLICA_B, REPLICA_C] = REPLICAS as [string, string, string]
+
+export function deltaCommand(origin: string, seq: number, fields: Partial<SelfReported>, submitter = origin): Command {
+  const delta: Delta = { originPeerId: origin, seq, fields }
+  return { kind: 'delta', submitterPeerId: submitter, delta }
+}
+
+export function observation(replica: string, peer: string, event: ObservationEvent): Command {
+  return { kind: 'observation', replicaPeerId: replica, peerId: peer, event }
+}
+
+/** Feeds commands to a registry as a leader would: encoded, stamped, with increasing indexes. */
+export class Log {
+  readonly entries: RegistryLogEntry[] = []
+  index = 0
+
+  append(command: Command, timestampMs: number): RegistryLogEntry {
+    this.index++
+    const entry = { index: this.index, data: encodeCommand({ timestampMs, command }) }
+    this.entries.push(entry)
+    return entry
+  }
+}
+
+export function applyAll(registry: Registry, entries: readonly RegistryLogEntry[]): void {
+  for (const entry of entries) registry.apply(entry)
+}
+
+/** A realistic record's worth of self-reported fields, about 300 bytes encoded. */
+export function fullFields(seed: number): SelfReported {
+  return {
+    multiaddrs: [`/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/tcp/4001`, `/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/udp/4001/quic-v1`],
+    isStaked: true,
+    isValidator: seed % 7 === 0,
+    isTwitterScraper: seed % 2 === 0,
+    isWebScraper: seed % 3 === 0,
+    isDiscordScraper: false,
+    isTelegramScraper: seed % 5 === 0,
+    version: '1.4.2',
+    ethAddress: '0x' + (seed.toString(16).padStart(8, '0').repeat(5)),
+    returnedItems: seed * 17,
+    returnedItemsLastMs: 1_700_000_000_000 + seed,
+    timeouts: seed % 11,
+    timeoutsLastMs: 1_700_000_000_000 + seed * 3,
+    notFound: seed % 3,
+    notFoundLastMs: 1_700_000_000_000 + seed * 5,
+  }
+}

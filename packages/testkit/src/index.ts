@@ -1,0 +1,16 @@
+/**
+ * @nodeledger/testkit: the deterministic Raft simulator and its checkers.
+ *
+ * @example
+ * ```ts
+ * import { runSeed } from '@nodeledger/testkit'
+ * const result = runSeed(42)            // same seed, same trace, every time
+ * if (result.violations.length > 0) console.log(result.violations, result.traceTail)
+ * ```
+ */
+export { Simulation, runSeed, optionsForSeed } from './sim/simulation.ts'
+export type { SimulationOptions, SimulationResult, FaultOptions } from './sim/simulation.ts'
+export { SimNetwork } from './sim/network.ts'
+export type { NetworkOptions } from './sim/network.ts'
+export { SafetyChecker, digestBytes } from './sim/checker.ts'
+export { SimRng } from './sim/rng.ts'
