@@ -17,6 +17,11 @@ export interface FaultOptions {
   transferProbability: number
   /** Both ends of a link see its connection close although both processes live. */
   spuriousUnreachableProbability: number
+  /**
+   * A new leader crashes within a few ticks of its election, before its no-op spreads: the history
+   * that leaves old-term entries on a quorum and rival terms elsewhere (the paper's Figure 8).
+   */
+  crashNewLeaderProbability: number
 }
 
 export interface SimulationOptions {
@@ -30,6 +35,8 @@ export interface SimulationOptions {
   heartbeatTicks: number
   snapshotEveryEntries: number
   snapshotChunkBytes: number
+  /** Small batches make a quorum hold old-term entries without the new leader's no-op (Figure 8). */
+  entriesPerMessageMax: number
   clientCount: number
   keyCount: number
   opProbability: number
@@ -82,6 +89,7 @@ export function optionsForSeed(seed: number): SimulationOptions {
     heartbeatTicks: 2,
     snapshotEveryEntries: rng.intBetween(8, 60),
     snapshotChunkBytes: rng.pick([16, 64, 1024]),
+    entriesPerMessageMax: rng.pick([1, 2, 8]),
     clientCount: 3,
     keyCount: rng.intBetween(1, 4),
     opProbability: rng.pick([0.2, 0.5, 0.9]),
@@ -103,6 +111,7 @@ export function optionsForSeed(seed: number): SimulationOptions {
       confChangeProbability: rng.pick([0, 0.01, 0.04]),
       transferProbability: rng.pick([0, 0.01, 0.03]),
       spuriousUnreachableProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
+      crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
     },
     keepTrace: false,
   }
@@ -157,12 +166,15 @@ export class Simulation {
   private nextOpId = 1
   private readonly pendingOps = new Map<number, ClientOp>()
   private readonly clientBusy = new Set<number>()
-  private leaderHint: NodeId = 0
+  /** Each client's own idea of who leads: a stale one sends it to a deposed leader, as in life. */
+  private readonly leaderHints = new Map<number, NodeId>()
   /** Per key: the highest log index of an acknowledged write, and of a value a completed read saw. */
   private readonly ackedFloor = new Map<string, number>()
   private readonly readFloor = new Map<string, number>()
   private readonly ackedWrites: Array<{ key: string; index: number; term: number }> = []
   private lastLeaderTerm = 0
+  /** Crashes scheduled for new leaders: replica id -> step. */
+  private readonly scheduledCrashes = new Map<NodeId, number>()
   private probeAckedAfterHeal = false
   private healTick = 0
   private readonly stats: SimulationResult['stats'] = {
@@ -243,6 +255,15 @@ export class Simulation {
     for (const replica of this.replicas.values()) {
       if (replica.node !== undefined && (this.step + replica.tickOffset) % this.options.stepsPerTick === 0) replica.node.tick()
     }
+    for (const [id, atStep] of this.scheduledCrashes) {
+      if (atStep > this.step) continue
+      this.scheduledCrashes.delete(id)
+      const replica = this.replicas.get(id)!
+      if (replica.node !== undefined && this.faultsActive) {
+        this.trace(`n${id} crash (new leader)`)
+        this.crash(replica)
+      }
+    }
     if (this.step % this.options.stepsPerTick === 0) {
       this.tickNumber++
       if (this.faultsActive) this.injectFaults()
@@ -274,6 +295,9 @@ export class Simulation {
         this.checker.onBecameLeader(this.step, id, node.raft.log.firstIndex(), (index) => node.raft.log.term(index))
         if (node.raft.term !== this.lastLeaderTerm) this.stats.leaderChanges++
         this.lastLeaderTerm = node.raft.term
+        if (this.faultsActive && this.rng.chance(this.options.faults.crashNewLeaderProbability)) {
+          this.scheduledCrashes.set(id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick))
+        }
       }
     }
     // 1. Persist.
@@ -399,15 +423,15 @@ export class Simulation {
     }
   }
 
-  private pickTarget(): Replica | undefined {
-    const hinted = this.replicas.get(this.leaderHint)
+  private pickTarget(client: number): Replica | undefined {
+    const hinted = this.replicas.get(this.leaderHints.get(client) ?? 0)
     if (hinted?.node !== undefined && this.rng.chance(0.85)) return hinted
     const live = [...this.replicas.values()].filter((replica) => replica.node !== undefined)
     return live.length === 0 ? undefined : this.rng.pick(live)
   }
 
   private invoke(client: number, kind: 'write' | 'read'): void {
-    const target = this.pickTarget()
+    const target = this.pickTarget(client)
     if (target?.node === undefined) return
     const key = `k${this.rng.intBetween(1, this.options.keyCount)}`
     const id = this.nextOpId++
@@ -425,13 +449,12 @@ export class Simulation {
       }
     } catch (error) {
       if (!(error instanceof RaftError)) throw error
-      if (error.code === 'NOT_LEADER' && error.leader !== 0) this.leaderHint = error.leader
-      else if (error.code === 'NOT_LEADER') this.leaderHint = 0
+      if (error.code === 'NOT_LEADER') this.leaderHints.set(client, error.leader)
       if (kind === 'write') this.stats.writesFailed++
       else this.stats.readsFailed++
       return
     }
-    this.leaderHint = target.id
+    this.leaderHints.set(client, target.id)
     this.pendingOps.set(id, op)
     this.clientBusy.add(client)
   }
@@ -591,7 +614,7 @@ export class Simulation {
       applied: snapshot.metadata.index,
       electionTimeoutTicks: this.options.electionTimeoutTicks,
       heartbeatTicks: this.options.heartbeatTicks,
-      entriesPerMessageMax: 8,
+      entriesPerMessageMax: this.options.entriesPerMessageMax,
       inflightMessagesMax: 16,
       snapshotChunkBytes: this.options.snapshotChunkBytes,
       leaseMarginTicks: 1,
