@@ -11,7 +11,7 @@ import {
   SNAPSHOT_BYTES_MAX,
 } from './constants.ts'
 import { RegistryError } from './errors.ts'
-import { RECORD_FIELDS, SELF_REPORTED_FIELDS } from './model.ts'
+import { SELF_REPORTED_FIELDS } from './model.ts'
 import type { NodeData } from './model.ts'
 import {
   checkArray,
@@ -197,10 +197,16 @@ export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
 // ---------------------------------------------------------------------------------------------
 // Records
 
-export function recordToArray(record: NodeData): unknown[] {
-  const list = new Array<unknown>(RECORD_FIELDS.length)
-  for (let i = 0; i < RECORD_FIELDS.length; i++) list[i] = record[RECORD_FIELDS[i]!]
-  return list
+/** A record as the positional array the codec writes: RECORD_FIELDS order (a test checks it). */
+export function recordToArray(r: NodeData): unknown[] {
+  // Spelled out rather than looped over RECORD_FIELDS: a literal is several times faster to build,
+  // which matters for a snapshot of a million records.
+  return [
+    r.peerId, r.multiaddrs, r.firstJoinedMs, r.lastJoinedMs, r.lastLeftMs, r.lastUpdatedMs, r.uptimeAccumulatedMs,
+    r.isActive, r.isStaked, r.isValidator, r.isTwitterScraper, r.isWebScraper, r.isDiscordScraper, r.isTelegramScraper,
+    r.version, r.ethAddress, r.returnedItems, r.returnedItemsLastMs, r.timeouts, r.timeoutsLastMs, r.notFound,
+    r.notFoundLastMs, r.originSeq, r.observers, r.changedIndex,
+  ]
 }
 
 export function encodeRecord(record: NodeData): Uint8Array {
@@ -216,7 +222,7 @@ export function decodeRecord(bytes: Uint8Array, options: DecodeOptions = {}): No
     checkBytes(bytes, 'record', RECORD_BYTES_MAX)
     const list = envelope(unpack(bytes, 'record'), 'record')
     if (list.length !== 2) throw invalid('record', 'a version and a field array')
-    return checkRecord(list[1], 'record', options.verify ?? true)
+    return checkRecord(list[1], options.verify ?? true)
   })
 }
 
@@ -265,7 +271,7 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
     const clockMs = checkUnsigned(list[1], 'snapshot.clockMs')
     const records = new Array<NodeData>(recordList.length)
     for (let i = 0; i < recordList.length; i++) {
-      const record = checkRecord(recordList[i], `snapshot.records[${i}]`, verify)
+      const record = withContext(() => `snapshot.records[${i}]`, () => checkRecord(recordList[i], verify))
       const previous = records[i - 1]
       if (previous !== undefined && !(previous.peerId < record.peerId)) {
         throw invalid('snapshot.records', 'records sorted by distinct peer id')
@@ -309,6 +315,16 @@ function envelope(value: unknown, what: string): unknown[] {
     throw new RegistryError('UNSUPPORTED_VERSION', `${what}: version ${version}, this build reads ${CODEC_VERSION}`)
   }
   return list
+}
+
+/** Names the failing element of a collection in the message, built only when something failed. */
+function withContext<T>(where: () => string, check: () => T): T {
+  try {
+    return check()
+  } catch (error) {
+    if (!(error instanceof RegistryError)) throw error
+    throw new RegistryError(error.code, `${where()}: ${error.message}`, { cause: error })
+  }
 }
 
 /** The promise that decoders throw RegistryError and nothing else, kept in one place. */

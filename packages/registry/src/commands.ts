@@ -81,7 +81,14 @@ export type ApplyResult =
       /** Records this entry changed, sorted by peer id. */
       readonly peerIds: readonly string[]
     }
-  | { readonly status: 'stale'; readonly index: number; readonly kind: CommandKind; readonly reason: StaleReason }
+  | {
+      readonly status: 'stale'
+      readonly index: number
+      readonly kind: CommandKind
+      /** Always STALE: lets a host answer a submit with one code table for stale and rejected. */
+      readonly code: 'STALE'
+      readonly reason: StaleReason
+    }
   | {
       readonly status: 'rejected'
       readonly index: number

@@ -42,6 +42,11 @@ export class Registry {
   #appliedIndex = 0
   #clockMs = 0
   readonly #counters: SnapshotCounters = zeroCounters()
+  /**
+   * Peer ids in sorted order, rebuilt lazily after a record is added (records are never removed,
+   * and most entries change existing ones), so `list` and `snapshot` walk it instead of sorting.
+   */
+  #sortedPeerIds: string[] | undefined = []
 
   constructor(options: RegistryOptions = {}) {
     this.#replicaPeerIds = checkPeerIdSet([...(options.replicaPeerIds ?? [])].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
@@ -146,7 +151,7 @@ export class Registry {
   }
 
   #single(command: Command, outcome: MergeOutcome, index: number): ApplyResult {
-    if ('stale' in outcome) return { status: 'stale', index, kind: command.kind, reason: outcome.stale }
+    if ('stale' in outcome) return { status: 'stale', index, kind: command.kind, code: 'STALE', reason: outcome.stale }
     this.#put(outcome.record)
     return { status: 'applied', index, kind: command.kind, peerIds: [outcome.record.peerId] }
   }
@@ -173,13 +178,13 @@ export class Registry {
     }
     if (peerIds.length === 0 && !changedAnyway) {
       const reason: StaleReason = 'NO_CHANGE'
-      return { status: 'stale', index, kind: command.kind, reason }
+      return { status: 'stale', index, kind: command.kind, code: 'STALE', reason }
     }
     return { status: 'applied', index, kind: command.kind, peerIds }
   }
 
   #put(record: NodeData): void {
-    this.#records.delete(record.peerId)
+    if (!this.#records.delete(record.peerId)) this.#sortedPeerIds = undefined
     this.#records.set(record.peerId, record)
   }
 
@@ -191,9 +196,14 @@ export class Registry {
     if (this.#records.size >= RECORDS_MAX) throw new RegistryError('TOO_LARGE', `registry holds ${RECORDS_MAX} records, the most it may`)
   }
 
+  #sorted(): string[] {
+    if (this.#sortedPeerIds === undefined) this.#sortedPeerIds = [...this.#records.keys()].sort()
+    return this.#sortedPeerIds
+  }
+
   /** The whole state as bytes, identical on every replica that applied the same entries. */
   snapshot(): Uint8Array {
-    const records = [...this.#records.values()].sort(byPeerId)
+    const records = this.#sorted().map((peerId) => this.#records.get(peerId)!)
     return encodeSnapshot({
       appliedIndex: this.#appliedIndex,
       clockMs: this.#clockMs,
@@ -214,6 +224,7 @@ export class Registry {
     const records = [...state.records].sort((a, b) => a.changedIndex - b.changedIndex || byPeerId(a, b))
     this.#records.clear()
     for (const record of records) this.#records.set(record.peerId, record)
+    this.#sortedPeerIds = state.records.map((record) => record.peerId)
     this.#replicaPeerIds = state.replicaPeerIds
     this.#replicas = new Set(state.replicaPeerIds)
     this.#appliedIndex = state.appliedIndex
@@ -229,17 +240,27 @@ export class Registry {
   list(filter: ListFilter = {}): NodeData[] {
     const limit = filter.limit ?? LIST_LIMIT_DEFAULT
     const capabilityField = filter.capability === undefined ? undefined : CAPABILITY_FIELD[filter.capability]
+    const peerIds = this.#sorted()
     const matches: NodeData[] = []
-    for (const record of this.#records.values()) {
+    // Binary search to the cursor, then walk in order and stop at the limit.
+    let i = 0
+    if (filter.afterPeerId !== undefined) {
+      let high = peerIds.length
+      while (i < high) {
+        const middle = (i + high) >>> 1
+        if (peerIds[middle]! <= filter.afterPeerId) i = middle + 1
+        else high = middle
+      }
+    }
+    for (; i < peerIds.length && matches.length < limit; i++) {
+      const record = this.#records.get(peerIds[i]!)!
       if (filter.active !== undefined && record.isActive !== filter.active) continue
       if (filter.staked !== undefined && record.isStaked !== filter.staked) continue
       if (capabilityField !== undefined && !record[capabilityField]) continue
       if (filter.updatedSinceMs !== undefined && record.lastUpdatedMs < filter.updatedSinceMs) continue
-      if (filter.afterPeerId !== undefined && record.peerId <= filter.afterPeerId) continue
       matches.push(record)
     }
-    matches.sort(byPeerId)
-    return matches.length > limit ? matches.slice(0, limit) : matches
+    return matches
   }
 
   /**

@@ -97,7 +97,7 @@ export function checkPeerIdSet(value: unknown, what: string, countMax: number, v
   }
   const peerIds: string[] = []
   for (let i = 0; i < list.length; i++) {
-    const peerId = verify ? checkPeerId(list[i], `${what}[${i}]`) : checkString(list[i], `${what}[${i}]`, PEER_ID_LENGTH_MAX)
+    const peerId = verify ? checkPeerId(list[i], what) : checkString(list[i], what, PEER_ID_LENGTH_MAX)
     const previous = peerIds[i - 1]
     if (previous !== undefined && !(previous < peerId)) throw invalid(what, 'sorted distinct peer ids')
     peerIds.push(peerId)
@@ -130,8 +130,8 @@ export function checkMultiaddrs(value: unknown, what: string, verify: boolean): 
   const multiaddrs: string[] = []
   const seen = new Set<string>()
   for (let i = 0; i < list.length; i++) {
-    const address = verify ? checkMultiaddr(list[i], `${what}[${i}]`) : checkString(list[i], `${what}[${i}]`, MULTIADDR_LENGTH_MAX)
-    if (seen.has(address)) throw invalid(`${what}[${i}]`, 'no duplicate multiaddrs')
+    const address = verify ? checkMultiaddr(list[i], what) : checkString(list[i], what, MULTIADDR_LENGTH_MAX)
+    if (seen.has(address)) throw invalid(what, 'no duplicate multiaddrs')
     seen.add(address)
     multiaddrs.push(address)
   }
@@ -190,36 +190,37 @@ export function checkDeltaFields(value: unknown, what: string): Partial<SelfRepo
  * A whole record in RECORD_FIELDS order, with its invariants: what the state machine maintains
  * must also hold for anything read back from a snapshot or the wire.
  */
-export function checkRecord(value: unknown, what: string, verify: boolean): NodeData {
+export function checkRecord(value: unknown, verify: boolean): NodeData {
+  // Labels are constants: building `records[i].field` strings eagerly would cost more than the checks.
+  const what = 'record'
   const list = checkArray(value, what)
   if (list.length !== RECORD_FIELDS.length) throw invalid(what, `${RECORD_FIELDS.length} fields`)
-  const at = (i: number): unknown => list[i]
   const record: NodeData = {
-    peerId: verify ? checkPeerId(at(0), `${what}.peerId`) : checkString(at(0), `${what}.peerId`, PEER_ID_LENGTH_MAX),
-    multiaddrs: checkMultiaddrs(at(1), `${what}.multiaddrs`, verify),
-    firstJoinedMs: checkUnsigned(at(2), `${what}.firstJoinedMs`),
-    lastJoinedMs: checkUnsigned(at(3), `${what}.lastJoinedMs`),
-    lastLeftMs: checkUnsigned(at(4), `${what}.lastLeftMs`),
-    lastUpdatedMs: checkUnsigned(at(5), `${what}.lastUpdatedMs`),
-    uptimeAccumulatedMs: checkUnsigned(at(6), `${what}.uptimeAccumulatedMs`),
-    isActive: checkBoolean(at(7), `${what}.isActive`),
-    isStaked: checkBoolean(at(8), `${what}.isStaked`),
-    isValidator: checkBoolean(at(9), `${what}.isValidator`),
-    isTwitterScraper: checkBoolean(at(10), `${what}.isTwitterScraper`),
-    isWebScraper: checkBoolean(at(11), `${what}.isWebScraper`),
-    isDiscordScraper: checkBoolean(at(12), `${what}.isDiscordScraper`),
-    isTelegramScraper: checkBoolean(at(13), `${what}.isTelegramScraper`),
-    version: checkVersion(at(14), `${what}.version`),
-    ethAddress: checkEthAddress(at(15), `${what}.ethAddress`),
-    returnedItems: checkUnsigned(at(16), `${what}.returnedItems`),
-    returnedItemsLastMs: checkUnsigned(at(17), `${what}.returnedItemsLastMs`),
-    timeouts: checkUnsigned(at(18), `${what}.timeouts`),
-    timeoutsLastMs: checkUnsigned(at(19), `${what}.timeoutsLastMs`),
-    notFound: checkUnsigned(at(20), `${what}.notFound`),
-    notFoundLastMs: checkUnsigned(at(21), `${what}.notFoundLastMs`),
-    originSeq: checkUnsigned(at(22), `${what}.originSeq`),
-    observers: checkPeerIdSet(at(23), `${what}.observers`, REPLICAS_MAX, verify),
-    changedIndex: checkUnsigned(at(24), `${what}.changedIndex`),
+    peerId: verify ? checkPeerId(list[0], 'record.peerId') : checkString(list[0], 'record.peerId', PEER_ID_LENGTH_MAX),
+    multiaddrs: checkMultiaddrs(list[1], 'record.multiaddrs', verify),
+    firstJoinedMs: checkUnsigned(list[2], 'record.firstJoinedMs'),
+    lastJoinedMs: checkUnsigned(list[3], 'record.lastJoinedMs'),
+    lastLeftMs: checkUnsigned(list[4], 'record.lastLeftMs'),
+    lastUpdatedMs: checkUnsigned(list[5], 'record.lastUpdatedMs'),
+    uptimeAccumulatedMs: checkUnsigned(list[6], 'record.uptimeAccumulatedMs'),
+    isActive: checkBoolean(list[7], 'record.isActive'),
+    isStaked: checkBoolean(list[8], 'record.isStaked'),
+    isValidator: checkBoolean(list[9], 'record.isValidator'),
+    isTwitterScraper: checkBoolean(list[10], 'record.isTwitterScraper'),
+    isWebScraper: checkBoolean(list[11], 'record.isWebScraper'),
+    isDiscordScraper: checkBoolean(list[12], 'record.isDiscordScraper'),
+    isTelegramScraper: checkBoolean(list[13], 'record.isTelegramScraper'),
+    version: checkVersion(list[14], 'record.version'),
+    ethAddress: checkEthAddress(list[15], 'record.ethAddress'),
+    returnedItems: checkUnsigned(list[16], 'record.returnedItems'),
+    returnedItemsLastMs: checkUnsigned(list[17], 'record.returnedItemsLastMs'),
+    timeouts: checkUnsigned(list[18], 'record.timeouts'),
+    timeoutsLastMs: checkUnsigned(list[19], 'record.timeoutsLastMs'),
+    notFound: checkUnsigned(list[20], 'record.notFound'),
+    notFoundLastMs: checkUnsigned(list[21], 'record.notFoundLastMs'),
+    originSeq: checkUnsigned(list[22], 'record.originSeq'),
+    observers: checkPeerIdSet(list[23], 'record.observers', REPLICAS_MAX, verify),
+    changedIndex: checkUnsigned(list[24], 'record.changedIndex'),
   }
   const broken = recordInvariantBroken(record)
   if (broken !== undefined) throw invalid(what, broken)

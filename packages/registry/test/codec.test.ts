@@ -8,6 +8,7 @@ import {
   MULTIADDRS_MAX,
   PEER_ID_LENGTH_MAX,
   RECORD_BYTES_MAX,
+  RECORD_FIELDS,
   REPLICAS_MAX,
   RegistryError,
   SELF_REPORTED_FIELDS,
@@ -20,6 +21,7 @@ import {
   encodeRecord,
   encodeSnapshot,
 } from '../src/index.ts'
+import { recordToArray } from '../src/codec.ts'
 import type { CommandEnvelope, NodeData, RegistryErrorCode } from '../src/index.ts'
 import { REPLICA_A, deltaCommand, fullFields, observation, peerId } from './helpers.ts'
 
@@ -207,6 +209,11 @@ describe('record codec', () => {
       returnedItems: Number.MAX_SAFE_INTEGER,
     }
   }
+
+  it('writes record fields in RECORD_FIELDS order', () => {
+    const record = maximalRecord()
+    expect(recordToArray(record)).toEqual(RECORD_FIELDS.map((field) => record[field]))
+  })
 
   it('round-trips a record', () => {
     const record = { ...emptyRecord(peerId(3)), ...fullFields(3) }
