@@ -17,6 +17,14 @@ export interface Config {
   preVote?: boolean
   /** Raft thesis §6.2: a leader that hears from no quorum for an election timeout steps down. Default on. */
   checkQuorum?: boolean
+  /**
+   * Serve ReadMode.Lease reads from the leader's lease (thesis §6.4.1). Off by default: a lease is only
+   * safe if no follower grants a vote within an election timeout of hearing the leader, so with it on
+   * a follower told its leader is unreachable still waits out that window before anyone may win
+   * (failover ≈ one election timeout instead of a few ticks). With it off, Lease reads fall back to
+   * ReadIndex. Requires checkQuorum.
+   */
+  leaseReads?: boolean
   entriesPerMessageMax?: number
   entriesBytesPerMessageMax?: number
   inflightMessagesMax?: number
@@ -42,6 +50,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
     heartbeatTicks: config.heartbeatTicks ?? defaults.HEARTBEAT_TICKS_DEFAULT,
     preVote: config.preVote ?? true,
     checkQuorum: config.checkQuorum ?? true,
+    leaseReads: config.leaseReads ?? false,
     entriesPerMessageMax: config.entriesPerMessageMax ?? defaults.ENTRIES_PER_MESSAGE_MAX_DEFAULT,
     entriesBytesPerMessageMax: config.entriesBytesPerMessageMax ?? defaults.ENTRIES_BYTES_PER_MESSAGE_MAX_DEFAULT,
     inflightMessagesMax: config.inflightMessagesMax ?? defaults.INFLIGHT_MESSAGES_MAX_DEFAULT,
@@ -76,6 +85,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
   if (!Number.isSafeInteger(resolved.leaseMarginTicks) || resolved.leaseMarginTicks < 0 || resolved.leaseMarginTicks >= resolved.electionTimeoutTicks) {
     problems.push(`leaseMarginTicks must be in [0, electionTimeoutTicks) (got ${resolved.leaseMarginTicks})`)
   }
+  if (resolved.leaseReads && !resolved.checkQuorum) problems.push('leaseReads requires checkQuorum (a leader must step down when it loses its quorum)')
   if (resolved.applied !== undefined && (!Number.isSafeInteger(resolved.applied) || resolved.applied < 0)) problems.push('applied must be a non-negative integer')
   if (problems.length > 0) throw new RaftError('INVALID', `invalid raft config: ${problems.join('; ')}`)
   return resolved

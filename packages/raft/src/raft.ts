@@ -309,11 +309,19 @@ export class Raft {
       return
     }
     if (this.role !== Role.Follower || peer !== this.lead || !this.promotable()) return
-    this.lead = NONE
     this.leaderLost = true
     const others = [...this.voters].filter((id) => id !== peer).sort((a, b) => a - b)
     const rank = Math.max(0, others.indexOf(this.id))
     const delayTicks = rank * this.config.leaderLostStaggerTicks + this.config.rng.nextInt(this.config.leaderLostStaggerTicks)
+    if (this.config.leaseReads) {
+      // The old leader may still hold a lease that counts on us: keep refusing votes until it has
+      // run out (electionElapsed reaches the election timeout), then campaign at once.
+      this.randomizedElectionTimeout = Math.min(this.randomizedElectionTimeout, this.config.electionTimeoutTicks + delayTicks)
+      return
+    }
+    // No leases to protect: forget the leader (so we grant votes to others who lost it too) and
+    // campaign after our stagger.
+    this.lead = NONE
     this.electionElapsed = Math.max(0, this.randomizedElectionTimeout - delayTicks)
     if (delayTicks === 0) {
       this.electionElapsed = 0
@@ -348,7 +356,7 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       throw new RaftError('DROPPED', `leadership is being transferred to ${this.leadTransferee}`, this.leadTransferee)
     }
-    const sizeBytes = data.byteLength
+    const sizeBytes = entrySizeBytes({ index: 0, term: 0, type, data })
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + sizeBytes > this.config.uncommittedBytesMax) {
       throw new RaftError('DROPPED', `uncommitted log is full (${this.uncommittedBytes} bytes, limit ${this.config.uncommittedBytesMax})`)
     }
@@ -401,7 +409,7 @@ export class Raft {
    * The margin absorbs clock drift between replicas.
    */
   leaseValid(): boolean {
-    if (this.role !== Role.Leader || !this.config.checkQuorum || this.leadTransferee !== NONE) return false
+    if (this.role !== Role.Leader || !this.config.leaseReads || this.leadTransferee !== NONE) return false
     if (this.tickCount < this.leaseBlockedUntilTick || !this.committedInCurrentTerm()) return false
     const leaseStartTick = majorityValue(this.voters, (id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.heartbeatAckedTick ?? -1)))
     if (leaseStartTick < 0) return false
@@ -441,7 +449,9 @@ export class Raft {
     } else if (message.term > this.term) {
       if (message.type === MessageType.Vote || message.type === MessageType.PreVote) {
         const force = message.reason === CampaignReason.Transfer
-        const inLease = this.config.checkQuorum && (this.lead !== NONE || this.bootLease) && this.electionElapsed < this.config.electionTimeoutTicks
+        // With leases on, a replica that just started counts as having heard a leader: it forgot.
+        const heardLeader = this.lead !== NONE || (this.bootLease && this.config.leaseReads)
+        const inLease = this.config.checkQuorum && heardLeader && this.electionElapsed < this.config.electionTimeoutTicks
         // Thesis §4.2.3: a replica that heard a live leader recently ignores disruptive campaigns.
         if (!force && inLease) return
       }

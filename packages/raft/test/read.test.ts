@@ -55,7 +55,7 @@ describe('linearizable reads', () => {
   // Reference: thesis §6.4.1 — with a leader lease (safe under CheckQuorum, since followers that
   // recently heard the leader refuse votes) the leader answers without a round of heartbeats.
   it('lease mode answers at once while a quorum acknowledged a recent heartbeat', () => {
-    const cluster = new Cluster({ voters: [1, 2, 3] })
+    const cluster = new Cluster({ voters: [1, 2, 3], config: { leaseReads: true } })
     cluster.elect(1)
     cluster.tick(HEARTBEAT_TICKS)
     const commit = cluster.status(1).commit
@@ -66,7 +66,7 @@ describe('linearizable reads', () => {
   })
 
   it('lease mode falls back to a heartbeat round once the lease expired', () => {
-    const cluster = new Cluster({ voters: [1, 2, 3] })
+    const cluster = new Cluster({ voters: [1, 2, 3], config: { leaseReads: true } })
     cluster.elect(1)
     cluster.tick(HEARTBEAT_TICKS)
     cluster.partition([1], [2, 3])
@@ -84,6 +84,49 @@ describe('linearizable reads', () => {
     cluster.deliverAll()
     expect(cluster.replica(1).readStates.map((read) => read.context)).toEqual(['late'])
   })
+
+  it('lease mode is a heartbeat round when the cluster does not enable leaseReads', () => {
+    const cluster = new Cluster({ voters: [1, 2, 3] })
+    cluster.elect(1)
+    cluster.tick(HEARTBEAT_TICKS)
+    const mark = cluster.mark()
+    cluster.readIndex(1, 'no-lease', ReadMode.Lease)
+    expect(cluster.replica(1).readStates).toEqual([])
+    expect(cluster.sentSince(mark, heartbeatWith('no-lease')).map((m) => m.to)).toEqual([2, 3])
+  })
+
+  // Found in review: followers told their leader is unreachable used to grant votes at once, while a
+  // leader cut off without noticing still trusted its lease and served a read that missed a write
+  // acknowledged by the new leader. With leaseReads on, they now wait out the lease first.
+  for (const leaseReads of [true, false]) {
+    it(`a leader cut off without noticing never serves a stale read (leaseReads ${leaseReads})`, () => {
+      const cluster = new Cluster({ voters: [1, 2, 3], config: { leaseReads } })
+      cluster.elect(1)
+      cluster.tick(HEARTBEAT_TICKS)
+      cluster.isolate(1)
+      cluster.node(2).reportUnreachable(1)
+      cluster.node(3).reportUnreachable(1)
+      let newLeaderTicket: ReturnType<Cluster['propose']> | undefined
+      for (let tick = 0; tick < 3 * ELECTION_TIMEOUT_TICKS && newLeaderTicket === undefined; tick++) {
+        cluster.tickNode(2)
+        cluster.tickNode(3)
+        cluster.tickNode(1)
+        cluster.deliverAll()
+        const leader = [2, 3].find((id) => cluster.status(id).role === Role.Leader)
+        if (leader !== undefined) {
+          newLeaderTicket = cluster.propose(leader, 'x')
+          cluster.deliverAll()
+        }
+        if (newLeaderTicket !== undefined && cluster.status(1).role === Role.Leader) {
+          // The write at newLeaderTicket.index is committed elsewhere; the old leader must not answer from its lease.
+          cluster.readIndex(1, `stale-${tick}`, ReadMode.Lease)
+          cluster.deliverAll()
+          expect(cluster.replica(1).readStates.filter((read) => read.index < newLeaderTicket!.index)).toEqual([])
+        }
+      }
+      expect(newLeaderTicket).not.toBeUndefined()
+    })
+  }
 
   it('readIndex on a follower throws NOT_LEADER carrying the leader id', () => {
     const cluster = new Cluster({ voters: [1, 2, 3] })

@@ -41,6 +41,8 @@ export interface SimulationOptions {
   keyCount: number
   opProbability: number
   leaseReadProbability: number
+  /** The cluster serves lease reads (and so followers wait out the lease before voting). */
+  leaseReads: boolean
   opTimeoutTicks: number
   network: NetworkOptions
   faults: FaultOptions
@@ -94,6 +96,7 @@ export function optionsForSeed(seed: number): SimulationOptions {
     keyCount: rng.intBetween(1, 4),
     opProbability: rng.pick([0.2, 0.5, 0.9]),
     leaseReadProbability: rng.pick([0, 0.3, 0.7]),
+    leaseReads: rng.chance(0.5),
     opTimeoutTicks: 60,
     network: {
       packetLossProbability: lossy ? rng.pick([0.01, 0.05, 0.15]) : 0,
@@ -554,8 +557,13 @@ export class Simulation {
     } else if (shape === 1) {
       const leader = [...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)
       const isolated = leader?.id ?? this.rng.pick(ids)
-      this.trace(`isolate n${isolated}`)
-      this.network.partition([isolated], ids.filter((id) => id !== isolated))
+      const others = ids.filter((id) => id !== isolated)
+      this.network.partition([isolated], others)
+      // Sometimes only the majority's side sees the connections close: the isolated replica (perhaps
+      // a leader trusting its lease) notices nothing and must learn by timing out.
+      const oneSidedClose = this.rng.chance(0.5)
+      this.trace(`isolate n${isolated}${oneSidedClose ? ' (its peers see the connection close)' : ''}`)
+      if (oneSidedClose) for (const id of others) this.replicas.get(id)!.node?.reportUnreachable(isolated)
     } else {
       const [from, to] = this.rng.shuffle(ids)
       this.trace(`block n${from} -> n${to}`)
@@ -618,6 +626,7 @@ export class Simulation {
       inflightMessagesMax: 16,
       snapshotChunkBytes: this.options.snapshotChunkBytes,
       leaseMarginTicks: 1,
+      leaseReads: this.options.leaseReads,
       leaderLostStaggerTicks: 2,
     })
   }
