@@ -1,0 +1,144 @@
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync, createWriteStream, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
+const CLI = join(ROOT, 'packages/cli/src/main.ts')
+
+export interface ProcessClusterOptions {
+  replicas: 3 | 5
+  /** Override cluster-file settings (snapshotEveryEntries, timing). */
+  snapshotEveryEntries?: number
+  /** TCP port every replica listens on (each has its own 127.0.0.x); default: random in 20000-39999. */
+  port?: number
+}
+
+export interface ClusterFileShape {
+  replicas: Array<{ id: number; multiaddr: string; dataDir: string; keyFile: string }>
+  operators: Array<{ peerId: string; keyFile: string }>
+  snapshotEveryEntries: number
+  timing: { tickIntervalMs: number; heartbeatTicks: number; electionTimeoutTicks: number; leaseReads: boolean }
+}
+
+/**
+ * Real replica processes for integration and fault tests: `nodeledger authority` children, each
+ * logging to its own file in a temporary run dir, killed and restarted at will. Everything listens
+ * on loopback (127.0.0.11 upwards).
+ */
+export class ProcessCluster {
+  readonly dir: string
+  readonly clusterPath: string
+  readonly file: ClusterFileShape
+  private readonly children = new Map<number, ChildProcess>()
+  private readonly exits = new Map<number, Promise<number | null>>()
+
+  private constructor(dir: string) {
+    this.dir = dir
+    this.clusterPath = join(dir, 'cluster.json')
+    this.file = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
+  }
+
+  static create(options: ProcessClusterOptions): ProcessCluster {
+    const dir = mkdtempSync(join(tmpdir(), 'nodeledger-cluster-'))
+    const port = options.port ?? 20000 + Math.floor(Math.random() * 20000)
+    const init = spawnSync(process.execPath, [CLI, 'cluster', 'init', '--replicas', String(options.replicas), '--dir', dir, '--port', String(port), '--json'], { encoding: 'utf8' })
+    if (init.status !== 0) throw new Error(`cluster init failed (${init.status}): ${init.stderr}`)
+    const clusterPath = join(dir, 'cluster.json')
+    if (options.snapshotEveryEntries !== undefined) {
+      const file = JSON.parse(readFileSync(clusterPath, 'utf8')) as ClusterFileShape
+      file.snapshotEveryEntries = options.snapshotEveryEntries
+      writeFileSync(clusterPath, JSON.stringify(file, null, 2))
+    }
+    return new ProcessCluster(dir)
+  }
+
+  get ids(): number[] {
+    return this.file.replicas.map((replica) => replica.id)
+  }
+
+  get multiaddrs(): string[] {
+    return this.file.replicas.map((replica) => replica.multiaddr)
+  }
+
+  multiaddrOf(id: number): string {
+    return this.file.replicas.find((replica) => replica.id === id)!.multiaddr
+  }
+
+  logPath(id: number): string {
+    return join(this.dir, `replica-${id}.log`)
+  }
+
+  start(id: number): void {
+    if (this.children.has(id)) throw new Error(`replica ${id} is already running`)
+    const log = createWriteStream(this.logPath(id), { flags: 'a' })
+    const child = spawn(process.execPath, [CLI, 'authority', '--cluster', this.clusterPath, '--id', String(id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout!.pipe(log)
+    child.stderr!.pipe(log)
+    this.children.set(id, child)
+    this.exits.set(id, new Promise((resolve) => child.once('exit', (code) => resolve(code))))
+  }
+
+  startAll(): void {
+    for (const id of this.ids) this.start(id)
+  }
+
+  isRunning(id: number): boolean {
+    return this.children.has(id)
+  }
+
+  /** Send a signal and wait for the process to end. */
+  async kill(id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    const child = this.children.get(id)
+    if (child === undefined) return null
+    child.kill(signal)
+    const code = await this.exits.get(id)!
+    this.children.delete(id)
+    this.exits.delete(id)
+    return code
+  }
+
+  signal(id: number, signal: NodeJS.Signals): void {
+    this.children.get(id)?.kill(signal)
+  }
+
+  /** The last lines of a replica's log, for a failing test's message. */
+  tail(id: number, lines = 30): string {
+    try {
+      return readFileSync(this.logPath(id), 'utf8').trim().split('\n').slice(-lines).join('\n')
+    } catch {
+      return '(no log)'
+    }
+  }
+
+  logText(id: number): string {
+    try {
+      return readFileSync(this.logPath(id), 'utf8')
+    } catch {
+      return ''
+    }
+  }
+
+  async stopAll(options: { keepDir?: boolean } = {}): Promise<void> {
+    await Promise.all([...this.children.keys()].map((id) => this.kill(id, 'SIGKILL')))
+    if (options.keepDir !== true) rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** Poll `condition` every `intervalMs` until it holds or `timeoutMs` passes (then throw with `what`). */
+export async function waitUntil<T>(what: string, condition: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  while (Date.now() < deadline) {
+    try {
+      const value = await condition()
+      if (value !== undefined && value !== false) return value
+    } catch (error) {
+      lastError = error
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== undefined ? ` (last error: ${(lastError as Error).message})` : ''}`)
+}
