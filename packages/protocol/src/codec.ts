@@ -1,0 +1,544 @@
+import { Packr, Unpackr } from 'msgpackr'
+import {
+  CATEGORIES,
+  RegistryError,
+  SELF_REPORTED_FIELDS,
+  decodeCommand,
+  decodeRecord,
+  emptyRecord,
+  encodeCommand,
+  encodeRecord,
+} from '@nodeledger/registry'
+import type { Category, Delta, ListFilter, NodeData } from '@nodeledger/registry'
+import {
+  API_REQUEST_FRAME_BYTES_MAX,
+  API_RESPONSE_FRAME_BYTES_MAX,
+  ERROR_MESSAGE_LENGTH_MAX,
+  LIST_LIMIT_DEFAULT,
+  LIST_LIMIT_MAX,
+  MEMBERS_MAX,
+  PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS_SUPPORTED,
+  RECORDS_PER_FRAME_MAX,
+  SINCE_LIMIT_MAX,
+  SOFTWARE_VERSION_LENGTH_MAX,
+} from './constants.ts'
+import { PROTOCOL_ERROR_CODES, ProtocolError, errorFromWire, errorToWire } from './errors.ts'
+import type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
+import { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, ROLES } from './messages.ts'
+import type {
+  ApiRequest,
+  ApiRequestInit,
+  ApiResponse,
+  Consistency,
+  GetResult,
+  ListResult,
+  MemberStatus,
+  Op,
+  ResultByOp,
+  Role,
+  SinceResult,
+  StatusResult,
+  SubmitResult,
+  WatchEvent,
+  WatchFrame,
+} from './messages.ts'
+
+/**
+ * The client API's codecs (PROTOCOL.md "Messages"). A frame is one MessagePack map with `v` first;
+ * records travel as MessagePack bin values holding the registry's own record encoding, so that the
+ * registry's decoder (which checks every field and invariant) validates them and nothing here
+ * restates its rules. Deltas travel as maps with named fields and are validated by round-tripping
+ * them through the registry's command codec.
+ *
+ * Decoders throw ProtocolError only: INVALID for a wrong shape or value, TOO_LARGE for a broken
+ * limit. Unknown keys are INVALID: a newer writer must bump `v` rather than have fields dropped.
+ */
+
+// No record extension and no shared structures: every frame is read with an empty structure table,
+// so hostile input cannot define structures that change how later frames are read.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
+
+type Fields = Record<string, unknown>
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/** Encodes a request frame, then decodes it: what we write must be what a replica accepts. */
+export function encodeRequest(request: ApiRequestInit): Uint8Array {
+  const bytes = pack(requestToWire(request), API_REQUEST_FRAME_BYTES_MAX, 'request')
+  decodeRequest(bytes)
+  return bytes
+}
+
+function requestToWire(request: ApiRequestInit): Fields {
+  switch (request.op) {
+    case 'submit':
+      return { v: PROTOCOL_VERSION, op: 'submit', delta: deltaToWire(request.delta) }
+    case 'get':
+      return { v: PROTOCOL_VERSION, op: 'get', peerId: request.peerId, consistency: request.consistency ?? CONSISTENCY_DEFAULT }
+    case 'list':
+      return { v: PROTOCOL_VERSION, op: 'list', filter: withoutUndefined({ ...request.filter }), consistency: request.consistency ?? CONSISTENCY_DEFAULT }
+    case 'since':
+      return { v: PROTOCOL_VERSION, op: 'since', index: request.index, limit: request.limit }
+    case 'watch':
+      return { v: PROTOCOL_VERSION, op: 'watch', fromIndex: request.fromIndex }
+    case 'status':
+      return { v: PROTOCOL_VERSION, op: 'status' }
+    default:
+      throw invalid('request.op', OPS.join(', '))
+  }
+}
+
+function deltaToWire(delta: Delta): Fields {
+  return { originPeerId: delta.originPeerId, seq: delta.seq, fields: withoutUndefined({ ...delta.fields }) }
+}
+
+export function decodeRequest(bytes: Uint8Array): ApiRequest {
+  return guarded('request', () => {
+    const frame = unpackFrame(bytes, API_REQUEST_FRAME_BYTES_MAX, 'request')
+    const op = frame.op
+    switch (op) {
+      case 'submit':
+        checkKeys(frame, 'request', ['v', 'op', 'delta'], ['delta'])
+        return { op, delta: checkDelta(frame.delta, 'request.delta') }
+      case 'get':
+        checkKeys(frame, 'request', ['v', 'op', 'peerId', 'consistency'], ['peerId'])
+        return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), consistency: checkConsistency(frame.consistency) }
+      case 'list':
+        checkKeys(frame, 'request', ['v', 'op', 'filter', 'consistency'], [])
+        return { op, filter: checkFilter(frame.filter ?? {}), consistency: checkConsistency(frame.consistency) }
+      case 'since':
+        checkKeys(frame, 'request', ['v', 'op', 'index', 'limit'], ['index', 'limit'])
+        return { op, index: checkUnsigned(frame.index, 'request.index'), limit: checkLimit(frame.limit, 'request.limit', SINCE_LIMIT_MAX) }
+      case 'watch':
+        checkKeys(frame, 'request', ['v', 'op', 'fromIndex'], ['fromIndex'])
+        return { op, fromIndex: checkUnsigned(frame.fromIndex, 'request.fromIndex') }
+      case 'status':
+        checkKeys(frame, 'request', ['v', 'op'], [])
+        return { op }
+      default:
+        throw invalid('request.op', OPS.join(', '))
+    }
+  })
+}
+
+function checkConsistency(value: unknown): Consistency {
+  if (value === undefined) return CONSISTENCY_DEFAULT
+  if (typeof value !== 'string' || !(CONSISTENCIES as readonly string[]).includes(value)) {
+    throw invalid('request.consistency', CONSISTENCIES.join(', '))
+  }
+  return value as Consistency
+}
+
+const FILTER_KEYS = ['active', 'staked', 'capability', 'updatedSinceMs', 'afterPeerId', 'limit'] as const
+
+/** A decoded filter always has `limit` (LIST_LIMIT_DEFAULT when the client gave none). */
+function checkFilter(value: unknown): ListFilter {
+  const what = 'request.filter'
+  const raw = checkKeys(value, what, FILTER_KEYS, [])
+  const filter: { -readonly [K in keyof ListFilter]: ListFilter[K] } = {}
+  if (raw.active !== undefined) filter.active = checkBoolean(raw.active, `${what}.active`)
+  if (raw.staked !== undefined) filter.staked = checkBoolean(raw.staked, `${what}.staked`)
+  if (raw.capability !== undefined) {
+    if (typeof raw.capability !== 'string' || !(CATEGORIES as readonly string[]).includes(raw.capability)) {
+      throw invalid(`${what}.capability`, CATEGORIES.join(', '))
+    }
+    filter.capability = raw.capability as Category
+  }
+  if (raw.updatedSinceMs !== undefined) filter.updatedSinceMs = checkUnsigned(raw.updatedSinceMs, `${what}.updatedSinceMs`)
+  if (raw.afterPeerId !== undefined) filter.afterPeerId = checkPeerId(raw.afterPeerId, `${what}.afterPeerId`)
+  filter.limit = raw.limit === undefined ? LIST_LIMIT_DEFAULT : checkLimit(raw.limit, `${what}.limit`, LIST_LIMIT_MAX)
+  return filter
+}
+
+/**
+ * A delta as a map `{ originPeerId, seq, fields: { name: value } }`. Field names outside
+ * SELF_REPORTED_FIELDS are INVALID (a client cannot set isActive); the values, peer id and seq are
+ * checked by the registry's command codec, the same check the leader's log applies.
+ */
+function checkDelta(value: unknown, what: string): Delta {
+  const raw = checkKeys(value, what, ['originPeerId', 'seq', 'fields'], ['originPeerId', 'seq', 'fields'])
+  const fields = checkKeys(raw.fields, `${what}.fields`, SELF_REPORTED_FIELDS, [])
+  const originPeerId = checkPeerId(raw.originPeerId, `${what}.originPeerId`)
+  const seq = checkUnsigned(raw.seq, `${what}.seq`)
+  if (seq === 0) throw invalid(`${what}.seq`, 'a sequence number of at least 1')
+  try {
+    const delta = { originPeerId, seq, fields: withoutUndefined(fields) } as Delta
+    const envelope = decodeCommand(encodeCommand({ timestampMs: 1, command: { kind: 'delta', submitterPeerId: originPeerId, delta } }))
+    if (envelope.command.kind !== 'delta') throw invalid(what, 'a delta')
+    return envelope.command.delta
+  } catch (error) {
+    throw fromRegistry(error, what)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/** A result frame for `op`. TOO_LARGE when it would exceed API_RESPONSE_FRAME_BYTES_MAX: cut the page. */
+export function encodeResponse<O extends Exclude<Op, 'watch'>>(op: O, result: ResultByOp[O]): Uint8Array {
+  return guarded('response', () => pack({ v: PROTOCOL_VERSION, ok: true, result: resultToWire(op, result) }, API_RESPONSE_FRAME_BYTES_MAX, 'response'))
+}
+
+/** An error frame: ends any stream (a watch included). Non-ProtocolErrors become UNAVAILABLE. */
+export function encodeErrorResponse(error: unknown): Uint8Array {
+  return pack({ v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) }, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+}
+
+export function encodeWatchEvent(event: WatchEvent): Uint8Array {
+  return guarded('watch event', () => {
+    const wire = { records: recordsToWire(event.records), throughIndex: event.throughIndex }
+    return pack({ v: PROTOCOL_VERSION, ok: true, event: wire }, API_RESPONSE_FRAME_BYTES_MAX, 'watch event')
+  })
+}
+
+function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
+  switch (op) {
+    case 'submit': {
+      const r = result as SubmitResult
+      return { index: r.index, duplicate: r.duplicate }
+    }
+    case 'get': {
+      const r = result as GetResult
+      return { record: r.record === null ? null : encodeRecord(r.record), index: r.index }
+    }
+    case 'list': {
+      const r = result as ListResult
+      const wire: Fields = { records: recordsToWire(r.records), index: r.index }
+      if (r.nextAfterPeerId !== undefined) wire.nextAfterPeerId = r.nextAfterPeerId
+      return wire
+    }
+    case 'since': {
+      const r = result as SinceResult
+      return { records: recordsToWire(r.records), throughIndex: r.throughIndex, more: r.more }
+    }
+    case 'status': {
+      const r = result as StatusResult
+      return {
+        id: r.id,
+        peerId: r.peerId,
+        role: r.role,
+        term: r.term,
+        leader: r.leader === null ? null : leaderToWire(r.leader),
+        commit: r.commit,
+        applied: r.applied,
+        firstIndex: r.firstIndex,
+        lastIndex: r.lastIndex,
+        snapshotIndex: r.snapshotIndex,
+        members: r.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddr: m.multiaddr, voter: m.voter })),
+        registryRecords: r.registryRecords,
+        version: r.version,
+      }
+    }
+    case 'watch':
+      throw invalid('op', 'watch answers with encodeWatchEvent')
+  }
+}
+
+function recordsToWire(records: readonly NodeData[]): Uint8Array[] {
+  const wire = new Array<Uint8Array>(records.length)
+  for (let i = 0; i < records.length; i++) wire[i] = encodeRecord(records[i]!)
+  return wire
+}
+
+function leaderToWire(leader: LeaderHint): Fields {
+  return { id: leader.id, peerId: leader.peerId, multiaddrs: [...leader.multiaddrs] }
+}
+
+function wireErrorToWire(error: WireError): Fields {
+  const wire: Fields = { code: error.code, message: error.message }
+  if (error.leader !== undefined) wire.leader = leaderToWire(error.leader)
+  return wire
+}
+
+/** Decodes the one response frame of a non-watch op. A server error comes back as `{ ok: false, error }`. */
+export function decodeResponse<O extends Exclude<Op, 'watch'>>(op: O, bytes: Uint8Array): ApiResponse<ResultByOp[O]> {
+  return guarded('response', () => {
+    const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+    if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
+    if (frame.ok !== true) throw invalid('response.ok', 'a boolean')
+    checkKeys(frame, 'response', ['v', 'ok', 'result'], ['result'])
+    return { ok: true, result: checkResult(op, frame.result) as ResultByOp[O] }
+  })
+}
+
+/** Decodes one frame of a watch: an event, or the error that ends the watch. */
+export function decodeWatchFrame(bytes: Uint8Array): WatchFrame {
+  return guarded('watch frame', () => {
+    const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'watch frame')
+    if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
+    if (frame.ok !== true) throw invalid('watch frame.ok', 'a boolean')
+    checkKeys(frame, 'watch frame', ['v', 'ok', 'event'], ['event'])
+    const raw = checkKeys(frame.event, 'event', ['records', 'throughIndex'], ['records', 'throughIndex'])
+    return { ok: true, event: { records: checkRecords(raw.records, 'event.records'), throughIndex: checkUnsigned(raw.throughIndex, 'event.throughIndex') } }
+  })
+}
+
+function checkErrorFrame(frame: Fields): ProtocolError {
+  checkKeys(frame, 'response', ['v', 'ok', 'error'], ['error'])
+  return errorFromWire(checkWireError(frame.error))
+}
+
+/** A wire error: known code, bounded message, and a leader hint only with NOT_LEADER. */
+export function checkWireError(value: unknown): WireError {
+  const raw = checkKeys(value, 'error', ['code', 'message', 'leader'], ['code', 'message'])
+  if (typeof raw.code !== 'string' || !(PROTOCOL_ERROR_CODES as readonly string[]).includes(raw.code)) {
+    throw invalid('error.code', PROTOCOL_ERROR_CODES.join(', '))
+  }
+  const code = raw.code as ProtocolErrorCode
+  const message = checkString(raw.message, 'error.message', ERROR_MESSAGE_LENGTH_MAX)
+  if (raw.leader === undefined) return { code, message }
+  if (code !== 'NOT_LEADER') throw invalid('error.leader', 'a leader hint only with NOT_LEADER')
+  return { code, message, leader: checkLeaderHint(raw.leader, 'error.leader') }
+}
+
+function checkResult(op: Op, value: unknown): ResultByOp[Op] {
+  switch (op) {
+    case 'submit': {
+      const raw = checkKeys(value, 'result', ['index', 'duplicate'], ['index', 'duplicate'])
+      return { index: checkPositive(raw.index, 'result.index'), duplicate: checkBoolean(raw.duplicate, 'result.duplicate') }
+    }
+    case 'get': {
+      const raw = checkKeys(value, 'result', ['record', 'index'], ['index'])
+      const record = raw.record === undefined || raw.record === null ? null : checkRecord(raw.record, 'result.record')
+      return { record, index: checkUnsigned(raw.index, 'result.index') }
+    }
+    case 'list': {
+      const raw = checkKeys(value, 'result', ['records', 'index', 'nextAfterPeerId'], ['records', 'index'])
+      const records = checkRecords(raw.records, 'result.records')
+      if (records.length > LIST_LIMIT_MAX) throw tooLarge('result.records', `${records.length} records, at most ${LIST_LIMIT_MAX}`)
+      for (let i = 1; i < records.length; i++) {
+        if (!(records[i - 1]!.peerId < records[i]!.peerId)) throw invalid('result.records', 'records sorted by distinct peer id')
+      }
+      const result: ListResult = { records, index: checkUnsigned(raw.index, 'result.index') }
+      if (raw.nextAfterPeerId === undefined) return result
+      return { ...result, nextAfterPeerId: checkPeerId(raw.nextAfterPeerId, 'result.nextAfterPeerId') }
+    }
+    case 'since': {
+      const raw = checkKeys(value, 'result', ['records', 'throughIndex', 'more'], ['records', 'throughIndex', 'more'])
+      return {
+        records: checkRecords(raw.records, 'result.records'),
+        throughIndex: checkUnsigned(raw.throughIndex, 'result.throughIndex'),
+        more: checkBoolean(raw.more, 'result.more'),
+      }
+    }
+    case 'status':
+      return checkStatus(value)
+    case 'watch':
+      throw invalid('op', 'watch frames are read with decodeWatchFrame')
+  }
+}
+
+const STATUS_KEYS = [
+  'id', 'peerId', 'role', 'term', 'leader', 'commit', 'applied', 'firstIndex', 'lastIndex', 'snapshotIndex', 'members',
+  'registryRecords', 'version',
+] as const
+
+function checkStatus(value: unknown): StatusResult {
+  const raw = checkKeys(value, 'result', STATUS_KEYS, STATUS_KEYS.filter((key) => key !== 'leader'))
+  if (typeof raw.role !== 'string' || !(ROLES as readonly string[]).includes(raw.role)) throw invalid('result.role', ROLES.join(', '))
+  const memberList = checkArray(raw.members, 'result.members')
+  if (memberList.length > MEMBERS_MAX) throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
+  const members = memberList.map((member, i): MemberStatus => {
+    const what = `result.members[${i}]`
+    const m = checkKeys(member, what, ['id', 'peerId', 'multiaddr', 'voter'], ['id', 'peerId', 'multiaddr', 'voter'])
+    const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
+    return { id: checkPositive(m.id, `${what}.id`), peerId: addressed.peerId, multiaddr: addressed.multiaddrs[0]!, voter: checkBoolean(m.voter, `${what}.voter`) }
+  })
+  const version = checkString(raw.version, 'result.version', SOFTWARE_VERSION_LENGTH_MAX)
+  if (!/^[\x20-\x7e]*$/.test(version)) throw invalid('result.version', 'printable ASCII')
+  return {
+    id: checkPositive(raw.id, 'result.id'),
+    peerId: checkPeerId(raw.peerId, 'result.peerId'),
+    role: raw.role as Role,
+    term: checkUnsigned(raw.term, 'result.term'),
+    leader: raw.leader === undefined || raw.leader === null ? null : checkLeaderHint(raw.leader, 'result.leader'),
+    commit: checkUnsigned(raw.commit, 'result.commit'),
+    applied: checkUnsigned(raw.applied, 'result.applied'),
+    firstIndex: checkUnsigned(raw.firstIndex, 'result.firstIndex'),
+    lastIndex: checkUnsigned(raw.lastIndex, 'result.lastIndex'),
+    snapshotIndex: checkUnsigned(raw.snapshotIndex, 'result.snapshotIndex'),
+    members,
+    registryRecords: checkUnsigned(raw.registryRecords, 'result.registryRecords'),
+    version,
+  }
+}
+
+function checkLeaderHint(value: unknown, what: string): LeaderHint {
+  const raw = checkKeys(value, what, ['id', 'peerId', 'multiaddrs'], ['id', 'peerId', 'multiaddrs'])
+  const id = checkPositive(raw.id, `${what}.id`)
+  const addressed = checkAddressedPeer(raw.peerId, raw.multiaddrs, what)
+  return { id, peerId: addressed.peerId, multiaddrs: addressed.multiaddrs }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks. Peer ids, multiaddrs and records are checked by the registry (validate.ts through its
+// record codec), so the protocol accepts exactly what the registry stores.
+
+function checkRecord(value: unknown, what: string): NodeData {
+  if (!(value instanceof Uint8Array)) throw invalid(what, 'a record (MessagePack bin)')
+  try {
+    return decodeRecord(value)
+  } catch (error) {
+    throw fromRegistry(error, what)
+  }
+}
+
+function checkRecords(value: unknown, what: string): NodeData[] {
+  const list = checkArray(value, what)
+  if (list.length > RECORDS_PER_FRAME_MAX) throw tooLarge(what, `${list.length} records, at most ${RECORDS_PER_FRAME_MAX}`)
+  const records = new Array<NodeData>(list.length)
+  for (let i = 0; i < list.length; i++) records[i] = checkRecord(list[i], `${what}[${i}]`)
+  return records
+}
+
+/** A canonical libp2p peer id, as the registry accepts it for a record's key. */
+export function checkPeerId(value: unknown, what: string): string {
+  return checkAddressedPeer(value, [], what).peerId
+}
+
+/**
+ * A peer id with canonical multiaddrs that each end in `/p2p/<peerId>` (leader hints, members).
+ * The registry's record decoder checks both; an otherwise empty record carries them through it.
+ */
+function checkAddressedPeer(peerId: unknown, multiaddrs: unknown, what: string): { peerId: string; multiaddrs: string[] } {
+  if (typeof peerId !== 'string') throw invalid(`${what}.peerId`, 'a string')
+  checkArray(multiaddrs, `${what}.multiaddrs`)
+  let record: NodeData
+  try {
+    record = decodeRecord(encodeRecord({ ...emptyRecord(peerId), multiaddrs: multiaddrs as string[] }))
+  } catch (error) {
+    throw fromRegistry(error, what)
+  }
+  const suffix = `/p2p/${record.peerId}`
+  for (const address of record.multiaddrs) {
+    if (!address.endsWith(suffix)) throw invalid(`${what}.multiaddrs`, `multiaddrs ending in ${suffix}`)
+  }
+  return { peerId: record.peerId, multiaddrs: [...record.multiaddrs] }
+}
+
+function checkKeys(value: unknown, what: string, allowed: readonly string[], required: readonly string[]): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw invalid(what, 'a map')
+  }
+  const prototype = Object.getPrototypeOf(value)
+  if (prototype !== Object.prototype && prototype !== null) throw invalid(what, 'a plain map')
+  const fields = value as Fields
+  for (const key of Object.keys(fields)) {
+    if (!allowed.includes(key)) throw invalid(`${what}.${key.slice(0, 64)}`, `no such key (known: ${allowed.join(', ')})`)
+  }
+  for (const key of required) {
+    if (fields[key] === undefined) throw invalid(`${what}.${key}`, 'a value (required)')
+  }
+  return fields
+}
+
+function checkArray(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw invalid(what, 'an array')
+  return value
+}
+
+function checkBoolean(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') throw invalid(what, 'a boolean')
+  return value
+}
+
+/** Integers in [0, 2^53): indexes, terms, counts and millisecond times. */
+function checkUnsigned(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(what, 'a non-negative safe integer')
+  return value
+}
+
+function checkPositive(value: unknown, what: string): number {
+  const number = checkUnsigned(value, what)
+  if (number === 0) throw invalid(what, 'a positive integer')
+  return number
+}
+
+function checkLimit(value: unknown, what: string, max: number): number {
+  const limit = checkPositive(value, what)
+  if (limit > max) throw tooLarge(what, `${limit}, at most ${max}`)
+  return limit
+}
+
+function checkString(value: unknown, what: string, lengthMax: number): string {
+  if (typeof value !== 'string') throw invalid(what, 'a string')
+  if (value.length > lengthMax) throw tooLarge(what, `${value.length} characters, at most ${lengthMax}`)
+  return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+function pack(value: Fields, bytesMax: number, what: string): Uint8Array {
+  let bytes: Uint8Array
+  try {
+    bytes = packr.pack(value)
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error
+    throw fromRegistry(error, what)
+  }
+  if (bytes.length > bytesMax) throw tooLarge(what, `${bytes.length} bytes, at most ${bytesMax}`)
+  return bytes
+}
+
+/** The checks every frame starts with: bytes within the limit, one MessagePack map, a known `v`. */
+function unpackFrame(bytes: unknown, bytesMax: number, what: string): Fields {
+  if (!(bytes instanceof Uint8Array)) throw invalid(what, 'a Uint8Array')
+  if (bytes.length === 0) throw invalid(what, 'at least one byte')
+  if (bytes.length > bytesMax) throw tooLarge(what, `${bytes.length} bytes, at most ${bytesMax}`)
+  let value: unknown
+  try {
+    value = unpackr.unpack(bytes)
+  } catch (error) {
+    throw new ProtocolError('INVALID', `${what}: not well-formed MessagePack`, { cause: error })
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw invalid(what, 'a map')
+  }
+  const v = (value as Fields).v
+  if (v !== PROTOCOL_VERSION) {
+    const shown = typeof v === 'number' ? String(v) : typeof v
+    throw new ProtocolError('INVALID', `${what}: unsupported protocol version ${shown}; this build speaks v ${PROTOCOL_VERSIONS_SUPPORTED.join(', ')}`)
+  }
+  return value as Fields
+}
+
+/** Exposed for frames that are not API messages (tests, tools): a MessagePack map or array, no structures. */
+export function packValue(value: unknown): Uint8Array {
+  return packr.pack(value)
+}
+
+function withoutUndefined(fields: Fields): Fields {
+  for (const key of Object.keys(fields)) if (fields[key] === undefined) delete fields[key]
+  return fields
+}
+
+function invalid(what: string, expected: string): ProtocolError {
+  return new ProtocolError('INVALID', `${what}: expected ${expected}`)
+}
+
+function tooLarge(what: string, detail: string): ProtocolError {
+  return new ProtocolError('TOO_LARGE', `${what}: ${detail}`)
+}
+
+/** The registry's codes mapped onto the API's: its size errors stay TOO_LARGE, all else is INVALID. */
+function fromRegistry(error: unknown, what: string): ProtocolError {
+  if (error instanceof ProtocolError) return error
+  if (error instanceof RegistryError) {
+    return new ProtocolError(error.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'INVALID', `${what}: ${error.message}`, { cause: error })
+  }
+  return new ProtocolError('INVALID', `${what}: could not be encoded or decoded`, { cause: error })
+}
+
+/** The promise that decoders throw ProtocolError and nothing else, kept in one place. */
+function guarded<T>(what: string, decode: () => T): T {
+  try {
+    return decode()
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error
+    throw fromRegistry(error, what)
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Protocol ids, versions and limits of what crosses the wire. docs/PROTOCOL.md is the normative
+ * description; each constant here names its section there.
+ */
+
+/** Raft messages between replicas (PROTOCOL.md "Raft"). Only configured replica peer ids may open it. */
+export const RAFT_PROTOCOL = '/nodeledger/raft/1'
+
+/** InstallSnapshot chunks between replicas, kept off the Raft stream so a large transfer never delays heartbeats. */
+export const SNAPSHOT_PROTOCOL = '/nodeledger/snapshot/1'
+
+/** The client API (PROTOCOL.md "Client API"): one request per stream. */
+export const API_PROTOCOL = '/nodeledger/api/1'
+
+/** Gossipsub topic on which workers publish their own deltas. */
+export const DELTAS_TOPIC = '/nodeledger/deltas/1'
+
+/** The `v` of every API frame. A frame with another `v` is answered INVALID, naming the versions spoken. */
+export const PROTOCOL_VERSION = 1
+
+/** Versions this build reads; listed in the INVALID message for an unknown `v`. */
+export const PROTOCOL_VERSIONS_SUPPORTED: readonly number[] = [PROTOCOL_VERSION]
+
+/**
+ * 256 KiB per request frame: the largest request is a submit, whose delta the registry bounds to
+ * 16 KiB (COMMAND_BYTES_MAX); the slack is for envelope and future fields, not for payload.
+ */
+export const API_REQUEST_FRAME_BYTES_MAX = 256 * 1024
+
+/**
+ * 4 MiB per response or watch-event frame: a page of 1000 typical records (300 to 600 bytes each) is
+ * well under a megabyte; a server cuts pages so that a frame never exceeds this.
+ */
+export const API_RESPONSE_FRAME_BYTES_MAX = 4 * 1024 * 1024
+
+/** 8 MiB per Raft frame: a batch of appended entries or one snapshot chunk. */
+export const RAFT_FRAME_BYTES_MAX = 8 * 1024 * 1024
+
+/** Records one `list` page may ask for; also the page size when the filter gives no limit. */
+export const LIST_LIMIT_MAX = 1000
+export const LIST_LIMIT_DEFAULT = LIST_LIMIT_MAX
+
+/** Records one `since` page may ask for. */
+export const SINCE_LIMIT_MAX = 10_000
+
+/** Records carried by one response or watch event, whatever the op: bounds decoder work per frame. */
+export const RECORDS_PER_FRAME_MAX = SINCE_LIMIT_MAX
+
+/** 1024 characters of error message: enough to say what was wrong, not a channel for data. */
+export const ERROR_MESSAGE_LENGTH_MAX = 1024
+
+/** Members listed in a status answer; the registry's REPLICAS_MAX bounds a cluster the same way. */
+export const MEMBERS_MAX = 16
+
+/** Software version string in a status answer. */
+export const SOFTWARE_VERSION_LENGTH_MAX = 64

@@ -1,0 +1,135 @@
+import type { Delta, ListFilter, NodeData } from '@nodeledger/registry'
+import type { LeaderHint, ProtocolError } from './errors.ts'
+
+/**
+ * The client API's messages as values (PROTOCOL.md "Messages"). The wire adds `v` to every frame;
+ * codec.ts adds and checks it, so these types do not carry it.
+ */
+
+/**
+ * How a read is served (PROTOCOL.md "Consistency"):
+ *   linearizable  the leader confirms leadership with a quorum (ReadIndex), then reads; the default
+ *   lease         the leader reads while its lease holds, without a quorum round trip
+ *   stale         any replica reads its own applied state, which may lag
+ */
+export type Consistency = 'linearizable' | 'lease' | 'stale'
+export const CONSISTENCIES: readonly Consistency[] = ['linearizable', 'lease', 'stale']
+export const CONSISTENCY_DEFAULT: Consistency = 'linearizable'
+
+export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status'
+export const OPS: readonly Op[] = ['submit', 'get', 'list', 'since', 'watch', 'status']
+
+export interface SubmitRequest {
+  readonly op: 'submit'
+  readonly delta: Delta
+}
+export interface GetRequest {
+  readonly op: 'get'
+  readonly peerId: string
+  readonly consistency: Consistency
+}
+/** `filter.afterPeerId` and `filter.limit` are the page; a decoded filter always has `limit`. */
+export interface ListRequest {
+  readonly op: 'list'
+  readonly filter: ListFilter
+  readonly consistency: Consistency
+}
+export interface SinceRequest {
+  readonly op: 'since'
+  readonly index: number
+  readonly limit: number
+}
+export interface WatchRequest {
+  readonly op: 'watch'
+  readonly fromIndex: number
+}
+export interface StatusRequest {
+  readonly op: 'status'
+}
+
+export type ApiRequest = SubmitRequest | GetRequest | ListRequest | SinceRequest | WatchRequest | StatusRequest
+
+/** What a caller builds: reads may leave consistency out (linearizable). */
+export type ApiRequestInit =
+  | SubmitRequest
+  | (Omit<GetRequest, 'consistency'> & { readonly consistency?: Consistency })
+  | (Omit<ListRequest, 'consistency'> & { readonly consistency?: Consistency })
+  | SinceRequest
+  | WatchRequest
+  | StatusRequest
+
+/** `index`: the log index of the entry that carries the delta (for a duplicate, of the first one). */
+export interface SubmitResult {
+  readonly index: number
+  readonly duplicate: boolean
+}
+
+/** `index`: the applied index the read was served at. */
+export interface GetResult {
+  readonly record: NodeData | null
+  readonly index: number
+}
+
+/** `nextAfterPeerId`: present when more records may follow; pass it as the next page's afterPeerId. */
+export interface ListResult {
+  readonly records: readonly NodeData[]
+  readonly index: number
+  readonly nextAfterPeerId?: string
+}
+
+/** The registry's Changes: records changed after the request's index, through `throughIndex`. */
+export interface SinceResult {
+  readonly records: readonly NodeData[]
+  readonly throughIndex: number
+  readonly more: boolean
+}
+
+/** One watch event: the records changed by entries up to `throughIndex`, after the previous event. */
+export interface WatchEvent {
+  readonly records: readonly NodeData[]
+  readonly throughIndex: number
+}
+
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader'
+export const ROLES: readonly Role[] = ['follower', 'pre-candidate', 'candidate', 'leader']
+
+export interface MemberStatus {
+  readonly id: number
+  readonly peerId: string
+  /** Dialable multiaddr ending in /p2p/<peerId>. */
+  readonly multiaddr: string
+  readonly voter: boolean
+}
+
+export interface StatusResult {
+  readonly id: number
+  readonly peerId: string
+  readonly role: Role
+  readonly term: number
+  readonly leader: LeaderHint | null
+  readonly commit: number
+  readonly applied: number
+  readonly firstIndex: number
+  readonly lastIndex: number
+  readonly snapshotIndex: number
+  readonly members: readonly MemberStatus[]
+  readonly registryRecords: number
+  /** Software version of the replica. */
+  readonly version: string
+}
+
+/** The result type of each op; `watch` answers with WatchEvent frames. */
+export interface ResultByOp {
+  readonly submit: SubmitResult
+  readonly get: GetResult
+  readonly list: ListResult
+  readonly since: SinceResult
+  readonly watch: WatchEvent
+  readonly status: StatusResult
+}
+
+/** A decoded response: the result, or the server's error as a throwable ProtocolError. */
+export type ApiResponse<R> = { readonly ok: true; readonly result: R } | { readonly ok: false; readonly error: ProtocolError }
+
+/** A decoded watch frame: an event, or the error that ends the watch. */
+export type WatchFrame = { readonly ok: true; readonly event: WatchEvent } | { readonly ok: false; readonly error: ProtocolError }

@@ -1,0 +1,75 @@
+import { emptyRecord } from '@nodeledger/registry'
+import type { NodeData } from '@nodeledger/registry'
+import type { StatusResult } from '../src/index.ts'
+
+const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+function base58(bytes: Uint8Array): string {
+  let value = 0n
+  for (const byte of bytes) value = value * 256n + BigInt(byte)
+  let text = ''
+  while (value > 0n) {
+    text = BASE58_ALPHABET[Number(value % 58n)] + text
+    value /= 58n
+  }
+  for (const byte of bytes) {
+    if (byte !== 0) break
+    text = '1' + text
+  }
+  return text
+}
+
+/** A canonical Ed25519 peer id from a seed number (the identity multihash of a protobuf key). */
+export function peerId(seed: number): string {
+  const bytes = new Uint8Array(38)
+  bytes.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
+  const view = new DataView(bytes.buffer)
+  for (let i = 0; i < 8; i++) view.setUint32(6 + i * 4, Math.imul(seed + 1, 0x9e3779b1 + i * 0x85ebca6b) >>> 0)
+  return base58(bytes)
+}
+
+export const REPLICA = peerId(9001)
+
+/** A record that satisfies the registry's invariants: active, observed by REPLICA, with fields set. */
+export function sampleRecord(seed: number): NodeData {
+  return {
+    ...emptyRecord(peerId(seed)),
+    multiaddrs: [`/ip4/10.0.0.${seed % 250}/tcp/4001`],
+    firstJoinedMs: 1_000,
+    lastJoinedMs: 2_000,
+    lastLeftMs: 1_500,
+    lastUpdatedMs: 3_000,
+    uptimeAccumulatedMs: 500,
+    isActive: true,
+    isStaked: true,
+    isTwitterScraper: seed % 2 === 0,
+    version: '1.2.3',
+    ethAddress: '0x' + 'ab'.repeat(20),
+    returnedItems: seed,
+    originSeq: 3,
+    observers: [REPLICA],
+    changedIndex: 40 + seed,
+  }
+}
+
+export function sampleStatus(): StatusResult {
+  const leaderPeerId = peerId(9002)
+  return {
+    id: 1,
+    peerId: REPLICA,
+    role: 'follower',
+    term: 7,
+    leader: { id: 2, peerId: leaderPeerId, multiaddrs: [`/ip4/127.0.0.2/tcp/4002/p2p/${leaderPeerId}`] },
+    commit: 120,
+    applied: 119,
+    firstIndex: 100,
+    lastIndex: 121,
+    snapshotIndex: 99,
+    members: [
+      { id: 1, peerId: REPLICA, multiaddr: `/ip4/127.0.0.1/tcp/4001/p2p/${REPLICA}`, voter: true },
+      { id: 2, peerId: leaderPeerId, multiaddr: `/ip4/127.0.0.2/tcp/4002/p2p/${leaderPeerId}`, voter: true },
+    ],
+    registryRecords: 42,
+    version: '0.1.0',
+  }
+}
