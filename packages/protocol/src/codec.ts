@@ -229,6 +229,7 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
         snapshotIndex: r.snapshotIndex,
         members: r.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddr: m.multiaddr, voter: m.voter })),
         registryRecords: r.registryRecords,
+        registryDigest: r.registryDigest,
         version: r.version,
       }
     }
@@ -333,7 +334,7 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
 
 const STATUS_KEYS = [
   'id', 'peerId', 'role', 'term', 'leader', 'commit', 'applied', 'firstIndex', 'lastIndex', 'snapshotIndex', 'members',
-  'registryRecords', 'version',
+  'registryRecords', 'registryDigest', 'version',
 ] as const
 
 function checkStatus(value: unknown): StatusResult {
@@ -362,8 +363,14 @@ function checkStatus(value: unknown): StatusResult {
     snapshotIndex: checkUnsigned(raw.snapshotIndex, 'result.snapshotIndex'),
     members,
     registryRecords: checkUnsigned(raw.registryRecords, 'result.registryRecords'),
+    registryDigest: checkDigest(raw.registryDigest, 'result.registryDigest'),
     version,
   }
+}
+
+function checkDigest(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw invalid(what, '64 lowercase hex digits (SHA-256)')
+  return value
 }
 
 function checkLeaderHint(value: unknown, what: string): LeaderHint {

@@ -114,6 +114,11 @@ export interface StatusResult {
   readonly snapshotIndex: number
   readonly members: readonly MemberStatus[]
   readonly registryRecords: number
+  /**
+   * SHA-256 (hex) of the registry's snapshot bytes at `applied`: replicas that applied the same log
+   * report the same digest, so a person or a test can see at a glance that they agree.
+   */
+  readonly registryDigest: string
   /** Software version of the replica. */
   readonly version: string
 }

@@ -70,6 +70,7 @@ export function sampleStatus(): StatusResult {
       { id: 2, peerId: leaderPeerId, multiaddr: `/ip4/127.0.0.2/tcp/4002/p2p/${leaderPeerId}`, voter: true },
     ],
     registryRecords: 42,
+    registryDigest: 'ab'.repeat(32),
     version: '0.1.0',
   }
 }
