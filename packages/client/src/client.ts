@@ -1,0 +1,415 @@
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface'
+import {
+  API_PROTOCOL,
+  API_RESPONSE_FRAME_BYTES_MAX,
+  ProtocolError,
+  decodeResponse,
+  decodeWatchFrame,
+  encodeRequest,
+  frameStream,
+  isRetryable,
+  readFrame,
+  streamError,
+  writeFrame,
+} from '@nodeledger/protocol'
+import type {
+  ApiRequestInit,
+  ApiResponse,
+  Consistency,
+  GetResult,
+  LeaderHint,
+  ListResult,
+  Op,
+  ResultByOp,
+  SinceResult,
+  StatusResult,
+  SubmitResult,
+  WatchEvent,
+} from '@nodeledger/protocol'
+import type { Delta, ListFilter } from '@nodeledger/registry'
+import { backoffDelayMs, deadline, sleep } from './backoff.ts'
+import {
+  ATTEMPTS_MAX_DEFAULT,
+  BACKOFF_BASE_MS_DEFAULT,
+  BACKOFF_MAX_MS_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+} from './constants.ts'
+
+/** The subset of a pino logger the client uses; pass `pino().child({ component: 'client' })`. */
+export interface ClientLogger {
+  debug(fields: object, message: string): void
+  warn(fields: object, message: string): void
+}
+
+export interface AuthorityClientInit {
+  /** Replica multiaddrs, each ending in /p2p/<peerId>. */
+  readonly bootstrap: readonly string[]
+  /** A running (or startable) libp2p node to use; the client then neither starts nor stops it. */
+  readonly libp2p?: Libp2p
+  /** Identity of the node the client creates when `libp2p` is not given (submits need the origin's key). */
+  readonly privateKey?: PrivateKey
+  readonly requestTimeoutMs?: number
+  readonly attemptsMax?: number
+  readonly backoffBaseMs?: number
+  readonly backoffMaxMs?: number
+  readonly logger?: ClientLogger
+  /** Source of backoff jitter in [0, 1); Math.random unless a test pins it. */
+  readonly random?: () => number
+}
+
+export interface RequestOptions {
+  readonly signal?: AbortSignal
+}
+
+export interface ReadOptions extends RequestOptions {
+  readonly consistency?: Consistency
+}
+
+/** One replica's answer in statusAll: its status, or why it gave none. */
+export interface ReplicaStatus {
+  readonly multiaddr: string
+  readonly peerId: string
+  readonly status?: StatusResult
+  readonly error?: ProtocolError
+}
+
+interface Replica {
+  readonly address: Multiaddr
+  readonly text: string
+  readonly peerId: string
+}
+
+/** Where a request may go: the leader only, or any replica (stale reads, status). */
+type Route = 'leader' | 'any'
+
+const NO_LOGGER: ClientLogger = { debug: () => {}, warn: () => {} }
+
+/**
+ * The cluster's client (PROTOCOL.md "Client behaviour"). Finds the leader through `status`, caches
+ * it, follows NOT_LEADER hints, and retries TIMEOUT, UNAVAILABLE and connection failures on the
+ * next replica with jittered exponential backoff, each attempt under its own deadline. Every other
+ * error code is final and thrown at once. A retried submit is the same bytes, so the same
+ * (originPeerId, seq): the server applies it once (PROTOCOL.md "Exactly-once submit").
+ */
+export class AuthorityClient {
+  readonly #replicas: readonly Replica[]
+  readonly #requestTimeoutMs: number
+  readonly #attemptsMax: number
+  readonly #backoffBaseMs: number
+  readonly #backoffMaxMs: number
+  readonly #logger: ClientLogger
+  readonly #random: () => number
+  readonly #privateKey: PrivateKey | undefined
+  readonly #ownsLibp2p: boolean
+  #libp2p: Libp2p | undefined
+  #shutdown = new AbortController()
+  #started = false
+  /** The cached leader's address: dialed first by leader-only requests. */
+  #leader: Multiaddr | undefined
+  /** Round-robin position over the bootstrap replicas for discovery and failover. */
+  #next = 0
+
+  constructor(init: AuthorityClientInit) {
+    if (init.bootstrap.length === 0) throw new TypeError('bootstrap: at least one replica multiaddr is needed')
+    this.#replicas = init.bootstrap.map((text) => {
+      const address = multiaddr(text)
+      const peerId = peerIdOf(address)
+      if (peerId === undefined) throw new TypeError(`bootstrap: ${text} does not end in /p2p/<peerId>`)
+      return { address, text: address.toString(), peerId }
+    })
+    this.#requestTimeoutMs = positive(init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT, 'requestTimeoutMs')
+    this.#attemptsMax = positive(init.attemptsMax ?? ATTEMPTS_MAX_DEFAULT, 'attemptsMax')
+    this.#backoffBaseMs = positive(init.backoffBaseMs ?? BACKOFF_BASE_MS_DEFAULT, 'backoffBaseMs')
+    this.#backoffMaxMs = positive(init.backoffMaxMs ?? BACKOFF_MAX_MS_DEFAULT, 'backoffMaxMs')
+    if (this.#backoffMaxMs < this.#backoffBaseMs) throw new TypeError('backoffMaxMs: must be at least backoffBaseMs')
+    this.#logger = init.logger ?? NO_LOGGER
+    this.#random = init.random ?? Math.random
+    this.#privateKey = init.privateKey
+    this.#libp2p = init.libp2p
+    this.#ownsLibp2p = init.libp2p === undefined
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return
+    if (this.#libp2p === undefined) {
+      this.#libp2p = await createLibp2p({
+        ...(this.#privateKey === undefined ? {} : { privateKey: this.#privateKey }),
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        services: { identify: identify() },
+      })
+    }
+    this.#shutdown = new AbortController()
+    this.#started = true
+  }
+
+  /** Aborts every request in flight (they fail with UNAVAILABLE) and stops the libp2p node if the client made it. */
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    this.#shutdown.abort(new ProtocolError('UNAVAILABLE', 'client stopped'))
+    if (this.#ownsLibp2p && this.#libp2p !== undefined) {
+      await this.#libp2p.stop()
+      this.#libp2p = undefined
+    }
+  }
+
+  /** The libp2p node in use (its peer id is the origin the server authorizes submits against). */
+  get libp2p(): Libp2p {
+    if (this.#libp2p === undefined) throw new ProtocolError('UNAVAILABLE', 'client not started')
+    return this.#libp2p
+  }
+
+  /** The cached leader's multiaddr, if any. */
+  get leader(): string | undefined {
+    return this.#leader?.toString()
+  }
+
+  /** Submits a delta; exactly once per (originPeerId, seq), also across retries and failovers. */
+  async submit(delta: Delta, options: RequestOptions = {}): Promise<SubmitResult> {
+    return this.#request('submit', { op: 'submit', delta }, 'leader', options.signal)
+  }
+
+  async get(peerId: string, options: ReadOptions = {}): Promise<GetResult> {
+    const consistency = options.consistency ?? 'linearizable'
+    return this.#request('get', { op: 'get', peerId, consistency }, routeOf(consistency), options.signal)
+  }
+
+  /** One page; pass `nextAfterPeerId` back as `filter.afterPeerId` for the next. */
+  async list(filter: ListFilter = {}, options: ReadOptions = {}): Promise<ListResult> {
+    const consistency = options.consistency ?? 'linearizable'
+    return this.#request('list', { op: 'list', filter, consistency }, routeOf(consistency), options.signal)
+  }
+
+  async since(index: number, limit: number, options: RequestOptions = {}): Promise<SinceResult> {
+    return this.#request('since', { op: 'since', index, limit }, 'leader', options.signal)
+  }
+
+  /**
+   * Status of `target` (a replica multiaddr; one attempt, no retry), or of any replica that
+   * answers (with retries across replicas).
+   */
+  async status(target?: string, options: RequestOptions = {}): Promise<StatusResult> {
+    if (target === undefined) return this.#request('status', { op: 'status' }, 'any', options.signal)
+    return this.#once('status', encodeRequest({ op: 'status' }), multiaddr(target), options.signal)
+  }
+
+  /** Status of every bootstrap replica, in bootstrap order, each with its result or its error. */
+  async statusAll(options: RequestOptions = {}): Promise<ReplicaStatus[]> {
+    const bytes = encodeRequest({ op: 'status' })
+    return Promise.all(
+      this.#replicas.map(async (replica): Promise<ReplicaStatus> => {
+        try {
+          const status = await this.#once('status', bytes, replica.address, options.signal)
+          return { multiaddr: replica.text, peerId: replica.peerId, status }
+        } catch (error) {
+          return { multiaddr: replica.text, peerId: replica.peerId, error: asProtocolError(error) }
+        }
+      }),
+    )
+  }
+
+  /**
+   * Changes from `fromIndex` on, as events, for as long as the caller iterates. On NOT_LEADER, a
+   * lost connection or any retryable error it finds the leader again and resumes from the last
+   * `throughIndex` it delivered. It throws a non-retryable error at once, and gives up after
+   * `attemptsMax` consecutive failures without an event in between. Ends when `signal` aborts
+   * (throwing its reason) or the caller stops iterating.
+   */
+  async *watch(fromIndex: number, options: RequestOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+    let from = fromIndex
+    let failures = 0
+    let lastError: ProtocolError | undefined
+    let followHint = false
+    while (true) {
+      if (failures >= this.#attemptsMax) throw lastError ?? new ProtocolError('UNAVAILABLE', 'watch: no replica answered')
+      if (failures > 0 && !followHint) await this.#backoff(failures, options.signal)
+      followHint = false
+      let stream: Stream | undefined
+      const { signal, dispose } = deadline(undefined, options.signal, this.#shutdown.signal)
+      try {
+        const target = await this.#leaderTarget(options.signal)
+        stream = await this.#openWatch(target, from, options.signal)
+        const lp = frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+        while (true) {
+          const frame = decodeWatchFrame(await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX, signal }))
+          if (!frame.ok) throw frame.error
+          failures = 0
+          if (frame.event.throughIndex > from) from = frame.event.throughIndex
+          yield frame.event
+        }
+      } catch (caught) {
+        if (signal.aborted) throw callerReason(options.signal, this.#shutdown.signal, caught)
+        const error = asProtocolError(caught)
+        if (!isRetryable(error.code)) throw error
+        lastError = error
+        failures++
+        followHint = this.#learn(error)
+        this.#logger.debug({ code: error.code, from, failures }, 'watch interrupted, resuming')
+      } finally {
+        dispose()
+        stream?.abort(new Error('watch closed'))
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** The retry loop shared by every request-response op. */
+  async #request<O extends Exclude<Op, 'watch'>>(op: O, request: ApiRequestInit, route: Route, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+    this.#checkStarted()
+    // Invalid input fails here, before any attempt: INVALID and TOO_LARGE are final.
+    const bytes = encodeRequest(request)
+    let lastError: ProtocolError | undefined
+    let followHint = false
+    for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
+      if (attempt > 0 && !followHint) await this.#backoff(attempt, callerSignal)
+      followHint = false
+      try {
+        const target = route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
+        return await this.#once(op, bytes, target, callerSignal)
+      } catch (caught) {
+        if (callerSignal?.aborted === true || this.#shutdown.signal.aborted) throw callerReason(callerSignal, this.#shutdown.signal, caught)
+        const error = asProtocolError(caught)
+        if (!isRetryable(error.code)) throw error
+        lastError = error
+        followHint = this.#learn(error)
+        this.#logger.debug({ op, attempt, code: error.code, leader: this.leader }, 'attempt failed')
+      }
+    }
+    this.#logger.warn({ op, attempts: this.#attemptsMax, code: lastError?.code }, 'giving up')
+    throw lastError ?? new ProtocolError('UNAVAILABLE', `${op}: no replica answered`)
+  }
+
+  /**
+   * Updates the leader cache from a retryable error. Returns true when a NOT_LEADER hint named a
+   * new leader to try at once (no backoff: the hint is fresh news, not a reason to wait).
+   */
+  #learn(error: ProtocolError): boolean {
+    if (error.code === 'NOT_LEADER' && error.leader !== undefined) {
+      const previous = this.#leader?.toString()
+      const hinted = this.#addressOf(error.leader)
+      this.#leader = hinted
+      return hinted !== undefined && hinted.toString() !== previous
+    }
+    this.#leader = undefined
+    return false
+  }
+
+  /** The cached leader, or one found by asking the next replica for its status (one attempt). */
+  async #leaderTarget(callerSignal: AbortSignal | undefined): Promise<Multiaddr> {
+    if (this.#leader !== undefined) return this.#leader
+    const replica = this.#nextReplica()
+    const status = await this.#once('status', encodeRequest({ op: 'status' }), replica, callerSignal)
+    const leader = status.leader === null ? undefined : this.#addressOf(status.leader)
+    if (leader === undefined) throw new ProtocolError('UNAVAILABLE', `replica ${status.id} knows no leader (role ${status.role}, term ${status.term})`)
+    this.#leader = leader
+    this.#logger.debug({ leader: leader.toString(), term: status.term }, 'leader found')
+    return leader
+  }
+
+  /** The hint's first multiaddr, or the bootstrap address of the same peer. */
+  #addressOf(hint: LeaderHint): Multiaddr | undefined {
+    const first = hint.multiaddrs[0]
+    if (first !== undefined) return multiaddr(first)
+    return this.#replicas.find((replica) => replica.peerId === hint.peerId)?.address
+  }
+
+  #nextReplica(): Multiaddr {
+    const replica = this.#replicas[this.#next % this.#replicas.length]!
+    this.#next = (this.#next + 1) % this.#replicas.length
+    return replica.address
+  }
+
+  async #backoff(attempt: number, callerSignal: AbortSignal | undefined): Promise<void> {
+    const { signal, dispose } = deadline(undefined, callerSignal, this.#shutdown.signal)
+    try {
+      await sleep(backoffDelayMs(attempt, this.#backoffBaseMs, this.#backoffMaxMs, this.#random), signal)
+    } finally {
+      dispose()
+    }
+  }
+
+  /** One attempt: dial, write the request, read the one response, under one deadline. */
+  async #once<O extends Exclude<Op, 'watch'>>(op: O, bytes: Uint8Array, target: Multiaddr, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+    this.#checkStarted()
+    const { signal, dispose } = deadline(this.#requestTimeoutMs, callerSignal, this.#shutdown.signal)
+    let stream: Stream | undefined
+    let response: ApiResponse<ResultByOp[O]>
+    try {
+      stream = await this.#dial(target, signal)
+      const lp = frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+      await writeFrame(lp, bytes, { signal })
+      response = decodeResponse(op, await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX, signal }))
+    } catch (error) {
+      stream?.abort(error instanceof Error ? error : new Error('request failed'))
+      stream = undefined
+      throw streamError(error, signal, `${op} to ${target.toString()}`)
+    } finally {
+      dispose()
+      // The server closes after its one response; closing our side releases the stream at once.
+      if (stream !== undefined) stream.close().catch(() => {})
+    }
+    if (!response.ok) throw response.error
+    return response.result
+  }
+
+  async #openWatch(target: Multiaddr, fromIndex: number, callerSignal: AbortSignal | undefined): Promise<Stream> {
+    const { signal, dispose } = deadline(this.#requestTimeoutMs, callerSignal, this.#shutdown.signal)
+    let stream: Stream | undefined
+    try {
+      stream = await this.#dial(target, signal)
+      await writeFrame(frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }), encodeRequest({ op: 'watch', fromIndex }), { signal })
+      return stream
+    } catch (error) {
+      stream?.abort(error instanceof Error ? error : new Error('watch failed'))
+      throw streamError(error, signal, `watch to ${target.toString()}`)
+    } finally {
+      dispose()
+    }
+  }
+
+  async #dial(target: Multiaddr, signal: AbortSignal): Promise<Stream> {
+    return this.libp2p.dialProtocol(target, API_PROTOCOL, { signal })
+  }
+
+  #checkStarted(): void {
+    if (!this.#started) throw new ProtocolError('UNAVAILABLE', 'client not started')
+  }
+}
+
+function routeOf(consistency: Consistency): Route {
+  return consistency === 'stale' ? 'any' : 'leader'
+}
+
+function peerIdOf(address: Multiaddr): string | undefined {
+  const components = address.getComponents()
+  const last = components[components.length - 1]
+  return last?.name === 'p2p' ? last.value : undefined
+}
+
+function positive(value: number, what: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${what}: must be a positive number, got ${value}`)
+  return value
+}
+
+/** Dial failures, resets and anything unexpected from the transport count as UNAVAILABLE. */
+function asProtocolError(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error
+  return new ProtocolError('UNAVAILABLE', error instanceof Error ? `${error.name}: ${error.message}` : 'request failed', { cause: error })
+}
+
+/** After the caller's signal or stop() aborted: the caller's reason, or UNAVAILABLE for stop(). */
+function callerReason(callerSignal: AbortSignal | undefined, shutdown: AbortSignal, caught: unknown): unknown {
+  if (callerSignal?.aborted === true) return callerSignal.reason
+  if (shutdown.aborted) return shutdown.reason
+  return caught
+}

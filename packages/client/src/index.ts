@@ -1,0 +1,22 @@
+/**
+ * @nodeledger/client: talks to the authority cluster. Finds the leader, follows NOT_LEADER hints,
+ * gives each request a deadline, retries across replicas with jittered backoff, and keeps submits
+ * exactly once by resending the same (originPeerId, seq).
+ *
+ * @example
+ * ```ts
+ * import { AuthorityClient } from '@nodeledger/client'
+ *
+ * const client = new AuthorityClient({ bootstrap: cluster.replicas.map((r) => r.multiaddr), privateKey })
+ * await client.start()
+ * const { index } = await client.submit({ originPeerId: myPeerId, seq: nextSeq(), fields: { isWebScraper: true } })
+ * const { record } = await client.get(myPeerId)                      // linearizable by default
+ * for await (const event of client.watch(index)) apply(event.records) // resumes across failovers
+ * await client.stop()
+ * ```
+ */
+
+export { AuthorityClient } from './client.ts'
+export type { AuthorityClientInit, ClientLogger, ReadOptions, ReplicaStatus, RequestOptions } from './client.ts'
+export { backoffDelayMs, deadline, sleep } from './backoff.ts'
+export * from './constants.ts'

@@ -1,0 +1,264 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { emptyRecord } from '@nodeledger/registry'
+import { ProtocolError } from '@nodeledger/protocol'
+import type { WatchEvent } from '@nodeledger/protocol'
+import { AuthorityClient, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT, backoffDelayMs } from '../src/index.ts'
+import type { AuthorityClientInit } from '../src/index.ts'
+import { FakeCluster } from './fake-cluster.ts'
+
+let cluster: FakeCluster
+let client: AuthorityClient | undefined
+
+beforeEach(async () => {
+  cluster = await FakeCluster.start(3)
+})
+
+afterEach(async () => {
+  await client?.stop()
+  client = undefined
+  await cluster.stop()
+})
+
+async function startClient(init: Partial<AuthorityClientInit> = {}): Promise<AuthorityClient> {
+  client = new AuthorityClient({ bootstrap: cluster.addresses, backoffBaseMs: 1, backoffMaxMs: 4, ...init })
+  await client.start()
+  return client
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProtocolError)
+    return (error as ProtocolError).code
+  }
+  throw new Error('expected a ProtocolError')
+}
+
+function delta(origin: string, seq: number) {
+  return { originPeerId: origin, seq, fields: { isWebScraper: true, version: '1.0.0' } }
+}
+
+describe('leader discovery', () => {
+  it('asks a replica for status, caches the leader and sends writes there', async () => {
+    cluster.leaderId = 2
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    expect(await c.submit(delta(origin, 1))).toEqual({ index: 1, duplicate: false })
+    expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: false })
+    expect(c.leader).toBe(cluster.replica(2).multiaddr)
+    expect(cluster.count('submit')).toEqual([0, 2, 0])
+    expect(cluster.count('status')).toEqual([1, 0, 0]) // one discovery, then the cache
+  })
+
+  it('follows a NOT_LEADER hint at once when the leader moves', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    cluster.leaderId = 3 // replica 1 now answers NOT_LEADER naming 3
+    expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: false })
+    expect(c.leader).toBe(cluster.replica(3).multiaddr)
+    expect(cluster.count('submit')).toEqual([2, 0, 1])
+  })
+
+  it('retries elsewhere when a replica knows no leader, until one is elected', async () => {
+    cluster.leaderId = 0
+    let statuses = 0
+    for (const replica of cluster.replicas) {
+      replica.behaviour = (request, self) => {
+        if (request.op === 'status' && ++statuses === 3) cluster.leaderId = 2
+        return cluster.standard(request, self)
+      }
+    }
+    const c = await startClient()
+    expect(await c.get(c.libp2p.peerId.toString())).toEqual({ record: null, index: 0 })
+    expect(cluster.count('get')).toEqual([0, 1, 0])
+  })
+})
+
+describe('failover', () => {
+  it('moves to the new leader when the old one dies, and a retried submit stays exactly once', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    // The leader applies seq 2 and dies before answering; replica 2 takes over with the same log.
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op === 'submit') {
+        cluster.apply(request.delta.originPeerId, request.delta.seq)
+        cluster.leaderId = 2
+        return { kind: 'drop' }
+      }
+      return cluster.standard(request, self)
+    }
+    expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: true })
+    const submits = cluster.replicas.flatMap((r) => r.requests).filter((r) => r.op === 'submit')
+    expect(submits.slice(1)).toEqual([{ op: 'submit', delta: delta(origin, 2) }, { op: 'submit', delta: delta(origin, 2) }])
+    expect(cluster.lastIndex).toBe(2)
+  })
+
+  it('moves on when the leader process is gone entirely', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    await cluster.replica(1).node.stop()
+    cluster.leaderId = 3
+    expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: false })
+    expect(c.leader).toBe(cluster.replica(3).multiaddr)
+  })
+})
+
+describe('deadlines and retries', () => {
+  it('a replica that never answers is TIMEOUT once attempts run out', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'hang' })
+    const c = await startClient({ requestTimeoutMs: 100, attemptsMax: 2 })
+    expect(await codeOf(c.status())).toBe('TIMEOUT')
+    expect(cluster.count('status')).toEqual([1, 1, 0])
+  })
+
+  it('a hanging leader is left for the next replica after its deadline', async () => {
+    const c = await startClient({ requestTimeoutMs: 100 })
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    cluster.replica(1).behaviour = (request, self) => (request.op === 'submit' ? { kind: 'hang' } : cluster.standard(request, self))
+    cluster.leaderId = 2
+    expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: false })
+  })
+
+  it('non-retryable codes are thrown at once, after one attempt', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 5))
+    expect(await codeOf(c.submit(delta(origin, 4)))).toBe('STALE')
+    expect(cluster.count('submit')).toEqual([2, 0, 0])
+    cluster.replica(1).behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAUTHORIZED', 'not yours') })
+    expect(await codeOf(c.submit(delta(origin, 6)))).toBe('UNAUTHORIZED')
+    expect(cluster.count('submit')).toEqual([3, 0, 0])
+  })
+
+  it('invalid input fails locally as INVALID without a request', async () => {
+    const c = await startClient()
+    expect(await codeOf(c.get('not-a-peer-id'))).toBe('INVALID')
+    expect(await codeOf(c.since(0, 0))).toBe('INVALID')
+    expect(cluster.replicas.every((r) => r.requests.length === 0)).toBe(true)
+  })
+
+  it('gives up after attemptsMax when every replica is UNAVAILABLE', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
+    const c = await startClient({ attemptsMax: 5 })
+    expect(await codeOf(c.status())).toBe('UNAVAILABLE')
+    expect(cluster.count('status').reduce((a, b) => a + b)).toBe(5)
+  })
+
+  it('a caller abort ends the request with the caller reason', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'hang' })
+    const c = await startClient({ requestTimeoutMs: 60_000 })
+    const controller = new AbortController()
+    const reason = new Error('caller gave up')
+    const pending = c.status(undefined, { signal: controller.signal })
+    while (cluster.count('status')[0] === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    controller.abort(reason)
+    await expect(pending).rejects.toBe(reason)
+  })
+
+  it('stale reads go to any replica without discovery', async () => {
+    const c = await startClient()
+    cluster.leaderId = 2
+    const result = await c.get(c.libp2p.peerId.toString(), { consistency: 'stale' })
+    expect(result.index).toBe(0)
+    expect(cluster.count('status')).toEqual([0, 0, 0])
+  })
+})
+
+describe('backoff', () => {
+  it('stays within [cap / 2, cap] with cap = min(max, base * 2^(attempt - 1))', () => {
+    for (const random of [0, 0.25, 0.5, 0.999999]) {
+      for (let attempt = 1; attempt <= 40; attempt++) {
+        const cap = Math.min(BACKOFF_MAX_MS_DEFAULT, BACKOFF_BASE_MS_DEFAULT * 2 ** (attempt - 1))
+        const delay = backoffDelayMs(attempt, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT, () => random)
+        expect(delay).toBeGreaterThanOrEqual(cap / 2)
+        expect(delay).toBeLessThanOrEqual(cap)
+      }
+    }
+    expect(backoffDelayMs(0, 20, 500, () => 0.5)).toBe(0)
+    expect(backoffDelayMs(1000, 20, 500, () => 1)).toBe(500)
+  })
+
+  it('the client waits with its configured jitter between attempts', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
+    const draws: number[] = []
+    const c = await startClient({ attemptsMax: 4, random: () => (draws.push(0.5), 0.5) })
+    await codeOf(c.status())
+    expect(draws.length).toBe(3) // one backoff before each retry, none before the first attempt
+  })
+})
+
+describe('status', () => {
+  it('statusAll answers for every replica, with an error for the one that is down', async () => {
+    await cluster.replica(2).node.stop()
+    const c = await startClient({ requestTimeoutMs: 500 })
+    const all = await c.statusAll()
+    expect(all.map((s) => s.multiaddr)).toEqual(cluster.addresses)
+    expect(all[0]!.status?.role).toBe('leader')
+    expect(all[1]!.error?.code).toBe('UNAVAILABLE')
+    expect(all[2]!.status?.leader?.id).toBe(1)
+  })
+
+  it('status(target) asks that replica only', async () => {
+    const c = await startClient()
+    expect((await c.status(cluster.replica(3).multiaddr)).id).toBe(3)
+    expect(cluster.count('status')).toEqual([0, 0, 1])
+  })
+})
+
+describe('watch', () => {
+  const record = emptyRecord('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')
+  const event = (throughIndex: number): WatchEvent => ({ records: [{ ...record, changedIndex: throughIndex }], throughIndex })
+
+  it('resumes from the last throughIndex on NOT_LEADER and after a dropped connection', async () => {
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op !== 'watch') return cluster.standard(request, self)
+      cluster.leaderId = 2
+      return { kind: 'watch', events: [event(11), event(12)], end: new ProtocolError('NOT_LEADER', 'stepped down', { leader: cluster.replica(2).hint() }) }
+    }
+    cluster.replica(2).behaviour = (request, self) => {
+      if (request.op !== 'watch') return cluster.standard(request, self)
+      cluster.leaderId = 3
+      return { kind: 'watch', events: [event(13)], end: 'drop' }
+    }
+    cluster.replica(3).behaviour = (request, self) => {
+      if (request.op !== 'watch') return cluster.standard(request, self)
+      return { kind: 'watch', events: [event(14)], end: 'hold' }
+    }
+    const c = await startClient()
+    const seen: number[] = []
+    for await (const e of c.watch(10)) {
+      seen.push(e.throughIndex)
+      if (e.throughIndex === 14) break
+    }
+    expect(seen).toEqual([11, 12, 13, 14])
+    const watches = cluster.replicas.map((r) => r.requests.filter((q) => q.op === 'watch'))
+    expect(watches).toEqual([[{ op: 'watch', fromIndex: 10 }], [{ op: 'watch', fromIndex: 12 }], [{ op: 'watch', fromIndex: 13 }]])
+  })
+
+  it('a non-retryable error ends the watch', async () => {
+    cluster.replica(1).behaviour = (request, self) =>
+      request.op === 'watch' ? { kind: 'watch', events: [], end: new ProtocolError('NOT_FOUND', 'beyond the log') } : cluster.standard(request, self)
+    const c = await startClient()
+    const iterate = async (): Promise<void> => {
+      for await (const _ of c.watch(1_000_000)) { /* nothing arrives */ }
+    }
+    expect(await codeOf(iterate())).toBe('NOT_FOUND')
+  })
+
+  it('gives up after attemptsMax failures in a row', async () => {
+    for (const replica of cluster.replicas) {
+      replica.behaviour = (request, self) => (request.op === 'watch' ? { kind: 'watch', events: [], end: 'drop' } : cluster.standard(request, self))
+    }
+    const c = await startClient({ attemptsMax: 3 })
+    const iterate = async (): Promise<void> => {
+      for await (const _ of c.watch(0)) { /* nothing arrives */ }
+    }
+    expect(await codeOf(iterate())).toBe('UNAVAILABLE')
+    expect(cluster.count('watch')).toEqual([3, 0, 0])
+  })
+})
