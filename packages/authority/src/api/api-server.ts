@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto'
+import { lpStream } from '@libp2p/utils'
+import type { Connection, Stream } from '@libp2p/interface'
+import {
+  API_PROTOCOL,
+  API_REQUEST_FRAME_BYTES_MAX,
+  API_RESPONSE_FRAME_BYTES_MAX,
+  LIST_LIMIT_DEFAULT,
+  ProtocolError,
+  decodeRequest,
+  encodeErrorResponse,
+  encodeResponse,
+  encodeWatchEvent,
+} from '@nodeledger/protocol'
+import type { ApiRequest, LeaderHint, ResultByOp, StatusResult } from '@nodeledger/protocol'
+import type { Logger } from 'pino'
+import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../constants.ts'
+import type { ClusterMember } from '../cluster-file.ts'
+import { ReplicaRequestError } from '../replica-errors.ts'
+import type { Replica } from '../replica/replica.ts'
+
+/** Software version reported by status. */
+const SOFTWARE_VERSION = '0.1.0'
+/** A watcher that falls this many entries behind gets pages of at most this many records per event. */
+const WATCH_RECORDS_PER_EVENT_MAX = 1000
+/** How long a watch waits for new commits before it re-checks leadership and the stream. */
+const WATCH_POLL_MS = 1_000
+
+export interface ApiServerOptions {
+  replica: Replica
+  logger: Logger
+  requestTimeoutMs?: number
+}
+
+/**
+ * /nodeledger/api/1 (docs/PROTOCOL.md "Client API"): one request per stream, answered with one
+ * response frame, or a stream of watch events. Bad input gets a typed error frame, never a crash.
+ * Writes and linearizable reads on a follower get NOT_LEADER with the leader's address (we answer
+ * rather than forward: the client then talks to the leader directly, one hop, and learns who leads).
+ */
+export class ApiServer {
+  private readonly replica: Replica
+  private readonly logger: Logger
+  private readonly requestTimeoutMs: number
+  private readonly shutdown = new AbortController()
+  private readonly operators: ReadonlySet<string>
+  private readonly replicaPeerIds: ReadonlySet<string>
+  readonly counters = { requests: 0, errors: 0, invalid: 0, unauthorized: 0 }
+  /** The registry digest is a hash of a full snapshot: computed once per applied index, on demand. */
+  private digestCache: { applied: number; digest: string } | undefined
+
+  constructor(options: ApiServerOptions) {
+    this.replica = options.replica
+    this.logger = options.logger.child({ component: 'api' })
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
+    this.operators = new Set(options.replica.cluster.operators.map((operator) => operator.peerId))
+    this.replicaPeerIds = new Set(options.replica.cluster.replicas.map((replica) => replica.peerId))
+  }
+
+  async start(): Promise<void> {
+    await this.replica.libp2p.handle(API_PROTOCOL, (stream, connection) => this.handle(stream, connection), {
+      maxInboundStreams: API_STREAMS_PER_CONNECTION_MAX,
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.shutdown.abort()
+    await this.replica.libp2p.unhandle(API_PROTOCOL)
+  }
+
+  private async handle(stream: Stream, connection: Connection): Promise<void> {
+    this.counters.requests++
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.requestTimeoutMs)])
+    const lp = lpStream(stream, { maxDataLength: Math.max(API_REQUEST_FRAME_BYTES_MAX, API_RESPONSE_FRAME_BYTES_MAX) })
+    let request: ApiRequest
+    try {
+      const frame = await lp.read({ signal })
+      if (frame.byteLength > API_REQUEST_FRAME_BYTES_MAX) throw new ProtocolError('TOO_LARGE', `request frame of ${frame.byteLength} bytes exceeds ${API_REQUEST_FRAME_BYTES_MAX}`)
+      request = decodeRequest(frame.subarray())
+    } catch (error) {
+      const wire = this.toProtocolError(error)
+      this.counters.invalid++
+      this.logger.debug({ peer: connection.remotePeer.toString(), code: wire.code }, 'bad request')
+      await this.answer(lp, stream, encodeErrorResponse(wire), signal)
+      return
+    }
+    if (request.op === 'watch') {
+      await this.watch(lp, stream, request.fromIndex)
+      return
+    }
+    let response: Uint8Array
+    try {
+      response = await this.dispatch(request, connection.remotePeer.toString(), signal)
+    } catch (error) {
+      const wire = this.toProtocolError(error)
+      this.counters.errors++
+      response = encodeErrorResponse(wire)
+    }
+    await this.answer(lp, stream, response, signal)
+  }
+
+  private async answer(lp: ReturnType<typeof lpStream>, stream: Stream, frame: Uint8Array, signal: AbortSignal): Promise<void> {
+    try {
+      await lp.write(frame, { signal })
+      await stream.close({ signal })
+    } catch {
+      stream.abort(new Error('could not answer'))
+    }
+  }
+
+  private async dispatch(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal): Promise<Uint8Array> {
+    const replica = this.replica
+    switch (request.op) {
+      case 'submit': {
+        const { delta } = request
+        const privileged = this.operators.has(remotePeerId) || this.replicaPeerIds.has(remotePeerId)
+        if (delta.originPeerId !== remotePeerId && !privileged) {
+          this.counters.unauthorized++
+          throw new ProtocolError('UNAUTHORIZED', `peer ${remotePeerId} may not submit deltas for ${delta.originPeerId}`)
+        }
+        if (!replica.isLeader()) throw this.notLeader()
+        // Exactly once by (origin, seq): a retry of what is already applied answers without a new entry.
+        const existing = replica.registry.get(delta.originPeerId)
+        if (existing !== undefined && delta.seq < existing.originSeq) {
+          throw new ProtocolError('STALE', `seq ${delta.seq} of ${delta.originPeerId} is below the applied ${existing.originSeq}`)
+        }
+        if (existing !== undefined && delta.seq === existing.originSeq) {
+          return encodeResponse('submit', { index: existing.changedIndex, duplicate: true })
+        }
+        // The registry accepts a delta from its origin or from a replica. An operator's write was
+        // authorized here, so this replica vouches for it as the submitter.
+        const submitterPeerId = delta.originPeerId === remotePeerId || this.replicaPeerIds.has(remotePeerId) ? remotePeerId : replica.member.peerId
+        const { index, result } = await replica.propose({ kind: 'delta', submitterPeerId, delta }, signal)
+        if (result.status === 'applied') return encodeResponse('submit', { index, duplicate: false })
+        if (result.status === 'stale') {
+          if (result.reason === 'REPLAYED') return encodeResponse('submit', { index, duplicate: true })
+          throw new ProtocolError('STALE', `seq ${delta.seq} of ${delta.originPeerId} was overtaken (${result.reason})`)
+        }
+        throw new ProtocolError(result.code === 'UNAUTHORIZED' ? 'UNAUTHORIZED' : 'INVALID', result.message)
+      }
+      case 'get': {
+        const index = await this.readBarrier(request.consistency, signal)
+        return encodeResponse('get', { record: replica.registry.get(request.peerId) ?? null, index })
+      }
+      case 'list': {
+        const index = await this.readBarrier(request.consistency, signal)
+        const limit = request.filter.limit ?? LIST_LIMIT_DEFAULT
+        // One more than asked tells whether another page follows.
+        const records = replica.registry.list({ ...request.filter, limit: limit + 1 })
+        const page = records.slice(0, limit)
+        const result: ResultByOp['list'] = records.length > limit ? { records: page, index, nextAfterPeerId: page[page.length - 1]!.peerId } : { records: page, index }
+        return encodeResponse('list', result)
+      }
+      case 'since': {
+        this.requireLeaderWithin(request.index)
+        return this.pageOfChanges(request.index, request.limit)
+      }
+      case 'status':
+        return encodeResponse('status', this.status())
+    }
+  }
+
+  /** since and watch are the leader's (PROTOCOL.md "Consistency"); an index beyond its log is NOT_FOUND. */
+  private requireLeaderWithin(index: number): void {
+    if (!this.replica.isLeader()) throw this.notLeader()
+    const lastIndex = this.replica.status().lastIndex
+    if (index > lastIndex) throw new ProtocolError('NOT_FOUND', `index ${index} is beyond this cluster's log (last index ${lastIndex}); resynchronise from 0`)
+  }
+
+  /** A page of changes that fits one response frame: halve the page until it does. */
+  private pageOfChanges(index: number, limit: number): Uint8Array {
+    for (let pageLimit = limit; ; pageLimit = Math.max(1, Math.floor(pageLimit / 2))) {
+      const changes = this.replica.registry.changesSince(index, pageLimit)
+      try {
+        return encodeResponse('since', { records: changes.records, throughIndex: changes.throughIndex, more: changes.more })
+      } catch (error) {
+        if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
+      }
+    }
+  }
+
+  /** The next watch event after `throughIndex` that fits one frame, or undefined if nothing changed. */
+  private watchEvent(throughIndex: number): { frame: Uint8Array; throughIndex: number; more: boolean } | undefined {
+    for (let pageLimit = WATCH_RECORDS_PER_EVENT_MAX; ; pageLimit = Math.max(1, Math.floor(pageLimit / 2))) {
+      const changes = this.replica.registry.changesSince(throughIndex, pageLimit)
+      if (changes.records.length === 0 && changes.throughIndex <= throughIndex) return undefined
+      try {
+        return { frame: encodeWatchEvent({ records: changes.records, throughIndex: changes.throughIndex }), throughIndex: changes.throughIndex, more: changes.more }
+      } catch (error) {
+        if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
+      }
+    }
+  }
+
+  private async readBarrier(consistency: 'linearizable' | 'lease' | 'stale', signal: AbortSignal): Promise<number> {
+    if (consistency !== 'stale' && !this.replica.isLeader()) throw this.notLeader()
+    return await this.replica.readBarrier(consistency, signal)
+  }
+
+  /**
+   * Stream committed changes after `fromIndex`, from the leader's applied state, in log order. The
+   * watch ends with an error frame when this replica stops leading (NOT_LEADER, with the hint) or
+   * shuts down (UNAVAILABLE); the client resumes from its last throughIndex elsewhere. Events are
+   * pulled from the registry as the watcher reads them, so a slow watcher costs no buffered memory.
+   */
+  private async watch(lp: ReturnType<typeof lpStream>, stream: Stream, fromIndex: number): Promise<void> {
+    try {
+      this.requireLeaderWithin(fromIndex)
+    } catch (error) {
+      await this.answer(lp, stream, encodeErrorResponse(this.toProtocolError(error)), AbortSignal.timeout(this.requestTimeoutMs))
+      return
+    }
+    let throughIndex = fromIndex
+    const closed = new AbortController()
+    stream.addEventListener('close', () => closed.abort(), { once: true })
+    const signal = AbortSignal.any([this.shutdown.signal, closed.signal])
+    try {
+      while (!signal.aborted) {
+        if (!this.replica.isLeader()) throw this.notLeader()
+        const event = this.watchEvent(throughIndex)
+        if (event !== undefined) {
+          await lp.write(event.frame, { signal })
+          throughIndex = event.throughIndex
+          if (event.more) continue
+        }
+        // Wait for the next applied entry (or a poll interval, to notice a closed stream).
+        await this.replica.waitApplied(this.replica.applied + 1, AbortSignal.any([signal, AbortSignal.timeout(WATCH_POLL_MS)])).catch(() => {})
+      }
+    } catch (error) {
+      if (!signal.aborted) {
+        try {
+          await lp.write(encodeErrorResponse(this.toProtocolError(error)), { signal: AbortSignal.timeout(this.requestTimeoutMs) })
+        } catch {
+          // the stream is gone
+        }
+      }
+    } finally {
+      stream.abort(new Error('watch ended'))
+    }
+  }
+
+  status(): StatusResult {
+    const status = this.replica.status()
+    return {
+      id: status.id,
+      peerId: status.peerId,
+      role: status.role,
+      term: status.term,
+      leader: status.leader === undefined ? null : hint(status.leader),
+      commit: status.commit,
+      applied: status.applied,
+      firstIndex: status.firstIndex,
+      lastIndex: status.lastIndex,
+      snapshotIndex: status.snapshotIndex,
+      members: this.replica.cluster.replicas.map((member) => ({ id: member.id, peerId: member.peerId, multiaddr: member.multiaddr, voter: status.voters.includes(member.id) })),
+      registryRecords: status.registryRecords,
+      registryDigest: this.registryDigest(status.applied),
+      version: SOFTWARE_VERSION,
+    }
+  }
+
+  private registryDigest(applied: number): string {
+    if (this.digestCache?.applied !== applied) {
+      this.digestCache = { applied, digest: createHash('sha256').update(this.replica.registry.snapshot()).digest('hex') }
+    }
+    return this.digestCache.digest
+  }
+
+  private notLeader(): ProtocolError {
+    const leader = this.replica.leaderMember()
+    return new ProtocolError('NOT_LEADER', leader === undefined ? 'no leader is known right now; retry shortly' : `replica ${leader.id} leads`, leader === undefined ? undefined : { leader: hint(leader) })
+  }
+
+  private toProtocolError(error: unknown): ProtocolError {
+    if (error instanceof ProtocolError) return error
+    if (error instanceof ReplicaRequestError) {
+      return new ProtocolError(error.code, error.message, error.leader === undefined ? undefined : { leader: hint(error.leader) })
+    }
+    const name = (error as { name?: string }).name
+    if (name === 'AbortError' || name === 'TimeoutError') return new ProtocolError('TIMEOUT', 'request deadline passed')
+    const code = (error as { code?: string }).code
+    if (code === 'ERR_MSG_DATA_TOO_LONG' || name === 'InvalidDataLengthError') return new ProtocolError('TOO_LARGE', (error as Error).message)
+    if (name === 'UnexpectedEOFError' || code === 'ERR_UNEXPECTED_EOF') return new ProtocolError('INVALID', 'stream ended before a whole request frame')
+    this.logger.error({ err: error }, 'unexpected error serving a request')
+    return new ProtocolError('UNAVAILABLE', 'internal error')
+  }
+}
+
+function hint(member: ClusterMember): LeaderHint {
+  return { id: member.id, peerId: member.peerId, multiaddrs: [member.multiaddr] }
+}

@@ -1,0 +1,25 @@
+/**
+ * Replica defaults, each with its reason. Protocol ids and wire limits live in @nodeledger/protocol.
+ */
+export { API_PROTOCOL, RAFT_PROTOCOL, SNAPSHOT_PROTOCOL } from '@nodeledger/protocol'
+
+/**
+ * 10 ms ticks, heartbeat every 5 (50 ms), election timeout 30–60 ticks (300–600 ms): etcd's
+ * recommended loopback/LAN timing, so a leader that is paused or cut off is replaced in well under
+ * a second, while one that dies is replaced within a few ticks (its peers see the connection close).
+ */
+export const DEFAULT_TIMING = { tickIntervalMs: 10, heartbeatTicks: 5, electionTimeoutTicks: 30, leaseReads: false } as const
+/** Snapshot and compact every 10,000 applied entries: restart replays at most that many. */
+export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000
+/** Raft frames queued per peer before new ones are dropped (Raft retransmits what is lost). */
+export const RAFT_QUEUE_FRAMES_MAX = 1024
+/** Snapshot chunks queued per peer: a transfer is paced by acknowledgements, so a few suffice. */
+export const SNAPSHOT_QUEUE_FRAMES_MAX = 16
+/** One Raft frame: a batch of AppendEntries (1 MiB of entries each) to one peer, or a snapshot chunk. */
+export const RAFT_FRAME_BYTES_MAX = 8 * 1024 * 1024
+/** Proposals waiting to commit before new ones are refused UNAVAILABLE (back-pressure). */
+export const PENDING_PROPOSALS_MAX = 10_000
+/** Server-side deadline of one API request. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 5_000
+/** Concurrent API streams one client may hold open (watches included). */
+export const API_STREAMS_PER_CONNECTION_MAX = 256

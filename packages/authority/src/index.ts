@@ -1,0 +1,29 @@
+/**
+ * @nodeledger/authority: one authority replica — libp2p host, Raft driver, LevelDB log and
+ * snapshots, the client API server.
+ *
+ * @example
+ * ```ts
+ * import { Replica, ApiServer, loadClusterFile } from '@nodeledger/authority'
+ * import { pino } from 'pino'
+ * const cluster = await loadClusterFile('.run/cluster/cluster.json')
+ * const replica = await Replica.start({ cluster, id: 1, logger: pino() })
+ * const api = new ApiServer({ replica, logger: pino() })
+ * await api.start()
+ * // ... on SIGTERM:
+ * await replica.transferLeadership(2000)
+ * await api.stop()
+ * await replica.stop()
+ * ```
+ */
+export { Replica } from './replica/replica.ts'
+export type { ReplicaOptions, ReplicaStatus, Consistency } from './replica/replica.ts'
+export { ApiServer } from './api/api-server.ts'
+export type { ApiServerOptions } from './api/api-server.ts'
+export { loadClusterFile, parseClusterFile, memberById } from './cluster-file.ts'
+export type { ClusterFile, ClusterMember, ClusterTiming } from './cluster-file.ts'
+export { ReplicaError, ReplicaRequestError } from './replica-errors.ts'
+export { encodeRaftFrame, decodeRaftFrame } from './raft-codec.ts'
+export { LevelStorage } from './storage/index.ts'
+export { PeerLinks, createReplicaHost, loadOrCreateKey } from './transport/index.ts'
+export * from './constants.ts'

@@ -1,0 +1,107 @@
+import { Packr } from 'msgpackr'
+import { CampaignReason, EntryType, MessageType } from '@nodeledger/raft'
+import type { ConfState, Entry, Message, SnapshotChunk } from '@nodeledger/raft'
+import { ReplicaError } from './replica-errors.ts'
+
+/**
+ * Raft messages on /nodeledger/raft/1 and /nodeledger/snapshot/1: one frame is a msgpackr array of
+ * messages (all to the same peer), `[version, ...messages]`. Field names are kept (plain maps) so an
+ * independent implementation can read them; docs/PROTOCOL.md lists them. Decoding checks every
+ * field: a peer is trusted to be a replica (its peer id is checked) but not to be bug-free.
+ */
+const RAFT_FRAME_VERSION = 1
+/** Plain maps only: no record extension, so a frame cannot define structures for later frames. */
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+
+export function encodeRaftFrame(messages: readonly Message[]): Uint8Array {
+  return packr.pack([RAFT_FRAME_VERSION, ...messages])
+}
+
+const MESSAGE_TYPES = new Set<string>(Object.values(MessageType))
+const ENTRY_TYPES = new Set<string>(Object.values(EntryType))
+const REASONS = new Set<string>(Object.values(CampaignReason))
+const MESSAGES_PER_FRAME_MAX = 4096
+
+export function decodeRaftFrame(frame: Uint8Array, expectedFrom: number, self: number): Message[] {
+  let decoded: unknown
+  try {
+    decoded = packr.unpack(frame)
+  } catch (error) {
+    throw invalid(`not msgpack: ${(error as Error).message}`)
+  }
+  if (!Array.isArray(decoded) || decoded.length < 1) throw invalid('a frame is an array [version, ...messages]')
+  if (decoded[0] !== RAFT_FRAME_VERSION) throw invalid(`unsupported raft frame version ${JSON.stringify(decoded[0])} (this replica speaks ${RAFT_FRAME_VERSION})`)
+  if (decoded.length - 1 > MESSAGES_PER_FRAME_MAX) throw invalid(`more than ${MESSAGES_PER_FRAME_MAX} messages in one frame`)
+  return decoded.slice(1).map((raw, position) => checkMessage(raw, `message ${position}`, expectedFrom, self))
+}
+
+function checkMessage(raw: unknown, where: string, expectedFrom: number, self: number): Message {
+  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
+  const m = raw as Record<string, unknown>
+  if (typeof m.type !== 'string' || !MESSAGE_TYPES.has(m.type) || m.type === MessageType.Hup) throw invalid(`${where} has unknown type ${JSON.stringify(m.type)}`)
+  // The transport authenticated the peer; a message claiming another sender is refused.
+  if (m.from !== expectedFrom) throw invalid(`${where} claims to come from ${String(m.from)} on the link of replica ${expectedFrom}`)
+  if (m.to !== self) throw invalid(`${where} is addressed to ${String(m.to)}, not ${self}`)
+  const message: Record<string, unknown> = { type: m.type, from: m.from, to: m.to, term: natural(m.term, `${where}.term`) }
+  for (const field of ['logTerm', 'index', 'commit', 'rejectHint', 'sentTick', 'bytesReceived'] as const) {
+    if (m[field] !== undefined) message[field] = natural(m[field], `${where}.${field}`)
+  }
+  if (m.reject !== undefined) {
+    if (typeof m.reject !== 'boolean') throw invalid(`${where}.reject is not a boolean`)
+    message.reject = m.reject
+  }
+  if (m.reason !== undefined) {
+    if (typeof m.reason !== 'string' || !REASONS.has(m.reason)) throw invalid(`${where}.reason is unknown`)
+    message.reason = m.reason
+  }
+  if (m.context !== undefined) {
+    if (typeof m.context !== 'string' || m.context.length > 256) throw invalid(`${where}.context must be a string of at most 256 characters`)
+    message.context = m.context
+  }
+  if (m.entries !== undefined) {
+    if (!Array.isArray(m.entries)) throw invalid(`${where}.entries is not an array`)
+    message.entries = m.entries.map((entry, position) => checkEntry(entry, `${where}.entries[${position}]`))
+  }
+  if (m.snapshot !== undefined) message.snapshot = checkChunk(m.snapshot, `${where}.snapshot`)
+  return message as unknown as Message
+}
+
+function checkEntry(raw: unknown, where: string): Entry {
+  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
+  const e = raw as Record<string, unknown>
+  if (typeof e.type !== 'string' || !ENTRY_TYPES.has(e.type)) throw invalid(`${where}.type is unknown`)
+  return { index: natural(e.index, `${where}.index`), term: natural(e.term, `${where}.term`), type: e.type as Entry['type'], data: bytes(e.data, `${where}.data`) }
+}
+
+function checkChunk(raw: unknown, where: string): SnapshotChunk {
+  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
+  const c = raw as Record<string, unknown>
+  const metadata = c.metadata as Record<string, unknown> | undefined
+  if (typeof metadata !== 'object' || metadata === null) throw invalid(`${where}.metadata is missing`)
+  const conf = metadata.confState as Record<string, unknown> | undefined
+  if (typeof conf !== 'object' || conf === null || !Array.isArray(conf.voters) || !Array.isArray(conf.learners)) throw invalid(`${where}.metadata.confState is malformed`)
+  const confState: ConfState = {
+    voters: conf.voters.map((id, i) => natural(id, `${where}.metadata.confState.voters[${i}]`)),
+    learners: conf.learners.map((id, i) => natural(id, `${where}.metadata.confState.learners[${i}]`)),
+  }
+  return {
+    metadata: { index: natural(metadata.index, `${where}.metadata.index`), term: natural(metadata.term, `${where}.metadata.term`), confState },
+    offset: natural(c.offset, `${where}.offset`),
+    totalBytes: natural(c.totalBytes, `${where}.totalBytes`),
+    data: bytes(c.data, `${where}.data`),
+  }
+}
+
+function natural(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`${where} must be a non-negative integer`)
+  return value
+}
+
+function bytes(value: unknown, where: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw invalid(`${where} must be bytes`)
+  return value
+}
+
+function invalid(message: string): ReplicaError {
+  return new ReplicaError('INVALID_FRAME', `invalid raft frame: ${message}`)
+}

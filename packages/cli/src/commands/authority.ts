@@ -1,0 +1,37 @@
+import { Replica, loadClusterFile } from '@nodeledger/authority'
+import { ApiServer } from '@nodeledger/authority'
+import { createLogger } from '../logger.ts'
+
+export interface AuthorityOptions {
+  cluster: string
+  id: number
+  logLevel: string
+  pretty: boolean
+}
+
+/** How long a leader on its way out waits for a successor before it simply stops. */
+const TRANSFER_ON_EXIT_TIMEOUT_MS = 2_000
+
+/** Run one replica in the foreground until SIGTERM/SIGINT; a leader hands over before it exits. */
+export async function runAuthority(options: AuthorityOptions): Promise<void> {
+  const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: `replica-${options.id}` })
+  const cluster = await loadClusterFile(options.cluster)
+  const replica = await Replica.start({ cluster, id: options.id, logger })
+  const api = new ApiServer({ replica, logger })
+  await api.start()
+  let stopping = false
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    if (replica.isLeader()) {
+      const handedOver = await replica.transferLeadership(TRANSFER_ON_EXIT_TIMEOUT_MS)
+      logger.info({ handedOver }, handedOver ? 'leadership handed over before exit' : 'no successor took over in time; exiting anyway')
+    }
+    await api.stop()
+    await replica.stop()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+}
