@@ -37,11 +37,12 @@ async function leaderOf(client: AuthorityClient): Promise<StatusResult> {
 async function submitMany(client: AuthorityClient, peerIds: readonly string[], seqs: Map<string, number>, count: number, concurrency: number, onError?: (error: unknown) => void): Promise<Delta[]> {
   const acknowledged: Delta[] = []
   let issued = 0
+  // Each lane owns the peers lane, lane + concurrency, ... so one origin's seqs go out in order.
+  const peersPerLane = Math.max(1, Math.floor(peerIds.length / concurrency))
   const worker = async (lane: number): Promise<void> => {
-    while (issued < count) {
+    for (let turn = 0; issued < count; turn++) {
       issued++
-      // Each lane owns its peers, so one origin's seqs are submitted in order.
-      const peerId = peerIds[(lane + concurrency * (issued % Math.max(1, Math.floor(peerIds.length / concurrency)))) % peerIds.length]!
+      const peerId = peerIds[(lane + concurrency * (turn % peersPerLane)) % peerIds.length]!
       const seq = (seqs.get(peerId) ?? 0) + 1
       seqs.set(peerId, seq)
       const delta: Delta = { originPeerId: peerId, seq, fields: { returnedItems: seq, version: `v${seq}` } }

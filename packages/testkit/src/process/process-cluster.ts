@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync, createWriteStream, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
@@ -38,7 +38,14 @@ export class ProcessCluster {
   private constructor(dir: string) {
     this.dir = dir
     this.clusterPath = join(dir, 'cluster.json')
-    this.file = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
+    const raw = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
+    // Paths in the file are relative to it; callers get them absolute.
+    const absolute = (path: string): string => (isAbsolute(path) ? path : join(dir, path))
+    this.file = {
+      ...raw,
+      replicas: raw.replicas.map((replica) => ({ ...replica, dataDir: absolute(replica.dataDir), keyFile: absolute(replica.keyFile) })),
+      operators: raw.operators.map((operator) => ({ ...operator, keyFile: absolute(operator.keyFile) })),
+    }
   }
 
   static create(options: ProcessClusterOptions): ProcessCluster {
