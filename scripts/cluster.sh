@@ -6,6 +6,7 @@
 #   scripts/cluster.sh status                the status table
 #   scripts/cluster.sh kill-leader           SIGKILL the current leader (and say which)
 #   scripts/cluster.sh start ID | kill ID    one replica
+#   scripts/cluster.sh snapshot ID           snapshot and compact that replica's log now (SIGUSR2)
 #
 # The run dir is $NODELEDGER_RUN_DIR, default .run/cluster in the repo. Logs: $DIR/logs/replica-N.log
 # (pino JSON, one event per line). Exit codes follow the CLI's (0 ok, 5 unavailable, ...).
@@ -92,9 +93,10 @@ case "$command" in
     echo "killed leader: replica $id (pid $pid)"
     ;;
   start) start_one "${1:?replica id}" ;;
+  snapshot) kill -USR2 "$(pid_of "${1:?replica id}")" && echo "replica $1 asked to snapshot (see its log)" ;;
   kill) kill -9 "$(pid_of "${1:?replica id}")" && echo "killed replica $1" ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -32,6 +32,13 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     await replica.stop()
     process.exit(0)
   }
+  // On demand: `kill -USR2 <pid>` snapshots and compacts the log now (SIGUSR1 belongs to Node's inspector).
+  process.on('SIGUSR2', () => {
+    replica.snapshotNow().then(
+      (index) => logger.info({ index }, 'snapshot on demand'),
+      (error: unknown) => logger.error({ err: error }, 'snapshot on demand failed'),
+    )
+  })
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
 }
