@@ -65,6 +65,27 @@ export class RawNode {
     return this.raft.confStateAt(index)
   }
 
+  /**
+   * Heartbeats and heartbeat responses, taken out of the next Ready so the host can send them at
+   * once, even while it is still persisting the previous Ready. They carry no log state a receiver
+   * could act on unsafely: a heartbeat's commit never exceeds what the follower is known to hold,
+   * and is already durable on a quorum; the leader's term was persisted before it could lead; a
+   * response carries only the echoed context and tick. Without this, a slow fsync on the leader
+   * would delay its heartbeats and let followers time out while it is perfectly alive.
+   */
+  takeHeartbeats(): Message[] {
+    const raft = this.raft
+    if (raft.messages.length === 0) return []
+    const heartbeats: Message[] = []
+    const rest: Message[] = []
+    for (const message of raft.messages) {
+      if (message.type === 'heartbeat' || message.type === 'heartbeat-response') heartbeats.push(message)
+      else rest.push(message)
+    }
+    if (heartbeats.length > 0) raft.messages = rest
+    return heartbeats
+  }
+
   hasReady(): boolean {
     const raft = this.raft
     if (raft.broadcastPending) return true

@@ -153,6 +153,8 @@ export interface ReadState {
  *   3. install `snapshot` into the state machine, then apply `committedEntries` in order;
  *   4. hand `readStates` to the waiting readers once the applied index reaches each one's index;
  *   5. call `advance(ready)`.
+ * The one exception to "persist, then send": heartbeats and their responses may be taken out early
+ * with RawNode.takeHeartbeats() and sent at once (they carry no unpersisted state).
  */
 export interface Ready {
   /** Present when leader or role changed since the last Ready. */

@@ -15,6 +15,9 @@ import { ApplyWaiters } from './apply-waiters.ts'
 
 export type Consistency = 'linearizable' | 'lease' | 'stale'
 
+/** A synced batch slower than this is logged: the disk, not Raft, is then the bottleneck. */
+const SLOW_SAVE_WARN_MS = 100
+
 export interface ReplicaOptions {
   readonly cluster: ClusterFile
   readonly id: NodeId
@@ -157,7 +160,13 @@ export class Replica {
       return
     }
     for (const message of messages) this.node.step(message)
+    if (this.wake === undefined) this.sendHeartbeats()
     this.wake?.()
+  }
+
+  private sendHeartbeats(): void {
+    const heartbeats = this.node.takeHeartbeats()
+    if (heartbeats.length > 0) this.send(heartbeats)
   }
 
   private onPeerDown(peer: number): void {
@@ -171,6 +180,9 @@ export class Replica {
   private startLoop(): void {
     this.tickTimer = setInterval(() => {
       this.node.tick()
+      // While a Ready is being persisted the loop is not sending: heartbeats go out now, so a slow
+      // fsync never looks like a dead leader to the followers.
+      if (this.wake === undefined) this.sendHeartbeats()
       this.wake?.()
     }, this.cluster.timing.tickIntervalMs)
     this.loopDone = this.runLoop().catch((error: unknown) => {
@@ -197,7 +209,10 @@ export class Replica {
   private async handleReady(ready: Ready & { droppedReads: readonly string[] }): Promise<void> {
     // 1. Persist: snapshot, entries and hard state in one synced batch.
     if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
+      const startedMs = performance.now()
       await this.storage.save({ ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}), entries: ready.entries, ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}) })
+      const saveLatencyMs = performance.now() - startedMs
+      if (saveLatencyMs > SLOW_SAVE_WARN_MS) this.logger.warn({ saveLatencyMs: Math.round(saveLatencyMs), entries: ready.entries.length }, 'slow synced write')
     }
     // 2. Send, one frame per peer and protocol.
     this.send(ready.messages)

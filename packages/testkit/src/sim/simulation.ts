@@ -256,7 +256,11 @@ export class Simulation {
       replica?.node?.step(message)
     }
     for (const replica of this.replicas.values()) {
-      if (replica.node !== undefined && (this.step + replica.tickOffset) % this.options.stepsPerTick === 0) replica.node.tick()
+      if (replica.node !== undefined && (this.step + replica.tickOffset) % this.options.stepsPerTick === 0) {
+        replica.node.tick()
+        // Like the replica while a synced write is in flight: heartbeats leave before the Ready.
+        if (this.rng.chance(0.5)) for (const message of replica.node.takeHeartbeats()) this.network.send(message, this.step)
+      }
     }
     for (const [id, atStep] of this.scheduledCrashes) {
       if (atStep > this.step) continue
