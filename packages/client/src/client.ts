@@ -26,11 +26,11 @@ import type {
   GetResult,
   LeaderHint,
   ListResult,
-  Op,
   ResultByOp,
   SinceResult,
   StatusResult,
   SubmitResult,
+  UnaryOp,
   WatchEvent,
 } from '@nodeledger/protocol'
 import type { Delta, ListFilter } from '@nodeledger/registry'
@@ -41,12 +41,10 @@ import {
   BACKOFF_MAX_MS_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
 } from './constants.ts'
+import { Session } from './session.ts'
+import type { ClientLogger } from './session.ts'
 
-/** The subset of a pino logger the client uses; pass `pino().child({ component: 'client' })`. */
-export interface ClientLogger {
-  debug(fields: object, message: string): void
-  warn(fields: object, message: string): void
-}
+export type { ClientLogger } from './session.ts'
 
 export interface AuthorityClientInit {
   /** Replica multiaddrs, each ending in /p2p/<peerId>. */
@@ -62,6 +60,13 @@ export interface AuthorityClientInit {
   readonly logger?: ClientLogger
   /** Source of backoff jitter in [0, 1); Math.random unless a test pins it. */
   readonly random?: () => number
+  /**
+   * Open one stream per request (PROTOCOL.md "Client API", the flow before sessions) instead of
+   * sharing one session per replica. For servers that predate sessions, and for comparison.
+   */
+  readonly streamPerRequest?: boolean
+  /** Requests in flight per session; SESSION_REQUESTS_INFLIGHT_MAX (256) unless a test lowers it. */
+  readonly sessionInflightMax?: number
 }
 
 export interface RequestOptions {
@@ -95,8 +100,11 @@ const NO_LOGGER: ClientLogger = { debug: () => {}, warn: () => {} }
  * The cluster's client (PROTOCOL.md "Client behaviour"). Finds the leader through `status`, caches
  * it, follows NOT_LEADER hints, and retries TIMEOUT, UNAVAILABLE and connection failures on the
  * next replica with jittered exponential backoff, each attempt under its own deadline. Every other
- * error code is final and thrown at once. A retried submit is the same bytes, so the same
+ * error code is final and thrown at once. A retried submit is the same request, so the same
  * (originPeerId, seq): the server applies it once (PROTOCOL.md "Exactly-once submit").
+ *
+ * Requests other than `watch` share one session per replica (PROTOCOL.md "Sessions"; session.ts),
+ * opened on first use and replaced after it fails; a watch has a stream of its own.
  */
 export class AuthorityClient {
   readonly #replicas: readonly Replica[]
@@ -108,6 +116,10 @@ export class AuthorityClient {
   readonly #random: () => number
   readonly #privateKey: PrivateKey | undefined
   readonly #ownsLibp2p: boolean
+  readonly #streamPerRequest: boolean
+  readonly #sessionInflightMax: number | undefined
+  /** The live session of each replica, by multiaddr; a session removes itself when it ends. */
+  readonly #sessions = new Map<string, Session>()
   #libp2p: Libp2p | undefined
   #shutdown = new AbortController()
   #started = false
@@ -134,6 +146,8 @@ export class AuthorityClient {
     this.#privateKey = init.privateKey
     this.#libp2p = init.libp2p
     this.#ownsLibp2p = init.libp2p === undefined
+    this.#streamPerRequest = init.streamPerRequest ?? false
+    this.#sessionInflightMax = init.sessionInflightMax
   }
 
   async start(): Promise<void> {
@@ -155,7 +169,10 @@ export class AuthorityClient {
   async stop(): Promise<void> {
     if (!this.#started) return
     this.#started = false
-    this.#shutdown.abort(new ProtocolError('UNAVAILABLE', 'client stopped'))
+    const reason = new ProtocolError('UNAVAILABLE', 'client stopped')
+    this.#shutdown.abort(reason)
+    for (const session of [...this.#sessions.values()]) session.close(reason)
+    this.#sessions.clear()
     if (this.#ownsLibp2p && this.#libp2p !== undefined) {
       await this.#libp2p.stop()
       this.#libp2p = undefined
@@ -199,16 +216,15 @@ export class AuthorityClient {
    */
   async status(target?: string, options: RequestOptions = {}): Promise<StatusResult> {
     if (target === undefined) return this.#request('status', { op: 'status' }, 'any', options.signal)
-    return this.#once('status', encodeRequest({ op: 'status' }), multiaddr(target), options.signal)
+    return this.#once('status', { op: 'status' }, multiaddr(target), options.signal)
   }
 
   /** Status of every bootstrap replica, in bootstrap order, each with its result or its error. */
   async statusAll(options: RequestOptions = {}): Promise<ReplicaStatus[]> {
-    const bytes = encodeRequest({ op: 'status' })
     return Promise.all(
       this.#replicas.map(async (replica): Promise<ReplicaStatus> => {
         try {
-          const status = await this.#once('status', bytes, replica.address, options.signal)
+          const status = await this.#once('status', { op: 'status' }, replica.address, options.signal)
           return { multiaddr: replica.text, peerId: replica.peerId, status }
         } catch (error) {
           return { multiaddr: replica.text, peerId: replica.peerId, error: asProtocolError(error) }
@@ -264,10 +280,10 @@ export class AuthorityClient {
   // -------------------------------------------------------------------------------------------
 
   /** The retry loop shared by every request-response op. */
-  async #request<O extends Exclude<Op, 'watch'>>(op: O, request: ApiRequestInit, route: Route, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+  async #request<O extends UnaryOp>(op: O, request: ApiRequestInit, route: Route, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
     this.#checkStarted()
     // Invalid input fails here, before any attempt: INVALID and TOO_LARGE are final.
-    const bytes = encodeRequest(request)
+    encodeRequest(request)
     let lastError: ProtocolError | undefined
     let followHint = false
     for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
@@ -275,7 +291,7 @@ export class AuthorityClient {
       followHint = false
       try {
         const target = route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
-        return await this.#once(op, bytes, target, callerSignal)
+        return await this.#once(op, request, target, callerSignal)
       } catch (caught) {
         if (callerSignal?.aborted === true || this.#shutdown.signal.aborted) throw callerReason(callerSignal, this.#shutdown.signal, caught)
         const error = asProtocolError(caught)
@@ -308,7 +324,7 @@ export class AuthorityClient {
   async #leaderTarget(callerSignal: AbortSignal | undefined): Promise<Multiaddr> {
     if (this.#leader !== undefined) return this.#leader
     const replica = this.#nextReplica()
-    const status = await this.#once('status', encodeRequest({ op: 'status' }), replica, callerSignal)
+    const status = await this.#once('status', { op: 'status' }, replica, callerSignal)
     const leader = status.leader === null ? undefined : this.#addressOf(status.leader)
     if (leader === undefined) throw new ProtocolError('UNAVAILABLE', `replica ${status.id} knows no leader (role ${status.role}, term ${status.term})`)
     this.#leader = leader
@@ -338,10 +354,39 @@ export class AuthorityClient {
     }
   }
 
-  /** One attempt: dial, write the request, read the one response, under one deadline. */
-  async #once<O extends Exclude<Op, 'watch'>>(op: O, bytes: Uint8Array, target: Multiaddr, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+  /** One attempt under one deadline: on the target's session, or on a stream of its own. */
+  async #once<O extends UnaryOp>(op: O, request: ApiRequestInit, target: Multiaddr, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
     this.#checkStarted()
     const { signal, dispose } = deadline(this.#requestTimeoutMs, callerSignal, this.#shutdown.signal)
+    try {
+      if (this.#streamPerRequest) return await this.#onStream(op, encodeRequest(request), target, signal)
+      return await this.#session(target).request(op, request, signal)
+    } finally {
+      dispose()
+    }
+  }
+
+  /** The target's live session, or a new one (opened by its first request). */
+  #session(target: Multiaddr): Session {
+    const key = target.toString()
+    const existing = this.#sessions.get(key)
+    if (existing !== undefined && !existing.ended) return existing
+    const session = new Session({
+      libp2p: this.libp2p,
+      target,
+      openTimeoutMs: this.#requestTimeoutMs,
+      ...(this.#sessionInflightMax === undefined ? {} : { inflightMax: this.#sessionInflightMax }),
+      logger: this.#logger,
+      onEnd: (ended) => {
+        if (this.#sessions.get(key) === ended) this.#sessions.delete(key)
+      },
+    })
+    this.#sessions.set(key, session)
+    return session
+  }
+
+  /** One request on a stream of its own: dial, write the request, read the one response. */
+  async #onStream<O extends UnaryOp>(op: O, bytes: Uint8Array, target: Multiaddr, signal: AbortSignal): Promise<ResultByOp[O]> {
     let stream: Stream | undefined
     let response: ApiResponse<ResultByOp[O]>
     try {
@@ -354,7 +399,6 @@ export class AuthorityClient {
       stream = undefined
       throw streamError(error, signal, `${op} to ${target.toString()}`)
     } finally {
-      dispose()
       // The server closes after its one response; closing our side releases the stream at once.
       if (stream !== undefined) stream.close().catch(() => {})
     }

@@ -1,7 +1,8 @@
 /**
  * @nodeledger/client: talks to the authority cluster. Finds the leader, follows NOT_LEADER hints,
  * gives each request a deadline, retries across replicas with jittered backoff, and keeps submits
- * exactly once by resending the same (originPeerId, seq).
+ * exactly once by resending the same (originPeerId, seq). Requests to a replica share one session
+ * stream (PROTOCOL.md "Sessions"), up to 256 in flight; a watch has a stream of its own.
  *
  * @example
  * ```ts

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { emptyRecord } from '@nodeledger/registry'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ProtocolError } from '@nodeledger/protocol'
 import type { WatchEvent } from '@nodeledger/protocol'
 import { AuthorityClient, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT, backoffDelayMs } from '../src/index.ts'
@@ -33,6 +35,11 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
     return (error as ProtocolError).code
   }
   throw new Error('expected a ProtocolError')
+}
+
+/** `count` distinct valid origins (the fake does not check who submits for whom). */
+async function origins(count: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: count }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
 }
 
 function delta(origin: string, seq: number) {
@@ -110,13 +117,14 @@ describe('failover', () => {
 describe('deadlines and retries', () => {
   it('a replica that never answers is TIMEOUT once attempts run out', async () => {
     for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'hang' })
-    const c = await startClient({ requestTimeoutMs: 100, attemptsMax: 2 })
+    // 250 ms: room for a fresh dial (TCP, Noise, identify) on a loaded machine before the request is sent.
+    const c = await startClient({ requestTimeoutMs: 250, attemptsMax: 2 })
     expect(await codeOf(c.status())).toBe('TIMEOUT')
     expect(cluster.count('status')).toEqual([1, 1, 0])
   })
 
   it('a hanging leader is left for the next replica after its deadline', async () => {
-    const c = await startClient({ requestTimeoutMs: 100 })
+    const c = await startClient({ requestTimeoutMs: 250 })
     const origin = c.libp2p.peerId.toString()
     await c.submit(delta(origin, 1))
     cluster.replica(1).behaviour = (request, self) => (request.op === 'submit' ? { kind: 'hang' } : cluster.standard(request, self))
@@ -260,5 +268,117 @@ describe('watch', () => {
     }
     expect(await codeOf(iterate())).toBe('UNAVAILABLE')
     expect(cluster.count('watch')).toEqual([3, 0, 0])
+  })
+})
+
+describe('sessions (PROTOCOL.md "Sessions")', () => {
+  /** A promise a test resolves by hand, to hold a fake replica's answers back. */
+  function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+    let open!: (value: T) => void
+    const promise = new Promise<T>((resolve) => (open = resolve))
+    return { promise, open }
+  }
+
+  it('many concurrent requests share one stream per replica', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.get(origin) // finds the leader (replica 1) once
+    const workers = await origins(32)
+    const results = await Promise.all([
+      ...workers.map((worker) => c.submit(delta(worker, 1))),
+      ...Array.from({ length: 32 }, () => c.get(origin)),
+    ])
+    expect(results).toHaveLength(64)
+    expect(cluster.count('submit')).toEqual([32, 0, 0])
+    expect(cluster.replicas.map((r) => r.streams)).toEqual([1, 0, 0]) // discovery and all 64 on one session
+    await c.status()
+    expect(cluster.replica(1).streams).toBe(1)
+  })
+
+  it('routes answers that come back out of order to their own requests', async () => {
+    const held: Array<{ index: number; open: (answer: { kind: 'result'; result: unknown }) => void }> = []
+    const all = gate()
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op !== 'since') return cluster.standard(request, self)
+      const answer = gate<{ kind: 'result'; result: unknown }>()
+      held.push({ index: request.index, open: answer.open })
+      if (held.length === 5) all.open()
+      return { kind: 'deferred', answer: answer.promise }
+    }
+    const c = await startClient()
+    await c.status()
+    const pending = [10, 20, 30, 40, 50].map((index) => c.since(index, 100))
+    await all.promise
+    for (const { index, open } of held.reverse()) open({ kind: 'result', result: { records: [], throughIndex: index + 1, more: index === 30 } })
+    expect(await Promise.all(pending)).toEqual([10, 20, 30, 40, 50].map((index) => ({ records: [], throughIndex: index + 1, more: index === 30 })))
+    expect(cluster.replica(1).streams).toBe(1)
+  })
+
+  it('a session that dies fails all its requests, which then retry on the new leader', async () => {
+    const c = await startClient()
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    const received = gate()
+    let submits = 0
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op !== 'submit') return cluster.standard(request, self)
+      if (++submits === 10) received.open()
+      // Every submit waits until all ten are in; then the replica dies (its session is reset).
+      return { kind: 'deferred', answer: received.promise.then(() => ({ kind: 'drop' as const })) }
+    }
+    received.promise.then(() => (cluster.leaderId = 2))
+    const workers = await origins(10)
+    const results = await Promise.all(workers.map((worker) => c.submit(delta(worker, 1))))
+    expect(results.map((r) => r.duplicate)).toEqual(Array.from({ length: 10 }, () => false))
+    expect(cluster.count('submit')).toEqual([11, 10, 0])
+    expect(c.leader).toBe(cluster.replica(2).multiaddr)
+    expect(cluster.replica(2).streams).toBe(1)
+    expect(cluster.replica(1).streams).toBeGreaterThanOrEqual(1)
+  })
+
+  it('one request missing its deadline leaves the others and the session alone; its late answer is dropped', async () => {
+    const late = gate()
+    let first = true
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op !== 'status' || !first) return cluster.standard(request, self)
+      first = false
+      return { kind: 'deferred', answer: late.promise.then(() => ({ kind: 'result' as const, result: cluster.status(self) })) }
+    }
+    const c = await startClient({ requestTimeoutMs: 400 })
+    const target = cluster.replica(1).multiaddr
+    const slow = codeOf(c.status(target))
+    const others = await Promise.all(Array.from({ length: 9 }, () => c.status(target)))
+    expect(others.map((s) => s.id)).toEqual(Array.from({ length: 9 }, () => 1))
+    expect(await slow).toBe('TIMEOUT')
+    late.open()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect((await c.status(target)).id).toBe(1)
+    expect(cluster.replica(1).streams).toBe(1)
+  })
+
+  it('never has more than SESSION_REQUESTS_INFLIGHT_MAX requests in flight; the rest wait their turn', async () => {
+    const release = gate()
+    let gets = 0
+    cluster.replica(1).behaviour = (request, self) => {
+      if (request.op !== 'get') return cluster.standard(request, self)
+      if (++gets === 256) release.open()
+      return { kind: 'deferred', answer: release.promise.then(() => cluster.standard(request, self)) }
+    }
+    const c = await startClient({ requestTimeoutMs: 10_000 })
+    const origin = c.libp2p.peerId.toString()
+    await c.status()
+    const results = await Promise.all(Array.from({ length: 300 }, () => c.get(origin)))
+    expect(results).toHaveLength(300)
+    expect(cluster.replica(1).sessionPendingMax).toBe(256)
+    expect(cluster.replica(1).streams).toBe(1)
+  })
+
+  it('streamPerRequest keeps the one-request-per-stream flow, which servers still serve', async () => {
+    const c = await startClient({ streamPerRequest: true })
+    const origin = c.libp2p.peerId.toString()
+    await c.submit(delta(origin, 1))
+    await Promise.all([c.get(origin), c.status(), c.submit(delta(origin, 2))])
+    // discovery, then four requests: one stream each
+    expect(cluster.replicas.map((r) => r.streams)).toEqual([5, 0, 0])
   })
 })

@@ -8,6 +8,7 @@ import {
   API_PROTOCOL,
   API_REQUEST_FRAME_BYTES_MAX,
   ProtocolError,
+  SESSION_REQUESTS_INFLIGHT_MAX,
   decodeRequest,
   encodeErrorResponse,
   encodeResponse,
@@ -16,15 +17,23 @@ import {
   readFrame,
   writeFrame,
 } from '@nodeledger/protocol'
-import type { ApiRequest, LeaderHint, StatusResult, WatchEvent } from '@nodeledger/protocol'
+import type { ApiRequest, DecodedRequest, LeaderHint, StatusResult, WatchEvent } from '@nodeledger/protocol'
+import type { LengthPrefixedStream } from '@libp2p/utils'
 
 /**
  * A tiny stand-in for the authority's API server: real libp2p hosts on 127.0.0.1 that speak
- * /nodeledger/api/1 with the protocol package's codecs, whose answers each test scripts.
+ * /nodeledger/api/1 with the protocol package's codecs, whose answers each test scripts. It serves
+ * one-request streams and sessions (PROTOCOL.md "Sessions") as the contract says: a session's
+ * answers go out as they complete, at most SESSION_REQUESTS_INFLIGHT_MAX pending (it stops reading
+ * meanwhile), watch answered INVALID, a bad frame answered without an id and the session closed.
  */
 
-/** What a fake replica does with one request: answer, fail, hang, drop the stream, or run a watch. */
+/**
+ * What a fake replica does with one request: answer, fail, hang, drop the stream (a whole session),
+ * run a watch, or answer later (`deferred`: lets a test answer a session's requests out of order).
+ */
 export type Answer =
+  | { readonly kind: 'deferred'; readonly answer: Promise<Answer> }
   | { readonly kind: 'result'; readonly result: unknown }
   | { readonly kind: 'error'; readonly error: ProtocolError }
   | { readonly kind: 'hang' }
@@ -38,7 +47,12 @@ export interface FakeReplica {
   readonly node: Libp2p
   readonly peerId: string
   readonly multiaddr: string
+  /** Every request received, in order, without its session id. */
   readonly requests: ApiRequest[]
+  /** Streams opened to this replica's API protocol (sessions and one-request streams alike). */
+  streams: number
+  /** Most requests pending at once on any one session. */
+  sessionPendingMax: number
   behaviour: Behaviour
   hint(): LeaderHint
 }
@@ -138,18 +152,22 @@ export class FakeCluster {
       peerId: node.peerId.toString(),
       multiaddr: address.toString(),
       requests: [],
+      streams: 0,
+      sessionPendingMax: 0,
       behaviour: this.standard,
       hint: () => ({ id, peerId: node.peerId.toString(), multiaddrs: [address.toString()] }),
     }
-    await node.handle(API_PROTOCOL, (stream) => serve(stream, replica))
+    // As many streams per connection as the authority's API server allows (API_STREAMS_PER_CONNECTION_MAX).
+    await node.handle(API_PROTOCOL, (stream) => serve(stream, replica), { maxInboundStreams: 256 })
     return replica
   }
 }
 
 async function serve(stream: Stream, replica: FakeReplica): Promise<void> {
+  replica.streams++
   const lp = frameStream(stream, { maxBytes: API_REQUEST_FRAME_BYTES_MAX })
   try {
-    let request: ApiRequest
+    let request: DecodedRequest
     try {
       request = decodeRequest(await readFrame(lp, { maxBytes: API_REQUEST_FRAME_BYTES_MAX }))
     } catch (error) {
@@ -157,13 +175,12 @@ async function serve(stream: Stream, replica: FakeReplica): Promise<void> {
       await stream.close()
       return
     }
-    replica.requests.push(request)
-    let answer: Answer
-    try {
-      answer = replica.behaviour(request, replica)
-    } catch (error) {
-      answer = { kind: 'error', error: error as ProtocolError }
+    if (request.id !== undefined) {
+      await serveSession(stream, lp, replica, request)
+      return
     }
+    replica.requests.push(request)
+    const answer = await settle(behave(replica, request))
     switch (answer.kind) {
       case 'result':
         await writeFrame(lp, encodeResponse(request.op as 'status', answer.result as StatusResult))
@@ -190,4 +207,74 @@ async function serve(stream: Stream, replica: FakeReplica): Promise<void> {
   } catch {
     stream.abort(new Error('fake replica failed'))
   }
+}
+
+/** A session: answer each request as its answer settles, read on while fewer than the limit are pending. */
+async function serveSession(stream: Stream, lp: LengthPrefixedStream<Stream>, replica: FakeReplica, first: DecodedRequest): Promise<void> {
+  let pending = 0
+  let wakeReader: (() => void) | undefined
+  const answer = async (request: ApiRequest, id: number): Promise<void> => {
+    pending++
+    replica.sessionPendingMax = Math.max(replica.sessionPendingMax, pending)
+    const reply = request.op === 'watch' ? { kind: 'error' as const, error: new ProtocolError('INVALID', 'watch is not allowed in a session') } : await settle(behave(replica, request))
+    pending--
+    wakeReader?.()
+    switch (reply.kind) {
+      case 'result':
+        await writeFrame(lp, encodeResponse(request.op as 'status', reply.result as StatusResult, id))
+        return
+      case 'error':
+        await writeFrame(lp, encodeErrorResponse(reply.error, id))
+        return
+      case 'hang':
+        pending++ // never answered: it holds its slot, as on a real server until its deadline
+        return
+      case 'drop':
+      case 'watch':
+        stream.abort(new Error('session dropped by the fake replica'))
+        return
+    }
+  }
+  let next: DecodedRequest = first
+  while (true) {
+    const { id, ...request } = next
+    replica.requests.push(request as ApiRequest)
+    void answer(request as ApiRequest, id!).catch(() => stream.abort(new Error('fake replica failed')))
+    while (pending >= SESSION_REQUESTS_INFLIGHT_MAX) await new Promise<void>((resolve) => (wakeReader = resolve))
+    let bytes: Uint8Array
+    try {
+      bytes = await readFrame(lp, { maxBytes: API_REQUEST_FRAME_BYTES_MAX })
+    } catch {
+      return // the client closed or reset the session
+    }
+    try {
+      next = decodeRequest(bytes)
+      if (next.id === undefined) throw new ProtocolError('INVALID', 'request.id: expected an id on every request of a session')
+    } catch (error) {
+      await writeFrame(lp, encodeErrorResponse(error))
+      await stream.close()
+      return
+    }
+  }
+}
+
+function behave(replica: FakeReplica, request: ApiRequest): Answer {
+  try {
+    return replica.behaviour(request, replica)
+  } catch (error) {
+    return { kind: 'error', error: error as ProtocolError }
+  }
+}
+
+/** A deferred answer once it settles; a rejected one is an error answer. */
+async function settle(answer: Answer): Promise<Exclude<Answer, { kind: 'deferred' }>> {
+  let current = answer
+  while (current.kind === 'deferred') {
+    try {
+      current = await current.answer
+    } catch (error) {
+      current = { kind: 'error', error: error as ProtocolError }
+    }
+  }
+  return current
 }

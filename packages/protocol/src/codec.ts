@@ -20,6 +20,7 @@ import {
   PROTOCOL_VERSION,
   PROTOCOL_VERSIONS_SUPPORTED,
   RECORDS_PER_FRAME_MAX,
+  REQUEST_ID_MAX,
   SINCE_LIMIT_MAX,
   SOFTWARE_VERSION_LENGTH_MAX,
 } from './constants.ts'
@@ -30,6 +31,7 @@ import type {
   ApiRequest,
   ApiRequestInit,
   ApiResponse,
+  DecodedRequest,
   Consistency,
   GetResult,
   ListResult,
@@ -37,9 +39,11 @@ import type {
   Op,
   ResultByOp,
   Role,
+  SessionResponse,
   SinceResult,
   StatusResult,
   SubmitResult,
+  UnaryOp,
   WatchEvent,
   WatchFrame,
 } from './messages.ts'
@@ -53,6 +57,10 @@ import type {
  *
  * Decoders throw ProtocolError only: INVALID for a wrong shape or value, TOO_LARGE for a broken
  * limit. Unknown keys are INVALID: a newer writer must bump `v` rather than have fields dropped.
+ *
+ * Sessions (PROTOCOL.md "Sessions"): every encoder takes an optional request `id`, written right
+ * after `v`; decodeRequest returns it, and a client routes the frames of a session with
+ * decodeSessionResponse (or peekResponseId then decodeResponse).
  */
 
 // No record extension and no shared structures: every frame is read with an empty structure table,
@@ -65,11 +73,21 @@ type Fields = Record<string, unknown>
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-/** Encodes a request frame, then decodes it: what we write must be what a replica accepts. */
-export function encodeRequest(request: ApiRequestInit): Uint8Array {
-  const bytes = pack(requestToWire(request), API_REQUEST_FRAME_BYTES_MAX, 'request')
-  decodeRequest(bytes)
+/**
+ * Encodes a request frame, then decodes it: what we write must be what a replica accepts. With
+ * `id` (an integer in [0, REQUEST_ID_MAX]) the frame belongs to a session; an id out of range is
+ * INVALID like any other bad value.
+ */
+export function encodeRequest(request: ApiRequestInit, id?: number): Uint8Array {
+  const bytes = pack(withId(requestToWire(request), id), API_REQUEST_FRAME_BYTES_MAX, 'request')
+  const decoded = decodeRequest(bytes)
+  if (decoded.id !== id) throw new Error(`encodeRequest: id ${String(id)} read back as ${String(decoded.id)}`)
   return bytes
+}
+
+/** `id` right after `v`, before the rest, so a reader sees the routing key first. */
+function withId(wire: Fields, id: number | undefined): Fields {
+  return id === undefined ? wire : { v: wire.v, id, ...wire }
 }
 
 function requestToWire(request: ApiRequestInit): Fields {
@@ -95,33 +113,43 @@ function deltaToWire(delta: Delta): Fields {
   return { originPeerId: delta.originPeerId, seq: delta.seq, fields: withoutUndefined({ ...delta.fields }) }
 }
 
-export function decodeRequest(bytes: Uint8Array): ApiRequest {
+/**
+ * Decodes a request frame; `id` is present when the frame carries one (a session's request). The
+ * id is checked before anything else, so a frame with a bad id is INVALID whatever its op.
+ */
+export function decodeRequest(bytes: Uint8Array): DecodedRequest {
   return guarded('request', () => {
     const frame = unpackFrame(bytes, API_REQUEST_FRAME_BYTES_MAX, 'request')
-    const op = frame.op
-    switch (op) {
-      case 'submit':
-        checkKeys(frame, 'request', ['v', 'op', 'delta'], ['delta'])
-        return { op, delta: checkDelta(frame.delta, 'request.delta') }
-      case 'get':
-        checkKeys(frame, 'request', ['v', 'op', 'peerId', 'consistency'], ['peerId'])
-        return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), consistency: checkConsistency(frame.consistency) }
-      case 'list':
-        checkKeys(frame, 'request', ['v', 'op', 'filter', 'consistency'], [])
-        return { op, filter: checkFilter(frame.filter ?? {}), consistency: checkConsistency(frame.consistency) }
-      case 'since':
-        checkKeys(frame, 'request', ['v', 'op', 'index', 'limit'], ['index', 'limit'])
-        return { op, index: checkUnsigned(frame.index, 'request.index'), limit: checkLimit(frame.limit, 'request.limit', SINCE_LIMIT_MAX) }
-      case 'watch':
-        checkKeys(frame, 'request', ['v', 'op', 'fromIndex'], ['fromIndex'])
-        return { op, fromIndex: checkUnsigned(frame.fromIndex, 'request.fromIndex') }
-      case 'status':
-        checkKeys(frame, 'request', ['v', 'op'], [])
-        return { op }
-      default:
-        throw invalid('request.op', OPS.join(', '))
-    }
+    const id = frame.id === undefined ? undefined : checkRequestId(frame.id, 'request.id')
+    const request = requestFromFrame(frame)
+    return id === undefined ? request : { ...request, id }
   })
+}
+
+function requestFromFrame(frame: Fields): ApiRequest {
+  const op = frame.op
+  switch (op) {
+    case 'submit':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'delta'], ['delta'])
+      return { op, delta: checkDelta(frame.delta, 'request.delta') }
+    case 'get':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'peerId', 'consistency'], ['peerId'])
+      return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), consistency: checkConsistency(frame.consistency) }
+    case 'list':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'filter', 'consistency'], [])
+      return { op, filter: checkFilter(frame.filter ?? {}), consistency: checkConsistency(frame.consistency) }
+    case 'since':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'index', 'limit'], ['index', 'limit'])
+      return { op, index: checkUnsigned(frame.index, 'request.index'), limit: checkLimit(frame.limit, 'request.limit', SINCE_LIMIT_MAX) }
+    case 'watch':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'fromIndex'], ['fromIndex'])
+      return { op, fromIndex: checkUnsigned(frame.fromIndex, 'request.fromIndex') }
+    case 'status':
+      checkKeys(frame, 'request', ['v', 'id', 'op'], [])
+      return { op }
+    default:
+      throw invalid('request.op', OPS.join(', '))
+  }
 }
 
 function checkConsistency(value: unknown): Consistency {
@@ -177,14 +205,24 @@ function checkDelta(value: unknown, what: string): Delta {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-/** A result frame for `op`. TOO_LARGE when it would exceed API_RESPONSE_FRAME_BYTES_MAX: cut the page. */
-export function encodeResponse<O extends Exclude<Op, 'watch'>>(op: O, result: ResultByOp[O]): Uint8Array {
-  return guarded('response', () => pack({ v: PROTOCOL_VERSION, ok: true, result: resultToWire(op, result) }, API_RESPONSE_FRAME_BYTES_MAX, 'response'))
+/**
+ * A result frame for `op`, answering request `id` when given (a session). TOO_LARGE when it would
+ * exceed API_RESPONSE_FRAME_BYTES_MAX: cut the page.
+ */
+export function encodeResponse<O extends UnaryOp>(op: O, result: ResultByOp[O], id?: number): Uint8Array {
+  return guarded('response', () => {
+    const wire = withId({ v: PROTOCOL_VERSION, ok: true, result: resultToWire(op, result) }, checkOptionalId(id, 'response.id'))
+    return pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+  })
 }
 
-/** An error frame: ends any stream (a watch included). Non-ProtocolErrors become UNAVAILABLE. */
-export function encodeErrorResponse(error: unknown): Uint8Array {
-  return pack({ v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) }, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+/**
+ * An error frame, answering request `id` when given. Without an id it ends the stream: a one-request
+ * stream, a watch, or a whole session (PROTOCOL.md "Sessions"). Non-ProtocolErrors become UNAVAILABLE.
+ */
+export function encodeErrorResponse(error: unknown, id?: number): Uint8Array {
+  const wire = withId({ v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) }, checkOptionalId(id, 'response.id'))
+  return pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
 }
 
 export function encodeWatchEvent(event: WatchEvent): Uint8Array {
@@ -254,21 +292,71 @@ function wireErrorToWire(error: WireError): Fields {
   return wire
 }
 
-/** Decodes the one response frame of a non-watch op. A server error comes back as `{ ok: false, error }`. */
-export function decodeResponse<O extends Exclude<Op, 'watch'>>(op: O, bytes: Uint8Array): ApiResponse<ResultByOp[O]> {
+/**
+ * Decodes the response frame of a non-watch op. A server error comes back as `{ ok: false, error }`.
+ * An `id` key is accepted (checked, not returned): route session frames with decodeSessionResponse.
+ */
+export function decodeResponse<O extends UnaryOp>(op: O, bytes: Uint8Array): ApiResponse<ResultByOp[O]> {
   return guarded('response', () => {
     const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'response')
-    if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
-    if (frame.ok !== true) throw invalid('response.ok', 'a boolean')
-    checkKeys(frame, 'response', ['v', 'ok', 'result'], ['result'])
-    return { ok: true, result: checkResult(op, frame.result) as ResultByOp[O] }
+    if (frame.id !== undefined) checkRequestId(frame.id, 'response.id')
+    return responseFromFrame(op, frame) as ApiResponse<ResultByOp[O]>
   })
+}
+
+/** The `id` of a response frame, or undefined when it has none; throws as decodeResponse does for a broken frame. */
+export function peekResponseId(bytes: Uint8Array): number | undefined {
+  return guarded('response', () => {
+    const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+    return frame.id === undefined ? undefined : checkRequestId(frame.id, 'response.id')
+  })
+}
+
+/**
+ * Decodes one frame read from a session (PROTOCOL.md "Sessions"), unpacking it once:
+ *
+ *   - with an `id` that `opOf` knows: `{ id, response }`, the response decoded as that op's. A
+ *     result that fails validation comes back as that request's `{ ok: false, error }` (INVALID or
+ *     TOO_LARGE, as decodeResponse would throw), so one bad answer fails one request, not the session;
+ *   - with an `id` that `opOf` does not know (the request was abandoned, e.g. after its deadline):
+ *     `{ id, response: undefined }`, the rest left unchecked;
+ *   - without an `id`: an error frame `{ id: undefined, response: { ok: false, error } }`, the
+ *     server's word that it ends the session.
+ *
+ * Throws ProtocolError for a frame that cannot be routed: not a frame (size, MessagePack, `v`), a
+ * bad `id`, or a result without an `id`.
+ */
+export function decodeSessionResponse(bytes: Uint8Array, opOf: (id: number) => UnaryOp | undefined): SessionResponse {
+  return guarded('response', () => {
+    const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+    if (frame.id === undefined) {
+      if (frame.ok !== false) throw invalid('response.id', 'an id on every result in a session')
+      return { id: undefined, response: { ok: false, error: checkErrorFrame(frame) } }
+    }
+    const id = checkRequestId(frame.id, 'response.id')
+    const op = opOf(id)
+    if (op === undefined) return { id, response: undefined }
+    try {
+      return { id, response: responseFromFrame(op, frame) }
+    } catch (error) {
+      return { id, response: { ok: false, error: fromRegistry(error, 'response') } }
+    }
+  })
+}
+
+function responseFromFrame(op: UnaryOp, frame: Fields): ApiResponse<ResultByOp[UnaryOp]> {
+  if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
+  if (frame.ok !== true) throw invalid('response.ok', 'a boolean')
+  checkKeys(frame, 'response', ['v', 'id', 'ok', 'result'], ['result'])
+  return { ok: true, result: checkResult(op, frame.result) as ResultByOp[UnaryOp] }
 }
 
 /** Decodes one frame of a watch: an event, or the error that ends the watch. */
 export function decodeWatchFrame(bytes: Uint8Array): WatchFrame {
   return guarded('watch frame', () => {
     const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'watch frame')
+    // A watch runs alone on its stream, never in a session: its frames carry no id.
+    if (frame.id !== undefined) throw invalid('watch frame.id', 'no id (a watch is never part of a session)')
     if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
     if (frame.ok !== true) throw invalid('watch frame.ok', 'a boolean')
     checkKeys(frame, 'watch frame', ['v', 'ok', 'event'], ['event'])
@@ -277,8 +365,9 @@ export function decodeWatchFrame(bytes: Uint8Array): WatchFrame {
   })
 }
 
+/** An error frame; `id` is allowed here and checked by the caller (watch frames never carry one). */
 function checkErrorFrame(frame: Fields): ProtocolError {
-  checkKeys(frame, 'response', ['v', 'ok', 'error'], ['error'])
+  checkKeys(frame, 'response', ['v', 'id', 'ok', 'error'], ['error'])
   return errorFromWire(checkWireError(frame.error))
 }
 
@@ -445,6 +534,18 @@ function checkKeys(value: unknown, what: string, allowed: readonly string[], req
 function checkArray(value: unknown, what: string): unknown[] {
   if (!Array.isArray(value)) throw invalid(what, 'an array')
   return value
+}
+
+/** A request id: an integer in [0, REQUEST_ID_MAX] (PROTOCOL.md "Sessions"). */
+function checkRequestId(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > REQUEST_ID_MAX) {
+    throw invalid(what, `an integer in [0, ${REQUEST_ID_MAX}]`)
+  }
+  return value
+}
+
+function checkOptionalId(id: number | undefined, what: string): number | undefined {
+  return id === undefined ? undefined : checkRequestId(id, what)
 }
 
 function checkBoolean(value: unknown, what: string): boolean {

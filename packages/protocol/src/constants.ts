@@ -9,7 +9,10 @@ export const RAFT_PROTOCOL = '/nodeledger/raft/1'
 /** InstallSnapshot chunks between replicas, kept off the Raft stream so a large transfer never delays heartbeats. */
 export const SNAPSHOT_PROTOCOL = '/nodeledger/snapshot/1'
 
-/** The client API (PROTOCOL.md "Client API"): one request per stream. */
+/**
+ * The client API (PROTOCOL.md "Client API"): one request per stream, or a session of many
+ * multiplexed requests when the first request carries an `id` (PROTOCOL.md "Sessions").
+ */
 export const API_PROTOCOL = '/nodeledger/api/1'
 
 /** Gossipsub topic on which workers publish their own deltas. */
@@ -35,6 +38,19 @@ export const API_RESPONSE_FRAME_BYTES_MAX = 4 * 1024 * 1024
 
 /** 8 MiB per Raft frame: a batch of appended entries or one snapshot chunk. */
 export const RAFT_FRAME_BYTES_MAX = 8 * 1024 * 1024
+
+/**
+ * Request ids are unsigned 32-bit integers (PROTOCOL.md "Sessions"): ample for 256 in flight with
+ * reuse after an answer, and small enough for any language's integer type.
+ */
+export const REQUEST_ID_MAX = 2 ** 32 - 1
+
+/**
+ * 256 requests in flight per session: enough to keep a replica's group commit full from one client
+ * (a batch of writes per round trip), while bounding what a server holds per stream. A server
+ * stops reading a session that has this many pending; a client must not send more.
+ */
+export const SESSION_REQUESTS_INFLIGHT_MAX = 256
 
 /** Records one `list` page may ask for; also the page size when the filter gives no limit. */
 export const LIST_LIMIT_MAX = 1000

@@ -13,6 +13,10 @@
  * const response = decodeResponse('get', await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX, signal }))
  * if (!response.ok) throw response.error  // a ProtocolError; NOT_LEADER carries `leader`
  * response.result.record                  // NodeData | null, validated by the registry's decoder
+ *
+ * // A session (PROTOCOL.md "Sessions"): many requests on one stream, each with an id, answered in any order.
+ * await writeFrame(lp, encodeRequest({ op: 'status' }, 7), { signal })
+ * const { id, response: answer } = decodeSessionResponse(await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }), (id) => pending.get(id)?.op)
  * ```
  */
 
@@ -25,6 +29,7 @@ export type {
   ApiRequestInit,
   ApiResponse,
   Consistency,
+  DecodedRequest,
   GetRequest,
   GetResult,
   ListRequest,
@@ -33,12 +38,14 @@ export type {
   Op,
   ResultByOp,
   Role,
+  SessionResponse,
   SinceRequest,
   SinceResult,
   StatusRequest,
   StatusResult,
   SubmitRequest,
   SubmitResult,
+  UnaryOp,
   WatchEvent,
   WatchFrame,
   WatchRequest,
@@ -48,12 +55,14 @@ export {
   checkWireError,
   decodeRequest,
   decodeResponse,
+  decodeSessionResponse,
   decodeWatchFrame,
   encodeErrorResponse,
   encodeRequest,
   encodeResponse,
   encodeWatchEvent,
   packValue,
+  peekResponseId,
 } from './codec.ts'
 export { frameStream, readFrame, streamError, writeFrame } from './framing.ts'
 export type { FrameStreamOptions, ReadFrameOptions, WriteFrameOptions } from './framing.ts'

@@ -49,6 +49,12 @@ export interface StatusRequest {
 
 export type ApiRequest = SubmitRequest | GetRequest | ListRequest | SinceRequest | WatchRequest | StatusRequest
 
+/** A decoded request frame: the request, and its `id` when it was sent in a session (PROTOCOL.md "Sessions"). */
+export type DecodedRequest = ApiRequest & { readonly id?: number }
+
+/** The ops answered by one response frame: every op but `watch`, and the only ones a session carries. */
+export type UnaryOp = Exclude<Op, 'watch'>
+
 /** What a caller builds: reads may leave consistency out (linearizable). */
 export type ApiRequestInit =
   | SubmitRequest
@@ -135,6 +141,15 @@ export interface ResultByOp {
 
 /** A decoded response: the result, or the server's error as a throwable ProtocolError. */
 export type ApiResponse<R> = { readonly ok: true; readonly result: R } | { readonly ok: false; readonly error: ProtocolError }
+
+/**
+ * A frame read from a session (codec.ts `decodeSessionResponse`): the answer to request `id`;
+ * `response` undefined when the id is not one the reader is waiting for; or, with no `id`, the
+ * server's error that ends the whole session.
+ */
+export type SessionResponse =
+  | { readonly id: number; readonly response: ApiResponse<ResultByOp[UnaryOp]> | undefined }
+  | { readonly id: undefined; readonly response: { readonly ok: false; readonly error: ProtocolError } }
 
 /** A decoded watch frame: an event, or the error that ends the watch. */
 export type WatchFrame = { readonly ok: true; readonly event: WatchEvent } | { readonly ok: false; readonly error: ProtocolError }

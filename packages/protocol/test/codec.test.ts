@@ -8,6 +8,7 @@ import {
   SINCE_LIMIT_MAX,
   decodeRequest,
   decodeResponse,
+  decodeSessionResponse,
   decodeWatchFrame,
   encodeErrorResponse,
   encodeRequest,
@@ -16,6 +17,8 @@ import {
   errorFromWire,
   errorToWire,
   packValue,
+  peekResponseId,
+  REQUEST_ID_MAX,
 } from '../src/index.ts'
 import type { ApiRequest } from '../src/index.ts'
 import { peerId, sampleRecord, sampleStatus } from './helpers.ts'
@@ -179,5 +182,62 @@ describe('validation', () => {
   it('a response frame over API_RESPONSE_FRAME_BYTES_MAX is refused when encoding', () => {
     const records = Array.from({ length: 10_000 }, (_, i) => ({ ...sampleRecord(i), version: 'v'.repeat(64), multiaddrs: Array.from({ length: 32 }, (_, j) => `/ip4/10.${j}.0.${i % 250}/tcp/4001`) }))
     expect(codeOf(() => encodeResponse('since', { records, throughIndex: 1, more: false }))).toBe('TOO_LARGE')
+  })
+})
+
+describe('session ids (PROTOCOL.md "Sessions")', () => {
+  it('a request carries its id right after v, and decodes with it', () => {
+    const bytes = encodeRequest({ op: 'get', peerId: worker }, 7)
+    expect(Object.keys(new Packr({ useRecords: false }).unpack(bytes))).toEqual(['v', 'id', 'op', 'peerId', 'consistency'])
+    expect(decodeRequest(bytes)).toEqual({ op: 'get', peerId: worker, consistency: 'linearizable', id: 7 })
+    expect(decodeRequest(encodeRequest({ op: 'status' }, 0))).toEqual({ op: 'status', id: 0 })
+    expect(decodeRequest(encodeRequest({ op: 'status' }, REQUEST_ID_MAX)).id).toBe(REQUEST_ID_MAX)
+    expect('id' in decodeRequest(encodeRequest({ op: 'status' }))).toBe(false)
+  })
+
+  it('an id outside [0, 2^32 - 1] or not an integer is INVALID, whatever the op', () => {
+    for (const id of [-1, REQUEST_ID_MAX + 1, 1.5, '1', null, true]) {
+      expect(codeOf(() => decodeRequest(packValue({ v: 1, id, op: 'status' })))).toBe('INVALID')
+      expect(codeOf(() => decodeResponse('status', packValue({ v: 1, id, ok: false, error: { code: 'TIMEOUT', message: '' } })))).toBe('INVALID')
+    }
+    expect(codeOf(() => encodeRequest({ op: 'status' }, -1))).toBe('INVALID')
+    expect(codeOf(() => encodeResponse('submit', { index: 1, duplicate: false }, 2 ** 32))).toBe('INVALID')
+    expect(codeOf(() => encodeErrorResponse(new ProtocolError('TIMEOUT', 'late'), 0.5))).toBe('INVALID')
+  })
+
+  it('responses carry the id; decodeResponse accepts it, peekResponseId reads it', () => {
+    const result = { index: 3, duplicate: false }
+    const bytes = encodeResponse('submit', result, 42)
+    expect(peekResponseId(bytes)).toBe(42)
+    expect(decodeResponse('submit', bytes)).toEqual({ ok: true, result })
+    expect(peekResponseId(encodeResponse('submit', result))).toBeUndefined()
+    expect(peekResponseId(encodeErrorResponse(new ProtocolError('NOT_LEADER', 'no'), 9))).toBe(9)
+  })
+
+  it('decodeSessionResponse routes by id, decoding as the op of that id', () => {
+    const ops = new Map([[1, 'submit' as const], [2, 'get' as const]])
+    const opOf = (id: number) => ops.get(id)
+    expect(decodeSessionResponse(encodeResponse('get', { record: null, index: 4 }, 2), opOf)).toEqual({ id: 2, response: { ok: true, result: { record: null, index: 4 } } })
+    const failed = decodeSessionResponse(encodeErrorResponse(new ProtocolError('STALE', 'old'), 1), opOf)
+    expect(failed.id).toBe(1)
+    expect(failed.response?.ok === false && failed.response.error.code).toBe('STALE')
+    // An id nobody waits for (abandoned after its deadline) is not decoded further.
+    expect(decodeSessionResponse(packValue({ v: 1, id: 5, ok: true, result: 'anything' }), opOf)).toEqual({ id: 5, response: undefined })
+    // A bad result fails its own request, not the session.
+    const bad = decodeSessionResponse(packValue({ v: 1, id: 1, ok: true, result: { index: 0, duplicate: false } }), opOf)
+    expect(bad.response?.ok === false && bad.response.error.code).toBe('INVALID')
+  })
+
+  it('an error without an id ends the session; a result without one cannot be routed', () => {
+    const ended = decodeSessionResponse(encodeErrorResponse(new ProtocolError('INVALID', 'bad frame')), () => 'status')
+    expect(ended.id).toBeUndefined()
+    expect(ended.response?.ok === false && ended.response.error.code).toBe('INVALID')
+    expect(codeOf(() => decodeSessionResponse(encodeResponse('submit', { index: 1, duplicate: false }), () => 'submit'))).toBe('INVALID')
+    expect(codeOf(() => decodeSessionResponse(packValue({ v: 1, id: -3, ok: true, result: {} }), () => 'submit'))).toBe('INVALID')
+    expect(codeOf(() => decodeSessionResponse(new Uint8Array([0xc1]), () => 'submit'))).toBe('INVALID')
+  })
+
+  it('watch frames never carry an id', () => {
+    expect(codeOf(() => decodeWatchFrame(packValue({ v: 1, id: 1, ok: true, event: { records: [], throughIndex: 1 } })))).toBe('INVALID')
   })
 })
