@@ -17,7 +17,8 @@ export async function makePeerIds(count: number): Promise<string[]> {
 /** A client holding the cluster file's operator key (it may write any origin's record). */
 export async function operatorClient(cluster: ProcessCluster, requestTimeoutMs = 3000): Promise<AuthorityClient> {
   const privateKey = await loadOrCreateKey(cluster.file.operators[0]!.keyFile)
-  const client = new AuthorityClient({ bootstrap: cluster.multiaddrs, privateKey, requestTimeoutMs })
+  // Patient: these tests overload a 2-core machine on purpose, and judge durability, not the retry budget.
+  const client = new AuthorityClient({ bootstrap: cluster.multiaddrs, privateKey, requestTimeoutMs, attemptsMax: 40 })
   await client.start()
   return client
 }

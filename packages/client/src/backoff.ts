@@ -28,37 +28,5 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   })
 }
 
-/**
- * A signal that aborts when any of `signals` aborts (with its reason) or after `timeoutMs` (with a
- * TimeoutError). `dispose` removes every listener and timer: call it in `finally`.
- */
-export function deadline(timeoutMs: number | undefined, ...signals: Array<AbortSignal | undefined>): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController()
-  const listeners: Array<[AbortSignal, () => void]> = []
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const dispose = (): void => {
-    if (timer !== undefined) clearTimeout(timer)
-    for (const [signal, listener] of listeners) signal.removeEventListener('abort', listener)
-    listeners.length = 0
-  }
-  for (const signal of signals) {
-    if (signal === undefined) continue
-    if (signal.aborted) {
-      controller.abort(signal.reason)
-      return { signal: controller.signal, dispose }
-    }
-    const listener = (): void => {
-      controller.abort(signal.reason)
-      dispose()
-    }
-    signal.addEventListener('abort', listener, { once: true })
-    listeners.push([signal, listener])
-  }
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
-      controller.abort(new DOMException(`deadline of ${timeoutMs} ms passed`, 'TimeoutError'))
-      dispose()
-    }, timeoutMs)
-  }
-  return { signal: controller.signal, dispose }
-}
+// The deadline helper lives in @nodeledger/protocol: replicas and clients share it.
+export { deadline } from '@nodeledger/protocol'

@@ -64,5 +64,6 @@ export {
   packValue,
   peekResponseId,
 } from './codec.ts'
-export { frameStream, readFrame, streamError, writeFrame } from './framing.ts'
+export { READ_SLACK_BYTES, boundedLengthDecoder, frameStream, readFrame, streamError, varintBytes, writeFrame } from './framing.ts'
 export type { FrameStreamOptions, ReadFrameOptions, WriteFrameOptions } from './framing.ts'
+export { deadline } from './deadline.ts'

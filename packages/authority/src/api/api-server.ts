@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
 import {
   API_PROTOCOL,
@@ -11,6 +10,9 @@ import {
   encodeErrorResponse,
   encodeResponse,
   encodeWatchEvent,
+  SESSION_REQUESTS_INFLIGHT_MAX,
+  deadline,
+  frameStream,
 } from '@nodeledger/protocol'
 import type { ApiRequest, LeaderHint, ResultByOp, StatusResult } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
@@ -45,7 +47,7 @@ export class ApiServer {
   private readonly shutdown = new AbortController()
   private readonly operators: ReadonlySet<string>
   private readonly replicaPeerIds: ReadonlySet<string>
-  readonly counters = { requests: 0, errors: 0, invalid: 0, unauthorized: 0 }
+  readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0 }
   /** The registry digest is a hash of a full snapshot: computed once per applied index, on demand. */
   private digestCache: { applied: number; digest: string } | undefined
 
@@ -70,36 +72,124 @@ export class ApiServer {
 
   private async handle(stream: Stream, connection: Connection): Promise<void> {
     this.counters.requests++
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.requestTimeoutMs)])
-    const lp = lpStream(stream, { maxDataLength: Math.max(API_REQUEST_FRAME_BYTES_MAX, API_RESPONSE_FRAME_BYTES_MAX) })
-    let request: ApiRequest
+    const remotePeerId = connection.remotePeer.toString()
+    const first = deadline(this.requestTimeoutMs, this.shutdown.signal)
+    // Requests are at most API_REQUEST_FRAME_BYTES_MAX: a longer length prefix is refused before buffering.
+    const lp = frameStream(stream, { maxBytes: API_REQUEST_FRAME_BYTES_MAX })
     try {
-      const frame = await lp.read({ signal })
-      if (frame.byteLength > API_REQUEST_FRAME_BYTES_MAX) throw new ProtocolError('TOO_LARGE', `request frame of ${frame.byteLength} bytes exceeds ${API_REQUEST_FRAME_BYTES_MAX}`)
-      request = decodeRequest(frame.subarray())
-    } catch (error) {
-      const wire = this.toProtocolError(error)
-      this.counters.invalid++
-      this.logger.debug({ peer: connection.remotePeer.toString(), code: wire.code }, 'bad request')
-      await this.answer(lp, stream, encodeErrorResponse(wire), signal)
-      return
+      let request: SessionRequest
+      try {
+        request = await this.readRequest(lp, first.signal)
+      } catch (error) {
+        await this.answer(lp, stream, this.badRequest(error, remotePeerId), first.signal)
+        return
+      }
+      if (request.id !== undefined) {
+        first.dispose()
+        await this.session(lp, stream, remotePeerId, request)
+        return
+      }
+      if (request.op === 'watch') {
+        first.dispose()
+        await this.watch(lp, stream, request.fromIndex)
+        return
+      }
+      await this.answer(lp, stream, await this.respond(request, remotePeerId, first.signal), first.signal)
+    } finally {
+      first.dispose()
     }
-    if (request.op === 'watch') {
-      await this.watch(lp, stream, request.fromIndex)
-      return
-    }
-    let response: Uint8Array
-    try {
-      response = await this.dispatch(request, connection.remotePeer.toString(), signal)
-    } catch (error) {
-      const wire = this.toProtocolError(error)
-      this.counters.errors++
-      response = encodeErrorResponse(wire)
-    }
-    await this.answer(lp, stream, response, signal)
   }
 
-  private async answer(lp: ReturnType<typeof lpStream>, stream: Stream, frame: Uint8Array, signal: AbortSignal): Promise<void> {
+  private async readRequest(lp: ReturnType<typeof frameStream>, signal?: AbortSignal): Promise<SessionRequest> {
+    const frame = await lp.read(signal === undefined ? undefined : { signal })
+    if (frame.byteLength > API_REQUEST_FRAME_BYTES_MAX) throw new ProtocolError('TOO_LARGE', `request frame of ${frame.byteLength} bytes exceeds ${API_REQUEST_FRAME_BYTES_MAX}`)
+    return decodeRequest(frame.subarray())
+  }
+
+  private badRequest(error: unknown, remotePeerId: string, id?: number): Uint8Array {
+    const wire = this.toProtocolError(error)
+    this.counters.invalid++
+    this.logger.debug({ peer: remotePeerId, code: wire.code }, 'bad request')
+    return encodeErrorResponse(wire, id)
+  }
+
+  /** The answer frame to one unary request: its result, or its error. */
+  private async respond(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal, id?: number): Promise<Uint8Array> {
+    try {
+      return await this.dispatch(request, remotePeerId, signal, id)
+    } catch (error) {
+      this.counters.errors++
+      return encodeErrorResponse(this.toProtocolError(error), id)
+    }
+  }
+
+  /**
+   * A session (PROTOCOL.md "Sessions"): many requests on one stream, each with an id, answered as
+   * they complete. Reading stops while SESSION_REQUESTS_INFLIGHT_MAX are pending, so a client that
+   * floods gets back-pressure, not unbounded memory here.
+   */
+  private async session(lp: ReturnType<typeof frameStream>, stream: Stream, remotePeerId: string, first: SessionRequest): Promise<void> {
+    this.counters.sessions++
+    let inflight = 0
+    let slotFreed: (() => void) | undefined
+    let writes: Promise<void> = Promise.resolve()
+    let broken = false
+    const send = (frame: Uint8Array): void => {
+      writes = writes.then(async () => {
+        if (broken) return
+        const writeDeadline = deadline(this.requestTimeoutMs, this.shutdown.signal)
+        try {
+          await lp.write(frame, { signal: writeDeadline.signal })
+        } catch {
+          broken = true
+        } finally {
+          writeDeadline.dispose()
+        }
+      })
+    }
+    const start = (request: SessionRequest & { id: number }): void => {
+      if (request.op === 'watch') {
+        send(encodeErrorResponse(new ProtocolError('INVALID', 'watch is not allowed in a session; open a stream of its own'), request.id))
+        return
+      }
+      inflight++
+      const requestDeadline = deadline(this.requestTimeoutMs, this.shutdown.signal)
+      void this.respond(request, remotePeerId, requestDeadline.signal, request.id).then((frame) => {
+        requestDeadline.dispose()
+        inflight--
+        slotFreed?.()
+        send(frame)
+      })
+    }
+    start(first as SessionRequest & { id: number })
+    while (!broken && !this.shutdown.signal.aborted) {
+      while (inflight >= SESSION_REQUESTS_INFLIGHT_MAX) await new Promise<void>((resolve) => (slotFreed = resolve))
+      slotFreed = undefined
+      let request: SessionRequest
+      try {
+        request = await this.readRequest(lp)
+      } catch (error) {
+        // The client closed the session (end of stream) or sent something unreadable.
+        if (!isEndOfStream(error)) send(this.badRequest(error, remotePeerId))
+        break
+      }
+      if (request.id === undefined) {
+        send(this.badRequest(new ProtocolError('INVALID', 'every request in a session carries an id'), remotePeerId))
+        break
+      }
+      this.counters.requests++
+      start(request as SessionRequest & { id: number })
+    }
+    while (inflight > 0) await new Promise<void>((resolve) => (slotFreed = resolve))
+    await writes
+    try {
+      await stream.close({ signal: AbortSignal.timeout(this.requestTimeoutMs) })
+    } catch {
+      stream.abort(new Error('session ended'))
+    }
+  }
+
+  private async answer(lp: ReturnType<typeof frameStream>, stream: Stream, frame: Uint8Array, signal: AbortSignal): Promise<void> {
     try {
       await lp.write(frame, { signal })
       await stream.close({ signal })
@@ -108,7 +198,7 @@ export class ApiServer {
     }
   }
 
-  private async dispatch(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal): Promise<Uint8Array> {
+  private async dispatch(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal, id?: number): Promise<Uint8Array> {
     const replica = this.replica
     switch (request.op) {
       case 'submit': {
@@ -125,22 +215,22 @@ export class ApiServer {
           throw new ProtocolError('STALE', `seq ${delta.seq} of ${delta.originPeerId} is below the applied ${existing.originSeq}`)
         }
         if (existing !== undefined && delta.seq === existing.originSeq) {
-          return encodeResponse('submit', { index: existing.changedIndex, duplicate: true })
+          return encodeResponse('submit', { index: existing.changedIndex, duplicate: true }, id)
         }
         // The registry accepts a delta from its origin or from a replica. An operator's write was
         // authorized here, so this replica vouches for it as the submitter.
         const submitterPeerId = delta.originPeerId === remotePeerId || this.replicaPeerIds.has(remotePeerId) ? remotePeerId : replica.member.peerId
         const { index, result } = await replica.propose({ kind: 'delta', submitterPeerId, delta }, signal)
-        if (result.status === 'applied') return encodeResponse('submit', { index, duplicate: false })
+        if (result.status === 'applied') return encodeResponse('submit', { index, duplicate: false }, id)
         if (result.status === 'stale') {
-          if (result.reason === 'REPLAYED') return encodeResponse('submit', { index, duplicate: true })
+          if (result.reason === 'REPLAYED') return encodeResponse('submit', { index, duplicate: true }, id)
           throw new ProtocolError('STALE', `seq ${delta.seq} of ${delta.originPeerId} was overtaken (${result.reason})`)
         }
         throw new ProtocolError(result.code === 'UNAUTHORIZED' ? 'UNAUTHORIZED' : 'INVALID', result.message)
       }
       case 'get': {
         const index = await this.readBarrier(request.consistency, signal)
-        return encodeResponse('get', { record: replica.registry.get(request.peerId) ?? null, index })
+        return encodeResponse('get', { record: replica.registry.get(request.peerId) ?? null, index }, id)
       }
       case 'list': {
         const index = await this.readBarrier(request.consistency, signal)
@@ -149,14 +239,14 @@ export class ApiServer {
         const records = replica.registry.list({ ...request.filter, limit: limit + 1 })
         const page = records.slice(0, limit)
         const result: ResultByOp['list'] = records.length > limit ? { records: page, index, nextAfterPeerId: page[page.length - 1]!.peerId } : { records: page, index }
-        return encodeResponse('list', result)
+        return encodeResponse('list', result, id)
       }
       case 'since': {
         this.requireLeaderWithin(request.index)
-        return this.pageOfChanges(request.index, request.limit)
+        return this.pageOfChanges(request.index, request.limit, id)
       }
       case 'status':
-        return encodeResponse('status', this.status())
+        return encodeResponse('status', this.status(), id)
     }
   }
 
@@ -168,11 +258,11 @@ export class ApiServer {
   }
 
   /** A page of changes that fits one response frame: halve the page until it does. */
-  private pageOfChanges(index: number, limit: number): Uint8Array {
+  private pageOfChanges(index: number, limit: number, id?: number): Uint8Array {
     for (let pageLimit = limit; ; pageLimit = Math.max(1, Math.floor(pageLimit / 2))) {
       const changes = this.replica.registry.changesSince(index, pageLimit)
       try {
-        return encodeResponse('since', { records: changes.records, throughIndex: changes.throughIndex, more: changes.more })
+        return encodeResponse('since', { records: changes.records, throughIndex: changes.throughIndex, more: changes.more }, id)
       } catch (error) {
         if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
       }
@@ -203,7 +293,7 @@ export class ApiServer {
    * shuts down (UNAVAILABLE); the client resumes from its last throughIndex elsewhere. Events are
    * pulled from the registry as the watcher reads them, so a slow watcher costs no buffered memory.
    */
-  private async watch(lp: ReturnType<typeof lpStream>, stream: Stream, fromIndex: number): Promise<void> {
+  private async watch(lp: ReturnType<typeof frameStream>, stream: Stream, fromIndex: number): Promise<void> {
     try {
       this.requireLeaderWithin(fromIndex)
     } catch (error) {
@@ -213,7 +303,8 @@ export class ApiServer {
     let throughIndex = fromIndex
     const closed = new AbortController()
     stream.addEventListener('close', () => closed.abort(), { once: true })
-    const signal = AbortSignal.any([this.shutdown.signal, closed.signal])
+    const watching = deadline(undefined, this.shutdown.signal, closed.signal)
+    const signal = watching.signal
     try {
       while (!signal.aborted) {
         if (!this.replica.isLeader()) throw this.notLeader()
@@ -224,7 +315,9 @@ export class ApiServer {
           if (event.more) continue
         }
         // Wait for the next applied entry (or a poll interval, to notice a closed stream).
-        await this.replica.waitApplied(this.replica.applied + 1, AbortSignal.any([signal, AbortSignal.timeout(WATCH_POLL_MS)])).catch(() => {})
+        const poll = deadline(WATCH_POLL_MS, signal)
+        await this.replica.waitApplied(this.replica.applied + 1, poll.signal).catch(() => {})
+        poll.dispose()
       }
     } catch (error) {
       if (!signal.aborted) {
@@ -235,6 +328,7 @@ export class ApiServer {
         }
       }
     } finally {
+      watching.dispose()
       stream.abort(new Error('watch ended'))
     }
   }
@@ -284,6 +378,13 @@ export class ApiServer {
     this.logger.error({ err: error }, 'unexpected error serving a request')
     return new ProtocolError('UNAVAILABLE', 'internal error')
   }
+}
+
+type SessionRequest = ApiRequest & { readonly id?: number }
+
+function isEndOfStream(error: unknown): boolean {
+  const name = (error as { name?: string }).name
+  return name === 'UnexpectedEOFError' || name === 'StreamResetError' || name === 'StreamClosedError' || name === 'AbortError' || (error as { code?: string }).code === 'ERR_UNEXPECTED_EOF'
 }
 
 function hint(member: ClusterMember): LeaderHint {

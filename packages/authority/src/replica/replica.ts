@@ -210,7 +210,8 @@ export class Replica {
     // 1. Persist: snapshot, entries and hard state in one synced batch.
     if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
       const startedMs = performance.now()
-      await this.storage.save({ ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}), entries: ready.entries, ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}) })
+      // A Ready that only moves the commit index needs no fsync (etcd's MustSync): the storage decides.
+      await this.storage.save({ ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}), entries: ready.entries, ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}), sync: false })
       const saveLatencyMs = performance.now() - startedMs
       if (saveLatencyMs > SLOW_SAVE_WARN_MS) this.logger.warn({ saveLatencyMs: Math.round(saveLatencyMs), entries: ready.entries.length }, 'slow synced write')
     }

@@ -44,6 +44,13 @@ export interface StorageUpdate {
   readonly hardState?: HardState
   readonly entries: readonly Entry[]
   readonly snapshot?: Snapshot
+  /**
+   * Default true. False only when the update is a hard state whose commit alone moved (no entries,
+   * no snapshot, same term and vote): Raft does not need the commit index durable (a restart
+   * re-learns it), so etcd skips the fsync there too (MustSync). A later synced batch makes it
+   * durable along with everything before it.
+   */
+  readonly sync?: boolean
 }
 
 export interface LevelStorageStats {
@@ -288,7 +295,9 @@ export class LevelStorage implements Storage {
     assertInvariant(hardState.commit >= snapshot.metadata.index, () => `commit ${hardState.commit} below snapshot index ${snapshot.metadata.index}`)
     if (operations.length === 0) return
 
-    await this.write(operations)
+    // Only a commit-only hard state may skip the fsync; anything else is synced whatever was asked.
+    const commitOnly = update.snapshot === undefined && update.entries.length === 0 && (update.hardState === undefined || (update.hardState.term === this.hardState.term && update.hardState.vote === this.hardState.vote))
+    await this.write(operations, update.sync === false && commitOnly ? false : true)
 
     if (snapshot !== this.snap) {
       this.snap = snapshot
@@ -353,14 +362,14 @@ export class LevelStorage implements Storage {
     return snapshot
   }
 
-  /** One synced batch. A failure poisons the store: the mirror is unchanged but the disk is unknown. */
-  private async write(operations: Operation[]): Promise<void> {
+  /** One batch, synced unless told otherwise. A failure poisons the store: the mirror is unchanged but the disk is unknown. */
+  private async write(operations: Operation[], sync = true): Promise<void> {
     if (this.writeFailure !== undefined) {
       throw new StorageError('IO', `storage at ${this.dir} refuses writes after an earlier write failed`, { cause: this.writeFailure })
     }
     const started = performance.now()
     try {
-      await this.db.batch(operations, { sync: true })
+      await this.db.batch(operations, { sync })
     } catch (error) {
       this.writeFailure = error
       throw levelError(`writing to ${this.dir}`, error)

@@ -1,7 +1,7 @@
 import type { MessageStream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { LengthPrefixedStream } from '@libp2p/utils'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { READ_SLACK_BYTES, boundedLengthDecoder, varintBytes } from '@nodeledger/protocol'
 import { TransportError } from './errors.ts'
 
 /**
@@ -14,55 +14,13 @@ import { TransportError } from './errors.ts'
  * longer than the longest one `frameBytesMax` needs (TransportError TOO_LARGE).
  */
 
-/**
- * Read-buffer headroom over one frame: socket reads of up to 64 KiB are dispatched synchronously,
- * several per event-loop turn under load, before the frame reader consumes any of them.
- */
-export const READ_SLACK_BYTES = 1024 * 1024
-
-/** Bytes of the varint that encodes `value`. */
-export function varintBytes(value: number): number {
-  let bytes = 1
-  for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) bytes++
-  return bytes
-}
-
-/**
- * A varint length decoder for lpStream: RangeError while the prefix is incomplete (lpStream reads
- * another byte), the length once it ends, TOO_LARGE once it is longer than `lengthBytesMax`.
- */
-export function boundedLengthDecoder(lengthBytesMax: number): (data: Uint8ArrayList) => number {
-  return (data: Uint8ArrayList): number => {
-    let value = 0
-    let scale = 1
-    const limit = Math.min(data.byteLength, lengthBytesMax)
-    for (let index = 0; index < limit; index++) {
-      const byte = data.get(index)
-      value += (byte & 0x7f) * scale
-      if ((byte & 0x80) === 0) return value
-      scale *= 128
-    }
-    if (data.byteLength >= lengthBytesMax) {
-      throw new TransportError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`)
-    }
-    throw INCOMPLETE_LENGTH
-  }
-}
-
-/**
- * lpStream asks for another byte when the decoder throws a RangeError. One shared instance: a new
- * Error per incomplete prefix (every frame over 127 bytes) spent a tenth of the receiver's CPU
- * capturing stack traces in the throughput benchmark.
- */
-const INCOMPLETE_LENGTH = new RangeError('incomplete varint length prefix')
-
 /** A length-prefixed view of `stream` that refuses frames over `frameBytesMax` before buffering them. */
 export function frameStream<S extends MessageStream>(stream: S, frameBytesMax: number): LengthPrefixedStream<S> {
   const lengthBytesMax = varintBytes(frameBytesMax)
   return lpStream(stream, {
     maxDataLength: frameBytesMax,
     maxLengthLength: lengthBytesMax,
-    lengthDecoder: boundedLengthDecoder(lengthBytesMax),
+    lengthDecoder: boundedLengthDecoder(lengthBytesMax, () => new TransportError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`)),
     // lpStream buffers received bytes up to this, then aborts the stream. It holds the frame being
     // completed plus whatever arrives before the reader runs again (found by test: a full-size
     // frame and the next frame's first bytes overflowed a buffer of one frame).
