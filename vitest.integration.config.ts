@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config'
+
+/**
+ * Cross-package tests on real replica processes (test/). One file at a time: each starts its own
+ * cluster of processes, and two at once on a 2-core machine would starve each other's heartbeats.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 300_000,
+    hookTimeout: 60_000,
+    reporters: ['default'],
+  },
+})
