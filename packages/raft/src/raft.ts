@@ -511,6 +511,14 @@ export class Raft {
       if (message.type === MessageType.Vote) {
         this.electionElapsed = 0
         this.vote = message.from
+      } else if (this.leaderLost && this.role === Role.Follower) {
+        // We backed another replica that lost the leader too: let it finish instead of starting a
+        // campaign of our own a few ticks later and splitting the vote; a normal timeout remains.
+        // Forget the lost leader too: with leases on, a remembered leader would make us ignore the
+        // real vote that follows (we only got here once our lease had run out).
+        this.leaderLost = false
+        this.lead = NONE
+        this.electionElapsed = 0
       }
     } else {
       this.send({ type: responseType, from: this.id, to: message.from, term: this.term, reject: true })

@@ -160,6 +160,31 @@ describe('leader election', () => {
 
   // Reference: Raft §5.2 — each server votes for at most one candidate in a given term, first come
   // first served (a repeated request from the same candidate is answered the same way).
+  // Found on real processes under load: both followers saw the leader's connection close, both won
+  // pre-votes (each had lost the leader) and split the real vote, so failover fell back to the
+  // election timeout. Now the next in line waits longer than a pre-vote round trip, and a follower
+  // that grants a leader-lost pre-vote stands down.
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`followers that both lost the leader elect one of them in the next term, without a split vote (seed ${seed})`, () => {
+      const cluster = new Cluster({ voters: [1, 2, 3], timers: 'random', seed })
+      cluster.elect(1)
+      const term = cluster.status(2).term
+      cluster.isolate(1)
+      cluster.node(2).reportUnreachable(1)
+      cluster.node(3).reportUnreachable(1)
+      // Messages take three ticks each way: a pre-vote round trip is longer than the old stagger.
+      let elected: number | undefined
+      for (let tick = 1; tick <= ELECTION_TIMEOUT_TICKS && elected === undefined; tick++) {
+        cluster.tickNode(2)
+        cluster.tickNode(3)
+        if (tick % 3 === 0) cluster.deliverAll()
+        elected = [2, 3].find((id) => cluster.status(id).role === Role.Leader)
+      }
+      expect(elected).not.toBeUndefined()
+      expect(cluster.status(elected!).term).toBe(term + 1)
+    })
+  }
+
   it('grants at most one vote per term', () => {
     const cluster = new Cluster({ voters: [1, 2, 3], config: { preVote: false } })
     // Let the boot lease (a restarted replica refuses votes for one election timeout) run out.
