@@ -132,6 +132,9 @@ export class MemoryStorage implements Storage {
     const fresh = first > entries[0]!.index ? entries.slice(first - entries[0]!.index) : entries
     const offset = fresh[0]!.index - this.log[0]!.index
     assert(offset <= this.log.length, `append at ${fresh[0]!.index} leaves a gap after ${this.lastIndex()}`)
-    this.log = [...this.log.slice(0, offset), ...fresh]
+    // Truncate and extend in place: a replica appends on every Ready, so copying the log would cost
+    // O(log length) per batch.
+    this.log.length = offset
+    for (const entry of fresh) this.log.push(entry)
   }
 }

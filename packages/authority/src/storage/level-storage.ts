@@ -98,11 +98,12 @@ const LEVEL_OPTIONS = { keyEncoding: 'view', valueEncoding: 'view' } as const
 export class LevelStorage implements Storage {
   private readonly db: Database
   private readonly dir: string
-  private hardState: HardState
-  private snap: Snapshot
-  /** log[0] stands for the snapshot's last entry (as in MemoryStorage): log[i].index === snapshot index + i. */
-  private log: Entry[]
-  /** Encoded bytes of log[i] as stored; entryBytes[0] (the stand-in) is 0. */
+  /**
+   * What the disk holds, in memory: the core reads synchronously, so reads are served by a
+   * MemoryStorage that is changed only after the batch that made the same change durable.
+   */
+  private readonly mirror: MemoryStorage
+  /** Encoded bytes of each entry as stored, by position after the snapshot (entryBytes[0] is entry firstIndex). */
   private entryBytes: number[]
   private logBytes: number
   /** The last queued write; the next one starts after it settles. */
@@ -117,11 +118,11 @@ export class LevelStorage implements Storage {
   private constructor(db: Database, dir: string, loaded: Loaded) {
     this.db = db
     this.dir = dir
-    this.hardState = loaded.hardState
-    this.snap = loaded.snapshot
-    const { index, term } = loaded.snapshot.metadata
-    this.log = [{ index, term, type: 'noop', data: new Uint8Array() }, ...loaded.entries]
-    this.entryBytes = [0, ...loaded.entryBytes]
+    this.mirror = new MemoryStorage()
+    if (loaded.snapshot.metadata.index > 0) this.mirror.applySnapshot(loaded.snapshot)
+    this.mirror.append(loaded.entries)
+    this.mirror.setHardState(loaded.hardState)
+    this.entryBytes = [...loaded.entryBytes]
     this.logBytes = loaded.entryBytes.reduce((sum, bytes) => sum + bytes, 0)
   }
 
@@ -164,41 +165,31 @@ export class LevelStorage implements Storage {
   // Storage: synchronous reads from the mirror, same contract as MemoryStorage.
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return { hardState: this.hardState, confState: this.snap.metadata.confState }
+    return this.mirror.initialState()
   }
 
   entries(low: number, high: number, bytesMax: number): Entry[] {
-    const offset = this.log[0]!.index
-    if (low <= offset) throw new RaftError('COMPACTED', `entries from ${low} were compacted (first is ${offset + 1})`)
-    if (high > this.lastIndex() + 1) throw new RaftError('UNAVAILABLE', `entries up to ${high - 1} are not in storage (last is ${this.lastIndex()})`)
-    const result: Entry[] = []
-    let bytes = 0
-    for (let index = low; index < high; index++) {
-      const entry = this.log[index - offset]!
-      bytes += entrySizeBytes(entry)
-      if (result.length > 0 && bytes > bytesMax) break
-      result.push(entry)
-    }
-    return result
+    return this.mirror.entries(low, high, bytesMax)
   }
 
   term(index: number): number {
-    const offset = this.log[0]!.index
-    if (index < offset) throw new RaftError('COMPACTED', `term of ${index} was compacted`)
-    if (index - offset >= this.log.length) throw new RaftError('UNAVAILABLE', `term of ${index} is not in storage`)
-    return this.log[index - offset]!.term
+    return this.mirror.term(index)
   }
 
   firstIndex(): number {
-    return this.log[0]!.index + 1
+    return this.mirror.firstIndex()
   }
 
   lastIndex(): number {
-    return this.log[0]!.index + this.log.length - 1
+    return this.mirror.lastIndex()
   }
 
   snapshot(): Snapshot {
-    return this.snap
+    return this.mirror.snapshot()
+  }
+
+  private get hardState(): HardState {
+    return this.mirror.initialState().hardState
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -237,9 +228,9 @@ export class LevelStorage implements Storage {
 
   stats(): LevelStorageStats {
     return {
-      entries: this.log.length - 1,
+      entries: this.entryBytes.length,
       logBytes: this.logBytes,
-      snapshotIndex: this.snap.metadata.index,
+      snapshotIndex: this.mirror.snapshot().metadata.index,
       saveLatencyMsLast: this.saveLatencyMsLast,
       saves: this.saves,
     }
@@ -257,7 +248,8 @@ export class LevelStorage implements Storage {
 
   private async saveNow(update: StorageUpdate): Promise<void> {
     const operations: Operation[] = []
-    let snapshot = this.snap
+    const stored = this.mirror.snapshot()
+    let snapshot = stored
     let lastIndex = this.lastIndex()
     // 1. Snapshot: replaces the whole log.
     if (update.snapshot !== undefined) {
@@ -299,24 +291,22 @@ export class LevelStorage implements Storage {
     const commitOnly = update.snapshot === undefined && update.entries.length === 0 && (update.hardState === undefined || (update.hardState.term === this.hardState.term && update.hardState.vote === this.hardState.vote))
     await this.write(operations, update.sync === false && commitOnly ? false : true)
 
-    if (snapshot !== this.snap) {
-      this.snap = snapshot
-      this.log = [{ index: snapshot.metadata.index, term: snapshot.metadata.term, type: 'noop', data: new Uint8Array() }]
-      this.entryBytes = [0]
+    if (snapshot !== stored) {
+      this.mirror.applySnapshot(snapshot)
+      this.entryBytes = []
       this.logBytes = 0
     }
     if (fresh.length > 0) {
-      const keep = fresh[0]!.index - this.log[0]!.index
-      for (let i = keep; i < this.log.length; i++) this.logBytes -= this.entryBytes[i]!
-      this.log.length = keep
+      const keep = fresh[0]!.index - this.mirror.firstIndex()
+      for (let i = keep; i < this.entryBytes.length; i++) this.logBytes -= this.entryBytes[i]!
       this.entryBytes.length = keep
-      for (let i = 0; i < fresh.length; i++) {
-        this.log.push(fresh[i]!)
-        this.entryBytes.push(freshBytes[i]!)
-        this.logBytes += freshBytes[i]!
+      for (const bytes of freshBytes) {
+        this.entryBytes.push(bytes)
+        this.logBytes += bytes
       }
+      this.mirror.append(fresh)
     }
-    this.hardState = hardState
+    this.mirror.setHardState(hardState)
   }
 
   /** The part of `entries` to write, checked for gaps and term order against the log they extend. */
@@ -339,13 +329,14 @@ export class LevelStorage implements Storage {
   }
 
   private async createSnapshotNow(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
-    const offset = this.log[0]!.index
-    if (index <= this.snap.metadata.index) {
-      throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is not newer than the stored one at ${this.snap.metadata.index}`)
+    const offset = this.mirror.firstIndex() - 1
+    const storedIndex = this.mirror.snapshot().metadata.index
+    if (index <= storedIndex) {
+      throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is not newer than the stored one at ${storedIndex}`)
     }
     if (index > this.lastIndex()) throw new RaftError('UNAVAILABLE', `cannot snapshot at ${index}: last index is ${this.lastIndex()}`)
     assertInvariant(index <= this.hardState.commit, () => `snapshot at ${index} beyond the persisted commit ${this.hardState.commit}: only applied entries can be snapshotted`)
-    const term = this.log[index - offset]!.term
+    const term = this.mirror.term(index)
     const snapshot: Snapshot = { metadata: { index, term, confState }, data }
     const operations: Operation[] = [
       { type: 'put', key: KEY_SNAPSHOT_METADATA, value: encodeSnapshotMetadata(snapshot.metadata) },
@@ -355,11 +346,9 @@ export class LevelStorage implements Storage {
 
     await this.write(operations)
 
-    for (let i = 1; i <= index - offset; i++) this.logBytes -= this.entryBytes[i]!
-    this.log = [{ index, term, type: 'noop', data: new Uint8Array() }, ...this.log.slice(index - offset + 1)]
-    this.entryBytes = [0, ...this.entryBytes.slice(index - offset + 1)]
-    this.snap = snapshot
-    return snapshot
+    for (let i = 0; i < index - offset; i++) this.logBytes -= this.entryBytes[i]!
+    this.entryBytes = this.entryBytes.slice(index - offset)
+    return this.mirror.createSnapshot(index, confState, data)
   }
 
   /** One batch, synced unless told otherwise. A failure poisons the store: the mirror is unchanged but the disk is unknown. */
