@@ -121,8 +121,9 @@ export interface StatusResult {
   readonly members: readonly MemberStatus[]
   readonly registryRecords: number
   /**
-   * SHA-256 (hex) of the registry's snapshot bytes at `applied`: replicas that applied the same log
-   * report the same digest, so a person or a test can see at a glance that they agree.
+   * Digest (hex, 32 bytes) of the registry's records at `applied`: the XOR of SHA-256 over each
+   * record's encoding. Replicas that applied the same log report the same digest, so a person or a
+   * test can see at a glance that they agree.
    */
   readonly registryDigest: string
   /** Software version of the replica. */

@@ -8,7 +8,7 @@
  * import { RawNode, MemoryStorage, createSeededRng } from '@nodeledger/raft'
  * const storage = MemoryStorage.bootstrap({ voters: [1, 2, 3], learners: [] })
  * const node = new RawNode({ id: 1, storage, rng: createSeededRng(42) })
- * setInterval(() => node.tick(), 10)               // the host owns time
+ * every10ms(() => node.tick())                      // the host owns time
  * onMessage((m) => node.step(m))                   // and the network
  * while (node.hasReady()) {
  *   const ready = node.ready()

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { Connection, Stream } from '@libp2p/interface'
 import {
   API_PROTOCOL,
@@ -48,8 +47,6 @@ export class ApiServer {
   private readonly operators: ReadonlySet<string>
   private readonly replicaPeerIds: ReadonlySet<string>
   readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0 }
-  /** The registry digest is a hash of a full snapshot: computed once per applied index, on demand. */
-  private digestCache: { applied: number; digest: string } | undefined
 
   constructor(options: ApiServerOptions) {
     this.replica = options.replica
@@ -348,16 +345,9 @@ export class ApiServer {
       snapshotIndex: status.snapshotIndex,
       members: this.replica.cluster.replicas.map((member) => ({ id: member.id, peerId: member.peerId, multiaddr: member.multiaddr, voter: status.voters.includes(member.id) })),
       registryRecords: status.registryRecords,
-      registryDigest: this.registryDigest(status.applied),
+      registryDigest: this.replica.registryDigest(),
       version: SOFTWARE_VERSION,
     }
-  }
-
-  private registryDigest(applied: number): string {
-    if (this.digestCache?.applied !== applied) {
-      this.digestCache = { applied, digest: createHash('sha256').update(this.replica.registry.snapshot()).digest('hex') }
-    }
-    return this.digestCache.digest
   }
 
   private notLeader(): ProtocolError {

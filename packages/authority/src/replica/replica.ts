@@ -12,6 +12,7 @@ import { ReplicaError, ReplicaRequestError } from '../replica-errors.ts'
 import { LevelStorage } from '../storage/index.ts'
 import { PeerLinks, createReplicaHost, loadOrCreateKey } from '../transport/index.ts'
 import { ApplyWaiters } from './apply-waiters.ts'
+import { RegistryDigest } from './registry-digest.ts'
 
 export type Consistency = 'linearizable' | 'lease' | 'stale'
 
@@ -64,6 +65,7 @@ export class Replica {
   private readonly raftLinks: PeerLinks
   private readonly snapshotLinks: PeerLinks
   private readonly applyWaiters = new ApplyWaiters()
+  private readonly digest = new RegistryDigest()
   /** Proposals waiting to be applied: index -> the term they were proposed in. */
   private readonly proposals = new Map<number, Array<{ term: number; resolve: (result: ApplyResult) => void; reject: (error: Error) => void }>>()
   private readonly reads = new Map<string, { resolve: (index: number) => void; reject: (error: Error) => void }>()
@@ -247,6 +249,7 @@ export class Replica {
 
   private installSnapshot(snapshot: Snapshot): void {
     this.registry.restore(snapshot.data, { verify: false })
+    this.digest.reset()
     this.appliedIndex = snapshot.metadata.index
     this.snapshotIndex = snapshot.metadata.index
     // Proposals the snapshot jumped over: their outcome is unknown here; the client retries (exactly once by seq).
@@ -263,6 +266,7 @@ export class Replica {
     let result: ApplyResult | undefined
     if (entry.type === EntryType.Normal) {
       result = this.registry.apply({ index: entry.index, data: entry.data })
+      if (result.status === 'applied') this.digest.markChanged(result.peerIds)
       if (result.status === 'rejected') this.logger.warn({ index: entry.index, code: result.code }, 'entry rejected by the registry')
     } else if (entry.type === EntryType.ConfChange) {
       this.logger.info({ index: entry.index, change: decodeConfChange(entry.data) }, 'membership change applied')
@@ -310,7 +314,12 @@ export class Replica {
   // Requests
 
   isLeader(): boolean {
-    return this.node.status().role === Role.Leader
+    return this.node.raft.role === Role.Leader
+  }
+
+  /** Digest of the registry's records (see RegistryDigest): equal on replicas that applied the same log. */
+  registryDigest(): string {
+    return this.digest.digest(this.registry)
   }
 
   leaderMember(): ClusterMember | undefined {
