@@ -109,7 +109,8 @@ function requestToWire(request: ApiRequestInit): Fields {
   }
 }
 
-function deltaToWire(delta: Delta): Fields {
+/** A delta as the named-field map the wire carries (PROTOCOL.md "Delta"); also gossip.ts's payload. */
+export function deltaToWire(delta: Delta): Fields {
   return { originPeerId: delta.originPeerId, seq: delta.seq, fields: withoutUndefined({ ...delta.fields }) }
 }
 
@@ -186,7 +187,11 @@ function checkFilter(value: unknown): ListFilter {
  * SELF_REPORTED_FIELDS are INVALID (a client cannot set isActive); the values, peer id and seq are
  * checked by the registry's command codec, the same check the leader's log applies.
  */
-function checkDelta(value: unknown, what: string): Delta {
+/**
+ * A delta read from the wire, validated by the registry's command codec (the one rule set for
+ * submit and gossip alike). Throws ProtocolError INVALID or TOO_LARGE.
+ */
+export function checkDelta(value: unknown, what: string): Delta {
   const raw = checkKeys(value, what, ['originPeerId', 'seq', 'fields'], ['originPeerId', 'seq', 'fields'])
   const fields = checkKeys(raw.fields, `${what}.fields`, SELF_REPORTED_FIELDS, [])
   const originPeerId = checkPeerId(raw.originPeerId, `${what}.originPeerId`)
@@ -515,7 +520,7 @@ function checkAddressedPeer(peerId: unknown, multiaddrs: unknown, what: string):
   return { peerId: record.peerId, multiaddrs: [...record.multiaddrs] }
 }
 
-function checkKeys(value: unknown, what: string, allowed: readonly string[], required: readonly string[]): Fields {
+export function checkKeys(value: unknown, what: string, allowed: readonly string[], required: readonly string[]): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
     throw invalid(what, 'a map')
   }

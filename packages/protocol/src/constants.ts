@@ -18,6 +18,18 @@ export const API_PROTOCOL = '/nodeledger/api/1'
 /** Gossipsub topic on which workers publish their own deltas. */
 export const DELTAS_TOPIC = '/nodeledger/deltas/1'
 
+/** The `v` of every gossiped delta (PROTOCOL.md "Gossip: /nodeledger/deltas/1"); a message with another `v` is rejected. */
+export const GOSSIP_DELTA_VERSION = 1
+
+/**
+ * 16 KiB per gossiped delta, checked before the bytes are parsed. The registry's field limits bound
+ * the largest valid delta to about 11 KiB in this named-field form (32 multiaddrs of 320 characters
+ * dominate; a test encodes that worst case), so every delta a replica would accept fits, while a
+ * hostile message costs no parse and is rejected (penalising its sender) rather than relayed.
+ * Gossipsub's own per-message limit must be at least this plus its envelope.
+ */
+export const GOSSIP_DELTA_BYTES_MAX = 16 * 1024
+
 /** The `v` of every API frame. A frame with another `v` is answered INVALID, naming the versions spoken. */
 export const PROTOCOL_VERSION = 1
 

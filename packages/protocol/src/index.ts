@@ -1,6 +1,7 @@
 /**
  * @nodeledger/protocol: what crosses the wire between clients, workers and replicas. Protocol ids,
- * the API's messages and their codecs, framing over libp2p streams, and the error codes.
+ * the API's messages and their codecs, framing over libp2p streams, the error codes, and the
+ * gossiped delta's message format and topic validation (gossip.ts).
  * docs/PROTOCOL.md is the normative description; this package implements it.
  *
  * @example
@@ -67,3 +68,5 @@ export {
 export { READ_SLACK_BYTES, boundedLengthDecoder, frameStream, readFrame, streamError, varintBytes, writeFrame } from './framing.ts'
 export type { FrameStreamOptions, ReadFrameOptions, WriteFrameOptions } from './framing.ts'
 export { deadline } from './deadline.ts'
+export { decodeGossipDelta, encodeGossipDelta, validateGossipDelta } from './gossip.ts'
+export type { GossipDeltaMessage, GossipValidation, GossipValidationReason, GossipValidationResult } from './gossip.ts'
