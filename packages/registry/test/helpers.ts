@@ -1,34 +1,9 @@
 import { encodeCommand } from '../src/index.ts'
 import type { Command, Delta, ObservationEvent, Registry, RegistryLogEntry, SelfReported } from '../src/index.ts'
+import { peerIdFromSeed } from '@nodeledger/testkit/fixtures'
 
-const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-
-function base58(bytes: Uint8Array): string {
-  let value = 0n
-  for (const byte of bytes) value = value * 256n + BigInt(byte)
-  let text = ''
-  while (value > 0n) {
-    text = BASE58_ALPHABET[Number(value % 58n)] + text
-    value /= 58n
-  }
-  for (const byte of bytes) {
-    if (byte !== 0) break
-    text = '1' + text
-  }
-  return text
-}
-
-/**
- * A canonical Ed25519 peer id ("12D3KooW…") made from a seed number: the identity multihash of the
- * protobuf-encoded public key. The key bytes need not be a real key's; libp2p only checks length.
- */
-export function peerId(seed: number): string {
-  const bytes = new Uint8Array(38)
-  bytes.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
-  const view = new DataView(bytes.buffer)
-  for (let i = 0; i < 8; i++) view.setUint32(6 + i * 4, Math.imul(seed + 1, 0x9e3779b1 + i * 0x85ebca6b) >>> 0)
-  return base58(bytes)
-}
+/** A canonical Ed25519 peer id from a seed number (see the testkit fixture). */
+export const peerId = peerIdFromSeed
 
 export const REPLICAS = [peerId(9001), peerId(9002), peerId(9003)].sort()
 export const [REPLICA_A, REPLICA_B, REPLICA_C] = REPLICAS as [string, string, string]

@@ -36,7 +36,7 @@ describe('WorkerCache refuses a damaged dir', () => {
 
   async function flipByte(db: RawDatabase, key: string, offset: number): Promise<void> {
     const value = await db.get(key)
-    expect(value).toBeDefined()
+    expect(value).toBeInstanceOf(Uint8Array)
     const copy = Uint8Array.from(value!)
     copy[offset]! ^= 0x40
     await db.put(key, copy)

@@ -6,6 +6,7 @@ import { Level } from 'level'
 import { emptyRecord } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 import { WorkerAssertionError, WorkerCacheError } from '../../src/index.ts'
+import { peerIdFromSeed } from '@nodeledger/testkit/fixtures'
 
 export async function makeTempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `nodeledger-worker-cache-${label}-`))
@@ -15,31 +16,8 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true })
 }
 
-const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-
-function base58(bytes: Uint8Array): string {
-  let value = 0n
-  for (const byte of bytes) value = value * 256n + BigInt(byte)
-  let text = ''
-  while (value > 0n) {
-    text = BASE58_ALPHABET[Number(value % 58n)] + text
-    value /= 58n
-  }
-  for (const byte of bytes) {
-    if (byte !== 0) break
-    text = '1' + text
-  }
-  return text
-}
-
-/** A canonical Ed25519 peer id from a seed number (as in packages/registry/test/helpers.ts). */
-export function peerId(seed: number): string {
-  const bytes = new Uint8Array(38)
-  bytes.set([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
-  const view = new DataView(bytes.buffer)
-  for (let i = 0; i < 8; i++) view.setUint32(6 + i * 4, Math.imul(seed + 1, 0x9e3779b1 + i * 0x85ebca6b) >>> 0)
-  return base58(bytes)
-}
+/** A canonical Ed25519 peer id from a seed number (see the testkit fixture). */
+export const peerId = peerIdFromSeed
 
 /** A record whose contents are a pure function of (peer, originSeq, changedIndex): a reader can check it. */
 export function record(peer: string, originSeq: number, changedIndex: number): NodeData {
