@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { DEFAULT_LIVENESS } from './constants.ts'
 import { ReplicaError } from './replica-errors.ts'
 
 /** One replica as every member and client knows it. */
@@ -24,6 +25,13 @@ export interface ClusterTiming {
   readonly leaseReads: boolean
 }
 
+/** Worker leases: how long a node may go without a heartbeat before the leader marks it inactive. */
+export interface ClusterLiveness {
+  readonly ttlMs: number
+  /** A node whose last connection to the leader closed is marked inactive if it is not back within this. */
+  readonly disconnectGraceMs: number
+}
+
 export interface ClusterFile {
   readonly version: 1
   readonly clusterId: string
@@ -32,6 +40,7 @@ export interface ClusterFile {
   readonly operators: readonly { readonly peerId: string; readonly keyFile: string }[]
   readonly timing: ClusterTiming
   readonly snapshotEveryEntries: number
+  readonly liveness: ClusterLiveness
 }
 
 /**
@@ -87,8 +96,12 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
     problems.push('timing must give tickIntervalMs > 0, heartbeatTicks > 0 and electionTimeoutTicks > heartbeatTicks')
   }
   if (!Number.isSafeInteger(file.snapshotEveryEntries) || (file.snapshotEveryEntries ?? 0) < 1) problems.push('snapshotEveryEntries must be a positive integer')
+  // Optional in the file (older files lack it); every replica must use the same values.
+  const liveness = { ...DEFAULT_LIVENESS, ...(file.liveness ?? {}) }
+  if (!Number.isSafeInteger(liveness.ttlMs) || liveness.ttlMs < 100) problems.push('liveness.ttlMs must be an integer of at least 100')
+  if (!Number.isSafeInteger(liveness.disconnectGraceMs) || liveness.disconnectGraceMs < 0) problems.push('liveness.disconnectGraceMs must be a non-negative integer')
   if (problems.length > 0) throw new ReplicaError('INVALID_CLUSTER', `cluster file ${path}: ${problems.join('; ')}`)
-  return { version: 1, clusterId: file.clusterId!, replicas, operators, timing: { ...timing!, leaseReads: timing!.leaseReads === true }, snapshotEveryEntries: file.snapshotEveryEntries! }
+  return { version: 1, clusterId: file.clusterId!, replicas, operators, timing: { ...timing!, leaseReads: timing!.leaseReads === true }, snapshotEveryEntries: file.snapshotEveryEntries!, liveness }
 }
 
 export async function loadClusterFile(path: string): Promise<ClusterFile> {

@@ -23,3 +23,12 @@ export const PENDING_PROPOSALS_MAX = 10_000
 export const REQUEST_TIMEOUT_MS_DEFAULT = 5_000
 /** Concurrent API streams one client may hold open (watches included). */
 export const API_STREAMS_PER_CONNECTION_MAX = 256
+/**
+ * Worker leases (etcd-style): a node with no heartbeat for 10 s is marked inactive by the leader.
+ * Workers heartbeat every TTL/3 by default, so two lost heartbeats in a row do not expire a lease.
+ */
+export const DEFAULT_LIVENESS = { ttlMs: 10_000, disconnectGraceMs: 2_000 } as const
+/** How often the leader looks for expired leases: a lease ends at most this late after its TTL. */
+export const LEASE_SWEEP_INTERVAL_MS = 250
+/** Liveness transitions the leader keeps in flight at once; the rest wait for the next sweep. */
+export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256

@@ -9,6 +9,8 @@ import { EXIT, exitCodeFor } from './exit-codes.ts'
 import { clusterInit } from './commands/cluster-init.ts'
 import { runAuthority } from './commands/authority.ts'
 import { get, ls, put, status } from './commands/client-commands.ts'
+import { runWorker, runWorkers } from './commands/worker.ts'
+import type { WorkerCommandOptions } from './commands/worker.ts'
 
 const DEFAULT_CLUSTER = process.env.NODELEDGER_CLUSTER ?? '.run/cluster/cluster.json'
 
@@ -103,5 +105,54 @@ program
   .option('--limit <n>', 'at most this many', integer('--limit', 1), 100)
   .option('--json', 'machine-readable output', false)
   .action((options) => run(() => ls({ active: options.active, staked: options.staked, capability: options.capability, limit: options.limit }, { cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs, consistency: options.consistency })))
+
+/** The options `worker` and `workers` share. */
+function workerCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--bootstrap <multiaddrs...>', 'replica multiaddrs (default: the cluster file\'s)', [])
+    .addOption(clusterOption)
+    .option('--key <file>', 'identity key file (default: beside the data dir, so wiping the data keeps the identity)')
+    .option('--listen-host <ip>', 'IPv4 address to listen on for gossip peers', '127.0.0.1')
+    .option('--capabilities <list>', 'comma-separated: twitter,web,discord,telegram', (value: string) => value.split(',').filter((part) => part !== ''), [] as string[])
+    .option('--staked', 'report the node as staked', false)
+    .option('--node-version <version>', 'software version the node reports', '0.1.0')
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (default 3000; keep well below the lease TTL)', integer('--heartbeat-ms', 100))
+    .option('--log-level <level>', 'pino level', 'info')
+    .option('--pretty', 'human-readable logs', false)
+}
+
+function workerOptions(options: Record<string, unknown>, data: string): WorkerCommandOptions {
+  return {
+    bootstrap: options.bootstrap as string[],
+    cluster: options.cluster as string,
+    data,
+    ...(options.key === undefined ? {} : { key: options.key as string }),
+    listenHost: options.listenHost as string,
+    capabilities: options.capabilities as string[],
+    staked: options.staked === true,
+    version: options.nodeVersion as string,
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs as number }),
+    logLevel: options.logLevel as string,
+    pretty: options.pretty === true,
+  }
+}
+
+function exitOnStartFailure(what: string) {
+  return (error: unknown): never => {
+    console.error(`nodeledger ${what}: ${(error as { code?: string }).code ?? 'ERROR'}: ${(error as Error).message}`)
+    process.exit(exitCodeFor(error))
+  }
+}
+
+workerCommand('worker', 'run one worker node (its NodeEventTracker) in the foreground; SIGTERM leaves gracefully')
+  .requiredOption('--data <dir>', 'the worker\'s LevelDB data dir')
+  .action((options) => runWorker(workerOptions(options, options.data)).catch(exitOnStartFailure('worker')))
+
+workerCommand('workers', 'run N worker nodes in one process (density tests); SIGTERM leaves gracefully')
+  .requiredOption('--count <n>', 'number of workers', integer('--count', 1))
+  .requiredOption('--data <dir>', 'root dir: worker-<i>/data and worker-<i>/peer.key under it')
+  .action((options) => runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers')))
 
 await program.parseAsync()

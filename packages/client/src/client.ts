@@ -27,6 +27,7 @@ import type {
   LeaderHint,
   ListResult,
   ResultByOp,
+  PresenceResult,
   SinceResult,
   StatusResult,
   SubmitResult,
@@ -193,6 +194,20 @@ export class AuthorityClient {
   /** Submits a delta; exactly once per (originPeerId, seq), also across retries and failovers. */
   async submit(delta: Delta, options: RequestOptions = {}): Promise<SubmitResult> {
     return this.#request('submit', { op: 'submit', delta }, 'leader', options.signal)
+  }
+
+  /**
+   * The node's heartbeat (its lease, kept by the leader): answers once the registry holds the node
+   * active. A heartbeat of an active node costs the leader no log entry. The node must have
+   * submitted a delta first (NOT_FOUND otherwise).
+   */
+  async heartbeat(peerId: string, options: RequestOptions = {}): Promise<PresenceResult> {
+    return this.#request('presence', { op: 'presence', peerId, event: 'heartbeat' }, 'leader', options.signal)
+  }
+
+  /** A graceful leave: answers once the registry holds the node inactive. */
+  async leave(peerId: string, options: RequestOptions = {}): Promise<PresenceResult> {
+    return this.#request('presence', { op: 'presence', peerId, event: 'leave' }, 'leader', options.signal)
   }
 
   async get(peerId: string, options: ReadOptions = {}): Promise<GetResult> {

@@ -99,6 +99,8 @@ export class FakeCluster {
         return { kind: 'result', result: { records: [], throughIndex: this.lastIndex, more: false } }
       case 'watch':
         return { kind: 'watch', events: [], end: 'hold' }
+      case 'presence':
+        return { kind: 'result', result: { active: request.event === 'heartbeat', index: this.lastIndex } }
     }
   }
 

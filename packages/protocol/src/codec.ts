@@ -26,7 +26,7 @@ import {
 } from './constants.ts'
 import { PROTOCOL_ERROR_CODES, ProtocolError, errorFromWire, errorToWire } from './errors.ts'
 import type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
-import { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, ROLES } from './messages.ts'
+import { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
 import type {
   ApiRequest,
   ApiRequestInit,
@@ -40,6 +40,8 @@ import type {
   ResultByOp,
   Role,
   SessionResponse,
+  PresenceEvent,
+  PresenceResult,
   SinceResult,
   StatusResult,
   SubmitResult,
@@ -104,6 +106,8 @@ function requestToWire(request: ApiRequestInit): Fields {
       return { v: PROTOCOL_VERSION, op: 'watch', fromIndex: request.fromIndex }
     case 'status':
       return { v: PROTOCOL_VERSION, op: 'status' }
+    case 'presence':
+      return { v: PROTOCOL_VERSION, op: 'presence', peerId: request.peerId, event: request.event }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
@@ -148,6 +152,13 @@ function requestFromFrame(frame: Fields): ApiRequest {
     case 'status':
       checkKeys(frame, 'request', ['v', 'id', 'op'], [])
       return { op }
+    case 'presence': {
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'peerId', 'event'], ['peerId', 'event'])
+      if (typeof frame.event !== 'string' || !(PRESENCE_EVENTS as readonly string[]).includes(frame.event)) {
+        throw invalid('request.event', PRESENCE_EVENTS.join(', '))
+      }
+      return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), event: frame.event as PresenceEvent }
+    }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
@@ -256,6 +267,10 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
     case 'since': {
       const r = result as SinceResult
       return { records: recordsToWire(r.records), throughIndex: r.throughIndex, more: r.more }
+    }
+    case 'presence': {
+      const r = result as PresenceResult
+      return { active: r.active, index: r.index }
     }
     case 'status': {
       const r = result as StatusResult
@@ -421,6 +436,10 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
     }
     case 'status':
       return checkStatus(value)
+    case 'presence': {
+      const raw = checkKeys(value, 'result', ['active', 'index'], ['active', 'index'])
+      return { active: checkBoolean(raw.active, 'result.active'), index: checkUnsigned(raw.index, 'result.index') }
+    }
     case 'watch':
       throw invalid('op', 'watch frames are read with decodeWatchFrame')
   }

@@ -24,7 +24,7 @@
 export * from './constants.ts'
 export { PROTOCOL_ERROR_CODES, ProtocolError, RETRYABLE_ERROR_CODES, errorFromWire, errorToWire, isProtocolError, isRetryable } from './errors.ts'
 export type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
-export { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, ROLES } from './messages.ts'
+export { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
 export type {
   ApiRequest,
   ApiRequestInit,
@@ -37,6 +37,9 @@ export type {
   ListResult,
   MemberStatus,
   Op,
+  PresenceEvent,
+  PresenceRequest,
+  PresenceResult,
   ResultByOp,
   Role,
   SessionResponse,

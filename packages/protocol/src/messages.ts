@@ -16,8 +16,12 @@ export type Consistency = 'linearizable' | 'lease' | 'stale'
 export const CONSISTENCIES: readonly Consistency[] = ['linearizable', 'lease', 'stale']
 export const CONSISTENCY_DEFAULT: Consistency = 'linearizable'
 
-export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status'
-export const OPS: readonly Op[] = ['submit', 'get', 'list', 'since', 'watch', 'status']
+export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status' | 'presence'
+export const OPS: readonly Op[] = ['submit', 'get', 'list', 'since', 'watch', 'status', 'presence']
+
+/** What a node tells the leader about its own liveness (PROTOCOL.md "Presence"). */
+export type PresenceEvent = 'heartbeat' | 'leave'
+export const PRESENCE_EVENTS: readonly PresenceEvent[] = ['heartbeat', 'leave']
 
 export interface SubmitRequest {
   readonly op: 'submit'
@@ -46,8 +50,18 @@ export interface WatchRequest {
 export interface StatusRequest {
   readonly op: 'status'
 }
+/**
+ * A node's heartbeat or graceful leave, for its own record (the leader's lease, etcd-style). The
+ * leader keeps last-seen times in memory and logs only transitions, so a heartbeat that changes
+ * nothing costs no log entry.
+ */
+export interface PresenceRequest {
+  readonly op: 'presence'
+  readonly peerId: string
+  readonly event: PresenceEvent
+}
 
-export type ApiRequest = SubmitRequest | GetRequest | ListRequest | SinceRequest | WatchRequest | StatusRequest
+export type ApiRequest = SubmitRequest | GetRequest | ListRequest | SinceRequest | WatchRequest | StatusRequest | PresenceRequest
 
 /** A decoded request frame: the request, and its `id` when it was sent in a session (PROTOCOL.md "Sessions"). */
 export type DecodedRequest = ApiRequest & { readonly id?: number }
@@ -63,11 +77,21 @@ export type ApiRequestInit =
   | SinceRequest
   | WatchRequest
   | StatusRequest
+  | PresenceRequest
 
 /** `index`: the log index of the entry that carries the delta (for a duplicate, of the first one). */
 export interface SubmitResult {
   readonly index: number
   readonly duplicate: boolean
+}
+
+/**
+ * `active`: whether the registry holds the node active once this answer is sent. `index`: the
+ * entry that made the transition, or the leader's applied index when nothing needed logging.
+ */
+export interface PresenceResult {
+  readonly active: boolean
+  readonly index: number
 }
 
 /** `index`: the applied index the read was served at. */
@@ -138,6 +162,7 @@ export interface ResultByOp {
   readonly since: SinceResult
   readonly watch: WatchEvent
   readonly status: StatusResult
+  readonly presence: PresenceResult
 }
 
 /** A decoded response: the result, or the server's error as a throwable ProtocolError. */

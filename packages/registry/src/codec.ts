@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib'
 import { Packr, Unpackr } from 'msgpackr'
-import type { Command, CommandEnvelope, ObservationEvent } from './commands.ts'
+import type { Command, CommandEnvelope, LivenessReason, ObservationEvent } from './commands.ts'
 import {
   CODEC_VERSION,
   COMMAND_BYTES_MAX,
@@ -40,6 +40,8 @@ import {
  *     replica-reset  kind 3: replicaPeerId
  *     expire       kind 4: ttlMs
  *     replicas     kind 5: [replicaPeerId, ...] sorted
+ *     liveness     kind 6: replicaPeerId, peerId, active (boolean), reason (1 heartbeat, 2 connected,
+ *                  3 ttl, 4 left, 5 disconnected)
  *   record    [version, [field, ...] in RECORD_FIELDS order]
  *   snapshot  "NLRS" | version (1 byte) | crc32 of body (4 bytes, big endian) | body
  *     body = msgpack [appliedIndex, clockMs, replicaPeerIds, counters, [record, ...] sorted by peerId]
@@ -52,7 +54,9 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 // cannot influence how the next is read.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
-const KIND_CODE = { delta: 1, observation: 2, 'replica-reset': 3, expire: 4, replicas: 5 } as const
+const KIND_CODE = { delta: 1, observation: 2, 'replica-reset': 3, expire: 4, replicas: 5, liveness: 6 } as const
+const REASON_CODE = { heartbeat: 1, connected: 2, ttl: 3, left: 4, disconnected: 5 } as const satisfies Record<LivenessReason, number>
+const REASON_BY_CODE = new Map<unknown, LivenessReason>(Object.entries(REASON_CODE).map(([reason, code]) => [code, reason as LivenessReason]))
 const EVENT_CODE = { joined: 1, left: 2 } as const satisfies Record<ObservationEvent, number>
 
 const SNAPSHOT_MAGIC = [0x4e, 0x4c, 0x52, 0x53] // "NLRS": nodeledger registry snapshot
@@ -127,8 +131,10 @@ function commandToArray(envelope: CommandEnvelope): unknown[] {
       return [CODEC_VERSION, timestampMs, KIND_CODE.expire, command.ttlMs]
     case 'replicas':
       return [CODEC_VERSION, timestampMs, KIND_CODE.replicas, [...command.replicaPeerIds].sort()]
+    case 'liveness':
+      return [CODEC_VERSION, timestampMs, KIND_CODE.liveness, command.replicaPeerId, command.peerId, command.active, REASON_CODE[command.reason]]
     default:
-      throw invalid('command.kind', 'delta, observation, replica-reset, expire or replicas')
+      throw invalid('command.kind', 'delta, observation, replica-reset, expire, replicas or liveness')
   }
 }
 
@@ -187,8 +193,22 @@ export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
         arity(4)
         command = { kind: 'replicas', replicaPeerIds: checkPeerIdSet(list[3], 'replicas.replicaPeerIds', REPLICAS_MAX, true) }
         break
+      case KIND_CODE.liveness: {
+        arity(7)
+        if (typeof list[5] !== 'boolean') throw invalid('liveness.active', 'a boolean')
+        const reason = REASON_BY_CODE.get(list[6])
+        if (reason === undefined) throw invalid('liveness.reason', '1 to 5 (heartbeat, connected, ttl, left, disconnected)')
+        command = {
+          kind: 'liveness',
+          replicaPeerId: checkPeerId(list[3], 'liveness.replicaPeerId'),
+          peerId: checkPeerId(list[4], 'liveness.peerId'),
+          active: list[5],
+          reason,
+        }
+        break
+      }
       default:
-        throw invalid('command.kind', 'a known command kind (1 to 5)')
+        throw invalid('command.kind', 'a known command kind (1 to 6)')
     }
     return { timestampMs, command }
   })

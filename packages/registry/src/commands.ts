@@ -15,6 +15,16 @@ export interface Delta {
 export type ObservationEvent = 'joined' | 'left'
 
 /**
+ * Why the leader changed a node's liveness (the `liveness` command):
+ *   heartbeat     a heartbeat arrived from a node the registry holds inactive
+ *   connected     a known node connected to the leader while inactive
+ *   ttl           no heartbeat for the lease TTL (the leader's in-memory last-seen time)
+ *   left          the node said goodbye (graceful leave)
+ *   disconnected  the node's last connection to the leader closed and it did not come back
+ */
+export type LivenessReason = 'heartbeat' | 'connected' | 'ttl' | 'left' | 'disconnected'
+
+/**
  * The commands the registry's log carries. The Raft log itself holds opaque bytes: each entry's
  * data is one encoded CommandEnvelope.
  *
@@ -22,6 +32,9 @@ export type ObservationEvent = 'joined' | 'left'
  *                authenticated: the origin itself, or a replica relaying a gossip message whose
  *                signature by the origin it verified.
  *   observation  a replica saw `peerId` connect or disconnect.
+ *   liveness     the leader's lease on a node changed (etcd-lease style, see merge.ts `setLiveness`):
+ *                active opens a presence interval held by `replicaPeerId`, inactive closes every
+ *                presence at this entry's stamp. Heartbeats that change nothing never reach the log.
  *   replica-reset  a replica (re)started and sees nobody: every presence it held ends.
  *   expire       end the presence of every active node that has shown no sign of life for `ttlMs`:
  *                covers a replica that died holding presences and never came back.
@@ -34,6 +47,13 @@ export type Command =
       readonly replicaPeerId: string
       readonly peerId: string
       readonly event: ObservationEvent
+    }
+  | {
+      readonly kind: 'liveness'
+      readonly replicaPeerId: string
+      readonly peerId: string
+      readonly active: boolean
+      readonly reason: LivenessReason
     }
   | { readonly kind: 'replica-reset'; readonly replicaPeerId: string }
   | { readonly kind: 'expire'; readonly ttlMs: number }

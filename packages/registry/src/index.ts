@@ -41,6 +41,7 @@ export type {
   CommandKind,
   Delta,
   ListFilter,
+  LivenessReason,
   ObservationEvent,
   RegistryLogEntry,
   RegistryStats,
@@ -50,9 +51,10 @@ export { CAPABILITY_FIELD, CATEGORIES, RECORD_FIELDS, SELF_REPORTED_FIELDS, canD
 export type { Category, NodeData, SelfReported, SelfReportedField } from './model.ts'
 export { decodeCommand, decodeRecord, decodeSnapshot, encodeCommand, encodeRecord, encodeSnapshot } from './codec.ts'
 export type { DecodeOptions, SnapshotState } from './codec.ts'
-export { mergeDelta, observeJoined, observeLeft, endPresences } from './merge.ts'
+export { mergeDelta, observeJoined, observeLeft, endPresences, setLiveness } from './merge.ts'
 export type { MergeOutcome } from './merge.ts'
 export { compareReliability } from './ranking.ts'
+export { DIGEST_BYTES, recordHash, recordsDigest } from './digest.ts'
 export { changedFields, foldDeltas } from './deltas.ts'
 export { REGISTRY_ERROR_CODES, RegistryAssertionError, RegistryError } from './errors.ts'
 export type { RegistryErrorCode } from './errors.ts'

@@ -77,6 +77,28 @@ export function observeLeft(
 }
 
 /**
+ * The leader's lease on a node (the `liveness` command). Active opens a presence held by the leader
+ * that proposed it, unless the node is already active (a new leader inherits the presence its
+ * predecessor opened: nothing to log). Inactive closes every presence at this entry's stamp, so
+ * uptime counts exactly the interval between the two log entries that opened and closed it.
+ */
+export function setLiveness(
+  existing: NodeData | undefined,
+  peerId: string,
+  replicaPeerId: string,
+  active: boolean,
+  nowMs: number,
+  index: number,
+): MergeOutcome {
+  if (active) {
+    if (existing !== undefined && existing.isActive) return { stale: 'DUPLICATE_JOIN' }
+    return observeJoined(existing, peerId, replicaPeerId, nowMs, index)
+  }
+  if (existing === undefined || !existing.isActive) return { stale: 'LEAVE_WITHOUT_JOIN' }
+  return { record: withoutObservers(existing, () => true, nowMs, nowMs, index) }
+}
+
+/**
  * Ends the presences that `drop` selects, for the commands that learn of a loss without seeing it
  * (replica reset, expiry, a replica removed). Returns undefined when the record is unchanged.
  */

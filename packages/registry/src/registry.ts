@@ -12,7 +12,7 @@ import type {
 } from './commands.ts'
 import { CHANGES_LIMIT_DEFAULT, LIST_LIMIT_DEFAULT, RECORDS_MAX, REPLICAS_MAX } from './constants.ts'
 import { assert, RegistryError } from './errors.ts'
-import { endPresences, mergeDelta, observeJoined, observeLeft } from './merge.ts'
+import { endPresences, mergeDelta, observeJoined, observeLeft, setLiveness } from './merge.ts'
 import type { MergeOutcome } from './merge.ts'
 import { CAPABILITY_FIELD, canDoWork } from './model.ts'
 import type { Category, NodeData } from './model.ts'
@@ -128,6 +128,16 @@ export class Registry {
         } else {
           outcome = observeLeft(existing, command.replicaPeerId, nowMs, index)
         }
+        if ('stale' in outcome) this.#counters.observationsIgnored++
+        return this.#single(command, outcome, index)
+      }
+      case 'liveness': {
+        this.#checkReplica(command.replicaPeerId)
+        const existing = this.#records.get(command.peerId)
+        // Only a node that has reported itself (a delta) has a record a lease can act on: an
+        // anonymous connection must not create records.
+        if (existing === undefined) throw new RegistryError('INVALID', `liveness for ${command.peerId}, which has no record`)
+        const outcome = setLiveness(existing, command.peerId, command.replicaPeerId, command.active, nowMs, index)
         if ('stale' in outcome) this.#counters.observationsIgnored++
         return this.#single(command, outcome, index)
       }

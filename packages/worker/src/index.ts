@@ -1,9 +1,17 @@
 /**
- * @nodeledger/worker: the ordinary node of the network (issue 5). So far, its durable local cache:
- * every NodeData record the worker knows, the last log index it applied and its own origin seq, in
- * its own LevelDB, served from memory. The NodeEventTracker (gossip, leader-following sync) builds
- * on it.
+ * @nodeledger/worker: the ordinary node of the network. `NodeEventTracker` is the worker: it joins,
+ * heartbeats, gossips its own deltas, follows the leader's log into a durable local cache, and
+ * answers `get`, `all(filter)` and `eligible(category)` from memory.
  *
+ * ```ts
+ * const tracker = await NodeEventTracker.start({ dataDir, bootstrap, privateKey, self: { isWebScraper: true, version: '1.2.0' } })
+ * tracker.addEventListener('change', (event) => console.log(event.detail.record.peerId, event.detail.source))
+ * tracker.eligible('web')                 // active, staked, capable, most reliable first
+ * await tracker.update({ isTwitterScraper: true }) // gossiped at once, acknowledged by the leader
+ * await tracker.stop()                    // graceful leave
+ * ```
+ *
+ * Underneath, the durable cache:
  * @example
  * ```ts
  * import { WorkerCache, WorkerCacheError } from '@nodeledger/worker'
@@ -24,6 +32,11 @@
  * ```
  */
 
+export { NodeEventTracker } from './tracker/node-event-tracker.ts'
+export type { ChangeEventDetail, ChangeSource, NodeEventTrackerOptions, TrackerFilter } from './tracker/node-event-tracker.ts'
+export { createWorkerHost } from './tracker/host.ts'
+export type { WorkerHost } from './tracker/host.ts'
+export * as trackerDefaults from './tracker/constants.ts'
 export { WorkerCache } from './cache/worker-cache.ts'
 export { FORMAT_VERSION as CACHE_FORMAT_VERSION } from './cache/codec.ts'
 export { PROVISIONAL_RECORDS_MAX } from './cache/constants.ts'

@@ -19,6 +19,7 @@ import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../c
 import type { ClusterMember } from '../cluster-file.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
+import { LeaseKeeper } from '../liveness/lease-keeper.ts'
 
 /** Software version reported by status. */
 const SOFTWARE_VERSION = '0.1.0'
@@ -47,6 +48,8 @@ export class ApiServer {
   private readonly operators: ReadonlySet<string>
   private readonly replicaPeerIds: ReadonlySet<string>
   readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0 }
+  /** The leader's leases on worker nodes (heartbeats, leaves, connections). */
+  readonly leases: LeaseKeeper
 
   constructor(options: ApiServerOptions) {
     this.replica = options.replica
@@ -54,9 +57,16 @@ export class ApiServer {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
     this.operators = new Set(options.replica.cluster.operators.map((operator) => operator.peerId))
     this.replicaPeerIds = new Set(options.replica.cluster.replicas.map((replica) => replica.peerId))
+    this.leases = new LeaseKeeper({
+      replica: options.replica,
+      logger: options.logger,
+      liveness: options.replica.cluster.liveness,
+      exemptPeerIds: new Set([...this.operators, ...this.replicaPeerIds]),
+    })
   }
 
   async start(): Promise<void> {
+    this.leases.start()
     await this.replica.libp2p.handle(API_PROTOCOL, (stream, connection) => this.handle(stream, connection), {
       maxInboundStreams: API_STREAMS_PER_CONNECTION_MAX,
     })
@@ -64,6 +74,7 @@ export class ApiServer {
 
   async stop(): Promise<void> {
     this.shutdown.abort()
+    this.leases.stop()
     await this.replica.libp2p.unhandle(API_PROTOCOL)
   }
 
@@ -244,6 +255,14 @@ export class ApiServer {
       }
       case 'status':
         return encodeResponse('status', this.status(), id)
+      case 'presence': {
+        if (request.peerId !== remotePeerId && !this.operators.has(remotePeerId)) {
+          this.counters.unauthorized++
+          throw new ProtocolError('UNAUTHORIZED', `peer ${remotePeerId} may not report presence for ${request.peerId}`)
+        }
+        const result = request.event === 'heartbeat' ? await this.leases.heartbeat(request.peerId, signal) : await this.leases.leave(request.peerId, signal)
+        return encodeResponse('presence', result, id)
+      }
     }
   }
 

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto'
-import { encodeRecord } from '@nodeledger/registry'
+import { DIGEST_BYTES, recordHash } from '@nodeledger/registry'
 import type { Registry } from '@nodeledger/registry'
 
-const DIGEST_BYTES = 32
-
 /**
- * A digest of the registry's records that replicas can compare: the XOR of SHA-256 over each
+ * A digest of the registry's records that replicas can compare (`recordsDigest` of the registry
+ * package, kept incrementally): the XOR of SHA-256 over each
  * record's encoding, so it does not depend on order and a changed record is swapped out in O(1).
  * Applying entries only marks records dirty; the hashing happens when someone asks (status), and
  * costs what changed since the last ask, not the whole registry (a full snapshot of 100,000 records
@@ -49,7 +47,7 @@ export class RegistryDigest {
       this.hashes.delete(peerId)
       return
     }
-    const hash = createHash('sha256').update(encodeRecord(record)).digest()
+    const hash = recordHash(record)
     xorInto(this.accumulator, hash)
     this.hashes.set(peerId, hash)
   }

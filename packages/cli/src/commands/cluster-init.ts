@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { DEFAULT_TIMING, SNAPSHOT_EVERY_ENTRIES_DEFAULT, loadOrCreateKey, parseClusterFile } from '@nodeledger/authority'
+import { DEFAULT_LIVENESS, DEFAULT_TIMING, SNAPSHOT_EVERY_ENTRIES_DEFAULT, loadOrCreateKey, parseClusterFile } from '@nodeledger/authority'
 import type { ClusterFile } from '@nodeledger/authority'
 import { UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
@@ -44,6 +44,7 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
     operators: [{ peerId: operatorPeerId, keyFile: 'operator.key' }],
     timing: DEFAULT_TIMING,
     snapshotEveryEntries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+    liveness: DEFAULT_LIVENESS,
   }
   const text = `${JSON.stringify(file, null, 2)}\n`
   // Round-trip through the parser: never write a file the replicas would refuse.

@@ -1,0 +1,30 @@
+/**
+ * NodeEventTracker defaults, each with its reason. The lease TTL itself is the cluster's
+ * (cluster file `liveness.ttlMs`, 10 s by default); a worker's interval must stay well below it.
+ */
+
+/** A heartbeat every 3 s: a third of the default 10 s lease, so two lost heartbeats do not expire it. */
+export const HEARTBEAT_INTERVAL_MS_DEFAULT = 3_000
+/**
+ * Anti-entropy: a `since(appliedIndex)` every 5 s closes any gap the watch might leave (a watch
+ * that stalls on a paused leader, a lost event). It costs one small round trip when nothing changed.
+ */
+export const ANTI_ENTROPY_INTERVAL_MS_DEFAULT = 5_000
+/** Gossip connections a worker keeps to other workers: gossipsub's mesh degree D is 6. */
+export const GOSSIP_PEERS_TARGET_DEFAULT = 6
+/** How often the worker tops up its gossip connections from the registry's active nodes. */
+export const PEER_MAINTENANCE_INTERVAL_MS = 2_000
+/** Dials started per maintenance round: bounded, so a large registry cannot start a dial storm. */
+export const PEER_DIALS_PER_ROUND_MAX = 3
+/** Records per `since` page during sync (the API's own limit is higher; this keeps frames small). */
+export const SYNC_PAGE_RECORDS = 2_000
+/** Pause between watch attempts after the client gave up on every replica. */
+export const WATCH_RETRY_DELAY_MS = 500
+/** Change events buffered for listeners per apply; a larger apply emits one `resync` instead. */
+export const CHANGE_EVENTS_PER_APPLY_MAX = 10_000
+/** Client deadline per request; a worker waits through elections (well under a second) by retrying. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 2_000
+/** Client attempts per request before a worker-level retry takes over. */
+export const REQUEST_ATTEMPTS_MAX_DEFAULT = 10
+/** Connections a worker's host keeps at most (replicas, gossip peers, peers dialing in). */
+export const WORKER_CONNECTIONS_MAX = 64

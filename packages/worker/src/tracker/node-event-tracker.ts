@@ -1,0 +1,465 @@
+import type { Message, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { AuthorityClient } from '@nodeledger/client'
+import { DELTAS_TOPIC, ProtocolError, encodeGossipDelta, validateGossipDelta } from '@nodeledger/protocol'
+import type { SubmitResult } from '@nodeledger/protocol'
+import { CAPABILITY_FIELD, canDoWork, compareReliability, mergeDelta, recordsDigest } from '@nodeledger/registry'
+import type { Category, Delta, ListFilter, NodeData, SelfReported } from '@nodeledger/registry'
+import type { Logger } from 'pino'
+import { WorkerCache } from '../cache/worker-cache.ts'
+import {
+  ANTI_ENTROPY_INTERVAL_MS_DEFAULT,
+  GOSSIP_PEERS_TARGET_DEFAULT,
+  HEARTBEAT_INTERVAL_MS_DEFAULT,
+  PEER_DIALS_PER_ROUND_MAX,
+  PEER_MAINTENANCE_INTERVAL_MS,
+  REQUEST_ATTEMPTS_MAX_DEFAULT,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  SYNC_PAGE_RECORDS,
+  WATCH_RETRY_DELAY_MS,
+} from './constants.ts'
+import { createWorkerHost } from './host.ts'
+import type { WorkerHost } from './host.ts'
+
+export interface NodeEventTrackerOptions {
+  /** The worker's own LevelDB dir (created if missing; refused if corrupt or locked). */
+  readonly dataDir: string
+  /** Replica multiaddrs, each ending in /p2p/<peerId>. */
+  readonly bootstrap: readonly string[]
+  /** The worker's identity: its peer id is the origin of its deltas. */
+  readonly privateKey: PrivateKey
+  /** Where the worker listens for gossip peers; default one free port on 127.0.0.1. */
+  readonly listen?: readonly string[]
+  /** What the worker reports about itself on join (capabilities, version, stake...). */
+  readonly self?: Partial<Omit<SelfReported, 'multiaddrs'>>
+  readonly heartbeatIntervalMs?: number
+  readonly antiEntropyIntervalMs?: number
+  readonly gossipPeersTarget?: number
+  readonly requestTimeoutMs?: number
+  readonly logger?: Logger
+}
+
+/** Where a change came from: the log (confirmed) or a peer's gossip (provisional until the log has it). */
+export type ChangeSource = 'log' | 'gossip'
+
+export interface ChangeEventDetail {
+  readonly record: NodeData
+  readonly source: ChangeSource
+}
+
+/** Filter for `all`: the registry's list filter, without paging. */
+export type TrackerFilter = Omit<ListFilter, 'afterPeerId' | 'limit'>
+
+/**
+ * The worker's view of the network (the NodeEventTracker): every node's NodeData in memory, kept
+ * in its own LevelDB, fed by the leader's log and by gossip.
+ *
+ *   start   open the cache; get our last seq back from the authority (a wiped dir must not reuse
+ *           seqs); catch up with `since(appliedIndex)` pages; join (a delta with our capabilities,
+ *           version and addresses, gossiped and submitted); first heartbeat; then watch the log
+ *           from the cache's index, heartbeat on an interval, and run anti-entropy.
+ *   log     the watch follows whichever replica leads and resumes from the last applied index, so
+ *           nothing is missed and nothing applied twice; a periodic `since` closes any gap.
+ *   gossip  a peer's delta shows at once as a provisional record, until the log confirms it.
+ *   stop    a graceful leave (acknowledged by the leader), then close.
+ *
+ * Events (an EventTarget): `change` (CustomEvent<ChangeEventDetail>) for every record that changed,
+ * `synced` once the first catch-up is done.
+ */
+export class NodeEventTracker extends EventTarget {
+  readonly peerId: string
+  readonly #options: NodeEventTrackerOptions
+  readonly #logger: Logger | undefined
+  readonly #cache: WorkerCache
+  readonly #host: WorkerHost
+  readonly #client: AuthorityClient
+  readonly #replicaPeerIds: ReadonlySet<string>
+  readonly #shutdown = new AbortController()
+  readonly #timers: NodeJS.Timeout[] = []
+  /** Log applies run one at a time, in order: the watch and anti-entropy share this queue. */
+  #logQueue: Promise<unknown> = Promise.resolve()
+  #watchDone: Promise<void> = Promise.resolve()
+  #stopped = false
+  #heartbeating = false
+  #syncing = false
+  readonly counters = { gossipAccepted: 0, gossipRejected: 0, gossipIgnored: 0, logEvents: 0, antiEntropyRepairs: 0, heartbeats: 0, heartbeatFailures: 0, resyncs: 0 }
+
+  private constructor(options: NodeEventTrackerOptions, cache: WorkerCache, host: WorkerHost, client: AuthorityClient) {
+    super()
+    this.#options = options
+    this.#logger = options.logger?.child({ component: 'tracker' })
+    this.#cache = cache
+    this.#host = host
+    this.#client = client
+    this.peerId = peerIdFromPrivateKey(options.privateKey).toString()
+    this.#replicaPeerIds = new Set(options.bootstrap.map((address) => multiaddr(address).getComponents().find((component) => component.name === 'p2p')?.value ?? ''))
+  }
+
+  /** Starts a worker: resolves once it has caught up with the log, joined and been marked active. */
+  static async start(options: NodeEventTrackerOptions): Promise<NodeEventTracker> {
+    const cache = await WorkerCache.open(options.dataDir)
+    let host: WorkerHost | undefined
+    try {
+      host = await createWorkerHost({ privateKey: options.privateKey, listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
+      const client = new AuthorityClient({
+        bootstrap: options.bootstrap,
+        libp2p: host,
+        requestTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
+        attemptsMax: REQUEST_ATTEMPTS_MAX_DEFAULT,
+        ...(options.logger === undefined ? {} : { logger: options.logger.child({ component: 'client' }) }),
+      })
+      await client.start()
+      const tracker = new NodeEventTracker(options, cache, host, client)
+      await tracker.#start()
+      return tracker
+    } catch (error) {
+      await Promise.resolve(host?.stop()).catch(() => {})
+      await cache.close().catch(() => {})
+      throw error
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads: from memory.
+
+  get(peerId: string): NodeData | undefined {
+    return this.#cache.get(peerId)
+  }
+
+  /** Every known node matching `filter`, sorted by peer id. */
+  all(filter: TrackerFilter = {}): NodeData[] {
+    const matches = this.#cache.all().filter((record) => {
+      if (filter.active !== undefined && record.isActive !== filter.active) return false
+      if (filter.staked !== undefined && record.isStaked !== filter.staked) return false
+      if (filter.capability !== undefined && !record[CAPABILITY_FIELD[filter.capability]]) return false
+      if (filter.updatedSinceMs !== undefined && record.lastUpdatedMs < filter.updatedSinceMs) return false
+      return true
+    })
+    return matches.sort((a, b) => (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0))
+  }
+
+  /** Nodes that can take `category` work now (active, staked, capable), most reliable first. */
+  eligible(category: Category): NodeData[] {
+    return this.#cache.all().filter((record) => record.isActive && canDoWork(record, category)).sort(compareReliability)
+  }
+
+  /** Whether `get(peerId)` is gossip the log has not confirmed yet. */
+  isProvisional(peerId: string): boolean {
+    return this.#cache.isProvisional(peerId)
+  }
+
+  /** The last log index applied to the cache. */
+  get appliedIndex(): number {
+    return this.#cache.appliedIndex
+  }
+
+  /** The highest seq this worker has used for its own deltas. */
+  get ownSeq(): number {
+    return this.#cache.ownSeq
+  }
+
+  get size(): number {
+    return this.#cache.size
+  }
+
+  /** The digest of every record held, as replicas report `registryDigest`: equal means equal records. */
+  digest(): string {
+    return recordsDigest(this.#cache.all())
+  }
+
+  /** The libp2p host (its addresses, its connections). */
+  get host(): WorkerHost {
+    return this.#host
+  }
+
+  get client(): AuthorityClient {
+    return this.#client
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Own changes.
+
+  /**
+   * Publishes a change of this node's own fields (capabilities, version, work counters): a new seq,
+   * gossiped at once, then submitted to the leader; resolves when the log has it (acknowledged).
+   */
+  async update(fields: Partial<SelfReported>): Promise<SubmitResult> {
+    const seq = await this.#cache.reserveSeq()
+    const delta: Delta = { originPeerId: this.peerId, seq, fields }
+    await this.#gossip(delta)
+    return await this.#untilDone('submit', () => this.#client.submit(delta, { signal: this.#shutdown.signal }))
+  }
+
+  /** Stops the worker; with `leave` (the default) it first tells the leader it is leaving. */
+  async stop(options: { leave?: boolean } = {}): Promise<void> {
+    if (this.#stopped) return
+    if (options.leave !== false) {
+      try {
+        await this.#client.leave(this.peerId, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT * 2) })
+        this.#logger?.info('left the network')
+      } catch (error) {
+        this.#logger?.warn({ err: error }, 'leave not acknowledged; the lease will expire')
+      }
+    }
+    this.#stopped = true
+    this.#shutdown.abort(new ProtocolError('UNAVAILABLE', 'worker stopping'))
+    for (const timer of this.#timers) clearInterval(timer)
+    await this.#watchDone.catch(() => {})
+    await this.#logQueue.catch(() => {})
+    await this.#client.stop()
+    await this.#host.stop()
+    await this.#cache.close()
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async #start(): Promise<void> {
+    const gossip = this.#host.services.gossip
+    // The string values are gossipsub's TopicValidatorResult values (see protocol gossip.ts).
+    gossip.topicValidators.set(DELTAS_TOPIC, (_peer, message) => this.#validate(message) as TopicValidatorResult)
+    gossip.addEventListener('message', (event) => this.#onGossip(event.detail))
+    gossip.subscribe(DELTAS_TOPIC)
+
+    // Our last seq lives in the log too: a wiped data dir must never publish a seq twice.
+    const own = await this.#untilDone('get own record', () => this.#client.get(this.peerId, { signal: this.#shutdown.signal }))
+    if (own.record !== null) await this.#cache.setOwnSeqAtLeast(own.record.originSeq)
+    await this.#catchUp()
+    this.dispatchEvent(new CustomEvent('synced', { detail: { appliedIndex: this.appliedIndex } }))
+
+    const fields = { ...this.#options.self, multiaddrs: this.#host.getMultiaddrs().map((address) => address.toString()) }
+    await this.update(fields)
+    await this.#heartbeat()
+    this.#logger?.info({ peerId: this.peerId, appliedIndex: this.appliedIndex, records: this.size, seq: this.ownSeq }, 'worker joined')
+
+    this.#watchDone = this.#watchLoop()
+    this.#every(this.#options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT, () => void this.#heartbeat())
+    this.#every(this.#options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS_DEFAULT, () => void this.#antiEntropy())
+    this.#every(PEER_MAINTENANCE_INTERVAL_MS, () => this.#maintainPeers())
+    this.#maintainPeers()
+  }
+
+  #every(intervalMs: number, run: () => void): void {
+    const timer = setInterval(run, intervalMs)
+    timer.unref()
+    this.#timers.push(timer)
+  }
+
+  /** Retries a request until it succeeds or the worker stops; final errors (not retryable) throw. */
+  async #untilDone<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let round = 1; ; round++) {
+      try {
+        return await attempt()
+      } catch (error) {
+        if (this.#shutdown.signal.aborted) throw error
+        const code = error instanceof ProtocolError ? error.code : undefined
+        if (code !== 'UNAVAILABLE' && code !== 'TIMEOUT' && code !== 'NOT_LEADER') throw error
+        this.#logger?.warn({ what, round, code }, 'authority unavailable, retrying')
+        await sleep(WATCH_RETRY_DELAY_MS, this.#shutdown.signal)
+      }
+    }
+  }
+
+  /** `since` pages from the cache's index until the log has nothing more; a lost index resyncs from 0. */
+  async #catchUp(): Promise<void> {
+    if (this.#syncing) return
+    this.#syncing = true
+    try {
+      for (let more = true; more && !this.#stopped; ) {
+        const from = this.#cache.appliedIndex
+        let page
+        try {
+          page = await this.#untilDone('since', () => this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }))
+        } catch (error) {
+          // Our index is beyond the cluster's log: its data was replaced. Start over from its state.
+          if (error instanceof ProtocolError && error.code === 'NOT_FOUND') {
+            await this.#resync()
+            continue
+          }
+          throw error
+        }
+        await this.#applyLog(page.records, page.throughIndex)
+        more = page.more
+      }
+    } finally {
+      this.#syncing = false
+    }
+  }
+
+  /**
+   * The registry from scratch: `since(0)` is the whole state (every record carries its changedIndex;
+   * the registry keeps records, not history, so a compacted log loses nothing a worker needs).
+   */
+  async #resync(): Promise<void> {
+    this.counters.resyncs++
+    const records: NodeData[] = []
+    let from = 0
+    let throughIndex = 0
+    for (let more = true; more; ) {
+      const page = await this.#untilDone('since', () => this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }))
+      records.push(...page.records)
+      from = throughIndex = page.throughIndex
+      more = page.more
+    }
+    await this.#enqueueLog(async () => {
+      await this.#cache.replaceAll(dedupeLatest(records), Math.max(throughIndex, this.#cache.appliedIndex))
+    })
+    this.#logger?.warn({ records: records.length, throughIndex }, 'cache rebuilt from the authority')
+  }
+
+  #enqueueLog<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.#logQueue.then(run, run)
+    this.#logQueue = next.catch(() => {})
+    return next
+  }
+
+  /**
+   * Applies records the log delivered. Pages from the watch and from anti-entropy may overlap: a
+   * record older than the one held is skipped by the cache, and the index only moves forward.
+   */
+  #applyLog(records: readonly NodeData[], throughIndex: number): Promise<void> {
+    return this.#enqueueLog(async () => {
+      const changed = records.filter((record) => {
+        const held = this.#cache.get(record.peerId)
+        return held === undefined || this.#cache.isProvisional(record.peerId) || held.changedIndex < record.changedIndex
+      })
+      await this.#cache.applyConfirmed(records, Math.max(throughIndex, this.#cache.appliedIndex))
+      for (const record of changed) this.dispatchEvent(new CustomEvent<ChangeEventDetail>('change', { detail: { record, source: 'log' } }))
+    })
+  }
+
+  async #watchLoop(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        for await (const event of this.#client.watch(this.#cache.appliedIndex, { signal: this.#shutdown.signal })) {
+          this.counters.logEvents++
+          await this.#applyLog(event.records, event.throughIndex)
+        }
+      } catch (error) {
+        if (this.#stopped) return
+        if (error instanceof ProtocolError && error.code === 'NOT_FOUND') {
+          await this.#resync().catch((resyncError: unknown) => this.#logger?.warn({ err: resyncError }, 'resync failed'))
+          continue
+        }
+        this.#logger?.warn({ code: (error as ProtocolError).code, err: error }, 'watch ended; finding the leader again')
+        await sleep(WATCH_RETRY_DELAY_MS, this.#shutdown.signal).catch(() => {})
+      }
+    }
+  }
+
+  async #antiEntropy(): Promise<void> {
+    if (this.#stopped) return
+    const before = this.#cache.appliedIndex
+    try {
+      await this.#catchUp()
+    } catch (error) {
+      if (!this.#stopped) this.#logger?.warn({ err: error }, 'anti-entropy failed; the next round retries')
+      return
+    }
+    if (this.#cache.appliedIndex > before) this.counters.antiEntropyRepairs++
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (this.#stopped || this.#heartbeating) return
+    this.#heartbeating = true
+    try {
+      await this.#client.heartbeat(this.peerId, { signal: this.#shutdown.signal })
+      this.counters.heartbeats++
+    } catch (error) {
+      this.counters.heartbeatFailures++
+      if (!this.#stopped) this.#logger?.warn({ code: (error as ProtocolError).code }, 'heartbeat not acknowledged')
+    } finally {
+      this.#heartbeating = false
+    }
+  }
+
+  async #gossip(delta: Delta): Promise<void> {
+    try {
+      await this.#host.services.gossip.publish(DELTAS_TOPIC, encodeGossipDelta(delta))
+    } catch (error) {
+      // Gossip is the fast path only: the submit that follows is what makes the change durable.
+      this.#logger?.debug({ err: error, seq: delta.seq }, 'gossip publish failed')
+    }
+  }
+
+  #validate(message: Message): 'accept' | 'reject' | 'ignore' {
+    if (message.type !== 'signed') {
+      this.counters.gossipRejected++
+      return 'reject'
+    }
+    const outcome = validateGossipDelta({ data: message.data, from: message.from.toString() }, (origin) => this.#cache.get(origin)?.originSeq)
+    if (outcome.result === 'reject') {
+      this.counters.gossipRejected++
+      this.#logger?.debug({ from: message.from.toString(), reason: outcome.reason, detail: outcome.detail }, 'gossip rejected')
+    } else if (outcome.result === 'ignore') {
+      this.counters.gossipIgnored++
+    }
+    return outcome.result
+  }
+
+  #onGossip(message: Message): void {
+    if (message.topic !== DELTAS_TOPIC || message.type !== 'signed' || this.#stopped) return
+    // The validator accepted it moments ago; decode again rather than keep state between the two.
+    const outcome = validateGossipDelta({ data: message.data, from: message.from.toString() }, (origin) => this.#cache.get(origin)?.originSeq)
+    if (outcome.delta === undefined) return
+    const delta = outcome.delta
+    const held = this.#cache.get(delta.originPeerId)
+    const merged = mergeDelta(held, delta, Math.max(Date.now(), held?.lastUpdatedMs ?? 0), held?.changedIndex ?? 0)
+    if ('stale' in merged) return
+    this.counters.gossipAccepted++
+    void this.#cache.putProvisional(merged.record).then(
+      (kept) => {
+        if (kept) this.dispatchEvent(new CustomEvent<ChangeEventDetail>('change', { detail: { record: merged.record, source: 'gossip' } }))
+      },
+      (error: unknown) => this.#logger?.warn({ err: error }, 'could not keep a gossiped record'),
+    )
+  }
+
+  /** Keeps a few connections to other active workers, found in the registry, for the gossip mesh. */
+  #maintainPeers(): void {
+    if (this.#stopped) return
+    const target = this.#options.gossipPeersTarget ?? GOSSIP_PEERS_TARGET_DEFAULT
+    const connected = new Set(this.#host.getConnections().map((connection) => connection.remotePeer.toString()))
+    let workers = 0
+    for (const peerId of connected) if (!this.#replicaPeerIds.has(peerId)) workers++
+    if (workers >= target) return
+    const candidates = this.#cache.all().filter((record) => record.isActive && record.peerId !== this.peerId && !connected.has(record.peerId) && !this.#replicaPeerIds.has(record.peerId) && record.multiaddrs.length > 0)
+    for (let dials = 0; dials < Math.min(PEER_DIALS_PER_ROUND_MAX, target - workers) && candidates.length > 0; dials++) {
+      const [record] = candidates.splice(Math.floor(Math.random() * candidates.length), 1)
+      const address = record!.multiaddrs[0]!
+      const dialable = address.includes('/p2p/') ? address : `${address}/p2p/${record!.peerId}`
+      this.#host.dial(multiaddr(dialable), { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT) }).catch((error: unknown) => {
+        this.#logger?.debug({ peer: record!.peerId, err: error }, 'gossip peer dial failed')
+      })
+    }
+  }
+}
+
+/** Keeps the newest record of each peer (by changedIndex) from pages that may overlap. */
+function dedupeLatest(records: readonly NodeData[]): NodeData[] {
+  const latest = new Map<string, NodeData>()
+  for (const record of records) {
+    const held = latest.get(record.peerId)
+    if (held === undefined || held.changedIndex <= record.changedIndex) latest.set(record.peerId, record)
+  }
+  return [...latest.values()]
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason)
+      return
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
