@@ -1,8 +1,10 @@
+import type { TcpNetConnectOpts } from 'node:net'
 import { identify } from '@libp2p/identify'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { tcp } from '@libp2p/tcp'
+import type { TCPOptions, TCPSocketOptions } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { CODE_IP4, CODE_IP6, CODE_P2P, CODE_TCP, multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -51,7 +53,7 @@ export async function createReplicaHost(options: ReplicaHostOptions): Promise<Re
     privateKey: options.privateKey,
     nodeInfo: { name: HOST_AGENT_NAME },
     addresses: { listen },
-    transports: [tcp()],
+    transports: [tcp(dialSource(listen))],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: [],
@@ -76,6 +78,23 @@ export async function createReplicaHost(options: ReplicaHostOptions): Promise<Re
 }
 
 const IP_CODES = new Set([CODE_IP4, CODE_IP6])
+
+/**
+ * Dials leave from the replica's own listen IP when it has exactly one concrete IPv4 address. On
+ * loopback Linux would otherwise pick 127.0.0.1 as every connection's source, and the fault tests'
+ * iptables rules, which cut traffic between replica addresses, would never match.
+ */
+function dialSource(listen: readonly string[]): TCPOptions {
+  const first = multiaddr(listen[0]!).getComponents()[0]!
+  const sameHost = listen.every((address) => {
+    const component = multiaddr(address).getComponents()[0]!
+    return component.code === CODE_IP4 && component.value === first.value
+  })
+  if (!sameHost || first.value === undefined || first.value === '0.0.0.0') return {}
+  // @libp2p/tcp spreads dialOpts into net.connect, so Node's localAddress works though its type omits it.
+  const dialOpts: TCPSocketOptions & Pick<TcpNetConnectOpts, 'localAddress'> = { localAddress: first.value }
+  return { dialOpts }
+}
 
 function listenAddress(address: string, peerId: string): Multiaddr {
   let parsed: Multiaddr

@@ -1,6 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { TransportError, createReplicaHost } from '../../src/transport/index.ts'
 import type { ReplicaHost } from '../../src/transport/index.ts'
 import { logger } from './helpers.ts'
@@ -34,6 +34,20 @@ describe('createReplicaHost', () => {
     expect(connection.remotePeer.toString()).toBe(b!.peerId.toString())
     expect(connection.encryption).toBe('/noise')
     expect(connection.multiplexer).toBe('/yamux/1.0.0')
+  })
+
+  it('dials from its own listen IP, so iptables rules between replica addresses match (issue 6)', async () => {
+    // Loopback would otherwise source every dial from 127.0.0.1.
+    const [a, b] = await Promise.all(['127.0.0.21', '127.0.0.22'].map(async (ip) => createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: [`/ip4/${ip}/tcp/0`], logger })))
+    hosts.push(a!, b!)
+    await a!.dial(b!.getMultiaddrs()[0]!)
+    // The listener registers an inbound connection a moment after the dialer has its side.
+    const inbound = await vi.waitFor(() => {
+      const connections = b!.getConnections(a!.peerId)
+      expect(connections).toHaveLength(1)
+      return connections
+    })
+    expect(inbound[0]!.remoteAddr.toString()).toMatch(/^\/ip4\/127\.0\.0\.21\/tcp\//)
   })
 
   it('refuses listen addresses that are not plain TCP, or name another peer, with INVALID_CONFIG', async () => {

@@ -14,6 +14,16 @@ export interface ProcessClusterOptions {
   snapshotEveryEntries?: number
   /** TCP port every replica listens on (each has its own 127.0.0.x); default: random in 20000-39999. */
   port?: number
+  /**
+   * An argv prefix every replica runs under, e.g. `['ip', 'netns', 'exec', NS]` to start it inside
+   * a network namespace. It must exec (not fork) the command, so signals reach the replica.
+   */
+  prefix?: readonly string[]
+}
+
+export interface StartOptions {
+  /** Extra environment for this start only (e.g. libfaketime's, to skew its clock). */
+  env?: Readonly<Record<string, string>>
 }
 
 export interface ClusterFileShape {
@@ -34,9 +44,11 @@ export class ProcessCluster {
   readonly file: ClusterFileShape
   private readonly children = new Map<number, ChildProcess>()
   private readonly exits = new Map<number, Promise<number | null>>()
+  private readonly prefix: readonly string[]
 
-  private constructor(dir: string) {
+  private constructor(dir: string, prefix: readonly string[] = []) {
     this.dir = dir
+    this.prefix = prefix
     this.clusterPath = join(dir, 'cluster.json')
     const raw = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
     // Paths in the file are relative to it; callers get them absolute.
@@ -59,7 +71,7 @@ export class ProcessCluster {
       file.snapshotEveryEntries = options.snapshotEveryEntries
       writeFileSync(clusterPath, JSON.stringify(file, null, 2))
     }
-    return new ProcessCluster(dir)
+    return new ProcessCluster(dir, options.prefix)
   }
 
   get ids(): number[] {
@@ -78,10 +90,12 @@ export class ProcessCluster {
     return join(this.dir, `replica-${id}.log`)
   }
 
-  start(id: number): void {
+  start(id: number, options: StartOptions = {}): void {
     if (this.children.has(id)) throw new Error(`replica ${id} is already running`)
     const log = createWriteStream(this.logPath(id), { flags: 'a' })
-    const child = spawn(process.execPath, [CLI, 'authority', '--cluster', this.clusterPath, '--id', String(id)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const argv = [...this.prefix, process.execPath, CLI, 'authority', '--cluster', this.clusterPath, '--id', String(id)]
+    const env = options.env === undefined ? process.env : { ...process.env, ...options.env }
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
     child.stdout!.pipe(log)
     child.stderr!.pipe(log)
     this.children.set(id, child)
@@ -90,6 +104,11 @@ export class ProcessCluster {
 
   startAll(): void {
     for (const id of this.ids) this.start(id)
+  }
+
+  /** The replica's pid while it runs (the node process itself: the prefix must exec, not fork). */
+  pidOf(id: number): number | undefined {
+    return this.children.get(id)?.pid
   }
 
   isRunning(id: number): boolean {
