@@ -2,7 +2,8 @@
 # Run a local authority cluster in the background, with logs and pids in a run dir.
 #
 #   scripts/cluster.sh up [--replicas 3|5]   init (if needed) and start every replica, wait for a leader
-#   scripts/cluster.sh down                  SIGTERM every replica (a leader hands over first), then wait
+#   scripts/cluster.sh down                  stop the workers (they leave), then SIGTERM every replica
+#                                            (a leader hands over first), then wait
 #   scripts/cluster.sh status                the status table
 #   scripts/cluster.sh kill-leader           SIGKILL the current leader (and say which)
 #   scripts/cluster.sh start ID | kill ID    one replica
@@ -72,6 +73,8 @@ case "$command" in
     ;;
   down)
     [ -d "$DIR/pids" ] || { echo "nothing running in $DIR"; exit 0; }
+    # Workers first, while a leader is there to acknowledge their leave.
+    if compgen -G "$DIR/pids/workers-*.pid" >/dev/null; then bash "$ROOT/scripts/workers.sh" down; fi
     for id in $(replica_ids); do alive "$id" && kill -TERM "$(pid_of "$id")" 2>/dev/null || true; done
     for _ in $(seq 1 50); do
       running=0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `pnpm start`: the main job. Starts a local 3-replica authority cluster in the background (keys,
-# cluster file, logs and pids in .run/cluster), writes one record through the leader, reads it back
-# from the registry and shows the cluster. Worker nodes join with issue 5.
+# cluster file, logs and pids in .run/cluster), then a few worker nodes, and shows them all in
+# `nodeledger status`. NODELEDGER_WORKERS sets how many workers (default 5).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${NODELEDGER_RUN_DIR:-$ROOT/.run/cluster}
@@ -13,14 +13,20 @@ operator=$("$ROOT/node_modules/.bin/node" -e 'console.log(JSON.parse(require("fs
 echo
 echo "writing the operator's own record through the leader:"
 "${CLI[@]}" put "$operator" version=0.1.0 isStaked=true --cluster "$DIR/cluster.json"
-"${CLI[@]}" ls --cluster "$DIR/cluster.json"
+echo
+echo "starting ${NODELEDGER_WORKERS:-5} worker nodes (they join, heartbeat and gossip):"
+bash "$ROOT/scripts/workers.sh" "${NODELEDGER_WORKERS:-5}" --capabilities web,twitter
+echo
+"${CLI[@]}" status --cluster "$DIR/cluster.json"
 cat <<TEXT
 
-The cluster keeps running in the background. Try:
-  bash scripts/cluster.sh status          # the table again
-  bash scripts/cluster.sh kill-leader     # SIGKILL the leader; another takes over in well under a second
+The cluster and the workers keep running in the background. Try:
+  bash scripts/cluster.sh status          # replicas and nodes again
+  bash scripts/cluster.sh kill-leader     # SIGKILL the leader; another takes over in well under a second,
+                                          # the workers follow it and stay active
   bash scripts/cluster.sh start ID        # bring a killed replica back; it catches up
+  bash scripts/workers.sh 20              # more workers (bash scripts/workers.sh down: they leave)
   pnpm nodeledger get PEER_ID --cluster $DIR/cluster.json
-  bash scripts/cluster.sh down            # stop everything (a leader hands over first)
+  bash scripts/cluster.sh down            # stop everything (workers leave, then a leader hands over)
 Logs (pino JSON, one event per line): $DIR/logs/
 TEXT

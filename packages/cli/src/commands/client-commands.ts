@@ -4,7 +4,7 @@ import { ProtocolError } from '@nodeledger/protocol'
 import type { Consistency } from '@nodeledger/protocol'
 import { loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
 import type { ClusterFile } from '@nodeledger/authority'
-import { SELF_REPORTED_FIELDS } from '@nodeledger/registry'
+import { SELF_REPORTED_FIELDS, uptimeMs } from '@nodeledger/registry'
 import type { Delta, NodeData, SelfReported } from '@nodeledger/registry'
 import { UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
@@ -36,12 +36,74 @@ export async function status(options: ClientCommandOptions): Promise<number> {
       if (s === undefined) return { id: replica.id, replica: `${replica.id}`, role: 'unreachable', error: result !== undefined && 'error' in result ? String(result.error?.code ?? 'UNAVAILABLE') : 'UNAVAILABLE' }
       return { id: replica.id, replica: `${replica.id}`, role: s.role, term: s.term, commit: s.commit, applied: s.applied, lag: leaderCommit - s.applied, leader: s.leader === null ? '-' : String(s.leader.id), records: s.registryRecords, snapshot: s.snapshotIndex }
     })
-    if (options.json) console.log(JSON.stringify({ replicas: rows }))
-    else console.log(renderTable(rows, ['replica', 'role', 'term', 'commit', 'applied', 'lag', 'leader', 'records', 'snapshot']))
+    const nodes = await nodeSummary(client)
+    if (options.json) {
+      console.log(JSON.stringify({ replicas: rows, nodes }))
+    } else {
+      console.log(renderTable(rows, ['replica', 'role', 'term', 'commit', 'applied', 'lag', 'leader', 'records', 'snapshot']))
+      if (nodes !== undefined) {
+        console.log()
+        console.log(`nodes: ${nodes.active} active, ${nodes.total - nodes.active} inactive${nodes.complete ? '' : ` (first ${nodes.total} counted)`}`)
+        if (nodes.shown.length > 0) console.log(renderTable(nodes.shown, ['node', 'active', 'capabilities', 'version', 'seq', 'uptime', 'changed']))
+        if (nodes.total > nodes.shown.length) console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
+      }
+    }
     return rows.some((row) => row.role === 'leader') ? 0 : 5
   } finally {
     await client.stop()
   }
+}
+
+/** Nodes counted and shown by `status`: at most this many are read (pages of 1000), this many shown. */
+const STATUS_NODES_COUNTED_MAX = 10_000
+const STATUS_NODES_SHOWN_MAX = 12
+
+interface NodeSummary {
+  total: number
+  active: number
+  complete: boolean
+  shown: Array<Record<string, string | number | boolean>>
+}
+
+/** The registry's nodes at a glance: counts and the most recently changed few. Undefined if unreadable. */
+async function nodeSummary(client: AuthorityClient): Promise<NodeSummary | undefined> {
+  const records: NodeData[] = []
+  let afterPeerId: string | undefined
+  try {
+    do {
+      const page = await client.list({ limit: 1000, ...(afterPeerId === undefined ? {} : { afterPeerId }) }, { consistency: 'linearizable' })
+      records.push(...page.records)
+      afterPeerId = page.nextAfterPeerId
+    } while (afterPeerId !== undefined && records.length < STATUS_NODES_COUNTED_MAX)
+  } catch {
+    return undefined
+  }
+  const nowMs = Date.now()
+  const shown = [...records]
+    .sort((a, b) => Number(b.isActive) - Number(a.isActive) || b.lastUpdatedMs - a.lastUpdatedMs)
+    .slice(0, STATUS_NODES_SHOWN_MAX)
+    .map((record) => ({
+      node: shortPeerId(record.peerId),
+      active: record.isActive,
+      capabilities: capabilities(record),
+      version: record.version || '-',
+      seq: record.originSeq,
+      uptime: formatDuration(uptimeMs(record, nowMs)),
+      changed: record.lastUpdatedMs === 0 ? '-' : `${formatDuration(Math.max(0, nowMs - record.lastUpdatedMs))} ago`,
+    }))
+  return { total: records.length, active: records.filter((record) => record.isActive).length, complete: afterPeerId === undefined, shown }
+}
+
+/** For tables only (JSON and logs keep full ids): the tail a person can tell apart. */
+function shortPeerId(peerId: string): string {
+  return peerId.length <= 16 ? peerId : `…${peerId.slice(-10)}`
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${ms}ms`
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.floor((ms % 60_000) / 1_000)}s`
+  return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`
 }
 
 /** FIELD=VALUE pairs to a typed delta: booleans, numbers, a comma-separated multiaddr list, strings. */
