@@ -3,6 +3,9 @@ import { AuthorityClient } from '@nodeledger/client'
 import type { StatusResult } from '@nodeledger/protocol'
 import type { ProcessCluster } from '@nodeledger/testkit'
 import { waitUntil } from '@nodeledger/testkit'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { DELTAS_TOPIC, encodeGossipDelta } from '@nodeledger/protocol'
+import { createWorkerHost } from '@nodeledger/worker'
 import type { NodeEventTracker } from '@nodeledger/worker'
 import { converged, leaderOf, operatorClient, statuses } from './support/cluster-client.ts'
 import { clusterWithLeases, removeDir, startWorker, workerSlots } from './support/workers.ts'
@@ -78,6 +81,26 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     await cachesConverge()
     const gossiped = running().reduce((sum, tracker) => sum + tracker.counters.gossipAccepted, 0)
     expect(gossiped).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('a forged gossip delta (origin is not the signer) is rejected by the receiver, reaches no cache, and costs the sender its score', async () => {
+    const victim = slots[1]!.tracker!
+    const target = slots[2]!.tracker!
+    const rogue = await createWorkerHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    try {
+      rogue.services.gossip.subscribe(DELTAS_TOPIC)
+      await rogue.dial(target.host.getMultiaddrs()[0]!)
+      await waitUntil('the rogue to see the target on the topic', () => rogue.services.gossip.getSubscribers(DELTAS_TOPIC).some((peer) => peer.toString() === target.peerId), 10_000)
+      const rejectedBefore = target.counters.gossipRejected
+      const forged = encodeGossipDelta({ originPeerId: victim.peerId, seq: victim.ownSeq + 100, fields: { version: 'forged' } })
+      for (let i = 0; i < 3; i++) await rogue.services.gossip.publish(DELTAS_TOPIC, forged)
+      await waitUntil('the target to reject the forgery', () => target.counters.gossipRejected > rejectedBefore, 10_000)
+      const score = (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(rogue.peerId.toString())
+      expect(score).toBeLessThan(0)
+      expect(running().every((tracker) => tracker.get(victim.peerId)?.version !== 'forged')).toBe(true)
+    } finally {
+      await rogue.stop()
+    }
   }, 60_000)
 
   it('a worker restarted with its data dir comes back with its cache and misses nothing written while it was down', async () => {

@@ -46,6 +46,8 @@ describe('requests round trip', () => {
     { op: 'since', index: 0, limit: SINCE_LIMIT_MAX },
     { op: 'watch', fromIndex: 99 },
     { op: 'status' },
+    { op: 'presence', peerId: worker, event: 'heartbeat' },
+    { op: 'presence', peerId: worker, event: 'leave' },
   ]
   for (const request of requests) {
     it(`${request.op} ${JSON.stringify(request).slice(0, 60)}`, () => {
@@ -62,6 +64,16 @@ describe('requests round trip', () => {
 describe('responses round trip', () => {
   const records = [sampleRecord(1), sampleRecord(2), sampleRecord(3)].sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
 
+  it('presence', () => {
+    for (const result of [{ active: true, index: 40 }, { active: false, index: 0 }]) {
+      expect(decodeResponse('presence', encodeResponse('presence', result))).toEqual({ ok: true, result })
+    }
+  })
+  it('presence: an unknown event or a missing peer id is INVALID', () => {
+    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'presence', peerId: worker, event: 'ping' })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'presence', event: 'heartbeat' })))).toBe('INVALID')
+    expect(codeOf(() => decodeResponse('presence', packValue({ v: 1, ok: true, result: { active: 'yes', index: 1 } })))).toBe('INVALID')
+  })
   it('submit', () => {
     const result = { index: 12, duplicate: true }
     expect(decodeResponse('submit', encodeResponse('submit', result))).toEqual({ ok: true, result })
