@@ -11,6 +11,9 @@ import type {
   StaleReason,
 } from './commands.ts'
 import { CHANGES_LIMIT_DEFAULT, LIST_LIMIT_DEFAULT, RECORDS_MAX, REPLICAS_MAX } from './constants.ts'
+
+/** Superseded pairs the change index may hold beyond one per record before it is rebuilt. */
+const CHANGE_INDEX_SLACK = 1024
 import { assert, RegistryError } from './errors.ts'
 import { endPresences, mergeDelta, observeJoined, observeLeft, setLiveness } from './merge.ts'
 import type { MergeOutcome } from './merge.ts'
@@ -33,7 +36,9 @@ export interface RegistryOptions {
  * same records and produce byte-identical snapshots.
  *
  * Records live in one Map whose iteration order is the order the log last changed them (a changed
- * record is deleted and re-inserted); `changesSince` walks it instead of sorting.
+ * record is deleted and re-inserted). `changesSince` uses a change index beside it: one
+ * (changedIndex, peerId) pair per write, ascending, so a watcher that is k changes behind costs a
+ * binary search plus k steps, not a walk over every record (the leader serves one watch per worker).
  */
 export class Registry {
   readonly #records = new Map<string, NodeData>()
@@ -47,6 +52,12 @@ export class Registry {
    * and most entries change existing ones), so `list` and `snapshot` walk it instead of sorting.
    */
   #sortedPeerIds: string[] | undefined = []
+  /**
+   * Every write as (changedIndex, peerId), ascending by changedIndex. A pair whose record has since
+   * changed again is superseded (the record's changedIndex differs) and skipped; the list is
+   * rebuilt from the Map once superseded pairs outnumber live records.
+   */
+  #changes: Array<{ readonly changedIndex: number; readonly peerId: string }> = []
 
   constructor(options: RegistryOptions = {}) {
     this.#replicaPeerIds = checkPeerIdSet([...(options.replicaPeerIds ?? [])].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
@@ -196,6 +207,16 @@ export class Registry {
   #put(record: NodeData): void {
     if (!this.#records.delete(record.peerId)) this.#sortedPeerIds = undefined
     this.#records.set(record.peerId, record)
+    const last = this.#changes[this.#changes.length - 1]
+    assert(last === undefined || last.changedIndex <= record.changedIndex, 'records are written in log order')
+    this.#changes.push({ changedIndex: record.changedIndex, peerId: record.peerId })
+    if (this.#changes.length > 2 * this.#records.size + CHANGE_INDEX_SLACK) this.#rebuildChanges()
+  }
+
+  /** The change index from the Map, which iterates in change order: one live pair per record. */
+  #rebuildChanges(): void {
+    this.#changes = []
+    for (const record of this.#records.values()) this.#changes.push({ changedIndex: record.changedIndex, peerId: record.peerId })
   }
 
   #checkReplica(peerId: string): void {
@@ -234,6 +255,7 @@ export class Registry {
     const records = [...state.records].sort((a, b) => a.changedIndex - b.changedIndex || byPeerId(a, b))
     this.#records.clear()
     for (const record of records) this.#records.set(record.peerId, record)
+    this.#rebuildChanges()
     this.#sortedPeerIds = state.records.map((record) => record.peerId)
     this.#replicaPeerIds = state.replicaPeerIds
     this.#replicas = new Set(state.replicaPeerIds)
@@ -294,8 +316,18 @@ export class Registry {
     assert(limit >= 1, 'changesSince limit is at least 1')
     const records: NodeData[] = []
     let more = false
-    for (const record of this.#records.values()) {
-      if (record.changedIndex <= sinceIndex) continue
+    // First pair after sinceIndex (binary search), then forward, skipping superseded pairs.
+    let low = 0
+    let high = this.#changes.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if (this.#changes[middle]!.changedIndex <= sinceIndex) low = middle + 1
+      else high = middle
+    }
+    for (let i = low; i < this.#changes.length; i++) {
+      const change = this.#changes[i]!
+      const record = this.#records.get(change.peerId)!
+      if (record.changedIndex !== change.changedIndex) continue
       const last = records[records.length - 1]
       if (last !== undefined && records.length >= limit && record.changedIndex !== last.changedIndex) {
         more = true

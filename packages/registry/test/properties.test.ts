@@ -50,6 +50,13 @@ const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replica-reset' as const), replicaPeerId: fc.constantFrom(...REPLICAS) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), ttlMs: fc.integer({ min: 1, max: 20_000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replicas' as const), replicaPeerIds: fc.subarray(REPLICAS, { minLength: 1 }) }) },
+  { weight: 3, arbitrary: fc.record({
+    kind: fc.constant('liveness' as const),
+    replicaPeerId: fc.constantFrom(...REPLICAS, OUTSIDER),
+    peerId: fc.constantFrom(...WORKERS),
+    active: fc.boolean(),
+    reason: fc.constantFrom('heartbeat' as const, 'connected' as const, 'ttl' as const, 'left' as const, 'disconnected' as const),
+  }) },
 )
 
 /** Leader stamps: mostly forward, sometimes backwards (a new leader's clock lagging). */
@@ -193,6 +200,30 @@ describe('state machine properties', () => {
         expect(withoutIndex(b.list())).toEqual(withoutIndex(a.list()))
       }),
       { numRuns: 150 },
+    )
+  })
+
+  it('changesSince pages are exactly the records changed after the index, in log order, never splitting an entry', () => {
+    fc.assert(
+      fc.property(logArbitrary, fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 4 }), (entries, sinceIndex, limit) => {
+        const registry = registryAfter(entries)
+        // The specification: every record with changedIndex > since, ordered by (changedIndex, peerId).
+        const expected = registry
+          .list({ limit: Number.MAX_SAFE_INTEGER })
+          .filter((record) => record.changedIndex > sinceIndex)
+          .sort((a, b) => a.changedIndex - b.changedIndex || (a.peerId < b.peerId ? -1 : 1))
+        const paged: NodeData[] = []
+        let from = sinceIndex
+        for (let pages = 0; pages < 100; pages++) {
+          const page = registry.changesSince(from, limit)
+          paged.push(...page.records)
+          expect(page.throughIndex).toBeGreaterThanOrEqual(from)
+          from = page.throughIndex
+          if (!page.more) break
+        }
+        expect(paged).toEqual(expected)
+      }),
+      { numRuns: 200 },
     )
   })
 })
