@@ -107,6 +107,9 @@ async function main(): Promise<number> {
   return report.valid ? 0 : 1
 }
 
+// Ctrl-C or a kill: exit through process.exit, so the namespace (and whatever runs in it) is removed.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130))
+
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {

@@ -39,8 +39,17 @@ function installExitHook(): void {
   if (exitHookInstalled) return
   exitHookInstalled = true
   process.once('exit', () => {
-    for (const name of live) spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' })
+    for (const name of live) removeNamespace(name)
   })
+}
+
+/**
+ * SIGKILL whatever still runs in the namespace (only this process's children can: the name is
+ * unique to it), then delete it. A namespace outlives its name while a process holds it.
+ */
+function removeNamespace(name: string): void {
+  spawnSync('sh', ['-c', `ip netns pids ${name} | xargs -r kill -9`], { stdio: 'ignore' })
+  spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' })
 }
 
 function run(command: string, args: readonly string[]): { status: number | null; stderr: string; stdout: string; error?: Error } {
@@ -136,7 +145,7 @@ export class Netns {
   delete(): void {
     if (this.#deleted) return
     this.#deleted = true
-    run('ip', ['netns', 'delete', this.name])
+    removeNamespace(this.name)
     live.delete(this.name)
   }
 }
