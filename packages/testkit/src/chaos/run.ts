@@ -33,6 +33,8 @@ export interface ChaosOptions {
   readonly clients?: number
   readonly keys?: number
   readonly thinkMs?: number
+  /** The clients' reads; `stale` makes the negative control (a run that must be found not linearizable). */
+  readonly readConsistency?: 'linearizable' | 'lease' | 'stale'
   /** Where the history, the status samples and (on failure) the replicas' logs are kept. */
   readonly runDir: string
   readonly seed?: number
@@ -140,7 +142,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cluster = NetnsCluster.start({ replicas: options.replicas })
   let keepLogs = true
   try {
-    const agent = await cluster.startAgent({ historyPath, clients: options.clients ?? CHAOS_DEFAULTS.clients, keys: options.keys ?? CHAOS_DEFAULTS.keys, thinkMs: options.thinkMs ?? CHAOS_DEFAULTS.thinkMs })
+    const agent = await cluster.startAgent({ historyPath, clients: options.clients ?? CHAOS_DEFAULTS.clients, keys: options.keys ?? CHAOS_DEFAULTS.keys, thinkMs: options.thinkMs ?? CHAOS_DEFAULTS.thinkMs, readConsistency: options.readConsistency ?? 'linearizable' })
     await cluster.waitForLeader(30_000)
     await agent.request('start')
     const runStartWallMs = Date.now()

@@ -6,6 +6,8 @@
  * monotonic clock.
  *
  *   node workload.ts --cluster FILE --clients 5 --keys 5 --out history.jsonl [--duration-ms N] [--think-ms 10]
+ *                    [--write-fraction 0.5] [--readers 2]   (the first `readers` clients only read)
+ *                    [--consistency linearizable]          (stale: the negative control, which must fail)
  *
  * With --duration-ms it runs that long, reads every key a last time, and exits. Without it, it is
  * driven by JSON lines on stdin, answering each on stdout with the same `id`:
@@ -64,6 +66,8 @@ interface Options {
   durationMs: number | undefined
   thinkMs: number
   writeFraction: number
+  readers: number
+  consistency: 'linearizable' | 'lease' | 'stale'
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -77,6 +81,9 @@ function parseOptions(argv: readonly string[]): Options {
       'duration-ms': { type: 'string' },
       'think-ms': { type: 'string', default: '10' },
       'write-fraction': { type: 'string', default: '0.5' },
+      readers: { type: 'string', default: '2' },
+      // Anything but linearizable is for the negative control only: stale reads the checker must catch.
+      consistency: { type: 'string', default: 'linearizable' },
     },
   })
   if (values.cluster === undefined || values.out === undefined) throw new TypeError('usage: workload.ts --cluster FILE --out history.jsonl [--clients 5] [--keys 5] [--duration-ms N] [--think-ms 10]')
@@ -94,7 +101,14 @@ function parseOptions(argv: readonly string[]): Options {
     durationMs: values['duration-ms'] === undefined ? undefined : Number(values['duration-ms']),
     thinkMs: Number(values['think-ms']),
     writeFraction,
+    readers: Math.min(clients - 1, Math.max(0, Number(values.readers) || 0)),
+    consistency: parseConsistency(values.consistency),
   }
+}
+
+function parseConsistency(text: string): Options['consistency'] {
+  if (text === 'linearizable' || text === 'lease' || text === 'stale') return text
+  throw new TypeError('--consistency must be linearizable, lease or stale')
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -144,15 +158,21 @@ class Workload {
     if (this.#running) return
     this.#running = true
     for (let i = 0; i < this.#options.clients; i++) this.#clients.push(await this.#client(WORKLOAD_REQUEST_TIMEOUT_MS, WORKLOAD_ATTEMPTS_MAX))
-    this.#loops = this.#clients.map((client) => this.#loop(client))
+    this.#loops = this.#clients.map((client, i) => this.#loop(client, i < this.#options.readers ? 0 : this.#options.writeFraction))
   }
 
-  async #loop(client: AuthorityClient): Promise<void> {
+  /**
+   * One client's operations; `writeFraction` 0 makes it a reader only. Readers matter: a client that
+   * writes moves on to the new leader as soon as a write fails, while a reader keeps asking the
+   * replica it last found leading for as long as that one answers, which is what would expose an
+   * old leader (cut off, or just woken from SIGSTOP) that served reads without confirming it still leads.
+   */
+  async #loop(client: AuthorityClient, writeFraction: number): Promise<void> {
     let process = this.#history.newProcess()
     while (this.#running) {
       let failed = false
       const key = this.#keys[Math.floor(Math.random() * this.#keys.length)]!
-      if (Math.random() < this.#options.writeFraction) {
+      if (Math.random() < writeFraction) {
         const seq = ++this.#seq
         this.#history.invoke(process, 'write', key, { seq, value: `w${seq}` })
         try {
@@ -169,7 +189,7 @@ class Workload {
       } else {
         this.#history.invoke(process, 'read', key)
         try {
-          const { record } = await client.get(key, { consistency: 'linearizable' })
+          const { record } = await client.get(key, { consistency: this.#options.consistency })
           this.#history.complete(process, 'ok', valueOf(record))
           this.counts.ok++
         } catch {

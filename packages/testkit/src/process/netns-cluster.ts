@@ -31,6 +31,8 @@ export interface WorkloadOptions {
   readonly keys: number
   /** Mean pause between one client's operations (uniform in [0, 2 × thinkMs]). */
   readonly thinkMs: number
+  /** Consistency of the clients' reads; anything but linearizable is for the negative control. */
+  readonly readConsistency?: 'linearizable' | 'lease' | 'stale'
 }
 
 export interface WorkloadCounts {
@@ -58,7 +60,7 @@ export class WorkloadAgent {
   }
 
   static async spawn(netns: Netns, clusterPath: string, options: WorkloadOptions, logPath: string): Promise<WorkloadAgent> {
-    const argv = [...netns.execPrefix, process.execPath, WORKLOAD, '--cluster', clusterPath, '--out', options.historyPath, '--clients', String(options.clients), '--keys', String(options.keys), '--think-ms', String(options.thinkMs)]
+    const argv = [...netns.execPrefix, process.execPath, WORKLOAD, '--cluster', clusterPath, '--out', options.historyPath, '--clients', String(options.clients), '--keys', String(options.keys), '--think-ms', String(options.thinkMs), '--consistency', options.readConsistency ?? 'linearizable']
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
     child.stderr!.pipe(createWriteStream(logPath, { flags: 'a' }))
     const agent = new WorkloadAgent(child)
