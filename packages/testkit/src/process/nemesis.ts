@@ -118,8 +118,10 @@ const killAny: Nemesis = {
   description: 'SIGKILL a random replica (leader or not); restart it when healed',
   async inject(context) {
     const victim = context.rng.pick(context.cluster.ids.filter((id) => context.cluster.isRunning(id)))
+    const leader = await context.cluster.leader().catch(() => undefined)
     await context.cluster.kill(victim)
-    return { kind: 'kill-any', label: `SIGKILL r${victim}`, targets: [victim], during: hold(context), heal: async () => context.cluster.restart(victim) }
+    const role = leader === undefined ? 'no leader seen' : leader.id === victim ? `leader, term ${leader.term}` : 'follower'
+    return { kind: 'kill-any', label: `SIGKILL r${victim} (${role})`, targets: [victim], during: hold(context), heal: async () => context.cluster.restart(victim) }
   },
 }
 
