@@ -5,6 +5,10 @@
  * to .run/bench/<timestamp>.json.
  *
  *   pnpm bench -- --only seq,conc,reads,failover --trials 20 --duration-s 10 --no-etcd
+ *   pnpm bench -- --only gossip,catchup --no-etcd --gossip-workers 50,100,200 --catchup-trials 5
+ *
+ * `gossip` and `catchup` measure workers (NodeEventTrackers), which etcd has no counterpart of:
+ * their rows have nodeledger figures only.
  *
  * A benchmark, not a test: it fails only when a system cannot be started or stays broken.
  */
@@ -21,15 +25,22 @@ import { ratios, round } from './stats.ts'
 import type { BenchTarget, Cleanup, SystemName } from './target.ts'
 import { KeyPool, concurrentWrites, describe, failover, linearizableReads, sequentialWrites, HEALTHY_TIMEOUT_MS } from './workloads.ts'
 import type { FailoverResult, ThroughputResult } from './workloads.ts'
+import type { CatchupResult, GossipResult } from './worker-workloads.ts'
+import { CATCHUP_RECORDS_DEFAULT, CATCHUP_TRIALS_DEFAULT, GOSSIP_DELTAS_DEFAULT, GOSSIP_WORKERS_DEFAULT } from './worker-protocol.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const WORKLOADS = ['seq', 'conc', 'reads', 'failover'] as const
+const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup'] as const
 type WorkloadOption = (typeof WORKLOADS)[number]
 
 /** Equal timeouts for the second failover run: heartbeat 50 ms, election 300 ms on both systems. */
 export const EQUAL_TIMING = { heartbeatIntervalMs: 50, electionTimeoutMs: 300 } as const
 const TRIALS_MAX = 200
 const DURATION_S_MAX = 300
+/** Worker counts the gossip workload accepts: 2 (someone to gossip to) up to 1000 (20 worker hosts). */
+const GOSSIP_WORKERS_MIN = 2
+const GOSSIP_WORKERS_MAX = 1_000
+const GOSSIP_DELTAS_MAX = 1_000
+const CATCHUP_RECORDS_MAX = 1_000_000
 
 interface Options {
   only: Set<WorkloadOption>
@@ -40,6 +51,10 @@ interface Options {
   etcdPort: number
   seed: number
   submitAs: 'origin' | 'operator'
+  gossipWorkers: number[]
+  gossipDeltas: number
+  catchupRecords: number
+  catchupTrials: number
 }
 
 function parseOptions(argv: string[]): Options {
@@ -54,12 +69,17 @@ function parseOptions(argv: string[]): Options {
       'etcd-port': { type: 'string', default: '42379' },
       seed: { type: 'string', default: String(Date.now() % 1_000_000) },
       'submit-as': { type: 'string', default: 'operator' },
+      'gossip-workers': { type: 'string', default: GOSSIP_WORKERS_DEFAULT.join(',') },
+      'gossip-deltas': { type: 'string', default: String(GOSSIP_DELTAS_DEFAULT) },
+      'catchup-records': { type: 'string', default: String(CATCHUP_RECORDS_DEFAULT) },
+      'catchup-trials': { type: 'string', default: String(CATCHUP_TRIALS_DEFAULT) },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help) {
     process.stdout.write(
-      'pnpm bench -- [--only seq,conc,reads,failover] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n',
+      'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
+        '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n',
     )
     process.exit(0)
   }
@@ -72,6 +92,8 @@ function parseOptions(argv: string[]): Options {
   if (submitAs !== 'origin' && submitAs !== 'operator') throw new TypeError(`--submit-as: origin or operator, got "${submitAs}"`)
   const trials = integer('--trials', values.trials, 1, TRIALS_MAX)
   const durationS = integer('--duration-s', values['duration-s'], 1, DURATION_S_MAX)
+  const gossipWorkers = values['gossip-workers'].split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => integer('--gossip-workers', s, GOSSIP_WORKERS_MIN, GOSSIP_WORKERS_MAX))
+  if (gossipWorkers.length === 0) throw new TypeError('--gossip-workers: at least one worker count')
   return {
     only,
     trials,
@@ -81,6 +103,10 @@ function parseOptions(argv: string[]): Options {
     etcdPort: integer('--etcd-port', values['etcd-port'], 1024, 65_000),
     seed: integer('--seed', values.seed, 0, 2 ** 31 - 1),
     submitAs,
+    gossipWorkers,
+    gossipDeltas: integer('--gossip-deltas', values['gossip-deltas'], 1, GOSSIP_DELTAS_MAX),
+    catchupRecords: integer('--catchup-records', values['catchup-records'], 1, CATCHUP_RECORDS_MAX),
+    catchupTrials: integer('--catchup-trials', values['catchup-trials'], 1, TRIALS_MAX),
   }
 }
 
@@ -149,15 +175,40 @@ type SystemResults = {
   reads?: ThroughputResult
   'failover-default'?: FailoverResult & { sameAsDefault?: boolean }
   'failover-equal'?: FailoverResult & { sameAsDefault?: boolean }
+  [gossip: `gossip-${number}`]: GossipResult | undefined
+  'catchup-cold'?: CatchupResult
+  'catchup-warm'?: CatchupResult
   error?: string
 }
 
-const WORKLOAD_ROWS: Array<{ workload: keyof Omit<SystemResults, 'error'>; metrics: Array<[string, string, 'higher' | 'lower']> }> = [
+type WorkloadRow = { workload: keyof Omit<SystemResults, 'error'>; metrics: Array<[string, string, 'higher' | 'lower']> }
+
+const WORKLOAD_ROWS: WorkloadRow[] = [
   { workload: 'seq-writes', metrics: [['opsPerS', 'writes/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
   { workload: 'conc-writes', metrics: [['opsPerS', 'writes/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
   { workload: 'reads', metrics: [['opsPerS', 'reads/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
   { workload: 'failover-default', metrics: [['p50Ms', 'gap p50 ms', 'lower'], ['p99Ms', 'gap p99 ms', 'lower'], ['failedTrials', 'failed trials', 'lower']] },
   { workload: 'failover-equal', metrics: [['p50Ms', 'gap p50 ms', 'lower'], ['p99Ms', 'gap p99 ms', 'lower'], ['failedTrials', 'failed trials', 'lower']] },
+]
+
+/** One gossip row per worker count: latency to 99% of the other workers, over the deltas. */
+function gossipRows(workerCounts: readonly number[]): WorkloadRow[] {
+  return workerCounts.map((workers) => ({
+    workload: `gossip-${workers}` as const,
+    metrics: [
+      ['p50Ms', 'to 99% p50 ms', 'lower'],
+      ['p99Ms', 'to 99% p99 ms', 'lower'],
+      ['allP99Ms', 'to 100% p99 ms', 'lower'],
+      ['gossipFirstFraction', 'gossip-first share', 'higher'],
+      ['failedDeltas', 'failed deltas', 'lower'],
+      ['heartbeatIntervalMaxMs', 'gossipsub hb max ms', 'lower'],
+    ],
+  }))
+}
+
+const CATCHUP_ROWS: WorkloadRow[] = [
+  { workload: 'catchup-cold', metrics: [['records', 'records', 'higher'], ['caughtUpP50Ms', 'caught up p50 ms', 'lower'], ['caughtUpMaxMs', 'caught up max ms', 'lower'], ['startP50Ms', 'start() p50 ms', 'lower'], ['startMaxMs', 'start() max ms', 'lower']] },
+  { workload: 'catchup-warm', metrics: [['records', 'records', 'higher'], ['caughtUpP50Ms', 'caught up p50 ms', 'lower'], ['caughtUpMaxMs', 'caught up max ms', 'lower'], ['startP50Ms', 'start() p50 ms', 'lower'], ['startMaxMs', 'start() max ms', 'lower']] },
 ]
 
 /** The JSON line's names: writesPerS for writes, readsPerS for reads. */
@@ -167,10 +218,10 @@ function renamed(workload: string, result: object | undefined): Record<string, u
   return Object.fromEntries(entries)
 }
 
-function report(results: Record<SystemName, SystemResults>, meta: Record<string, unknown>): { lines: object[]; table: string } {
+function report(results: Record<SystemName, SystemResults>, options: Options): { lines: object[]; table: string } {
   const lines: object[] = []
   const rows: string[][] = [['workload', 'metric', 'nodeledger', 'etcd', 'ratio nl/etcd', 'better']]
-  for (const { workload, metrics } of WORKLOAD_ROWS) {
+  for (const { workload, metrics } of [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS]) {
     const ours = results.nodeledger[workload]
     const theirs = results.etcd[workload]
     if (ours === undefined && theirs === undefined) continue
@@ -181,13 +232,12 @@ function report(results: Record<SystemName, SystemResults>, meta: Record<string,
       const a = (ours as Record<string, unknown> | undefined)?.[metric]
       const b = (theirs as Record<string, unknown> | undefined)?.[metric]
       const ratio = typeof a === 'number' && typeof b === 'number' && b !== 0 && Number.isFinite(a) && Number.isFinite(b) ? String(round(a / b, 2)) : '-'
-      rows.push([workload, label, cell(a), cell(b), metric === 'failedTrials' ? '-' : ratio, better])
+      rows.push([workload, label, cell(a), cell(b), metric.startsWith('failed') ? '-' : ratio, better])
     }
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
   const format = (row: string[]): string => row.map((text, column) => (column < 2 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!))).join('  ')
   const table = [format(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(format)].join('\n')
-  void meta
   return { lines, table }
 }
 
@@ -234,6 +284,20 @@ async function runSystem(
       })
     }
   }
+  // Workers are nodeledger's alone; each workload starts its own cluster.
+  if (system === 'nodeledger' && (options.only.has('gossip') || options.only.has('catchup'))) {
+    const { catchup, gossipPropagation } = await import('./worker-workloads.ts')
+    if (options.only.has('gossip')) {
+      for (const workers of options.gossipWorkers) {
+        results[`gossip-${workers}`] = await gossipPropagation({ workers, deltas: options.gossipDeltas, progress, random, cleanups })
+      }
+    }
+    if (options.only.has('catchup')) {
+      const { cold, warm } = await catchup({ records: options.catchupRecords, trials: options.catchupTrials, progress, cleanups })
+      results['catchup-cold'] = cold
+      results['catchup-warm'] = warm
+    }
+  }
   return results
 }
 
@@ -258,7 +322,14 @@ async function main(): Promise<void> {
   const results: Record<SystemName, SystemResults> = { nodeledger: {}, etcd: {} }
   const meta: Record<string, unknown> = {
     startedAt: startedAt.toISOString(),
-    options: { only: [...options.only], trials: options.trials, durationS: options.durationS, seed: options.seed },
+    options: {
+      only: [...options.only],
+      trials: options.trials,
+      durationS: options.durationS,
+      seed: options.seed,
+      ...(options.only.has('gossip') ? { gossipWorkers: options.gossipWorkers, gossipDeltas: options.gossipDeltas } : {}),
+      ...(options.only.has('catchup') ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials } : {}),
+    },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
   }
 
@@ -312,7 +383,7 @@ async function main(): Promise<void> {
   }
 
   progress.stop()
-  const { lines, table } = report(results, meta)
+  const { lines, table } = report(results, options)
   const errors = (['nodeledger', 'etcd'] as const).filter((s) => results[s].error !== undefined).map((s) => `${s}: ${results[s].error}`)
   process.stdout.write(`\n${table}\n\n`)
   for (const line of lines) process.stdout.write(`${JSON.stringify(line)}\n`)
