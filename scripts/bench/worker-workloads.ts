@@ -440,40 +440,10 @@ export interface CatchupResult {
   fillWritesPerS?: number
 }
 
-/**
- * Times of the first `synced` event. The tracker dispatches it inside `start()`, before the caller
- * holds the tracker and could listen, so the bench wraps dispatchEvent on the prototype for the
- * length of the workload (a bench-only hook; the tracker does not offer one).
- */
-function hookSynced(): { take(): { atMs: number; appliedIndex: number } | undefined; restore(): void } {
-  const prototype = NodeEventTracker.prototype as unknown as { dispatchEvent: (event: Event) => boolean }
-  const original = EventTarget.prototype.dispatchEvent
-  let last: { atMs: number; appliedIndex: number } | undefined
-  Object.defineProperty(prototype, 'dispatchEvent', {
-    configurable: true,
-    writable: true,
-    value: function dispatchEvent(this: EventTarget, event: Event): boolean {
-      if (event.type === 'synced') last ??= { atMs: now(), appliedIndex: (event as CustomEvent<{ appliedIndex: number }>).detail.appliedIndex }
-      return original.call(this, event)
-    },
-  })
-  return {
-    take: () => {
-      const value = last
-      last = undefined
-      return value
-    },
-    restore: () => {
-      delete (prototype as { dispatchEvent?: unknown }).dispatchEvent
-    },
-  }
-}
-
 export async function catchup(options: { records: number; trials: number; progress: Progress; cleanups: Set<Cleanup> }): Promise<{ cold: CatchupResult; warm: CatchupResult }> {
   const { progress } = options
   const registry = await openCluster(options.cleanups)
   const runDir = mkdtempSync(join(tmpdir(), 'nodeledger-bench-catchup-'))
-  const synced = hookSynced()
   let tracker: NodeEventTracker | undefined
   const stopTracker: Cleanup = async () => {
     await tracker?.stop({ leave: false }).catch(() => {})
@@ -515,12 +485,11 @@ export async function catchup(options: { records: number; trials: number; progre
       const dataDir = join(runDir, `worker-${trial}`)
       const start = async (): Promise<{ caughtUpMs: number; startMs: number; records: number }> => {
         const leader = await leaderStatus(registry.operator, 10_000)
-        synced.take()
+        let first: { atMs: number; appliedIndex: number } | undefined
         const startedAt = now()
-        tracker = await NodeEventTracker.start({ dataDir, bootstrap: registry.cluster.multiaddrs, privateKey, requestTimeoutMs: 5_000 })
+        tracker = await NodeEventTracker.start({ dataDir, bootstrap: registry.cluster.multiaddrs, privateKey, requestTimeoutMs: 5_000, onSynced: (appliedIndex) => (first ??= { atMs: now(), appliedIndex }) })
         const resolvedAt = now()
-        const first = synced.take()
-        if (first === undefined) throw new Error('start() resolved without a synced event')
+        if (first === undefined) throw new Error('start() resolved without calling onSynced')
         // Caught up: the cache has applied the commit index the leader had before start() was called.
         let caughtUpAt = first.appliedIndex >= leader.commit ? first.atMs : Number.NaN
         while (Number.isNaN(caughtUpAt)) {
@@ -558,7 +527,6 @@ export async function catchup(options: { records: number; trials: number; progre
     bar.done(`cold p50 ${result.cold.caughtUpP50Ms} ms max ${result.cold.caughtUpMaxMs} ms; warm p50 ${result.warm.caughtUpP50Ms} ms max ${result.warm.caughtUpMaxMs} ms`)
     return result
   } finally {
-    synced.restore()
     options.cleanups.delete(stopTracker)
     await stopTracker()
     options.cleanups.delete(registry.close)

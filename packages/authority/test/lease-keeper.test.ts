@@ -1,16 +1,19 @@
-import { peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Registry, encodeCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command } from '@nodeledger/registry'
-import { peerIdFromSeed } from '@nodeledger/testkit/fixtures'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { LeaseKeeper } from '../src/liveness/lease-keeper.ts'
 import type { Replica } from '../src/replica/replica.ts'
 
+/** Fresh Ed25519 peer ids (authority does not depend on testkit, which depends on authority). */
+const PEER_IDS = await Promise.all(Array.from({ length: 6 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+const peerIdFromSeed = (index: number): string => PEER_IDS[index % PEER_IDS.length]!
 const LEADER = peerIdFromSeed(1)
 const OTHER_REPLICA = peerIdFromSeed(2)
-const NODE = peerIdFromSeed(10)
-const SECOND = peerIdFromSeed(11)
+const NODE = peerIdFromSeed(0)
+const SECOND = peerIdFromSeed(3)
 const TTL_MS = 1_000
 const GRACE_MS = 200
 
@@ -128,7 +131,7 @@ describe('LeaseKeeper: etcd-style leases, logged only on transitions', () => {
   })
 
   it('a heartbeat from a node with no record is NOT_FOUND and writes nothing', async () => {
-    await expect(keeper.heartbeat(peerIdFromSeed(99), signal())).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(keeper.heartbeat(peerIdFromSeed(4), signal())).rejects.toMatchObject({ code: 'NOT_FOUND' })
     expect(replica.livenessEntries()).toEqual([])
   })
 
@@ -149,10 +152,10 @@ describe('LeaseKeeper: etcd-style leases, logged only on transitions', () => {
 
   it('connections of replicas and of unknown peers create nothing', async () => {
     replica.connect(OTHER_REPLICA, true)
-    replica.connect(peerIdFromSeed(77), true)
+    replica.connect(peerIdFromSeed(5), true)
     await vi.advanceTimersByTimeAsync(10)
     expect(replica.livenessEntries()).toEqual([])
-    expect(replica.registry.get(peerIdFromSeed(77))).toBeUndefined()
+    expect(replica.registry.get(peerIdFromSeed(5))).toBeUndefined()
   })
 
   it('a leave writes inactive at once; concurrent heartbeat and leave serialize per node', async () => {

@@ -1,7 +1,8 @@
 import { emptyRecord } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 import type { StatusResult } from '../src/index.ts'
-import { peerIdFromSeed } from '@nodeledger/testkit/fixtures'
+// Relative on purpose: testkit depends on the packages it tests, so a dependency back would be a cycle.
+import { peerIdFromSeed } from '../../testkit/src/fixtures.ts'
 
 /** A canonical Ed25519 peer id from a seed number (see the testkit fixture). */
 export const peerId = peerIdFromSeed

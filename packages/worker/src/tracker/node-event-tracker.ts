@@ -39,6 +39,11 @@ export interface NodeEventTrackerOptions {
   readonly gossipPeersTarget?: number
   readonly requestTimeoutMs?: number
   readonly logger?: Logger
+  /**
+   * Called once the first catch-up is done, inside `start()` (before it resolves, so before the
+   * caller could listen for the `synced` event): for callers that time or report startup.
+   */
+  readonly onSynced?: (appliedIndex: number) => void
 }
 
 /** Where a change came from: the log (confirmed) or a peer's gossip (provisional until the log has it). */
@@ -226,6 +231,7 @@ export class NodeEventTracker extends EventTarget {
     const own = await this.#untilDone('get own record', () => this.#client.get(this.peerId, { signal: this.#shutdown.signal }))
     if (own.record !== null) await this.#cache.setOwnSeqAtLeast(own.record.originSeq)
     await this.#catchUp()
+    this.#options.onSynced?.(this.appliedIndex)
     this.dispatchEvent(new CustomEvent('synced', { detail: { appliedIndex: this.appliedIndex } }))
 
     const fields = { ...this.#options.self, multiaddrs: this.#host.getMultiaddrs().map((address) => address.toString()) }
