@@ -36,7 +36,8 @@ export async function status(options: ClientCommandOptions): Promise<number> {
       if (s === undefined) return { id: replica.id, replica: `${replica.id}`, role: 'unreachable', error: result !== undefined && 'error' in result ? String(result.error?.code ?? 'UNAVAILABLE') : 'UNAVAILABLE' }
       return { id: replica.id, replica: `${replica.id}`, role: s.role, term: s.term, commit: s.commit, applied: s.applied, lag: leaderCommit - s.applied, leader: s.leader === null ? '-' : String(s.leader.id), records: s.registryRecords, snapshot: s.snapshotIndex }
     })
-    const nodes = await nodeSummary(client)
+    // Nodes are read from the leader; with none, say so at once rather than wait out retries.
+    const nodes = rows.some((row) => row.role === 'leader') ? await nodeSummary(client, options.timeoutMs) : undefined
     if (options.json) {
       console.log(JSON.stringify({ replicas: rows, nodes }))
     } else {
@@ -46,6 +47,8 @@ export async function status(options: ClientCommandOptions): Promise<number> {
         console.log(`nodes: ${nodes.active} active, ${nodes.total - nodes.active} inactive${nodes.complete ? '' : ` (first ${nodes.total} counted)`}`)
         if (nodes.shown.length > 0) console.log(renderTable(nodes.shown, ['node', 'active', 'capabilities', 'version', 'seq', 'uptime', 'changed']))
         if (nodes.total > nodes.shown.length) console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
+      } else {
+        console.log('\nnodes: not readable right now (no leader answered)')
       }
     }
     return rows.some((row) => row.role === 'leader') ? 0 : 5
@@ -66,12 +69,13 @@ interface NodeSummary {
 }
 
 /** The registry's nodes at a glance: counts and the most recently changed few. Undefined if unreadable. */
-async function nodeSummary(client: AuthorityClient): Promise<NodeSummary | undefined> {
+async function nodeSummary(client: AuthorityClient, timeoutMs: number): Promise<NodeSummary | undefined> {
   const records: NodeData[] = []
+  const signal = AbortSignal.timeout(timeoutMs * 2)
   let afterPeerId: string | undefined
   try {
     do {
-      const page = await client.list({ limit: 1000, ...(afterPeerId === undefined ? {} : { afterPeerId }) }, { consistency: 'linearizable' })
+      const page = await client.list({ limit: 1000, ...(afterPeerId === undefined ? {} : { afterPeerId }) }, { consistency: 'linearizable', signal })
       records.push(...page.records)
       afterPeerId = page.nextAfterPeerId
     } while (afterPeerId !== undefined && records.length < STATUS_NODES_COUNTED_MAX)
