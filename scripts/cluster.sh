@@ -12,15 +12,7 @@
 # The run dir is $NODELEDGER_RUN_DIR, default .run/cluster in the repo. Logs: $DIR/logs/replica-N.log
 # (pino JSON, one event per line). Exit codes follow the CLI's (0 ok, 5 unavailable, ...).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=${NODELEDGER_RUN_DIR:-$ROOT/.run/cluster}
-WRAPPER="$ROOT/node_modules/.bin/node"
-[ -x "$WRAPPER" ] || { echo "Node 24 is not provisioned yet: run 'npx --yes pnpm@10.34.8 install' first" >&2; exit 2; }
-# node_modules/.bin/node is a shell wrapper that does not exec: a signal sent to its pid would reach
-# the shell, not the replica. Run the real binary so the pid file names the replica itself.
-NODE=$("$WRAPPER" -e 'process.stdout.write(process.execPath)')
-CLI=("$NODE" "$ROOT/packages/cli/src/main.ts")
-CLUSTER="$DIR/cluster.json"
+source "$(dirname "$0")/run-env.sh"
 
 replica_ids() { "$NODE" -e 'for (const r of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).replicas) console.log(r.id)' "$CLUSTER"; }
 pid_of() { local f="$DIR/pids/replica-$1.pid"; [ -f "$f" ] && cat "$f" || true; }

@@ -12,14 +12,7 @@
 # Starting again adds new groups; a group's data dir survives `down`, and starting a group with
 # the same number comes back with its cache.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=${NODELEDGER_RUN_DIR:-$ROOT/.run/cluster}
-WRAPPER="$ROOT/node_modules/.bin/node"
-[ -x "$WRAPPER" ] || { echo "Node 24 is not provisioned yet: run 'npx --yes pnpm@10.34.8 install' first" >&2; exit 2; }
-# The real binary (the wrapper does not exec), so pid files name the worker processes themselves.
-NODE=$("$WRAPPER" -e 'process.stdout.write(process.execPath)')
-CLI=("$NODE" "$ROOT/packages/cli/src/main.ts")
-CLUSTER="$DIR/cluster.json"
+source "$(dirname "$0")/run-env.sh"
 [ -f "$CLUSTER" ] || { echo "no cluster at $CLUSTER: run 'bash scripts/cluster.sh up' first" >&2; exit 2; }
 
 group_alive() { local f="$DIR/pids/workers-$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }

@@ -95,7 +95,9 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
       const forged = encodeGossipDelta({ originPeerId: victim.peerId, seq: victim.ownSeq + 100, fields: { version: 'forged' } })
       for (let i = 0; i < 3; i++) await rogue.services.gossip.publish(DELTAS_TOPIC, forged)
       await waitUntil('the target to reject the forgery', () => target.counters.gossipRejected > rejectedBefore, 10_000)
-      const score = (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(rogue.peerId.toString())
+      // Scores are refreshed on gossipsub's heartbeat (1 s), not at each message.
+      const scoreOf = (): number => (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(rogue.peerId.toString())
+      const score = await waitUntil('the rogue\'s score to fall below 0', () => (scoreOf() < 0 ? scoreOf() : undefined), 10_000)
       expect(score).toBeLessThan(0)
       expect(running().every((tracker) => tracker.get(victim.peerId)?.version !== 'forged')).toBe(true)
     } finally {
