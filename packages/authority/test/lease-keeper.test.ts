@@ -35,9 +35,6 @@ class FakeReplica extends EventTarget {
   isLeader(): boolean {
     return this.leading
   }
-  status(): { term: number } {
-    return { term: this.term }
-  }
   leaderMember(): undefined {
     return undefined
   }

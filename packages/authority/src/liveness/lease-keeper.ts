@@ -154,7 +154,7 @@ export class LeaseKeeper {
       }
       return false
     }
-    const term = this.#replica.status().term
+    const term = this.#replica.term
     if (term === this.#leadingTerm) return true
     this.#leadingTerm = term
     this.#lastSeenMs.clear()

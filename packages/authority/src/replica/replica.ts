@@ -313,6 +313,11 @@ export class Replica {
   // ---------------------------------------------------------------------------------------------
   // Requests
 
+  /** The current Raft term, read directly (no status object built). */
+  get term(): number {
+    return this.node.raft.term
+  }
+
   isLeader(): boolean {
     return this.node.raft.role === Role.Leader
   }

@@ -1,7 +1,8 @@
-import { mkdir, open as openFile, readdir } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
+import { levelFailure, writeMarkerFile } from '@nodeledger/leveldb'
 import { MemoryStorage, RaftAssertionError, RaftError, entrySizeBytes } from '@nodeledger/raft'
 import type { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage } from '@nodeledger/raft'
 import { StorageError } from '../errors.ts'
@@ -461,21 +462,9 @@ async function initialize(db: Database, bootstrap: LevelStorageOptions['bootstra
   return { hardState, snapshot, entries: [], entryBytes: [] }
 }
 
-/** Durably mark the dir as initialized (file and directory entry both fsynced). */
-async function writeMarker(dir: string): Promise<void> {
-  const file = await openFile(join(dir, MARKER_FILE), 'w')
-  try {
-    await file.writeFile(`${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger raft log' })}\n`)
-    await file.sync()
-  } finally {
-    await file.close()
-  }
-  const directory = await openFile(dir, 'r')
-  try {
-    await directory.sync()
-  } finally {
-    await directory.close()
-  }
+/** Durably mark the dir as initialized. */
+function writeMarker(dir: string): Promise<void> {
+  return writeMarkerFile(dir, MARKER_FILE, `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger raft log' })}\n`)
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -491,25 +480,16 @@ function assertInvariant(condition: boolean, message: () => string): asserts con
   if (!condition) throw new RaftAssertionError(`storage: ${message()}`)
 }
 
-function levelCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code
-  const causeCode = ((error as { cause?: { code?: unknown } } | null)?.cause)?.code
-  if (typeof causeCode === 'string') return causeCode
-  return typeof code === 'string' ? code : undefined
-}
-
 function levelOpenError(dir: string, error: unknown): StorageError {
-  const code = levelCode(error)
-  const detail = (error as { cause?: { message?: unknown } } | null)?.cause?.message ?? (error as Error | null)?.message
-  if (code === 'LEVEL_LOCKED') {
-    return new StorageError('LOCKED', `data dir ${dir} is locked: another process (or another open store in this one) has it open (${String(detail)})`, { cause: error })
+  const failure = levelFailure(error)
+  if (failure.kind === 'LOCKED') {
+    return new StorageError('LOCKED', `data dir ${dir} is locked: another process (or another open store in this one) has it open (${failure.detail})`, { cause: error })
   }
   return levelError(`opening data dir ${dir}`, error)
 }
 
 function levelError(doing: string, error: unknown): StorageError {
-  const code = levelCode(error)
-  const detail = (error as { cause?: { message?: unknown } } | null)?.cause?.message ?? (error as Error | null)?.message
-  const storageCode: StorageErrorCode = code === 'LEVEL_CORRUPTION' ? 'CORRUPT' : 'IO'
-  return new StorageError(storageCode, `LevelDB failed ${doing}: ${String(detail)}${code !== undefined ? ` (${code})` : ''}`, { cause: error })
+  const failure = levelFailure(error)
+  const storageCode: StorageErrorCode = failure.kind === 'CORRUPT' ? 'CORRUPT' : 'IO'
+  return new StorageError(storageCode, `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`, { cause: error })
 }

@@ -1,6 +1,7 @@
-import { mkdir, open as openFile, readdir } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
+import { levelFailure, writeMarkerFile } from '@nodeledger/leveldb'
 import { RECORDS_MAX } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 import { WorkerCacheError, assert } from '../errors.ts'
@@ -341,47 +342,25 @@ async function load(db: Database): Promise<Loaded | undefined> {
   return { state, confirmed, provisional }
 }
 
-/** Durably mark the dir as initialized (file and directory entry both fsynced). */
-async function writeMarker(dir: string): Promise<void> {
-  const file = await openFile(join(dir, MARKER_FILE), 'w')
-  try {
-    await file.writeFile(`${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger worker cache' })}\n`)
-    await file.sync()
-  } finally {
-    await file.close()
-  }
-  const directory = await openFile(dir, 'r')
-  try {
-    await directory.sync()
-  } finally {
-    await directory.close()
-  }
+/** Durably mark the dir as initialized. */
+function writeMarker(dir: string): Promise<void> {
+  return writeMarkerFile(dir, MARKER_FILE, `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger worker cache' })}\n`)
 }
 
 function assertIndex(value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, () => `${value} is not a non-negative safe integer`)
 }
 
-function levelCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code
-  const causeCode = (error as { cause?: { code?: unknown } } | null)?.cause?.code
-  if (typeof causeCode === 'string') return causeCode
-  return typeof code === 'string' ? code : undefined
-}
-
-function levelDetail(error: unknown): string {
-  return String((error as { cause?: { message?: unknown } } | null)?.cause?.message ?? (error as Error | null)?.message)
-}
-
 function levelOpenError(dir: string, error: unknown): WorkerCacheError {
-  if (levelCode(error) === 'LEVEL_LOCKED') {
-    return new WorkerCacheError('LOCKED', `cache dir ${dir} is locked: another process (or another open cache in this one) has it open (${levelDetail(error)})`, { cause: error })
+  const failure = levelFailure(error)
+  if (failure.kind === 'LOCKED') {
+    return new WorkerCacheError('LOCKED', `cache dir ${dir} is locked: another process (or another open cache in this one) has it open (${failure.detail})`, { cause: error })
   }
   return levelError(`opening cache dir ${dir}`, error)
 }
 
 function levelError(doing: string, error: unknown): WorkerCacheError {
-  const code = levelCode(error)
-  const workerCode: WorkerCacheErrorCode = code === 'LEVEL_CORRUPTION' ? 'CORRUPT' : 'IO'
-  return new WorkerCacheError(workerCode, `LevelDB failed ${doing}: ${levelDetail(error)}${code !== undefined ? ` (${code})` : ''}`, { cause: error })
+  const failure = levelFailure(error)
+  const workerCode: WorkerCacheErrorCode = failure.kind === 'CORRUPT' ? 'CORRUPT' : 'IO'
+  return new WorkerCacheError(workerCode, `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`, { cause: error })
 }

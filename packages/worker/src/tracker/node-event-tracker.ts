@@ -83,6 +83,8 @@ export class NodeEventTracker extends EventTarget {
   readonly #replicaPeerIds: ReadonlySet<string>
   readonly #shutdown = new AbortController()
   readonly #timers: NodeJS.Timeout[] = []
+  /** Deltas the topic validator accepted, by message: gossipsub hands the same object to the handler. */
+  readonly #accepted = new WeakMap<Message, Delta>()
   /** Log applies run one at a time, in order: the watch and anti-entropy share this queue. */
   #logQueue: Promise<unknown> = Promise.resolve()
   #watchDone: Promise<void> = Promise.resolve()
@@ -400,16 +402,18 @@ export class NodeEventTracker extends EventTarget {
       this.#logger?.debug({ from: message.from.toString(), reason: outcome.reason, detail: outcome.detail }, 'gossip rejected')
     } else if (outcome.result === 'ignore') {
       this.counters.gossipIgnored++
+    } else if (outcome.delta !== undefined) {
+      this.#accepted.set(message, outcome.delta)
     }
     return outcome.result
   }
 
   #onGossip(message: Message): void {
     if (message.topic !== DELTAS_TOPIC || message.type !== 'signed' || this.#stopped) return
-    // The validator accepted it moments ago; decode again rather than keep state between the two.
-    const outcome = validateGossipDelta({ data: message.data, from: message.from.toString() }, (origin) => this.#cache.get(origin)?.originSeq)
-    if (outcome.delta === undefined) return
-    const delta = outcome.delta
+    // The validator decoded it moments ago; only a message it accepted reaches here.
+    const delta = this.#accepted.get(message)
+    if (delta === undefined) return
+    this.#accepted.delete(message)
     const held = this.#cache.get(delta.originPeerId)
     const merged = mergeDelta(held, delta, Math.max(Date.now(), held?.lastUpdatedMs ?? 0), held?.changedIndex ?? 0)
     if ('stale' in merged) return
