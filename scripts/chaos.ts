@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { runChaos } from '../packages/testkit/src/chaos/run.ts'
+import type { ChaosReport } from '../packages/testkit/src/chaos/run.ts'
 import { writeReport } from '../packages/testkit/src/chaos/report.ts'
 import { NEMESIS_NAMES, parseNemeses } from '../packages/testkit/src/process/nemesis.ts'
 import type { NemesisName } from '../packages/testkit/src/process/nemesis.ts'
@@ -81,7 +82,7 @@ async function main(): Promise<number> {
   const totalS = Math.round(durationMs / 1000)
   bar.start(totalS, 0, { elapsed_s: 0, total_s: totalS, faults: 0, nemesis: 'starting', ops: 0, leader: '-' })
   console.error(`chaos: ${options.nemeses.join(', ')} for ${options.minutes} min on ${options.replicas} replicas; run dir ${options.out}`)
-  let report
+  let report: ChaosReport
   try {
     report = await runChaos({
       nemeses: options.nemeses,

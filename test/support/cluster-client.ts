@@ -4,7 +4,7 @@ import { AuthorityClient } from '@nodeledger/client'
 import { loadOrCreateKey } from '@nodeledger/authority'
 import type { StatusResult } from '@nodeledger/protocol'
 import type { Delta } from '@nodeledger/registry'
-import { ProcessCluster, waitUntil } from '@nodeledger/testkit'
+import { type ProcessCluster, waitUntil } from '@nodeledger/testkit'
 
 /** Shared helpers of the cross-package tests that drive real replica processes. */
 

@@ -26,7 +26,7 @@ const consistency = new Option('--consistency <mode>', 'read consistency').choic
 const clusterOption = new Option('--cluster <file>', 'cluster file').default(DEFAULT_CLUSTER)
 const timeoutOption = new Option('--timeout-ms <ms>', 'deadline of each request').argParser(integer('--timeout-ms', 1)).default(2000)
 
-async function run(action: () => Promise<number | void>): Promise<void> {
+async function run(action: () => Promise<number | undefined>): Promise<void> {
   try {
     const code = await action()
     process.exitCode = typeof code === 'number' ? code : EXIT.OK

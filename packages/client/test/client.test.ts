@@ -194,7 +194,10 @@ describe('backoff', () => {
   it('the client waits with its configured jitter between attempts', async () => {
     for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
     const draws: number[] = []
-    const c = await startClient({ attemptsMax: 4, random: () => (draws.push(0.5), 0.5) })
+    const c = await startClient({ attemptsMax: 4, random: () => {
+        draws.push(0.5)
+        return 0.5
+      } })
     await codeOf(c.status())
     expect(draws.length).toBe(3) // one backoff before each retry, none before the first attempt
   })

@@ -36,7 +36,7 @@ function codeOf(action: () => unknown): string | undefined {
 /** The worst case the registry's field limits allow: 32 distinct multiaddrs of 320 characters and every other field. */
 function largestDelta(): Delta {
   const multiaddrs = Array.from({ length: 32 }, (_, i) => {
-    const host = `h${String(i).padStart(2, '0')}` + 'a'.repeat(320 - '/dns4/'.length - '/tcp/65535'.length - 3)
+    const host = `h${String(i).padStart(2, '0')}${'a'.repeat(320 - '/dns4/'.length - '/tcp/65535'.length - 3)}`
     return `/dns4/${host}/tcp/65535`
   })
   return {
@@ -46,7 +46,7 @@ function largestDelta(): Delta {
       multiaddrs,
       isStaked: true, isValidator: true, isTwitterScraper: true, isWebScraper: true, isDiscordScraper: true, isTelegramScraper: true,
       version: 'v'.repeat(64),
-      ethAddress: '0x' + 'ab'.repeat(20),
+      ethAddress: `0x${'ab'.repeat(20)}`,
       returnedItems: Number.MAX_SAFE_INTEGER, returnedItemsLastMs: Number.MAX_SAFE_INTEGER,
       timeouts: Number.MAX_SAFE_INTEGER, timeoutsLastMs: Number.MAX_SAFE_INTEGER,
       notFound: Number.MAX_SAFE_INTEGER, notFoundLastMs: Number.MAX_SAFE_INTEGER,

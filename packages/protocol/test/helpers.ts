@@ -23,7 +23,7 @@ export function sampleRecord(seed: number): NodeData {
     isStaked: true,
     isTwitterScraper: seed % 2 === 0,
     version: '1.2.3',
-    ethAddress: '0x' + 'ab'.repeat(20),
+    ethAddress: `0x${'ab'.repeat(20)}`,
     returnedItems: seed,
     originSeq: 3,
     observers: [REPLICA],

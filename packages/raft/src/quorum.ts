@@ -9,10 +9,10 @@ export function majority(voterCount: number): number {
  * The largest value that a majority of voters have reached (for match indexes: the commit point;
  * for acknowledged heartbeat ticks: the start of the lease). Voters without a value count as -1.
  */
-export function majorityValue(voters: ReadonlySet<NodeId>, valueOf: (id: NodeId) => number): number {
+export function majorityValue(voters: ReadonlySet<NodeId>, valueOfVoter: (id: NodeId) => number): number {
   if (voters.size === 0) return -1
   const values: number[] = []
-  for (const id of voters) values.push(valueOf(id))
+  for (const id of voters) values.push(valueOfVoter(id))
   values.sort((a, b) => b - a)
   return values[majority(values.length) - 1]!
 }

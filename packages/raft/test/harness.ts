@@ -160,7 +160,7 @@ export class Cluster {
   partition(...groups: NodeId[][]): void {
     this.heal()
     const groupOf = new Map<NodeId, number>()
-    groups.forEach((group, index) => group.forEach((id) => groupOf.set(id, index)))
+    for (const [index, group] of groups.entries()) for (const id of group) groupOf.set(id, index)
     for (const from of this.replicas.keys()) {
       for (const to of this.replicas.keys()) {
         if (from !== to && (groupOf.get(from) === undefined || groupOf.get(from) !== groupOf.get(to))) this.blockedLinks.add(`${from}->${to}`)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { MessageType, RaftError } from '../src/index.ts'
+import { MessageType, type RaftError } from '../src/index.ts'
 import type { Message } from '../src/index.ts'
 import { Cluster, HEARTBEAT_TICKS, bytes, text } from './harness.ts'
 

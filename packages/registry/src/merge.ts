@@ -35,9 +35,9 @@ export function mergeDelta(existing: NodeData | undefined, delta: Delta, nowMs: 
     const value = delta.fields[field]
     if (value !== undefined) next[field] = field === 'multiaddrs' ? [...(value as readonly string[])] : value
   }
-  next['originSeq'] = delta.seq
-  next['lastUpdatedMs'] = nowMs
-  next['changedIndex'] = index
+  next.originSeq = delta.seq
+  next.lastUpdatedMs = nowMs
+  next.changedIndex = index
   return { record: checked(next as unknown as NodeData) }
 }
 
@@ -91,7 +91,7 @@ export function setLiveness(
   index: number,
 ): MergeOutcome {
   if (active) {
-    if (existing !== undefined && existing.isActive) return { stale: 'DUPLICATE_JOIN' }
+    if (existing?.isActive) return { stale: 'DUPLICATE_JOIN' }
     return observeJoined(existing, peerId, replicaPeerId, nowMs, index)
   }
   if (existing === undefined || !existing.isActive) return { stale: 'LEAVE_WITHOUT_JOIN' }

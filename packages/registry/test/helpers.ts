@@ -46,7 +46,7 @@ export function fullFields(seed: number): SelfReported {
     isDiscordScraper: false,
     isTelegramScraper: seed % 5 === 0,
     version: '1.4.2',
-    ethAddress: '0x' + (seed.toString(16).padStart(8, '0').repeat(5)),
+    ethAddress: `0x${seed.toString(16).padStart(8, '0').repeat(5)}`,
     returnedItems: seed * 17,
     returnedItemsLastMs: 1_700_000_000_000 + seed,
     timeouts: seed % 11,

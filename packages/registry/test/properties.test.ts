@@ -24,7 +24,7 @@ const fieldsArbitrary: fc.Arbitrary<Partial<SelfReported>> = fc.record(
     isDiscordScraper: fc.boolean(),
     isTelegramScraper: fc.boolean(),
     version: fc.constantFrom('1.0.0', '1.1.0', '2.0.0-rc.1'),
-    ethAddress: fc.constantFrom('', '0x' + 'ab'.repeat(20), '0x' + '0F'.repeat(20)),
+    ethAddress: fc.constantFrom('', `0x${'ab'.repeat(20)}`, `0x${'0F'.repeat(20)}`),
     returnedItems: fc.nat({ max: 10_000 }),
     returnedItemsLastMs: fc.nat({ max: 1_000_000 }).map((d) => T0 + d),
     timeouts: fc.nat({ max: 50 }),
@@ -167,7 +167,10 @@ describe('state machine properties', () => {
       ...WORKERS.map((origin) =>
         fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), fieldsArbitrary), { maxLength: 8 }).map((steps) => {
           let seq = 0
-          return steps.map(([gap, fields]): Delta => ({ originPeerId: origin, seq: (seq += gap), fields }))
+          return steps.map(([gap, fields]): Delta => {
+            seq += gap
+            return { originPeerId: origin, seq, fields }
+          })
         }),
       ),
     )

@@ -2,7 +2,6 @@ import type { Connection, Stream } from '@libp2p/interface'
 import {
   API_PROTOCOL,
   API_REQUEST_FRAME_BYTES_MAX,
-  API_RESPONSE_FRAME_BYTES_MAX,
   LIST_LIMIT_DEFAULT,
   ProtocolError,
   decodeRequest,

@@ -1,9 +1,8 @@
 import { mkdir, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
 import { levelFailure, writeMarkerFile } from '@nodeledger/leveldb'
-import { MemoryStorage, RaftAssertionError, RaftError, entrySizeBytes } from '@nodeledger/raft'
+import { MemoryStorage, RaftAssertionError, RaftError, } from '@nodeledger/raft'
 import type { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage } from '@nodeledger/raft'
 import { StorageError } from '../errors.ts'
 import type { StorageErrorCode } from '../errors.ts'
@@ -290,7 +289,7 @@ export class LevelStorage implements Storage {
 
     // Only a commit-only hard state may skip the fsync; anything else is synced whatever was asked.
     const commitOnly = update.snapshot === undefined && update.entries.length === 0 && (update.hardState === undefined || (update.hardState.term === this.hardState.term && update.hardState.vote === this.hardState.vote))
-    await this.write(operations, update.sync === false && commitOnly ? false : true)
+    await this.write(operations, !(update.sync === false && commitOnly ))
 
     if (snapshot !== stored) {
       this.mirror.applySnapshot(snapshot)

@@ -93,7 +93,7 @@ async function createKey(path: string): Promise<PrivateKey> {
 
 /** Makes the new directory entry durable; best effort where directories cannot be opened. */
 async function syncDirectory(directory: string): Promise<void> {
-  let handle
+  let handle: Awaited<ReturnType<typeof open>> | undefined
   try {
     handle = await open(directory, 'r')
     await handle.sync()

@@ -209,7 +209,7 @@ export class OutboundLink {
 
   private sleep(delayMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined = undefined
+      let timer: NodeJS.Timeout | undefined 
       const done = (): void => {
         clearTimeout(timer)
         this.wakeFromBackoff = undefined

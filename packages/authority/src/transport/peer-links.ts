@@ -234,7 +234,7 @@ export class PeerLinks {
     this.applyPeers(peers)
     for (const [id, old] of before) {
       const now = this.peers.get(id)
-      if (now !== undefined && now.peerId.equals(old.peerId) && now.multiaddr.equals(old.multiaddr)) continue
+      if (now?.peerId.equals(old.peerId) && now.multiaddr.equals(old.multiaddr)) continue
       const link = this.links.get(id)
       if (link !== undefined) this.links.delete(id)
       if (link !== undefined) this.retire(link.stop())

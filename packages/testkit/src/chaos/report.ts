@@ -71,7 +71,7 @@ const FAULT_COLORS: Record<string, string> = {
   'clock-skew': '#bcbd22',
 }
 
-function escape(text: string): string {
+function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 }
 
@@ -117,7 +117,7 @@ export function timelineSvg(report: ChaosReport): string {
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`)
   out.push(`<rect width="${width}" height="${height}" fill="white"/>`)
-  out.push(`<text x="${left}" y="18" font-size="14" font-weight="bold">${escape(`nodeledger chaos ${report.startedAt}: ${report.valid ? 'PASS' : 'FAIL'} — ${report.ops.total} ops, ${report.faults.length} faults, ${report.leaderChanges} leader changes, ${report.lostWrites.length} lost writes, history ${report.verdict.valid === true ? 'linearizable' : report.verdict.valid === false ? 'NOT linearizable' : 'unknown'}`)}</text>`)
+  out.push(`<text x="${left}" y="18" font-size="14" font-weight="bold">${escapeXml(`nodeledger chaos ${report.startedAt}: ${report.valid ? 'PASS' : 'FAIL'} — ${report.ops.total} ops, ${report.faults.length} faults, ${report.leaderChanges} leader changes, ${report.lostWrites.length} lost writes, history ${report.verdict.valid === true ? 'linearizable' : report.verdict.valid === false ? 'NOT linearizable' : 'unknown'}`)}</text>`)
 
   // Faults: a band from injection to heal, a paler one from heal to recovery, labelled on top.
   for (const [i, fault] of report.faults.entries()) {
@@ -125,9 +125,9 @@ export function timelineSvg(report: ChaosReport): string {
     const x0 = x(fault.startMs)
     const x1 = x(fault.healMs)
     const x2 = x(fault.recoveredMs ?? fault.healMs)
-    out.push(`<rect x="${x0.toFixed(1)}" y="${laneTop - 4}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${latencyBottom - laneTop + 4}" fill="${color}" fill-opacity="0.16"><title>${escape(`${fault.kind}: ${fault.label}`)}</title></rect>`)
+    out.push(`<rect x="${x0.toFixed(1)}" y="${laneTop - 4}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${latencyBottom - laneTop + 4}" fill="${color}" fill-opacity="0.16"><title>${escapeXml(`${fault.kind}: ${fault.label}`)}</title></rect>`)
     if (x2 > x1) out.push(`<rect x="${x1.toFixed(1)}" y="${laneTop - 4}" width="${(x2 - x1).toFixed(1)}" height="${latencyBottom - laneTop + 4}" fill="${color}" fill-opacity="0.06"/>`)
-    out.push(`<text x="${(x0 + 2).toFixed(1)}" y="${36 + (i % labelRows) * 13}" fill="${color}">${escape(fault.kind)}</text>`)
+    out.push(`<text x="${(x0 + 2).toFixed(1)}" y="${36 + (i % labelRows) * 13}" fill="${color}">${escapeXml(fault.kind)}</text>`)
   }
 
   // Lanes: grey where the replica did not answer, its colour where it reported itself leader.
@@ -141,7 +141,7 @@ export function timelineSvg(report: ChaosReport): string {
     for (const span of report.leaderSpans.filter((entry) => entry.id === id)) {
       const x0 = x(span.startMs)
       const w = Math.max(1, x(span.endMs) - x0)
-      out.push(`<rect x="${x0.toFixed(1)}" y="${top + 2}" width="${w.toFixed(1)}" height="${laneHeight - 4}" fill="${PALETTE[(id - 1) % PALETTE.length]}" rx="2"><title>${escape(`r${id} leader, term ${span.term}`)}</title></rect>`)
+      out.push(`<rect x="${x0.toFixed(1)}" y="${top + 2}" width="${w.toFixed(1)}" height="${laneHeight - 4}" fill="${PALETTE[(id - 1) % PALETTE.length]}" rx="2"><title>${escapeXml(`r${id} leader, term ${span.term}`)}</title></rect>`)
       if (w > 30) out.push(`<text x="${(x0 + 3).toFixed(1)}" y="${top + 15}" fill="white">t${span.term}</text>`)
     }
   }

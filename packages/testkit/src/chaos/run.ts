@@ -174,9 +174,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         try {
           const answer = await agent.request('status')
           const timeMs = now()
-          const statuses = answer['statuses'] as Array<{ status?: ReplicaObservation['status']; error?: string }>
+          const statuses = answer.statuses as Array<{ status?: ReplicaObservation['status']; error?: string }>
           record(statuses.map((entry, i) => ({ id: cluster.ids[i]!, ...(entry.status === undefined ? { error: entry.error ?? 'UNAVAILABLE' } : { status: entry.status }) })), timeMs)
-          const counts = answer['counts'] as { ok: number; fail: number; info: number }
+          const counts = answer.counts as { ok: number; fail: number; info: number }
           ops = counts.ok + counts.fail + counts.info
         } catch {
           // The agent is busy or gone; the next round tries again.
@@ -239,7 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     watching = false
     await watcher
     await cluster.agent.close()
-    const final = finished['final'] as FinalReads
+    const final = finished.final as FinalReads
 
     const events = readHistory(historyPath)
     const report = judge({ events, final, timeOriginMs: agent.timeOriginMs, runStartWallMs, samples, faults, splitBrain, findings, seed, startedAt, durationMs, options, historyPath })

@@ -113,7 +113,7 @@ function parseConsistency(text: string): Options['consistency'] {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-function valueOf(record: { originSeq: number; version: string } | null): RegisterValue | null {
+function registerValueOf(record: { originSeq: number; version: string } | null): RegisterValue | null {
   return record === null ? null : { seq: record.originSeq, value: record.version }
 }
 
@@ -190,7 +190,7 @@ class Workload {
         this.#history.invoke(process, 'read', key)
         try {
           const { record } = await client.get(key, { consistency: this.#options.consistency })
-          this.#history.complete(process, 'ok', valueOf(record))
+          this.#history.complete(process, 'ok', registerValueOf(record))
           this.counts.ok++
         } catch {
           this.#history.complete(process, 'fail')
@@ -218,7 +218,7 @@ class Workload {
           this.#history.invoke(process, 'read', key)
           try {
             const { record } = await reader.get(key, { consistency: 'linearizable' })
-            const value = valueOf(record)
+            const value = registerValueOf(record)
             this.#history.complete(process, 'ok', value)
             final[key] = value
             break

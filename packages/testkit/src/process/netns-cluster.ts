@@ -74,8 +74,8 @@ export class WorkloadAgent {
       agent.#pending.clear()
     })
     const first = await withTimeout(ready, AGENT_REQUEST_TIMEOUT_MS, 'the workload agent to start')
-    agent.timeOriginMs = first['timeOriginMs'] as number
-    agent.keys = first['keys'] as string[]
+    agent.timeOriginMs = first.timeOriginMs as number
+    agent.keys = first.keys as string[]
     return agent
   }
 
@@ -86,11 +86,11 @@ export class WorkloadAgent {
     } catch {
       return
     }
-    const id = message['event'] === 'ready' ? 0 : (message['id'] as number)
+    const id = message.event === 'ready' ? 0 : (message.id as number)
     const waiter = this.#pending.get(id)
     if (waiter === undefined) return
     this.#pending.delete(id)
-    if (typeof message['error'] === 'string') waiter.reject(new Error(`workload agent: ${message['error']}`))
+    if (typeof message.error === 'string') waiter.reject(new Error(`workload agent: ${message.error}`))
     else waiter.resolve(message)
   }
 
@@ -187,7 +187,7 @@ export class NetnsCluster {
   /** Every replica's status, asked from inside the namespace; a dead, paused or cut-off one gives an error. */
   async observe(): Promise<ReplicaObservation[]> {
     const answer = await this.agent.request('status')
-    const statuses = answer['statuses'] as Array<{ multiaddr: string; status?: StatusResult; error?: string }>
+    const statuses = answer.statuses as Array<{ multiaddr: string; status?: StatusResult; error?: string }>
     return statuses.map((entry, i) => {
       const id = this.ids[i]!
       return entry.status !== undefined ? { id, status: entry.status } : { id, error: entry.error ?? 'UNAVAILABLE' }

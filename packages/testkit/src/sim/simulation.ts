@@ -682,14 +682,14 @@ export class Simulation {
   }
 
   private describeCluster(): string {
-    return [...this.replicas.values()]
+    return `${[...this.replicas.values()]
       .map((replica) => {
         const node = replica.node
         if (node === undefined) return `n${replica.id}:down`
         const raft = node.raft
         return `n${replica.id}:${raft.role}/t${raft.term}/c${raft.log.committed}/a${replica.appliedIndex}/l${raft.log.lastIndex()}`
       })
-      .join(' ') + ` pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify([...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)?.node?.status().progress ?? {})}`
+      .join(' ')} pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify([...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)?.node?.status().progress ?? {})}`
   }
 }
 

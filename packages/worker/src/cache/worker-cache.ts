@@ -1,5 +1,4 @@
 import { mkdir, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Level } from 'level'
 import { levelFailure, writeMarkerFile } from '@nodeledger/leveldb'
 import { RECORDS_MAX } from '@nodeledger/registry'

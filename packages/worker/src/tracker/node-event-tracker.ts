@@ -4,7 +4,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AuthorityClient } from '@nodeledger/client'
 import { DELTAS_TOPIC, ProtocolError, encodeGossipDelta, validateGossipDelta } from '@nodeledger/protocol'
-import type { SubmitResult } from '@nodeledger/protocol'
+import type { SinceResult, SubmitResult } from '@nodeledger/protocol'
 import { CAPABILITY_FIELD, canDoWork, compareReliability, mergeDelta, recordsDigest } from '@nodeledger/registry'
 import type { Category, Delta, ListFilter, NodeData, SelfReported } from '@nodeledger/registry'
 import type { Logger } from 'pino'
@@ -276,7 +276,7 @@ export class NodeEventTracker extends EventTarget {
     try {
       for (let more = true; more && !this.#stopped; ) {
         const from = this.#cache.appliedIndex
-        let page
+        let page: SinceResult
         try {
           page = await this.#untilDone('since', () => this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }))
         } catch (error) {

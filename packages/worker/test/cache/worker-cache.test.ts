@@ -136,7 +136,9 @@ describe('WorkerCache', () => {
       await cache.putProvisional(record(B, 2, 2))
       await cache.putProvisional(record(C, 9, 0))
       await cache.replaceAll([record(B, 3, 50), record(C, 4, 60)], 100)
-      for (const current of [cache, (cache = await reopen(cache, dir))]) {
+      const before = cache
+      cache = await reopen(cache, dir)
+      for (const current of [before, cache]) {
         expect(current.appliedIndex).toBe(100)
         expect(current.get(A)).toBeUndefined()
         expect(current.get(B)).toEqual(record(B, 3, 50))
