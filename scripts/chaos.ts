@@ -43,7 +43,9 @@ function parseOptions(): Options {
     },
   })
   if (values.help) {
-    console.log(`usage: pnpm chaos --nemesis all|<name>[,<name>] --minutes 10 [--replicas 3|5] [--out DIR] [--seed N]\nnemeses: ${NEMESIS_NAMES.join(', ')}`)
+    console.log(
+      `usage: pnpm chaos --nemesis all|<name>[,<name>] --minutes 10 [--replicas 3|5] [--out DIR] [--seed N]\nnemeses: ${NEMESIS_NAMES.join(', ')}`,
+    )
     process.exit(0)
   }
   const minutes = Number(values.minutes)
@@ -71,7 +73,8 @@ async function main(): Promise<number> {
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
-      format: 'chaos |{bar}| {percentage}% {elapsed_s}/{total_s} s | fault {faults} {nemesis} | ops {ops} | leader {leader}',
+      format:
+        'chaos |{bar}| {percentage}% {elapsed_s}/{total_s} s | fault {faults} {nemesis} | ops {ops} | leader {leader}',
       barsize: 30,
       hideCursor: true,
       noTTYOutput: true,
@@ -81,7 +84,9 @@ async function main(): Promise<number> {
   )
   const totalS = Math.round(durationMs / 1000)
   bar.start(totalS, 0, { elapsed_s: 0, total_s: totalS, faults: 0, nemesis: 'starting', ops: 0, leader: '-' })
-  console.error(`chaos: ${options.nemeses.join(', ')} for ${options.minutes} min on ${options.replicas} replicas; run dir ${options.out}`)
+  console.error(
+    `chaos: ${options.nemeses.join(', ')} for ${options.minutes} min on ${options.replicas} replicas; run dir ${options.out}`,
+  )
   let report: ChaosReport
   try {
     report = await runChaos({
@@ -92,7 +97,14 @@ async function main(): Promise<number> {
       ...(options.seed === undefined ? {} : { seed: options.seed }),
       onProgress: (progress) => {
         const elapsedS = Math.round(progress.elapsedMs / 1000)
-        bar.update(Math.min(elapsedS, totalS), { elapsed_s: elapsedS, total_s: totalS, faults: progress.faults, nemesis: progress.nemesis, ops: progress.ops, leader: progress.leader === undefined ? '-' : `r${progress.leader}` })
+        bar.update(Math.min(elapsedS, totalS), {
+          elapsed_s: elapsedS,
+          total_s: totalS,
+          faults: progress.faults,
+          nemesis: progress.nemesis,
+          ops: progress.ops,
+          leader: progress.leader === undefined ? '-' : `r${progress.leader}`,
+        })
       },
       // On a terminal the bar redraws in place and a log line would tear it; elsewhere, every fault is a line.
       ...(process.stderr.isTTY ? {} : { log: (message: string) => console.error(`chaos: ${message}`) }),
@@ -101,9 +113,18 @@ async function main(): Promise<number> {
     bar.stop()
   }
   const paths = writeReport(report, options.out)
-  const verdict = report.verdict.valid === true ? 'linearizable' : report.verdict.valid === false ? 'NOT linearizable' : 'unknown'
-  console.log(`${report.valid ? 'PASS' : 'FAIL'}: ${report.ops.total} ops (writes ok ${report.ops.writeOk}, info ${report.ops.writeInfo}; reads ok ${report.ops.readOk}, fail ${report.ops.readFail}), ${report.faults.length} faults, ${report.leaderChanges} leader changes, unavailable ${(report.unavailability.totalMs / 1000).toFixed(1)} s in ${report.unavailability.windows.length} windows (longest ${(report.unavailability.longestMs / 1000).toFixed(1)} s), history ${verdict}, ${report.lostWrites.length} lost writes, ${report.splitBrain.length} split brain, ${report.findings.length} findings`)
-  for (const problem of [...report.verdict.failures.map((failure) => `${failure.key}: ${failure.explanation}`), ...report.lostWrites.map((lost) => `lost ${lost.key} seq ${lost.acknowledgedSeq}`), ...report.splitBrain, ...report.findings]) console.log(`  ${problem}`)
+  const verdict =
+    report.verdict.valid === true ? 'linearizable' : report.verdict.valid === false ? 'NOT linearizable' : 'unknown'
+  console.log(
+    `${report.valid ? 'PASS' : 'FAIL'}: ${report.ops.total} ops (writes ok ${report.ops.writeOk}, info ${report.ops.writeInfo}; reads ok ${report.ops.readOk}, fail ${report.ops.readFail}), ${report.faults.length} faults, ${report.leaderChanges} leader changes, unavailable ${(report.unavailability.totalMs / 1000).toFixed(1)} s in ${report.unavailability.windows.length} windows (longest ${(report.unavailability.longestMs / 1000).toFixed(1)} s), history ${verdict}, ${report.lostWrites.length} lost writes, ${report.splitBrain.length} split brain, ${report.findings.length} findings`,
+  )
+  for (const problem of [
+    ...report.verdict.failures.map((failure) => `${failure.key}: ${failure.explanation}`),
+    ...report.lostWrites.map((lost) => `lost ${lost.key} seq ${lost.acknowledgedSeq}`),
+    ...report.splitBrain,
+    ...report.findings,
+  ])
+    console.log(`  ${problem}`)
   console.log(`report: ${paths.markdown}\ntimeline: ${paths.svg}`)
   return report.valid ? 0 : 1
 }

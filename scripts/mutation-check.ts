@@ -65,16 +65,26 @@ for (const [position, mutation] of MUTATIONS.entries()) {
   rmSync(scratch, { recursive: true, force: true })
   try {
     mkdirSync(join(scratch, 'node_modules/@nodeledger'), { recursive: true })
-    cpSync(join(root, 'packages/raft'), join(scratch, 'raft'), { recursive: true, filter: (source) => !source.includes('node_modules') })
+    cpSync(join(root, 'packages/raft'), join(scratch, 'raft'), {
+      recursive: true,
+      filter: (source) => !source.includes('node_modules'),
+    })
     cpSync(join(root, 'packages/testkit/src'), join(scratch, 'testkit/src'), { recursive: true })
     writeFileSync(join(scratch, 'testkit/package.json'), '{"type":"module"}')
     symlinkSync(join(scratch, 'raft'), join(scratch, 'node_modules/@nodeledger/raft'))
     symlinkSync(commanderDir, join(scratch, 'node_modules/commander'))
     const target = join(scratch, 'raft/src', mutation.file)
     const source = readFileSync(target, 'utf8')
-    if (!source.includes(mutation.find)) throw new Error(`mutation "${mutation.name}": pattern not found in ${mutation.file}; update scripts/mutation-check.ts`)
+    if (!source.includes(mutation.find))
+      throw new Error(
+        `mutation "${mutation.name}": pattern not found in ${mutation.file}; update scripts/mutation-check.ts`,
+      )
     writeFileSync(target, source.replace(mutation.find, mutation.replace))
-    const run = spawnSync(process.execPath, [join(scratch, 'testkit/src/cli/sim.ts'), '--seeds', String(seedBudget), '--from', String(firstSeed), '--quiet'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
+    const run = spawnSync(
+      process.execPath,
+      [join(scratch, 'testkit/src/cli/sim.ts'), '--seeds', String(seedBudget), '--from', String(firstSeed), '--quiet'],
+      { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
+    )
     const output = run.stdout
     const failed = [...output.matchAll(/^seed (\d+) FAILED/gm)].map((match) => Number(match[1]))
     const summary = output.trim().split('\n').pop() ?? ''
@@ -84,8 +94,15 @@ for (const [position, mutation] of MUTATIONS.entries()) {
       continue
     }
     const caughtBy = Math.min(...failed)
-    const violation = output.split(`seed ${caughtBy} FAILED`)[1]?.split('\n').find((line) => line.includes('violation:'))?.trim() ?? ''
-    console.log(`CAUGHT    ${mutation.name}\n          first failing seed ${caughtBy}; ${failed.length} seeds failed; ${summary}\n          ${violation.slice(0, 240)}`)
+    const violation =
+      output
+        .split(`seed ${caughtBy} FAILED`)[1]
+        ?.split('\n')
+        .find((line) => line.includes('violation:'))
+        ?.trim() ?? ''
+    console.log(
+      `CAUGHT    ${mutation.name}\n          first failing seed ${caughtBy}; ${failed.length} seeds failed; ${summary}\n          ${violation.slice(0, 240)}`,
+    )
   } finally {
     rmSync(scratch, { recursive: true, force: true })
   }

@@ -46,13 +46,17 @@ describe('authority replicas refuse bad peers and bad input', () => {
       }
     })()
     expect(outcome).not.toBe('answered')
-    await waitUntil('the refusal in the log', () => cluster.logText(1).includes('inbound stream refused: not a configured replica'))
+    await waitUntil('the refusal in the log', () =>
+      cluster.logText(1).includes('inbound stream refused: not a configured replica'),
+    )
     expect((await stranger.status(target)).id).toBe(1)
   })
 
   it('answers UNAUTHORIZED to a node submitting a delta for another peer id', async () => {
     const [victim] = await makePeerIds(1)
-    const error = await stranger.submit({ originPeerId: victim!, seq: 1, fields: { isStaked: true } }).catch((caught: unknown) => caught)
+    const error = await stranger
+      .submit({ originPeerId: victim!, seq: 1, fields: { isStaked: true } })
+      .catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(ProtocolError)
     expect((error as ProtocolError).code).toBe('UNAUTHORIZED')
     const { record } = await operator.get(victim!, { consistency: 'linearizable' })

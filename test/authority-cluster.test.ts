@@ -34,7 +34,9 @@ describe('authority cluster (3 replica processes)', () => {
     const leader = await leaderOf(client)
     const statuses = await waitUntil('every replica applied the leader commit', async () => {
       const all = (await client.statusAll()).map((entry) => ('status' in entry ? entry.status : undefined))
-      return all.every((status) => status !== undefined && status.applied >= leader.commit) ? (all as StatusResult[]) : undefined
+      return all.every((status) => status !== undefined && status.applied >= leader.commit)
+        ? (all as StatusResult[])
+        : undefined
     })
     const digests = new Set(statuses.map((status) => `${status.registryRecords}:${status.registryDigest}`))
     expect(digests.size).toBe(1)
@@ -44,7 +46,9 @@ describe('authority cluster (3 replica processes)', () => {
   it('keeps every acknowledged write through a SIGKILL of the leader; the killed replica catches up', async () => {
     const leader = await leaderOf(client)
     const errors: string[] = []
-    const writes = submitMany(client, peerIds, seqs, 2_000, 8, (error) => errors.push((error as ProtocolError).code ?? String(error)))
+    const writes = submitMany(client, peerIds, seqs, 2_000, 8, (error) =>
+      errors.push((error as ProtocolError).code ?? String(error)),
+    )
     await new Promise((resolve) => setTimeout(resolve, 150))
     await cluster.kill(leader.id, 'SIGKILL')
     const acknowledged = await writes
@@ -54,13 +58,17 @@ describe('authority cluster (3 replica processes)', () => {
     expect((await expectAllPresent(client, acknowledged)).missing).toEqual([])
     expect(acknowledged.length).toBeGreaterThan(1_000)
     cluster.start(leader.id)
-    const caughtUp = await waitUntil('the killed replica to catch up', async () => {
-      const all = await client.statusAll()
-      const current = all.map((entry) => ('status' in entry ? entry.status : undefined))
-      const restarted = current.find((status) => status?.id === leader.id)
-      const head = current.find((status) => status?.role === 'leader')
-      return restarted !== undefined && head !== undefined && restarted.applied >= head.commit ? restarted : undefined
-    }, 30_000)
+    const caughtUp = await waitUntil(
+      'the killed replica to catch up',
+      async () => {
+        const all = await client.statusAll()
+        const current = all.map((entry) => ('status' in entry ? entry.status : undefined))
+        const restarted = current.find((status) => status?.id === leader.id)
+        const head = current.find((status) => status?.role === 'leader')
+        return restarted !== undefined && head !== undefined && restarted.applied >= head.commit ? restarted : undefined
+      },
+      30_000,
+    )
     expect(caughtUp.role).toBe('follower')
   })
 })

@@ -3,7 +3,14 @@ import type { AuthorityClient } from '@nodeledger/client'
 import { ProcessCluster } from '@nodeledger/testkit'
 import { SimRng } from '@nodeledger/testkit'
 import type { Delta } from '@nodeledger/registry'
-import { converged, expectAllPresent, leaderOf, makePeerIds, operatorClient, submitMany } from './support/cluster-client.ts'
+import {
+  converged,
+  expectAllPresent,
+  leaderOf,
+  makePeerIds,
+  operatorClient,
+  submitMany,
+} from './support/cluster-client.ts'
 
 /**
  * Issue 4: kill -9 at any moment, then restart, gives a valid state. A writer runs throughout while

@@ -32,13 +32,18 @@ async function leaderStatus(): Promise<StatusResult> {
 
 /** Every running worker holds exactly what the replicas hold: same digest, nothing provisional. */
 async function cachesConverge(timeoutMs = 30_000): Promise<string> {
-  return await waitUntil('every worker cache to equal the replicas\' registry', async () => {
-    const all = await converged(client)
-    const digests = new Set(all.map((status) => status.registryDigest))
-    if (digests.size !== 1) return undefined
-    const [digest] = digests
-    return running().every((tracker) => tracker.digest() === digest) ? digest : undefined
-  }, timeoutMs, 200)
+  return await waitUntil(
+    "every worker cache to equal the replicas' registry",
+    async () => {
+      const all = await converged(client)
+      const digests = new Set(all.map((status) => status.registryDigest))
+      if (digests.size !== 1) return undefined
+      const [digest] = digests
+      return running().every((tracker) => tracker.digest() === digest) ? digest : undefined
+    },
+    timeoutMs,
+    200,
+  )
 }
 
 beforeAll(async () => {
@@ -49,7 +54,13 @@ beforeAll(async () => {
   ;({ root, slots } = await workerSlots(WORKERS))
   // Start in small batches: 20 joins at once on 2 cores would only measure the scheduler.
   for (let i = 0; i < slots.length; i += 5) {
-    await Promise.all(slots.slice(i, i + 5).map((slot, j) => startWorker(slot, cluster.multiaddrs, { self: { isStaked: true, isWebScraper: (i + j) % 2 === 0, version: '1.0.0' } })))
+    await Promise.all(
+      slots.slice(i, i + 5).map((slot, j) =>
+        startWorker(slot, cluster.multiaddrs, {
+          self: { isStaked: true, isWebScraper: (i + j) % 2 === 0, version: '1.0.0' },
+        }),
+      ),
+    )
   }
 }, 120_000)
 
@@ -77,7 +88,11 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     expect(ack.duplicate).toBe(false)
     const logged = await client.get(author.peerId)
     expect(logged.record).toMatchObject({ isDiscordScraper: true, version: '1.1.0', originSeq: author.ownSeq })
-    await waitUntil('the delta in every cache', () => running().every((tracker) => tracker.get(author.peerId)?.version === '1.1.0'), 20_000)
+    await waitUntil(
+      'the delta in every cache',
+      () => running().every((tracker) => tracker.get(author.peerId)?.version === '1.1.0'),
+      20_000,
+    )
     await cachesConverge()
     const gossiped = running().reduce((sum, tracker) => sum + tracker.counters.gossipAccepted, 0)
     expect(gossiped).toBeGreaterThan(0)
@@ -86,18 +101,36 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
   it('a forged gossip delta (origin is not the signer) is rejected by the receiver, reaches no cache, and costs the sender its score', async () => {
     const victim = slots[1]!.tracker!
     const target = slots[2]!.tracker!
-    const rogue = await createWorkerHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    const rogue = await createWorkerHost({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
     try {
       rogue.services.gossip.subscribe(DELTAS_TOPIC)
       await rogue.dial(target.host.getMultiaddrs()[0]!)
-      await waitUntil('the rogue to see the target on the topic', () => rogue.services.gossip.getSubscribers(DELTAS_TOPIC).some((peer) => peer.toString() === target.peerId), 10_000)
+      await waitUntil(
+        'the rogue to see the target on the topic',
+        () => rogue.services.gossip.getSubscribers(DELTAS_TOPIC).some((peer) => peer.toString() === target.peerId),
+        10_000,
+      )
       const rejectedBefore = target.counters.gossipRejected
-      const forged = encodeGossipDelta({ originPeerId: victim.peerId, seq: victim.ownSeq + 100, fields: { version: 'forged' } })
+      const forged = encodeGossipDelta({
+        originPeerId: victim.peerId,
+        seq: victim.ownSeq + 100,
+        fields: { version: 'forged' },
+      })
       for (let i = 0; i < 3; i++) await rogue.services.gossip.publish(DELTAS_TOPIC, forged)
       await waitUntil('the target to reject the forgery', () => target.counters.gossipRejected > rejectedBefore, 10_000)
       // Scores are refreshed on gossipsub's heartbeat (1 s), not at each message.
-      const scoreOf = (): number => (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(rogue.peerId.toString())
-      const score = await waitUntil('the rogue\'s score to fall below 0', () => (scoreOf() < 0 ? scoreOf() : undefined), 10_000)
+      const scoreOf = (): number =>
+        (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(
+          rogue.peerId.toString(),
+        )
+      const score = await waitUntil(
+        "the rogue's score to fall below 0",
+        () => (scoreOf() < 0 ? scoreOf() : undefined),
+        10_000,
+      )
       expect(score).toBeLessThan(0)
       expect(running().every((tracker) => tracker.get(victim.peerId)?.version !== 'forged')).toBe(true)
     } finally {
@@ -136,16 +169,28 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     await cachesConverge()
   }, 60_000)
 
-  it('SIGKILL of the leader: every worker follows the new one, nobody expires, caches converge to the replicas\' registry', async () => {
+  it("SIGKILL of the leader: every worker follows the new one, nobody expires, caches converge to the replicas' registry", async () => {
     const old = await leaderStatus()
     await cluster.kill(old.id, 'SIGKILL')
-    const next = await waitUntil('a new leader', async () => (await statuses(client)).find((status) => status?.role === 'leader' && status.id !== old.id), 20_000)
+    const next = await waitUntil(
+      'a new leader',
+      async () => (await statuses(client)).find((status) => status?.role === 'leader' && status.id !== old.id),
+      20_000,
+    )
     // A write through the new leader must reach every cache by the watch (or anti-entropy).
     const author = slots[9]!.tracker!
     await author.update({ version: 'after-failover' })
-    await waitUntil('the post-failover write in every cache', () => running().every((tracker) => tracker.get(author.peerId)?.version === 'after-failover'), 30_000)
+    await waitUntil(
+      'the post-failover write in every cache',
+      () => running().every((tracker) => tracker.get(author.peerId)?.version === 'after-failover'),
+      30_000,
+    )
     const newLeaderAddress = cluster.multiaddrOf(next.id)
-    await waitUntil('every worker to follow the new leader', () => running().every((tracker) => tracker.client.leader === newLeaderAddress), 30_000)
+    await waitUntil(
+      'every worker to follow the new leader',
+      () => running().every((tracker) => tracker.client.leader === newLeaderAddress),
+      30_000,
+    )
     // Steady heartbeats across the failover: the new leader granted fresh leases, nobody expired.
     const records = (await client.list({ limit: 1000 })).records
     expect(records.filter((record) => !record.isActive).map((record) => record.peerId)).toEqual([])
@@ -163,10 +208,14 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
       await quietClient.submit({ originPeerId: quietId, seq: 1, fields: { version: 'quiet' } })
       expect((await quietClient.heartbeat(quietId)).active).toBe(true)
       const activeAt = Date.now()
-      const expired = await waitUntil('the quiet node to expire', async () => {
-        const record = (await quietClient.get(quietId)).record
-        return record !== null && !record.isActive ? record : undefined
-      }, LIVENESS.ttlMs * 4)
+      const expired = await waitUntil(
+        'the quiet node to expire',
+        async () => {
+          const record = (await quietClient.get(quietId)).record
+          return record !== null && !record.isActive ? record : undefined
+        },
+        LIVENESS.ttlMs * 4,
+      )
       expect(Date.now() - activeAt).toBeGreaterThanOrEqual(LIVENESS.ttlMs)
       expect(expired.uptimeAccumulatedMs).toBeGreaterThanOrEqual(LIVENESS.ttlMs)
       expect(expired.lastLeftMs - expired.lastJoinedMs).toBe(expired.uptimeAccumulatedMs)
@@ -181,7 +230,11 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     const vanishedId = vanished.tracker!.peerId
     await vanished.tracker!.stop({ leave: false })
     vanished.tracker = undefined
-    await waitUntil('the vanished worker to be inactive', async () => (await client.get(vanishedId)).record?.isActive === false, LIVENESS.ttlMs * 4)
+    await waitUntil(
+      'the vanished worker to be inactive',
+      async () => (await client.get(vanishedId)).record?.isActive === false,
+      LIVENESS.ttlMs * 4,
+    )
 
     const leaving = slots[12]!
     const leavingId = leaving.tracker!.peerId
@@ -190,7 +243,11 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     expect((await client.get(leavingId)).record?.isActive).toBe(false)
 
     // The quiet client is gone too now; once its lease ends, nothing changes and the log stands still.
-    await waitUntil('the quiet node to be inactive again', async () => (await client.get(quietId)).record?.isActive === false, LIVENESS.ttlMs * 4)
+    await waitUntil(
+      'the quiet node to be inactive again',
+      async () => (await client.get(quietId)).record?.isActive === false,
+      LIVENESS.ttlMs * 4,
+    )
     const before = (await leaderStatus()).lastIndex
     await new Promise((resolve) => setTimeout(resolve, 2_000))
     expect((await leaderStatus()).lastIndex).toBe(before)

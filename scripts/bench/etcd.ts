@@ -101,19 +101,32 @@ export class EtcdCluster {
     if (member.child !== undefined) throw new Error(`etcd ${member.name} is already running`)
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
     const args = [
-      '--name', member.name,
-      '--data-dir', member.dataDir,
-      '--listen-client-urls', member.clientUrl,
-      '--advertise-client-urls', member.clientUrl,
-      '--listen-peer-urls', member.peerUrl,
-      '--initial-advertise-peer-urls', member.peerUrl,
-      '--initial-cluster', initialCluster,
-      '--initial-cluster-token', this.token,
-      '--initial-cluster-state', 'new',
-      '--heartbeat-interval', String(this.timing.heartbeatIntervalMs),
-      '--election-timeout', String(this.timing.electionTimeoutMs),
-      '--log-level', 'warn',
-      '--logger', 'zap',
+      '--name',
+      member.name,
+      '--data-dir',
+      member.dataDir,
+      '--listen-client-urls',
+      member.clientUrl,
+      '--advertise-client-urls',
+      member.clientUrl,
+      '--listen-peer-urls',
+      member.peerUrl,
+      '--initial-advertise-peer-urls',
+      member.peerUrl,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-token',
+      this.token,
+      '--initial-cluster-state',
+      'new',
+      '--heartbeat-interval',
+      String(this.timing.heartbeatIntervalMs),
+      '--election-timeout',
+      String(this.timing.electionTimeoutMs),
+      '--log-level',
+      'warn',
+      '--logger',
+      'zap',
     ]
     const log = createWriteStream(member.logPath, { flags: 'a' })
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -139,7 +152,11 @@ export class EtcdCluster {
       member.exited = undefined
       // The old channel points at a dead process; a fresh one reconnects without gRPC's backoff.
       member.client.close()
-      member.client = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2_000, faultHandling: { host: () => noop, global: noop } })
+      member.client = new Etcd3({
+        hosts: member.clientUrl,
+        dialTimeout: 2_000,
+        faultHandling: { host: () => noop, global: noop },
+      })
     })
   }
 
@@ -174,7 +191,6 @@ export class EtcdCluster {
   }
 }
 
-
 /**
  * The bench's etcd client: the etcd3 npm package, one single-host client per member, and requests
  * sent to the member that leads, the way nodeledger's client sends them to its leader. That is
@@ -202,7 +218,12 @@ export class EtcdTarget implements BenchTarget {
     value.write(`${request.key}:${request.seq}:`, 0, 'latin1')
     const leader = await this.currentLeader()
     try {
-      await this.cluster.member(leader).client.put(this.keys[request.key]!).value(value).options({ deadline: Date.now() + REQUEST_TIMEOUT_MS }).exec()
+      await this.cluster
+        .member(leader)
+        .client.put(this.keys[request.key]!)
+        .value(value)
+        .options({ deadline: Date.now() + REQUEST_TIMEOUT_MS })
+        .exec()
     } catch (error) {
       this.forget(leader)
       throw error
@@ -212,7 +233,12 @@ export class EtcdTarget implements BenchTarget {
   async read(key: number): Promise<void> {
     const leader = await this.currentLeader()
     try {
-      await this.cluster.member(leader).client.get(this.keys[key]!).serializable(false).options({ deadline: Date.now() + REQUEST_TIMEOUT_MS }).buffer()
+      await this.cluster
+        .member(leader)
+        .client.get(this.keys[key]!)
+        .serializable(false)
+        .options({ deadline: Date.now() + REQUEST_TIMEOUT_MS })
+        .buffer()
     } catch (error) {
       this.forget(leader)
       throw error
@@ -253,7 +279,9 @@ export class EtcdTarget implements BenchTarget {
       }
       await sleep(20)
     }
-    throw new Error(`etcd not healthy within ${timeoutMs} ms (${last})\n${this.memberIds.map((id) => `m${id}: ${this.cluster.tail(id, 5)}`).join('\n')}`)
+    throw new Error(
+      `etcd not healthy within ${timeoutMs} ms (${last})\n${this.memberIds.map((id) => `m${id}: ${this.cluster.tail(id, 5)}`).join('\n')}`,
+    )
   }
 
   async close(): Promise<void> {
@@ -277,7 +305,9 @@ export class EtcdTarget implements BenchTarget {
     const deadline = Date.now() + REQUEST_TIMEOUT_MS
     while (Date.now() < deadline) {
       const running = this.memberIds.filter((id) => this.cluster.isRunning(id))
-      const answers = await Promise.allSettled(running.map(async (id) => ({ id, status: await this.cluster.status(id) })))
+      const answers = await Promise.allSettled(
+        running.map(async (id) => ({ id, status: await this.cluster.status(id) })),
+      )
       for (const answer of answers) {
         if (answer.status !== 'fulfilled') continue
         const { id, status } = answer.value

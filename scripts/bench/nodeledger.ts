@@ -60,7 +60,10 @@ function label(timing: Timing): string {
   return `heartbeat ${timing.heartbeatTicks * timing.tickIntervalMs} ms, election ${timing.electionTimeoutTicks * timing.tickIntervalMs} ms (${timing.tickIntervalMs} ms ticks)`
 }
 
-export function nodeledgerTimingLabel(timing: 'default' | 'equal', equal: { heartbeatIntervalMs: number; electionTimeoutMs: number }): string {
+export function nodeledgerTimingLabel(
+  timing: 'default' | 'equal',
+  equal: { heartbeatIntervalMs: number; electionTimeoutMs: number },
+): string {
   return label(timing === 'default' ? DEFAULT_TIMING : equalTiming(equal))
 }
 
@@ -89,7 +92,8 @@ export async function openNodeledger(options: OpenNodeledgerOptions): Promise<Be
       backoffMaxMs: CLIENT_BACKOFF_MAX_MS,
     })
   const operator = newClient(operatorKey)
-  const clients = options.submitAs === 'operator' ? peerIds.map(() => operator) : options.peers.privateKeys.map(newClient)
+  const clients =
+    options.submitAs === 'operator' ? peerIds.map(() => operator) : options.peers.privateKeys.map(newClient)
   const all = [operator, ...(options.submitAs === 'operator' ? [] : clients)]
   const stopClients: Cleanup = async () => {
     await Promise.all(all.map((client) => client.stop().catch(() => {})))
@@ -114,7 +118,13 @@ class NodeledgerTarget implements BenchTarget {
   private readonly factory: DeltaFactory
   private closed = false
 
-  constructor(cluster: ProcessCluster, client: AuthorityClient, clients: readonly AuthorityClient[], peerIds: readonly string[], factory: DeltaFactory) {
+  constructor(
+    cluster: ProcessCluster,
+    client: AuthorityClient,
+    clients: readonly AuthorityClient[],
+    peerIds: readonly string[],
+    factory: DeltaFactory,
+  ) {
     this.cluster = cluster
     this.client = client
     this.clients = clients
@@ -134,7 +144,10 @@ class NodeledgerTarget implements BenchTarget {
   async leader(): Promise<number> {
     const statuses = await this.client.statusAll()
     const leader = statuses.find((s) => s.status?.role === 'leader')
-    if (leader?.status === undefined) throw new Error(`no nodeledger replica leads (${statuses.map((s) => s.status?.role ?? s.error?.code).join(', ')})`)
+    if (leader?.status === undefined)
+      throw new Error(
+        `no nodeledger replica leads (${statuses.map((s) => s.status?.role ?? s.error?.code).join(', ')})`,
+      )
     return leader.status.id
   }
 
@@ -164,7 +177,9 @@ class NodeledgerTarget implements BenchTarget {
       }
       await sleep(20)
     }
-    throw new Error(`nodeledger not healthy within ${timeoutMs} ms (${last})\n${this.memberIds.map((id) => `replica ${id}: ${this.cluster.tail(id, 5)}`).join('\n')}`)
+    throw new Error(
+      `nodeledger not healthy within ${timeoutMs} ms (${last})\n${this.memberIds.map((id) => `replica ${id}: ${this.cluster.tail(id, 5)}`).join('\n')}`,
+    )
   }
 
   async close(): Promise<void> {

@@ -75,11 +75,17 @@ export class DeltaFactory {
 
   /** The encoded log entry for this delta: the etcd value. */
   encode(originPeerId: string, seq: number): Uint8Array {
-    return encodeCommand({ timestampMs: Date.now(), command: { kind: 'delta', submitterPeerId: this.submitterPeerId, delta: this.delta(originPeerId, seq) } })
+    return encodeCommand({
+      timestampMs: Date.now(),
+      command: { kind: 'delta', submitterPeerId: this.submitterPeerId, delta: this.delta(originPeerId, seq) },
+    })
   }
 
   private encodedSize(peerId: string, seq: number, versionLength: number): number {
     const delta: Delta = { originPeerId: peerId, seq, fields: fieldsFor(peerId, seq, versionLength) }
-    return encodeCommand({ timestampMs: Date.now(), command: { kind: 'delta', submitterPeerId: this.submitterPeerId, delta } }).length
+    return encodeCommand({
+      timestampMs: Date.now(),
+      command: { kind: 'delta', submitterPeerId: this.submitterPeerId, delta },
+    }).length
   }
 }

@@ -23,10 +23,23 @@ import { DeltaFactory, PEER_POOL_SIZE_DEFAULT, generatePeers } from './payload.t
 import { Progress } from './progress.ts'
 import { ratios, round } from './stats.ts'
 import type { BenchTarget, Cleanup, SystemName } from './target.ts'
-import { KeyPool, concurrentWrites, describe, failover, linearizableReads, sequentialWrites, HEALTHY_TIMEOUT_MS } from './workloads.ts'
+import {
+  KeyPool,
+  concurrentWrites,
+  describe,
+  failover,
+  linearizableReads,
+  sequentialWrites,
+  HEALTHY_TIMEOUT_MS,
+} from './workloads.ts'
 import type { FailoverResult, ThroughputResult } from './workloads.ts'
 import type { CatchupResult, GossipResult } from './worker-workloads.ts'
-import { CATCHUP_RECORDS_DEFAULT, CATCHUP_TRIALS_DEFAULT, GOSSIP_DELTAS_DEFAULT, GOSSIP_WORKERS_DEFAULT } from './worker-protocol.ts'
+import {
+  CATCHUP_RECORDS_DEFAULT,
+  CATCHUP_TRIALS_DEFAULT,
+  GOSSIP_DELTAS_DEFAULT,
+  GOSSIP_WORKERS_DEFAULT,
+} from './worker-protocol.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup'] as const
@@ -84,15 +97,24 @@ function parseOptions(argv: string[]): Options {
     process.exit(0)
   }
   const only = new Set<WorkloadOption>()
-  for (const name of values.only.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-    if (!(WORKLOADS as readonly string[]).includes(name)) throw new TypeError(`--only: unknown workload "${name}" (choose from ${WORKLOADS.join(', ')})`)
+  for (const name of values.only
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
+    if (!(WORKLOADS as readonly string[]).includes(name))
+      throw new TypeError(`--only: unknown workload "${name}" (choose from ${WORKLOADS.join(', ')})`)
     only.add(name as WorkloadOption)
   }
   const submitAs = values['submit-as']
-  if (submitAs !== 'origin' && submitAs !== 'operator') throw new TypeError(`--submit-as: origin or operator, got "${submitAs}"`)
+  if (submitAs !== 'origin' && submitAs !== 'operator')
+    throw new TypeError(`--submit-as: origin or operator, got "${submitAs}"`)
   const trials = integer('--trials', values.trials, 1, TRIALS_MAX)
   const durationS = integer('--duration-s', values['duration-s'], 1, DURATION_S_MAX)
-  const gossipWorkers = values['gossip-workers'].split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => integer('--gossip-workers', s, GOSSIP_WORKERS_MIN, GOSSIP_WORKERS_MAX))
+  const gossipWorkers = values['gossip-workers']
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => integer('--gossip-workers', s, GOSSIP_WORKERS_MIN, GOSSIP_WORKERS_MAX))
   if (gossipWorkers.length === 0) throw new TypeError('--gossip-workers: at least one worker count')
   return {
     only,
@@ -112,7 +134,8 @@ function parseOptions(argv: string[]): Options {
 
 function integer(name: string, text: string, min: number, max: number): number {
   const value = Number(text)
-  if (!Number.isInteger(value) || value < min || value > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, got "${text}"`)
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new TypeError(`${name}: expected an integer from ${min} to ${max}, got "${text}"`)
   return value
 }
 
@@ -181,14 +204,52 @@ type SystemResults = {
   error?: string
 }
 
-type WorkloadRow = { workload: keyof Omit<SystemResults, 'error'>; metrics: Array<[string, string, 'higher' | 'lower']> }
+type WorkloadRow = {
+  workload: keyof Omit<SystemResults, 'error'>
+  metrics: Array<[string, string, 'higher' | 'lower']>
+}
 
 const WORKLOAD_ROWS: WorkloadRow[] = [
-  { workload: 'seq-writes', metrics: [['opsPerS', 'writes/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
-  { workload: 'conc-writes', metrics: [['opsPerS', 'writes/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
-  { workload: 'reads', metrics: [['opsPerS', 'reads/s', 'higher'], ['p50Ms', 'p50 ms', 'lower'], ['p99Ms', 'p99 ms', 'lower']] },
-  { workload: 'failover-default', metrics: [['p50Ms', 'gap p50 ms', 'lower'], ['p99Ms', 'gap p99 ms', 'lower'], ['failedTrials', 'failed trials', 'lower']] },
-  { workload: 'failover-equal', metrics: [['p50Ms', 'gap p50 ms', 'lower'], ['p99Ms', 'gap p99 ms', 'lower'], ['failedTrials', 'failed trials', 'lower']] },
+  {
+    workload: 'seq-writes',
+    metrics: [
+      ['opsPerS', 'writes/s', 'higher'],
+      ['p50Ms', 'p50 ms', 'lower'],
+      ['p99Ms', 'p99 ms', 'lower'],
+    ],
+  },
+  {
+    workload: 'conc-writes',
+    metrics: [
+      ['opsPerS', 'writes/s', 'higher'],
+      ['p50Ms', 'p50 ms', 'lower'],
+      ['p99Ms', 'p99 ms', 'lower'],
+    ],
+  },
+  {
+    workload: 'reads',
+    metrics: [
+      ['opsPerS', 'reads/s', 'higher'],
+      ['p50Ms', 'p50 ms', 'lower'],
+      ['p99Ms', 'p99 ms', 'lower'],
+    ],
+  },
+  {
+    workload: 'failover-default',
+    metrics: [
+      ['p50Ms', 'gap p50 ms', 'lower'],
+      ['p99Ms', 'gap p99 ms', 'lower'],
+      ['failedTrials', 'failed trials', 'lower'],
+    ],
+  },
+  {
+    workload: 'failover-equal',
+    metrics: [
+      ['p50Ms', 'gap p50 ms', 'lower'],
+      ['p99Ms', 'gap p99 ms', 'lower'],
+      ['failedTrials', 'failed trials', 'lower'],
+    ],
+  },
 ]
 
 /** One gossip row per worker count: latency to 99% of the other workers, over the deltas. */
@@ -207,14 +268,35 @@ function gossipRows(workerCounts: readonly number[]): WorkloadRow[] {
 }
 
 const CATCHUP_ROWS: WorkloadRow[] = [
-  { workload: 'catchup-cold', metrics: [['records', 'records', 'higher'], ['caughtUpP50Ms', 'caught up p50 ms', 'lower'], ['caughtUpMaxMs', 'caught up max ms', 'lower'], ['startP50Ms', 'start() p50 ms', 'lower'], ['startMaxMs', 'start() max ms', 'lower']] },
-  { workload: 'catchup-warm', metrics: [['records', 'records', 'higher'], ['caughtUpP50Ms', 'caught up p50 ms', 'lower'], ['caughtUpMaxMs', 'caught up max ms', 'lower'], ['startP50Ms', 'start() p50 ms', 'lower'], ['startMaxMs', 'start() max ms', 'lower']] },
+  {
+    workload: 'catchup-cold',
+    metrics: [
+      ['records', 'records', 'higher'],
+      ['caughtUpP50Ms', 'caught up p50 ms', 'lower'],
+      ['caughtUpMaxMs', 'caught up max ms', 'lower'],
+      ['startP50Ms', 'start() p50 ms', 'lower'],
+      ['startMaxMs', 'start() max ms', 'lower'],
+    ],
+  },
+  {
+    workload: 'catchup-warm',
+    metrics: [
+      ['records', 'records', 'higher'],
+      ['caughtUpP50Ms', 'caught up p50 ms', 'lower'],
+      ['caughtUpMaxMs', 'caught up max ms', 'lower'],
+      ['startP50Ms', 'start() p50 ms', 'lower'],
+      ['startMaxMs', 'start() max ms', 'lower'],
+    ],
+  },
 ]
 
 /** The JSON line's names: writesPerS for writes, readsPerS for reads. */
 function renamed(workload: string, result: object | undefined): Record<string, unknown> | null {
   if (result === undefined) return null
-  const entries = Object.entries(result).map(([key, value]) => [key === 'opsPerS' ? (workload === 'reads' ? 'readsPerS' : 'writesPerS') : key, value])
+  const entries = Object.entries(result).map(([key, value]) => [
+    key === 'opsPerS' ? (workload === 'reads' ? 'readsPerS' : 'writesPerS') : key,
+    value,
+  ])
   return Object.fromEntries(entries)
 }
 
@@ -227,16 +309,25 @@ function report(results: Record<SystemName, SystemResults>, options: Options): {
     if (ours === undefined && theirs === undefined) continue
     const oursOut = renamed(workload, ours)
     const theirsOut = renamed(workload, theirs)
-    lines.push({ workload, nodeledger: oursOut, etcd: theirsOut, ratio: oursOut !== null && theirsOut !== null ? ratios(oursOut, theirsOut) : null })
+    lines.push({
+      workload,
+      nodeledger: oursOut,
+      etcd: theirsOut,
+      ratio: oursOut !== null && theirsOut !== null ? ratios(oursOut, theirsOut) : null,
+    })
     for (const [metric, label, better] of metrics) {
       const a = (ours as Record<string, unknown> | undefined)?.[metric]
       const b = (theirs as Record<string, unknown> | undefined)?.[metric]
-      const ratio = typeof a === 'number' && typeof b === 'number' && b !== 0 && Number.isFinite(a) && Number.isFinite(b) ? String(round(a / b, 2)) : '-'
+      const ratio =
+        typeof a === 'number' && typeof b === 'number' && b !== 0 && Number.isFinite(a) && Number.isFinite(b)
+          ? String(round(a / b, 2))
+          : '-'
       rows.push([workload, label, cell(a), cell(b), metric.startsWith('failed') ? '-' : ratio, better])
     }
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  const format = (row: string[]): string => row.map((text, column) => (column < 2 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!))).join('  ')
+  const format = (row: string[]): string =>
+    row.map((text, column) => (column < 2 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!))).join('  ')
   const table = [format(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(format)].join('\n')
   return { lines, table }
 }
@@ -260,28 +351,46 @@ async function runSystem(
 ): Promise<SystemResults> {
   const results: SystemResults = {}
   const durationMs = options.durationS * 1000
-  const needsMain = options.only.has('seq') || options.only.has('conc') || options.only.has('reads') || options.only.has('failover')
+  const needsMain =
+    options.only.has('seq') || options.only.has('conc') || options.only.has('reads') || options.only.has('failover')
   if (needsMain) {
-    await withTarget(() => open('default'), async (target) => {
-      await target.waitHealthy(HEALTHY_TIMEOUT_MS)
-      // A short warm-up: connections made, JIT warm, leader settled; not measured.
-      await sequentialWrites(target, keys, 1_000, progress)
-      if (options.only.has('seq')) results['seq-writes'] = await sequentialWrites(target, keys, durationMs, progress)
-      if (options.only.has('conc')) results['conc-writes'] = await concurrentWrites(target, keys, durationMs, progress)
-      if (options.only.has('reads')) results.reads = await linearizableReads(target, keys, durationMs, progress)
-      if (options.only.has('failover')) results['failover-default'] = await failover(target, keys, options.trials, timingOf('default'), progress, random)
-    })
+    await withTarget(
+      () => open('default'),
+      async (target) => {
+        await target.waitHealthy(HEALTHY_TIMEOUT_MS)
+        // A short warm-up: connections made, JIT warm, leader settled; not measured.
+        await sequentialWrites(target, keys, 1_000, progress)
+        if (options.only.has('seq')) results['seq-writes'] = await sequentialWrites(target, keys, durationMs, progress)
+        if (options.only.has('conc'))
+          results['conc-writes'] = await concurrentWrites(target, keys, durationMs, progress)
+        if (options.only.has('reads')) results.reads = await linearizableReads(target, keys, durationMs, progress)
+        if (options.only.has('failover'))
+          results['failover-default'] = await failover(
+            target,
+            keys,
+            options.trials,
+            timingOf('default'),
+            progress,
+            random,
+          )
+      },
+    )
   }
   if (options.only.has('failover')) {
     if (timingOf('equal') === timingOf('default') && results['failover-default'] !== undefined) {
-      progress.log(`${system}: equal timeouts are its defaults (${timingOf('default')}); the default-timing failover trials stand for both`)
+      progress.log(
+        `${system}: equal timeouts are its defaults (${timingOf('default')}); the default-timing failover trials stand for both`,
+      )
       results['failover-equal'] = { ...results['failover-default'], sameAsDefault: true }
     } else {
-      await withTarget(() => open('equal'), async (target) => {
-        await target.waitHealthy(HEALTHY_TIMEOUT_MS)
-        await sequentialWrites(target, keys, 500, progress)
-        results['failover-equal'] = await failover(target, keys, options.trials, timingOf('equal'), progress, random)
-      })
+      await withTarget(
+        () => open('equal'),
+        async (target) => {
+          await target.waitHealthy(HEALTHY_TIMEOUT_MS)
+          await sequentialWrites(target, keys, 500, progress)
+          results['failover-equal'] = await failover(target, keys, options.trials, timingOf('equal'), progress, random)
+        },
+      )
     }
   }
   // Workers are nodeledger's alone; each workload starts its own cluster.
@@ -289,11 +398,22 @@ async function runSystem(
     const { catchup, gossipPropagation } = await import('./worker-workloads.ts')
     if (options.only.has('gossip')) {
       for (const workers of options.gossipWorkers) {
-        results[`gossip-${workers}`] = await gossipPropagation({ workers, deltas: options.gossipDeltas, progress, random, cleanups })
+        results[`gossip-${workers}`] = await gossipPropagation({
+          workers,
+          deltas: options.gossipDeltas,
+          progress,
+          random,
+          cleanups,
+        })
       }
     }
     if (options.only.has('catchup')) {
-      const { cold, warm } = await catchup({ records: options.catchupRecords, trials: options.catchupTrials, progress, cleanups })
+      const { cold, warm } = await catchup({
+        records: options.catchupRecords,
+        trials: options.catchupTrials,
+        progress,
+        cleanups,
+      })
       results['catchup-cold'] = cold
       results['catchup-warm'] = warm
     }
@@ -311,7 +431,7 @@ async function main(): Promise<void> {
   const etcdBinary = options.etcd ? findEtcdBinary() : undefined
   if (options.etcd && etcdBinary === undefined) {
     process.stderr.write(
-      'etcd is not installed, so this run measures nodeledger alone. To compare with etcd, install Debian\'s etcd-server:\n' +
+      "etcd is not installed, so this run measures nodeledger alone. To compare with etcd, install Debian's etcd-server:\n" +
         '  sudo apt-get update && sudo apt-get install -y etcd-server\n' +
         '(or point ETCD_BIN at an etcd 3.4+ binary), then run pnpm bench again.\n',
     )
@@ -327,8 +447,12 @@ async function main(): Promise<void> {
       trials: options.trials,
       durationS: options.durationS,
       seed: options.seed,
-      ...(options.only.has('gossip') ? { gossipWorkers: options.gossipWorkers, gossipDeltas: options.gossipDeltas } : {}),
-      ...(options.only.has('catchup') ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials } : {}),
+      ...(options.only.has('gossip')
+        ? { gossipWorkers: options.gossipWorkers, gossipDeltas: options.gossipDeltas }
+        : {}),
+      ...(options.only.has('catchup')
+        ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials }
+        : {}),
     },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
   }
@@ -341,7 +465,15 @@ async function main(): Promise<void> {
       results.nodeledger = await runSystem(
         'nodeledger',
         options,
-        (timing) => openNodeledger({ timing, peers, submitAs: options.submitAs, factoryHolder, cleanups, equalTiming: EQUAL_TIMING }),
+        (timing) =>
+          openNodeledger({
+            timing,
+            peers,
+            submitAs: options.submitAs,
+            factoryHolder,
+            cleanups,
+            equalTiming: EQUAL_TIMING,
+          }),
         (timing) => nodeledgerTimingLabel(timing, EQUAL_TIMING),
         new KeyPool(peerIds.length),
         progress,
@@ -359,7 +491,8 @@ async function main(): Promise<void> {
     const version = etcdVersion(etcdBinary)
     const valueBytes = new DeltaFactory(peerIds[0]!, peerIds[1]!).encodedBytes
     meta.etcd = { binary: etcdBinary, version, valueBytes }
-    const timingFor = (timing: 'default' | 'equal'): EtcdTiming => (timing === 'default' ? ETCD_TIMING_DEFAULT : EQUAL_TIMING)
+    const timingFor = (timing: 'default' | 'equal'): EtcdTiming =>
+      timing === 'default' ? ETCD_TIMING_DEFAULT : EQUAL_TIMING
     try {
       results.etcd = await runSystem(
         'etcd',
@@ -370,7 +503,8 @@ async function main(): Promise<void> {
           cluster.startAll()
           return new EtcdTarget(cluster, peerIds, valueBytes)
         },
-        (timing) => `heartbeat ${timingFor(timing).heartbeatIntervalMs} ms, election ${timingFor(timing).electionTimeoutMs} ms`,
+        (timing) =>
+          `heartbeat ${timingFor(timing).heartbeatIntervalMs} ms, election ${timingFor(timing).electionTimeoutMs} ms`,
         new KeyPool(peerIds.length),
         progress,
         random,
@@ -384,14 +518,19 @@ async function main(): Promise<void> {
 
   progress.stop()
   const { lines, table } = report(results, options)
-  const errors = (['nodeledger', 'etcd'] as const).filter((s) => results[s].error !== undefined).map((s) => `${s}: ${results[s].error}`)
+  const errors = (['nodeledger', 'etcd'] as const)
+    .filter((s) => results[s].error !== undefined)
+    .map((s) => `${s}: ${results[s].error}`)
   process.stdout.write(`\n${table}\n\n`)
   for (const line of lines) process.stdout.write(`${JSON.stringify(line)}\n`)
   for (const error of errors) process.stdout.write(`error ${error}\n`)
   const outDir = join(ROOT, '.run/bench')
   mkdirSync(outDir, { recursive: true })
   const outPath = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
-  writeFileSync(outPath, `${JSON.stringify({ ...meta, finishedAt: new Date().toISOString(), results: lines, errors, table }, null, 2)}\n`)
+  writeFileSync(
+    outPath,
+    `${JSON.stringify({ ...meta, finishedAt: new Date().toISOString(), results: lines, errors, table }, null, 2)}\n`,
+  )
   process.stdout.write(`\nwritten to ${outPath}\n`)
   if (lines.length === 0) process.exitCode = 1
 }

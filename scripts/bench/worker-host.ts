@@ -69,13 +69,21 @@ function onChange(trackerIndex: number, detail: ChangeEventDetail): void {
 function finish(expectation: Expectation): void {
   clearTimeout(expectation.timer)
   expectations.delete(keyOf(expectation.author, expectation.seq))
-  send({ type: 'arrivals', author: expectation.author, seq: expectation.seq, arrivals: expectation.arrivals.filter((_, i) => trackers[i]!.peerId !== expectation.author) })
+  send({
+    type: 'arrivals',
+    author: expectation.author,
+    seq: expectation.seq,
+    arrivals: expectation.arrivals.filter((_, i) => trackers[i]!.peerId !== expectation.author),
+  })
 }
 
 async function startTrackers(request: Extract<HostRequest, { type: 'start' }>): Promise<void> {
-  if (request.count > WORKERS_PER_PROCESS_MAX) throw new RangeError(`at most ${WORKERS_PER_PROCESS_MAX} workers per process, asked for ${request.count}`)
+  if (request.count > WORKERS_PER_PROCESS_MAX)
+    throw new RangeError(`at most ${WORKERS_PER_PROCESS_MAX} workers per process, asked for ${request.count}`)
   mkdirSync(request.dataRoot, { recursive: true })
-  replicaPeerIds = new Set(request.bootstrap.map((address) => address.slice(address.lastIndexOf('/p2p/') + '/p2p/'.length)))
+  replicaPeerIds = new Set(
+    request.bootstrap.map((address) => address.slice(address.lastIndexOf('/p2p/') + '/p2p/'.length)),
+  )
   for (let first = 0; first < request.count; first += START_BATCH) {
     const batch = Array.from({ length: Math.min(START_BATCH, request.count - first) }, (_, j) => first + j)
     const started = await Promise.all(
@@ -104,7 +112,11 @@ async function startTrackers(request: Extract<HostRequest, { type: 'start' }>): 
     }
     send({ type: 'progress', started: trackers.length })
   }
-  send({ type: 'started', peerIds: trackers.map((tracker) => tracker.peerId), ownSeqs: trackers.map((tracker) => tracker.ownSeq) })
+  send({
+    type: 'started',
+    peerIds: trackers.map((tracker) => tracker.peerId),
+    ownSeqs: trackers.map((tracker) => tracker.ownSeq),
+  })
 }
 
 function status(reset: boolean): void {
@@ -114,10 +126,14 @@ function status(reset: boolean): void {
     const gossipClass = gossip as unknown as { getMeshPeers(topic: string): string[]; getScore(peerId: string): number }
     return {
       peerId: tracker.peerId,
-      gossipConnections: tracker.host.getConnections().filter((connection) => !replicaPeerIds.has(connection.remotePeer.toString())).length,
+      gossipConnections: tracker.host
+        .getConnections()
+        .filter((connection) => !replicaPeerIds.has(connection.remotePeer.toString())).length,
       topicPeers: gossip.getSubscribers(DELTAS_TOPIC).length,
       meshPeers: gossipClass.getMeshPeers(DELTAS_TOPIC).length,
-      negativeScorePeers: gossip.getSubscribers(DELTAS_TOPIC).filter((peer) => gossipClass.getScore(peer.toString()) < 0).length,
+      negativeScorePeers: gossip
+        .getSubscribers(DELTAS_TOPIC)
+        .filter((peer) => gossipClass.getScore(peer.toString()) < 0).length,
       heartbeats: heartbeatCounts[i]!,
       size: tracker.size,
     }
@@ -144,7 +160,13 @@ function expect(author: string, seq: number, timeoutMs: number): void {
     if ((tracker.get(author)?.originSeq ?? 0) >= seq) arrivals[i] = { atMs: now(), source: 'log' }
     else waiting++
   }
-  const expectation: Expectation = { author, seq, arrivals, waiting, timer: setTimeout(() => finish(expectation), timeoutMs) }
+  const expectation: Expectation = {
+    author,
+    seq,
+    arrivals,
+    waiting,
+    timer: setTimeout(() => finish(expectation), timeoutMs),
+  }
   expectations.set(keyOf(author, seq), expectation)
   send({ type: 'expecting', author, seq })
   if (waiting === 0) finish(expectation)
@@ -153,7 +175,8 @@ function expect(author: string, seq: number, timeoutMs: number): void {
 async function publish(index: number, seq: number, returnedItems: number): Promise<void> {
   const tracker = trackers[index]!
   // update() reserves ownSeq + 1; the parent, which armed every expectation for `seq`, must agree.
-  if (tracker.ownSeq + 1 !== seq) throw new Error(`worker ${index} would publish seq ${tracker.ownSeq + 1}, the bench expects ${seq}`)
+  if (tracker.ownSeq + 1 !== seq)
+    throw new Error(`worker ${index} would publish seq ${tracker.ownSeq + 1}, the bench expects ${seq}`)
   const publishedAtMs = now()
   const result = await tracker.update({ returnedItems })
   send({ type: 'published', author: tracker.peerId, seq, publishedAtMs, acknowledgedAtMs: now(), index: result.index })
@@ -182,7 +205,9 @@ process.on('message', (message: HostRequest) => {
         return
     }
   }
-  run().catch((error: unknown) => send({ type: 'error', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }))
+  run().catch((error: unknown) =>
+    send({ type: 'error', message: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+  )
 })
 
 // The parent gone (crashed, SIGKILLed) means nobody will stop us: go.

@@ -49,7 +49,13 @@ export type HostReply =
   | { type: 'progress'; started: number }
   /** Each tracker's peer id and own seq once started (its join's). */
   | { type: 'started'; peerIds: string[]; ownSeqs: number[] }
-  | { type: 'status'; workers: WorkerStatus[]; heartbeatGapsMs: number[]; eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number }
+  | {
+      type: 'status'
+      workers: WorkerStatus[]
+      heartbeatGapsMs: number[]
+      eventLoopDelayP99Ms: number
+      eventLoopDelayMaxMs: number
+    }
   | { type: 'expecting'; author: string; seq: number }
   /** One entry per tracker of this process other than the author; null: not seen before the timeout. */
   | { type: 'arrivals'; author: string; seq: number; arrivals: Array<Arrival | null> }

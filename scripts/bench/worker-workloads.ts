@@ -71,7 +71,12 @@ async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryCluster> {
   const cluster = ProcessCluster.create({ replicas: 3 })
   const operatorKey = await loadOrCreateKey(resolve(cluster.dir, cluster.file.operators[0]!.keyFile))
   // Patient: the workloads load a 2-core machine on purpose; they measure workers, not the retry budget.
-  const operator = new AuthorityClient({ bootstrap: cluster.multiaddrs, privateKey: operatorKey, requestTimeoutMs: 3_000, attemptsMax: 40 })
+  const operator = new AuthorityClient({
+    bootstrap: cluster.multiaddrs,
+    privateKey: operatorKey,
+    requestTimeoutMs: 3_000,
+    attemptsMax: 40,
+  })
   let closed = false
   const close = async (): Promise<void> => {
     if (closed) return
@@ -86,7 +91,11 @@ async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryCluster> {
   return { cluster, operator, operatorPeerId: peerIdFromPrivateKey(operatorKey).toString(), close }
 }
 
-async function leaderStatus(client: AuthorityClient, timeoutMs: number, cluster?: ProcessCluster): Promise<StatusResult> {
+async function leaderStatus(
+  client: AuthorityClient,
+  timeoutMs: number,
+  cluster?: ProcessCluster,
+): Promise<StatusResult> {
   const deadline = Date.now() + timeoutMs
   let last = 'no answer yet'
   while (Date.now() < deadline) {
@@ -100,7 +109,8 @@ async function leaderStatus(client: AuthorityClient, timeoutMs: number, cluster?
     }
     await sleep(50)
   }
-  const tails = cluster === undefined ? '' : `\n${cluster.ids.map((id) => `replica ${id}: ${cluster.tail(id, 5)}`).join('\n')}`
+  const tails =
+    cluster === undefined ? '' : `\n${cluster.ids.map((id) => `replica ${id}: ${cluster.tail(id, 5)}`).join('\n')}`
   throw new Error(`no nodeledger leader within ${timeoutMs} ms (${last})${tails}`)
 }
 
@@ -111,7 +121,11 @@ class WorkerHostProcess {
   readonly index: number
   readonly logPath: string
   private readonly child: ChildProcess
-  private readonly waiters = new Set<{ match: (reply: HostReply) => boolean; resolve: (reply: HostReply) => void; reject: (error: Error) => void }>()
+  private readonly waiters = new Set<{
+    match: (reply: HostReply) => boolean
+    resolve: (reply: HostReply) => void
+    reject: (error: Error) => void
+  }>()
   private readonly listeners = new Set<(reply: HostReply) => void>()
   private exited: Promise<void>
   private exitError: Error | undefined
@@ -136,7 +150,9 @@ class WorkerHostProcess {
     })
     this.exited = new Promise((resolveExit) => {
       this.child.once('exit', (code, signal) => {
-        this.exitError = new Error(`worker host ${index} exited (${signal ?? code}); its log: ${this.logPath}\n${tail(this.logPath)}`)
+        this.exitError = new Error(
+          `worker host ${index} exited (${signal ?? code}); its log: ${this.logPath}\n${tail(this.logPath)}`,
+        )
         for (const waiter of this.waiters) waiter.reject(this.exitError)
         this.waiters.clear()
         resolveExit()
@@ -150,7 +166,11 @@ class WorkerHostProcess {
   }
 
   /** The next reply of `type` (that `match` accepts), or a rejection after `timeoutMs`. */
-  next<T extends HostReply['type']>(type: T, timeoutMs: number, match: (reply: Extract<HostReply, { type: T }>) => boolean = () => true): Promise<Extract<HostReply, { type: T }>> {
+  next<T extends HostReply['type']>(
+    type: T,
+    timeoutMs: number,
+    match: (reply: Extract<HostReply, { type: T }>) => boolean = () => true,
+  ): Promise<Extract<HostReply, { type: T }>> {
     if (this.exitError !== undefined) return Promise.reject(this.exitError)
     return new Promise((resolveReply, reject) => {
       const timer = setTimeout(() => {
@@ -176,7 +196,11 @@ class WorkerHostProcess {
     this.listeners.add(listener)
   }
 
-  async request<T extends HostReply['type']>(request: HostRequest, type: T, timeoutMs: number): Promise<Extract<HostReply, { type: T }>> {
+  async request<T extends HostReply['type']>(
+    request: HostRequest,
+    type: T,
+    timeoutMs: number,
+  ): Promise<Extract<HostReply, { type: T }>> {
     const reply = this.next(type, timeoutMs)
     this.send(request)
     return await reply
@@ -252,7 +276,13 @@ interface WorkerRef {
   busy: boolean
 }
 
-export async function gossipPropagation(options: { workers: number; deltas: number; progress: Progress; random: () => number; cleanups: Set<Cleanup> }): Promise<GossipResult> {
+export async function gossipPropagation(options: {
+  workers: number
+  deltas: number
+  progress: Progress
+  random: () => number
+  cleanups: Set<Cleanup>
+}): Promise<GossipResult> {
   const { workers: total, progress } = options
   const runDir = mkdtempSync(join(tmpdir(), `nodeledger-bench-gossip-${total}-`))
   const registry = await openCluster(options.cleanups)
@@ -278,8 +308,13 @@ export async function gossipPropagation(options: { workers: number; deltas: numb
           startBar.update(started.reduce((sum, n) => sum + n, 0))
         })
         const count = Math.floor(total / processes) + (p < total % processes ? 1 : 0)
-        const reply = await host.request({ type: 'start', bootstrap: registry.cluster.multiaddrs, dataRoot: join(runDir, `host-${p}`), count }, 'started', WORKERS_START_TIMEOUT_MS)
-        for (const [index, peerId] of reply.peerIds.entries()) refs.push({ host, index, peerId, seq: reply.ownSeqs[index]!, busy: false })
+        const reply = await host.request(
+          { type: 'start', bootstrap: registry.cluster.multiaddrs, dataRoot: join(runDir, `host-${p}`), count },
+          'started',
+          WORKERS_START_TIMEOUT_MS,
+        )
+        for (const [index, peerId] of reply.peerIds.entries())
+          refs.push({ host, index, peerId, seq: reply.ownSeqs[index]!, busy: false })
       }),
     )
     const startWorkersS = round((now() - startedAt) / 1000, 1)
@@ -309,7 +344,9 @@ export async function gossipPropagation(options: { workers: number; deltas: numb
     const mesh = statuses.workers.map((worker) => worker.meshPeers).sort((a, b) => a - b)
     const topicPeers = statuses.workers.map((worker) => worker.topicPeers).sort((a, b) => a - b)
     const workersWithNegativeScores = statuses.workers.filter((worker) => worker.negativeScorePeers > 0).length
-    meshBar.done(`in ${meshFormedS} s; gossip connections min ${connections[0]} median ${percentileOfSorted(connections, 0.5)}, mesh peers min ${mesh[0]} median ${percentileOfSorted(mesh, 0.5)}, topic peers min ${topicPeers[0]} median ${percentileOfSorted(topicPeers, 0.5)}, ${workersWithNegativeScores} workers score a peer below 0`)
+    meshBar.done(
+      `in ${meshFormedS} s; gossip connections min ${connections[0]} median ${percentileOfSorted(connections, 0.5)}, mesh peers min ${mesh[0]} median ${percentileOfSorted(mesh, 0.5)}, topic peers min ${topicPeers[0]} median ${percentileOfSorted(topicPeers, 0.5)}, ${workersWithNegativeScores} workers score a peer below 0`,
+    )
 
     // ---- publish deltas from random workers, ~GOSSIP_SPACING_MS apart ----
     const deltaBar = progress.phase(`nodeledger gossip-${total} deltas`, options.deltas, 'deltas')
@@ -329,10 +366,28 @@ export async function gossipPropagation(options: { workers: number; deltas: numb
       author.busy = true
       author.seq++
       const seq = author.seq
-      const arrivalsDone = hosts.map((host) => host.next('arrivals', ARRIVAL_TIMEOUT_MS + 30_000, (reply) => reply.author === author.peerId && reply.seq === seq))
+      const arrivalsDone = hosts.map((host) =>
+        host.next(
+          'arrivals',
+          ARRIVAL_TIMEOUT_MS + 30_000,
+          (reply) => reply.author === author.peerId && reply.seq === seq,
+        ),
+      )
       // Every host listens before the author publishes.
-      await Promise.all(hosts.map((host) => host.request({ type: 'expect', author: author.peerId, seq, timeoutMs: ARRIVAL_TIMEOUT_MS }, 'expecting', 10_000)))
-      const published = author.host.next('published', ARRIVAL_TIMEOUT_MS + 30_000, (reply) => reply.author === author.peerId && reply.seq === seq)
+      await Promise.all(
+        hosts.map((host) =>
+          host.request(
+            { type: 'expect', author: author.peerId, seq, timeoutMs: ARRIVAL_TIMEOUT_MS },
+            'expecting',
+            10_000,
+          ),
+        ),
+      )
+      const published = author.host.next(
+        'published',
+        ARRIVAL_TIMEOUT_MS + 30_000,
+        (reply) => reply.author === author.peerId && reply.seq === seq,
+      )
       author.host.send({ type: 'publish', index: author.index, seq, returnedItems: seq })
       inFlight.push(
         (async () => {
@@ -413,7 +468,15 @@ function pickAuthor(refs: readonly WorkerRef[], random: () => number): WorkerRef
   throw new Error('every worker has a delta in flight')
 }
 
-async function allStatuses(hosts: readonly WorkerHostProcess[], reset: boolean): Promise<{ workers: WorkerStatus[]; heartbeatGapsMs: number[]; eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number }> {
+async function allStatuses(
+  hosts: readonly WorkerHostProcess[],
+  reset: boolean,
+): Promise<{
+  workers: WorkerStatus[]
+  heartbeatGapsMs: number[]
+  eventLoopDelayP99Ms: number
+  eventLoopDelayMaxMs: number
+}> {
   const replies = await Promise.all(hosts.map((host) => host.request({ type: 'status', reset }, 'status', 30_000)))
   return {
     workers: replies.flatMap((reply) => reply.workers),
@@ -440,7 +503,12 @@ export interface CatchupResult {
   fillWritesPerS?: number
 }
 
-export async function catchup(options: { records: number; trials: number; progress: Progress; cleanups: Set<Cleanup> }): Promise<{ cold: CatchupResult; warm: CatchupResult }> {
+export async function catchup(options: {
+  records: number
+  trials: number
+  progress: Progress
+  cleanups: Set<Cleanup>
+}): Promise<{ cold: CatchupResult; warm: CatchupResult }> {
   const { progress } = options
   const registry = await openCluster(options.cleanups)
   const runDir = mkdtempSync(join(tmpdir(), 'nodeledger-bench-catchup-'))
@@ -454,7 +522,10 @@ export async function catchup(options: { records: number; trials: number; progre
     const peers = await generatePeers(options.records + options.trials * WARM_GAP_RECORDS)
     const factory = new DeltaFactory(registry.operatorPeerId, peers.peerIds[0]!)
     let written = 0
-    const write = async (peerIds: readonly string[], bar?: { update(value: number, info?: string): void }): Promise<void> => {
+    const write = async (
+      peerIds: readonly string[],
+      bar?: { update(value: number, info?: string): void },
+    ): Promise<void> => {
       let cursor = 0
       await Promise.all(
         Array.from({ length: FILL_IN_FLIGHT }, async () => {
@@ -487,18 +558,32 @@ export async function catchup(options: { records: number; trials: number; progre
         const leader = await leaderStatus(registry.operator, 10_000)
         let first: { atMs: number; appliedIndex: number } | undefined
         const startedAt = now()
-        tracker = await NodeEventTracker.start({ dataDir, bootstrap: registry.cluster.multiaddrs, privateKey, requestTimeoutMs: 5_000, onSynced: (appliedIndex) => (first ??= { atMs: now(), appliedIndex }) })
+        tracker = await NodeEventTracker.start({
+          dataDir,
+          bootstrap: registry.cluster.multiaddrs,
+          privateKey,
+          requestTimeoutMs: 5_000,
+          onSynced: (appliedIndex) => (first ??= { atMs: now(), appliedIndex }),
+        })
         const resolvedAt = now()
         if (first === undefined) throw new Error('start() resolved without calling onSynced')
         // Caught up: the cache has applied the commit index the leader had before start() was called.
         let caughtUpAt = first.appliedIndex >= leader.commit ? first.atMs : Number.NaN
         while (Number.isNaN(caughtUpAt)) {
           if (tracker.appliedIndex >= leader.commit) caughtUpAt = now()
-          else if (now() - startedAt > CATCHUP_START_TIMEOUT_MS) throw new Error(`worker at index ${tracker.appliedIndex}, leader committed ${leader.commit} before it started`)
+          else if (now() - startedAt > CATCHUP_START_TIMEOUT_MS)
+            throw new Error(
+              `worker at index ${tracker.appliedIndex}, leader committed ${leader.commit} before it started`,
+            )
           else await sleep(5)
         }
-        if (tracker.size < leader.registryRecords) throw new Error(`worker holds ${tracker.size} records, the registry had ${leader.registryRecords}`)
-        return { caughtUpMs: round(caughtUpAt - startedAt, 1), startMs: round(resolvedAt - startedAt, 1), records: leader.registryRecords }
+        if (tracker.size < leader.registryRecords)
+          throw new Error(`worker holds ${tracker.size} records, the registry had ${leader.registryRecords}`)
+        return {
+          caughtUpMs: round(caughtUpAt - startedAt, 1),
+          startMs: round(resolvedAt - startedAt, 1),
+          records: leader.registryRecords,
+        }
       }
       // (a) cold: an empty data dir, a new identity.
       const a = await start()
@@ -508,7 +593,12 @@ export async function catchup(options: { records: number; trials: number; progre
       await tracker!.stop({ leave: false })
       tracker = undefined
       // (b) warm: WARM_GAP_RECORDS written while it is down, then the same data dir again.
-      await write(peers.peerIds.slice(options.records + trial * WARM_GAP_RECORDS, options.records + (trial + 1) * WARM_GAP_RECORDS))
+      await write(
+        peers.peerIds.slice(
+          options.records + trial * WARM_GAP_RECORDS,
+          options.records + (trial + 1) * WARM_GAP_RECORDS,
+        ),
+      )
       const b = await start()
       warm.push(b.caughtUpMs)
       warmStart.push(b.startMs)
@@ -521,10 +611,23 @@ export async function catchup(options: { records: number; trials: number; progre
     const summary = (caughtUpMs: number[], startMs: number[], records: number): CatchupResult => {
       const caught = summarize(caughtUpMs)
       const started = summarize(startMs)
-      return { records, trials: options.trials, caughtUpP50Ms: caught.p50Ms, caughtUpMaxMs: caught.maxMs, startP50Ms: started.p50Ms, startMaxMs: started.maxMs, caughtUpMs }
+      return {
+        records,
+        trials: options.trials,
+        caughtUpP50Ms: caught.p50Ms,
+        caughtUpMaxMs: caught.maxMs,
+        startP50Ms: started.p50Ms,
+        startMaxMs: started.maxMs,
+        caughtUpMs,
+      }
     }
-    const result = { cold: { ...summary(cold, coldStart, coldRecords), fillWritesPerS }, warm: summary(warm, warmStart, warmRecords) }
-    bar.done(`cold p50 ${result.cold.caughtUpP50Ms} ms max ${result.cold.caughtUpMaxMs} ms; warm p50 ${result.warm.caughtUpP50Ms} ms max ${result.warm.caughtUpMaxMs} ms`)
+    const result = {
+      cold: { ...summary(cold, coldStart, coldRecords), fillWritesPerS },
+      warm: summary(warm, warmStart, warmRecords),
+    }
+    bar.done(
+      `cold p50 ${result.cold.caughtUpP50Ms} ms max ${result.cold.caughtUpMaxMs} ms; warm p50 ${result.warm.caughtUpP50Ms} ms max ${result.warm.caughtUpMaxMs} ms`,
+    )
     return result
   } finally {
     options.cleanups.delete(stopTracker)

@@ -86,7 +86,10 @@ async function closedLoop(
   const deadline = started + durationMs
   const ticker = setInterval(() => {
     const elapsedS = (performance.now() - started) / 1000
-    bar.update(Math.floor(elapsedS), `${latenciesMs.length} ops ${Math.round(latenciesMs.length / Math.max(elapsedS, 0.001))}/s${errors > 0 ? ` ${errors} errors` : ''}`)
+    bar.update(
+      Math.floor(elapsedS),
+      `${latenciesMs.length} ops ${Math.round(latenciesMs.length / Math.max(elapsedS, 0.001))}/s${errors > 0 ? ` ${errors} errors` : ''}`,
+    )
   }, 250)
   try {
     const loop = async (): Promise<void> => {
@@ -114,7 +117,9 @@ async function closedLoop(
     inFlight,
   }
   if (firstError !== undefined) result.firstError = firstError
-  bar.done(`${result.opsPerS} ops/s p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms${errors > 0 ? ` ${errors} errors` : ''}`)
+  bar.done(
+    `${result.opsPerS} ops/s p50 ${result.p50Ms} ms p99 ${result.p99Ms} ms${errors > 0 ? ` ${errors} errors` : ''}`,
+  )
   if (errors >= ERRORS_MAX) throw new Error(`${name}: ${errors} errors (first: ${firstError})`)
   return result
 }
@@ -132,22 +137,49 @@ function writeOnce(target: BenchTarget, keys: KeyPool): () => Promise<void> {
   }
 }
 
-export function sequentialWrites(target: BenchTarget, keys: KeyPool, durationMs: number, progress: Progress): Promise<ThroughputResult> {
+export function sequentialWrites(
+  target: BenchTarget,
+  keys: KeyPool,
+  durationMs: number,
+  progress: Progress,
+): Promise<ThroughputResult> {
   return closedLoop(`${target.system} seq-writes (1 client)`, 1, durationMs, progress, writeOnce(target, keys))
 }
 
-export function concurrentWrites(target: BenchTarget, keys: KeyPool, durationMs: number, progress: Progress): Promise<ThroughputResult> {
-  return closedLoop(`${target.system} conc-writes (${CONCURRENT_WRITES_IN_FLIGHT} in flight)`, CONCURRENT_WRITES_IN_FLIGHT, durationMs, progress, writeOnce(target, keys))
+export function concurrentWrites(
+  target: BenchTarget,
+  keys: KeyPool,
+  durationMs: number,
+  progress: Progress,
+): Promise<ThroughputResult> {
+  return closedLoop(
+    `${target.system} conc-writes (${CONCURRENT_WRITES_IN_FLIGHT} in flight)`,
+    CONCURRENT_WRITES_IN_FLIGHT,
+    durationMs,
+    progress,
+    writeOnce(target, keys),
+  )
 }
 
-export function linearizableReads(target: BenchTarget, keys: KeyPool, durationMs: number, progress: Progress): Promise<ThroughputResult> {
+export function linearizableReads(
+  target: BenchTarget,
+  keys: KeyPool,
+  durationMs: number,
+  progress: Progress,
+): Promise<ThroughputResult> {
   const written = [...keys.written]
   if (written.length === 0) throw new Error('linearizable reads need written keys: run a write workload first')
   let cursor = 0
-  return closedLoop(`${target.system} reads (${READS_IN_FLIGHT} in flight)`, READS_IN_FLIGHT, durationMs, progress, () => {
-    cursor = (cursor + 1) % written.length
-    return target.read(written[cursor]!)
-  })
+  return closedLoop(
+    `${target.system} reads (${READS_IN_FLIGHT} in flight)`,
+    READS_IN_FLIGHT,
+    durationMs,
+    progress,
+    () => {
+      cursor = (cursor + 1) % written.length
+      return target.read(written[cursor]!)
+    },
+  )
 }
 
 export interface FailoverResult extends LatencySummary {
@@ -199,7 +231,10 @@ export async function failover(
               break
             } catch (error) {
               if (killed === undefined) throw error
-              if (performance.now() > trialDeadline) throw new Error(`no write acknowledged within ${FAILOVER_TRIAL_TIMEOUT_MS} ms of the kill (last error: ${describe(error)})`)
+              if (performance.now() > trialDeadline)
+                throw new Error(
+                  `no write acknowledged within ${FAILOVER_TRIAL_TIMEOUT_MS} ms of the kill (last error: ${describe(error)})`,
+                )
               await sleep(FAILOVER_RETRY_DELAY_MS)
             }
           }

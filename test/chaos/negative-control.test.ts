@@ -15,7 +15,16 @@ describe('negative control: stale reads under a leader partition', () => {
   it('are found not linearizable', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'nodeledger-chaos-control-'))
     try {
-      const report = await runChaos({ nemeses: ['partition-leader'], replicas: 3, cycles: 2, warmupMs: 1_500, holdMs: 3_000, quietMs: 1_000, runDir, readConsistency: 'stale' })
+      const report = await runChaos({
+        nemeses: ['partition-leader'],
+        replicas: 3,
+        cycles: 2,
+        warmupMs: 1_500,
+        holdMs: 3_000,
+        quietMs: 1_000,
+        runDir,
+        readConsistency: 'stale',
+      })
       expect(report.verdict.valid, JSON.stringify(report.verdict).slice(0, 2000)).toBe(false)
       expect(report.verdict.failures.length).toBeGreaterThan(0)
       expect(report.valid).toBe(false)

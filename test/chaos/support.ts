@@ -16,14 +16,30 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
  * recovered after every heal. A failing run keeps its history, report, timeline and replica logs
  * in .run/chaos-tests/ and names the dir in the assertion message.
  */
-export async function expectNemesisSurvived(nemesis: NemesisName, options: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
+export async function expectNemesisSurvived(
+  nemesis: NemesisName,
+  options: Partial<ChaosOptions> = {},
+): Promise<ChaosReport> {
   const runDir = join(ROOT, '.run/chaos-tests', `${nemesis}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   mkdirSync(runDir, { recursive: true })
   const seed = options.seed ?? Math.floor(Math.random() * 1_000_000)
-  const report = await runChaos({ nemeses: [nemesis], replicas: 3, cycles: 2, warmupMs: 1_500, holdMs: 3_000, quietMs: 1_000, runDir, seed, ...options })
+  const report = await runChaos({
+    nemeses: [nemesis],
+    replicas: 3,
+    cycles: 2,
+    warmupMs: 1_500,
+    holdMs: 3_000,
+    quietMs: 1_000,
+    runDir,
+    seed,
+    ...options,
+  })
   writeReport(report, runDir)
   const where = `seed ${seed}; report ${join(runDir, 'report.md')}`
-  expect(report.faults.map((fault) => fault.kind), where).toEqual(Array.from({ length: options.cycles ?? 2 }, () => nemesis))
+  expect(
+    report.faults.map((fault) => fault.kind),
+    where,
+  ).toEqual(Array.from({ length: options.cycles ?? 2 }, () => nemesis))
   expect(report.findings, where).toEqual([])
   expect(report.splitBrain, where).toEqual([])
   expect(report.lostWrites, where).toEqual([])
@@ -33,7 +49,10 @@ export async function expectNemesisSurvived(nemesis: NemesisName, options: Parti
   // a loaded one restarts replicas slowly).
   expect(report.ops.writeOk, where).toBeGreaterThan(20)
   expect(report.ops.readOk, where).toBeGreaterThan(20)
-  expect(report.keys.every((key) => key.finalSeq !== 'unreadable'), where).toBe(true)
+  expect(
+    report.keys.every((key) => key.finalSeq !== 'unreadable'),
+    where,
+  ).toBe(true)
   if (report.valid) rmSync(runDir, { recursive: true, force: true })
   return report
 }

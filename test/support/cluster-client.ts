@@ -28,24 +28,40 @@ export async function statuses(client: AuthorityClient): Promise<Array<StatusRes
 }
 
 export async function leaderOf(client: AuthorityClient, timeoutMs = 20_000): Promise<StatusResult> {
-  return await waitUntil('a leader', async () => (await statuses(client)).find((status) => status?.role === 'leader'), timeoutMs)
+  return await waitUntil(
+    'a leader',
+    async () => (await statuses(client)).find((status) => status?.role === 'leader'),
+    timeoutMs,
+  )
 }
 
 /** Wait until every replica listed has applied the leader's commit; returns their statuses. */
 export async function converged(client: AuthorityClient, timeoutMs = 30_000): Promise<StatusResult[]> {
-  return await waitUntil('every replica to apply the leader commit', async () => {
-    const all = await statuses(client)
-    const leader = all.find((status) => status?.role === 'leader')
-    if (leader === undefined || all.some((status) => status === undefined || status.applied < leader.commit)) return undefined
-    return all as StatusResult[]
-  }, timeoutMs)
+  return await waitUntil(
+    'every replica to apply the leader commit',
+    async () => {
+      const all = await statuses(client)
+      const leader = all.find((status) => status?.role === 'leader')
+      if (leader === undefined || all.some((status) => status === undefined || status.applied < leader.commit))
+        return undefined
+      return all as StatusResult[]
+    },
+    timeoutMs,
+  )
 }
 
 /**
  * Submit `count` deltas with `concurrency` in flight. Each lane owns the peers lane,
  * lane + concurrency, ... so one origin's seqs go out in order. Returns the acknowledged deltas.
  */
-export async function submitMany(client: AuthorityClient, peerIds: readonly string[], seqs: Map<string, number>, count: number, concurrency: number, onError?: (error: unknown) => void): Promise<Delta[]> {
+export async function submitMany(
+  client: AuthorityClient,
+  peerIds: readonly string[],
+  seqs: Map<string, number>,
+  count: number,
+  concurrency: number,
+  onError?: (error: unknown) => void,
+): Promise<Delta[]> {
   const acknowledged: Delta[] = []
   let issued = 0
   const peersPerLane = Math.max(1, Math.floor(peerIds.length / concurrency))
@@ -70,9 +86,13 @@ export async function submitMany(client: AuthorityClient, peerIds: readonly stri
 }
 
 /** Every acknowledged delta is in the registry: its origin's applied seq is at least the acknowledged one. */
-export async function expectAllPresent(client: AuthorityClient, acknowledged: readonly Delta[]): Promise<{ checked: number; missing: string[] }> {
+export async function expectAllPresent(
+  client: AuthorityClient,
+  acknowledged: readonly Delta[],
+): Promise<{ checked: number; missing: string[] }> {
   const latest = new Map<string, number>()
-  for (const delta of acknowledged) latest.set(delta.originPeerId, Math.max(latest.get(delta.originPeerId) ?? 0, delta.seq))
+  for (const delta of acknowledged)
+    latest.set(delta.originPeerId, Math.max(latest.get(delta.originPeerId) ?? 0, delta.seq))
   const missing: string[] = []
   for (const [peerId, seq] of latest) {
     const { record } = await client.get(peerId, { consistency: 'linearizable' })

@@ -10,7 +10,10 @@ import { pino } from 'pino'
 
 /** Shared helpers of the worker integration tests: a cluster with short leases, and workers. */
 
-export function clusterWithLeases(replicas: 3 | 5, liveness: { ttlMs: number; disconnectGraceMs: number }): ProcessCluster {
+export function clusterWithLeases(
+  replicas: 3 | 5,
+  liveness: { ttlMs: number; disconnectGraceMs: number },
+): ProcessCluster {
   const cluster = ProcessCluster.create({ replicas })
   // Replicas read the file when they start: set the lease before startAll.
   const file = JSON.parse(readFileSync(cluster.clusterPath, 'utf8')) as Record<string, unknown>
@@ -28,11 +31,16 @@ export interface WorkerSlot {
 export async function workerSlots(count: number): Promise<{ root: string; slots: WorkerSlot[] }> {
   const root = mkdtempSync(join(tmpdir(), 'nodeledger-workers-'))
   const slots: WorkerSlot[] = []
-  for (let i = 0; i < count; i++) slots.push({ dataDir: join(root, `worker-${i}`), privateKey: await generateKeyPair('Ed25519'), tracker: undefined })
+  for (let i = 0; i < count; i++)
+    slots.push({ dataDir: join(root, `worker-${i}`), privateKey: await generateKeyPair('Ed25519'), tracker: undefined })
   return { root, slots }
 }
 
-export async function startWorker(slot: WorkerSlot, bootstrap: readonly string[], options: Partial<NodeEventTrackerOptions> = {}): Promise<NodeEventTracker> {
+export async function startWorker(
+  slot: WorkerSlot,
+  bootstrap: readonly string[],
+  options: Partial<NodeEventTrackerOptions> = {},
+): Promise<NodeEventTracker> {
   slot.tracker = await NodeEventTracker.start({
     dataDir: slot.dataDir,
     bootstrap,

@@ -41,7 +41,11 @@ async function measure(entriesPerSave: number): Promise<{ medianMs: number; p99M
   }
   const elapsedSeconds = (performance.now() - started) / 1000
   latenciesMs.sort((a, b) => a - b)
-  return { medianMs: percentile(latenciesMs, 0.5), p99Ms: percentile(latenciesMs, 0.99), entriesPerSecond: ((WARMUP_SAVES + SAVES) * entriesPerSave) / elapsedSeconds }
+  return {
+    medianMs: percentile(latenciesMs, 0.5),
+    p99Ms: percentile(latenciesMs, 0.99),
+    entriesPerSecond: ((WARMUP_SAVES + SAVES) * entriesPerSave) / elapsedSeconds,
+  }
 }
 
 for (const entriesPerSave of [1, 100]) {
@@ -49,5 +53,7 @@ for (const entriesPerSave of [1, 100]) {
   process.stdout.write(
     `save of ${String(entriesPerSave).padStart(3)} x ${VALUE_BYTES} B: median ${result.medianMs.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${Math.round(result.entriesPerSecond)} entries/s (${SAVES} saves)\n`,
   )
-  process.stdout.write(`${JSON.stringify({ bench: 'storage.save', entriesPerSave, valueBytes: VALUE_BYTES, saves: SAVES, ...result })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'storage.save', entriesPerSave, valueBytes: VALUE_BYTES, saves: SAVES, ...result })}\n`,
+  )
 }

@@ -28,13 +28,28 @@ function percentile(sorted: readonly number[], fraction: number): number {
 }
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' })
-const hosts: ReplicaHost[] = await Promise.all([1, 2].map(async (id) => createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: [`/ip4/127.0.0.${id}/tcp/0`], logger })))
-const address = (host: ReplicaHost): { peerId: string; multiaddr: string } => ({ peerId: host.peerId.toString(), multiaddr: host.getMultiaddrs()[0]!.toString() })
+const hosts: ReplicaHost[] = await Promise.all(
+  [1, 2].map(async (id) =>
+    createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: [`/ip4/127.0.0.${id}/tcp/0`], logger }),
+  ),
+)
+const address = (host: ReplicaHost): { peerId: string; multiaddr: string } => ({
+  peerId: host.peerId.toString(),
+  multiaddr: host.getMultiaddrs()[0]!.toString(),
+})
 
 let onEcho: (() => void) | undefined
 let received = 0
 let echo = true
-const one = new PeerLinks({ libp2p: hosts[0]!, protocol: PROTOCOL, peers: new Map([[2, address(hosts[1]!)]]), self: 1, logger, onFrame: () => onEcho?.(), onPeerDown: () => {} })
+const one = new PeerLinks({
+  libp2p: hosts[0]!,
+  protocol: PROTOCOL,
+  peers: new Map([[2, address(hosts[1]!)]]),
+  self: 1,
+  logger,
+  onFrame: () => onEcho?.(),
+  onPeerDown: () => {},
+})
 const two: PeerLinks = new PeerLinks({
   libp2p: hosts[1]!,
   protocol: PROTOCOL,
@@ -90,8 +105,12 @@ const result = {
   framesOffered: offered,
   queueFullRefusals: one.stats().framesDroppedQueueFull,
 }
-console.log(`round trip ${FRAME_BYTES} B: median ${result.roundTripMedianMs} ms, p99 ${result.roundTripP99Ms} ms (${ROUND_TRIPS} trips)`)
-console.log(`one way ${FRAME_BYTES} B: ${result.oneWayFramesPerSecond} frames/s (${result.oneWayMegabytesPerSecond} MB/s) over ${THROUGHPUT_SECONDS} s`)
+console.log(
+  `round trip ${FRAME_BYTES} B: median ${result.roundTripMedianMs} ms, p99 ${result.roundTripP99Ms} ms (${ROUND_TRIPS} trips)`,
+)
+console.log(
+  `one way ${FRAME_BYTES} B: ${result.oneWayFramesPerSecond} frames/s (${result.oneWayMegabytesPerSecond} MB/s) over ${THROUGHPUT_SECONDS} s`,
+)
 console.log(JSON.stringify(result))
 await Promise.all([one.stop(), two.stop()])
 await Promise.all(hosts.map(async (host) => host.stop()))

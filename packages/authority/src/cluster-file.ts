@@ -57,7 +57,8 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const problems: string[] = []
   const file = raw as Partial<ClusterFile>
   if (file.version !== 1) problems.push(`version must be 1 (got ${JSON.stringify(file.version)})`)
-  if (typeof file.clusterId !== 'string' || file.clusterId.length === 0) problems.push('clusterId must be a non-empty string')
+  if (typeof file.clusterId !== 'string' || file.clusterId.length === 0)
+    problems.push('clusterId must be a non-empty string')
   const base = dirname(path)
   const replicas: ClusterMember[] = []
   if (!Array.isArray(file.replicas) || file.replicas.length === 0 || file.replicas.length > 7) {
@@ -76,14 +77,26 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
         if (peerId === '') problems.push(`${where}.multiaddr must end in /p2p/<peerId>`)
         else peerIdFromString(peerId)
       } catch (error) {
-        problems.push(`${where}.multiaddr "${replica.multiaddr}" is not a valid multiaddr with a peer id (${(error as Error).message})`)
+        problems.push(
+          `${where}.multiaddr "${replica.multiaddr}" is not a valid multiaddr with a peer id (${(error as Error).message})`,
+        )
       }
-      if (typeof replica.dataDir !== 'string' || replica.dataDir === '') problems.push(`${where}.dataDir must be a path`)
-      if (typeof replica.keyFile !== 'string' || replica.keyFile === '') problems.push(`${where}.keyFile must be a path`)
-      replicas.push({ id: replica.id, multiaddr: replica.multiaddr, peerId, dataDir: absolute(base, replica.dataDir), keyFile: absolute(base, replica.keyFile) })
+      if (typeof replica.dataDir !== 'string' || replica.dataDir === '')
+        problems.push(`${where}.dataDir must be a path`)
+      if (typeof replica.keyFile !== 'string' || replica.keyFile === '')
+        problems.push(`${where}.keyFile must be a path`)
+      replicas.push({
+        id: replica.id,
+        multiaddr: replica.multiaddr,
+        peerId,
+        dataDir: absolute(base, replica.dataDir),
+        keyFile: absolute(base, replica.keyFile),
+      })
     }
   }
-  const operators = Array.isArray(file.operators) ? file.operators.map((operator) => ({ peerId: operator.peerId, keyFile: absolute(base, operator.keyFile) })) : []
+  const operators = Array.isArray(file.operators)
+    ? file.operators.map((operator) => ({ peerId: operator.peerId, keyFile: absolute(base, operator.keyFile) }))
+    : []
   for (const [position, operator] of operators.entries()) {
     try {
       peerIdFromString(operator.peerId)
@@ -92,16 +105,32 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
     }
   }
   const timing = file.timing
-  if (timing === undefined || !(timing.tickIntervalMs > 0) || !(timing.heartbeatTicks > 0) || !(timing.electionTimeoutTicks > timing.heartbeatTicks)) {
+  if (
+    timing === undefined ||
+    !(timing.tickIntervalMs > 0) ||
+    !(timing.heartbeatTicks > 0) ||
+    !(timing.electionTimeoutTicks > timing.heartbeatTicks)
+  ) {
     problems.push('timing must give tickIntervalMs > 0, heartbeatTicks > 0 and electionTimeoutTicks > heartbeatTicks')
   }
-  if (!Number.isSafeInteger(file.snapshotEveryEntries) || (file.snapshotEveryEntries ?? 0) < 1) problems.push('snapshotEveryEntries must be a positive integer')
+  if (!Number.isSafeInteger(file.snapshotEveryEntries) || (file.snapshotEveryEntries ?? 0) < 1)
+    problems.push('snapshotEveryEntries must be a positive integer')
   // Optional in the file (older files lack it); every replica must use the same values.
   const liveness = { ...DEFAULT_LIVENESS, ...(file.liveness ?? {}) }
-  if (!Number.isSafeInteger(liveness.ttlMs) || liveness.ttlMs < 100) problems.push('liveness.ttlMs must be an integer of at least 100')
-  if (!Number.isSafeInteger(liveness.disconnectGraceMs) || liveness.disconnectGraceMs < 0) problems.push('liveness.disconnectGraceMs must be a non-negative integer')
+  if (!Number.isSafeInteger(liveness.ttlMs) || liveness.ttlMs < 100)
+    problems.push('liveness.ttlMs must be an integer of at least 100')
+  if (!Number.isSafeInteger(liveness.disconnectGraceMs) || liveness.disconnectGraceMs < 0)
+    problems.push('liveness.disconnectGraceMs must be a non-negative integer')
   if (problems.length > 0) throw new ReplicaError('INVALID_CLUSTER', `cluster file ${path}: ${problems.join('; ')}`)
-  return { version: 1, clusterId: file.clusterId!, replicas, operators, timing: { ...timing!, leaseReads: timing!.leaseReads === true }, snapshotEveryEntries: file.snapshotEveryEntries!, liveness }
+  return {
+    version: 1,
+    clusterId: file.clusterId!,
+    replicas,
+    operators,
+    timing: { ...timing!, leaseReads: timing!.leaseReads === true },
+    snapshotEveryEntries: file.snapshotEveryEntries!,
+    liveness,
+  }
 }
 
 export async function loadClusterFile(path: string): Promise<ClusterFile> {
@@ -109,14 +138,21 @@ export async function loadClusterFile(path: string): Promise<ClusterFile> {
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    throw new ReplicaError('INVALID_CLUSTER', `cannot read cluster file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`)
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `cannot read cluster file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    )
   }
   return parseClusterFile(text, resolve(path))
 }
 
 export function memberById(cluster: ClusterFile, id: number): ClusterMember {
   const member = cluster.replicas.find((replica) => replica.id === id)
-  if (member === undefined) throw new ReplicaError('INVALID_CLUSTER', `replica ${id} is not in the cluster file (ids: ${cluster.replicas.map((r) => r.id).join(', ')})`)
+  if (member === undefined)
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `replica ${id} is not in the cluster file (ids: ${cluster.replicas.map((r) => r.id).join(', ')})`,
+    )
   return member
 }
 

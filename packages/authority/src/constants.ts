@@ -8,7 +8,12 @@ export { API_PROTOCOL, RAFT_PROTOCOL, SNAPSHOT_PROTOCOL } from '@nodeledger/prot
  * recommended loopback/LAN timing, so a leader that is paused or cut off is replaced in well under
  * a second, while one that dies is replaced within a few ticks (its peers see the connection close).
  */
-export const DEFAULT_TIMING = { tickIntervalMs: 10, heartbeatTicks: 5, electionTimeoutTicks: 30, leaseReads: false } as const
+export const DEFAULT_TIMING = {
+  tickIntervalMs: 10,
+  heartbeatTicks: 5,
+  electionTimeoutTicks: 30,
+  leaseReads: false,
+} as const
 /** Snapshot and compact every 10,000 applied entries: restart replays at most that many. */
 export const SNAPSHOT_EVERY_ENTRIES_DEFAULT = 10_000
 /** Raft frames queued per peer before new ones are dropped (Raft retransmits what is lost). */

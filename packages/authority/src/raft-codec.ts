@@ -30,19 +30,30 @@ export function decodeRaftFrame(frame: Uint8Array, expectedFrom: number, self: n
     throw invalid(`not msgpack: ${(error as Error).message}`)
   }
   if (!Array.isArray(decoded) || decoded.length < 1) throw invalid('a frame is an array [version, ...messages]')
-  if (decoded[0] !== RAFT_FRAME_VERSION) throw invalid(`unsupported raft frame version ${JSON.stringify(decoded[0])} (this replica speaks ${RAFT_FRAME_VERSION})`)
-  if (decoded.length - 1 > MESSAGES_PER_FRAME_MAX) throw invalid(`more than ${MESSAGES_PER_FRAME_MAX} messages in one frame`)
+  if (decoded[0] !== RAFT_FRAME_VERSION)
+    throw invalid(
+      `unsupported raft frame version ${JSON.stringify(decoded[0])} (this replica speaks ${RAFT_FRAME_VERSION})`,
+    )
+  if (decoded.length - 1 > MESSAGES_PER_FRAME_MAX)
+    throw invalid(`more than ${MESSAGES_PER_FRAME_MAX} messages in one frame`)
   return decoded.slice(1).map((raw, position) => checkMessage(raw, `message ${position}`, expectedFrom, self))
 }
 
 function checkMessage(raw: unknown, where: string, expectedFrom: number, self: number): Message {
   if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
   const m = raw as Record<string, unknown>
-  if (typeof m.type !== 'string' || !MESSAGE_TYPES.has(m.type) || m.type === MessageType.Hup) throw invalid(`${where} has unknown type ${JSON.stringify(m.type)}`)
+  if (typeof m.type !== 'string' || !MESSAGE_TYPES.has(m.type) || m.type === MessageType.Hup)
+    throw invalid(`${where} has unknown type ${JSON.stringify(m.type)}`)
   // The transport authenticated the peer; a message claiming another sender is refused.
-  if (m.from !== expectedFrom) throw invalid(`${where} claims to come from ${String(m.from)} on the link of replica ${expectedFrom}`)
+  if (m.from !== expectedFrom)
+    throw invalid(`${where} claims to come from ${String(m.from)} on the link of replica ${expectedFrom}`)
   if (m.to !== self) throw invalid(`${where} is addressed to ${String(m.to)}, not ${self}`)
-  const message: Record<string, unknown> = { type: m.type, from: m.from, to: m.to, term: natural(m.term, `${where}.term`) }
+  const message: Record<string, unknown> = {
+    type: m.type,
+    from: m.from,
+    to: m.to,
+    term: natural(m.term, `${where}.term`),
+  }
   for (const field of ['logTerm', 'index', 'commit', 'rejectHint', 'sentTick', 'bytesReceived'] as const) {
     if (m[field] !== undefined) message[field] = natural(m[field], `${where}.${field}`)
   }
@@ -55,7 +66,8 @@ function checkMessage(raw: unknown, where: string, expectedFrom: number, self: n
     message.reason = m.reason
   }
   if (m.context !== undefined) {
-    if (typeof m.context !== 'string' || m.context.length > 256) throw invalid(`${where}.context must be a string of at most 256 characters`)
+    if (typeof m.context !== 'string' || m.context.length > 256)
+      throw invalid(`${where}.context must be a string of at most 256 characters`)
     message.context = m.context
   }
   if (m.entries !== undefined) {
@@ -70,7 +82,12 @@ function checkEntry(raw: unknown, where: string): Entry {
   if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
   const e = raw as Record<string, unknown>
   if (typeof e.type !== 'string' || !ENTRY_TYPES.has(e.type)) throw invalid(`${where}.type is unknown`)
-  return { index: natural(e.index, `${where}.index`), term: natural(e.term, `${where}.term`), type: e.type as Entry['type'], data: bytes(e.data, `${where}.data`) }
+  return {
+    index: natural(e.index, `${where}.index`),
+    term: natural(e.term, `${where}.term`),
+    type: e.type as Entry['type'],
+    data: bytes(e.data, `${where}.data`),
+  }
 }
 
 function checkChunk(raw: unknown, where: string): SnapshotChunk {
@@ -79,13 +96,18 @@ function checkChunk(raw: unknown, where: string): SnapshotChunk {
   const metadata = c.metadata as Record<string, unknown> | undefined
   if (typeof metadata !== 'object' || metadata === null) throw invalid(`${where}.metadata is missing`)
   const conf = metadata.confState as Record<string, unknown> | undefined
-  if (typeof conf !== 'object' || conf === null || !Array.isArray(conf.voters) || !Array.isArray(conf.learners)) throw invalid(`${where}.metadata.confState is malformed`)
+  if (typeof conf !== 'object' || conf === null || !Array.isArray(conf.voters) || !Array.isArray(conf.learners))
+    throw invalid(`${where}.metadata.confState is malformed`)
   const confState: ConfState = {
     voters: conf.voters.map((id, i) => natural(id, `${where}.metadata.confState.voters[${i}]`)),
     learners: conf.learners.map((id, i) => natural(id, `${where}.metadata.confState.learners[${i}]`)),
   }
   return {
-    metadata: { index: natural(metadata.index, `${where}.metadata.index`), term: natural(metadata.term, `${where}.metadata.term`), confState },
+    metadata: {
+      index: natural(metadata.index, `${where}.metadata.index`),
+      term: natural(metadata.term, `${where}.metadata.term`),
+      confState,
+    },
     offset: natural(c.offset, `${where}.offset`),
     totalBytes: natural(c.totalBytes, `${where}.totalBytes`),
     data: bytes(c.data, `${where}.data`),
@@ -93,7 +115,8 @@ function checkChunk(raw: unknown, where: string): SnapshotChunk {
 }
 
 function natural(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(`${where} must be a non-negative integer`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw invalid(`${where} must be a non-negative integer`)
   return value
 }
 

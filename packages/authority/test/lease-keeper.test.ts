@@ -8,7 +8,9 @@ import { LeaseKeeper } from '../src/liveness/lease-keeper.ts'
 import type { Replica } from '../src/replica/replica.ts'
 
 /** Fresh Ed25519 peer ids (authority does not depend on testkit, which depends on authority). */
-const PEER_IDS = await Promise.all(Array.from({ length: 6 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+const PEER_IDS = await Promise.all(
+  Array.from({ length: 6 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+)
 const peerIdFromSeed = (index: number): string => PEER_IDS[index % PEER_IDS.length]!
 const LEADER = peerIdFromSeed(1)
 const OTHER_REPLICA = peerIdFromSeed(2)
@@ -30,7 +32,9 @@ class FakeReplica extends EventTarget {
   term = 1
   connected = new Set<string>()
   index = 0
-  readonly libp2p = Object.assign(this, { getConnections: (peer: { toString(): string }) => (this.connected.has(peer.toString()) ? [{}] : []) })
+  readonly libp2p = Object.assign(this, {
+    getConnections: (peer: { toString(): string }) => (this.connected.has(peer.toString()) ? [{}] : []),
+  })
 
   isLeader(): boolean {
     return this.leading
@@ -48,15 +52,23 @@ class FakeReplica extends EventTarget {
     return { index: this.index, result }
   }
   join(peerId: string): void {
-    void this.propose({ kind: 'delta', submitterPeerId: peerId, delta: { originPeerId: peerId, seq: 1, fields: { version: '1' } } })
+    void this.propose({
+      kind: 'delta',
+      submitterPeerId: peerId,
+      delta: { originPeerId: peerId, seq: 1, fields: { version: '1' } },
+    })
   }
   connect(peerId: string, connected: boolean): void {
     if (connected) this.connected.add(peerId)
     else this.connected.delete(peerId)
-    this.dispatchEvent(new CustomEvent(connected ? 'peer:connect' : 'peer:disconnect', { detail: peerIdFromString(peerId) }))
+    this.dispatchEvent(
+      new CustomEvent(connected ? 'peer:connect' : 'peer:disconnect', { detail: peerIdFromString(peerId) }),
+    )
   }
   livenessEntries(): Array<{ peerId: string; active: boolean; reason: string }> {
-    return this.entries.flatMap((command) => (command.kind === 'liveness' ? [{ peerId: command.peerId, active: command.active, reason: command.reason }] : []))
+    return this.entries.flatMap((command) =>
+      command.kind === 'liveness' ? [{ peerId: command.peerId, active: command.active, reason: command.reason }] : [],
+    )
   }
 }
 
@@ -104,7 +116,11 @@ describe('LeaseKeeper: etcd-style leases, logged only on transitions', () => {
     expect(expired.uptimeAccumulatedMs).toBe(expired.lastLeftMs - expired.lastJoinedMs)
     await vi.advanceTimersByTimeAsync(5 * TTL_MS)
     await keeper.heartbeat(NODE, signal())
-    expect(replica.livenessEntries().map((entry) => `${entry.active}:${entry.reason}`)).toEqual(['true:heartbeat', 'false:ttl', 'true:heartbeat'])
+    expect(replica.livenessEntries().map((entry) => `${entry.active}:${entry.reason}`)).toEqual([
+      'true:heartbeat',
+      'false:ttl',
+      'true:heartbeat',
+    ])
   })
 
   it('a new term starts every active node with a fresh lease: a failover expires nobody', async () => {
@@ -160,6 +176,9 @@ describe('LeaseKeeper: etcd-style leases, logged only on transitions', () => {
     const [left, again] = await Promise.all([keeper.leave(NODE, signal()), keeper.leave(NODE, signal())])
     expect(left.active).toBe(false)
     expect(again.active).toBe(false)
-    expect(replica.livenessEntries().map((entry) => `${entry.active}:${entry.reason}`)).toEqual(['true:heartbeat', 'false:left'])
+    expect(replica.livenessEntries().map((entry) => `${entry.active}:${entry.reason}`)).toEqual([
+      'true:heartbeat',
+      'false:left',
+    ])
   })
 })

@@ -21,7 +21,12 @@ const chunk: Message = {
   from: 2,
   to: 1,
   term: 7,
-  snapshot: { metadata: { index: 100, term: 6, confState: { voters: [1, 2, 3], learners: [] } }, offset: 0, totalBytes: 3, data: new Uint8Array([9, 9, 9]) },
+  snapshot: {
+    metadata: { index: 100, term: 6, confState: { voters: [1, 2, 3], learners: [] } },
+    offset: 0,
+    totalBytes: 3,
+    data: new Uint8Array([9, 9, 9]),
+  },
 }
 
 function codeOf(run: () => unknown): string | undefined {
@@ -54,7 +59,9 @@ describe('raft frame codec', () => {
 
   it('refuses an unknown frame version and local-only message types', () => {
     expect(codeOf(() => decodeRaftFrame(new Uint8Array([0x92, 0x02, 0x80]), 2, 1))).toBe('INVALID_FRAME')
-    expect(codeOf(() => decodeRaftFrame(encodeRaftFrame([{ ...append, type: MessageType.Hup }]), 2, 1))).toBe('INVALID_FRAME')
+    expect(codeOf(() => decodeRaftFrame(encodeRaftFrame([{ ...append, type: MessageType.Hup }]), 2, 1))).toBe(
+      'INVALID_FRAME',
+    )
   })
 
   it('never throws anything but INVALID_FRAME on random bytes', () => {

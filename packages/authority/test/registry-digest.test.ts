@@ -11,7 +11,13 @@ async function peers(count: number): Promise<string[]> {
 }
 
 function delta(index: number, origin: string, seq: number, version: string): { index: number; data: Uint8Array } {
-  return { index, data: encodeCommand({ timestampMs: 1_700_000_000_000 + index, command: { kind: 'delta', submitterPeerId: origin, delta: { originPeerId: origin, seq, fields: { version } } } }) }
+  return {
+    index,
+    data: encodeCommand({
+      timestampMs: 1_700_000_000_000 + index,
+      command: { kind: 'delta', submitterPeerId: origin, delta: { originPeerId: origin, seq, fields: { version } } },
+    }),
+  }
 }
 
 describe('registry digest', () => {

@@ -10,6 +10,9 @@ export function createLogger(options: { level: string; pretty: boolean; name: st
   return pino({
     name: options.name,
     level: options.level,
-    transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
+    transport: {
+      target: 'pino-pretty',
+      options: { colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+    },
   })
 }

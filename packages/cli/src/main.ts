@@ -17,14 +17,19 @@ const DEFAULT_CLUSTER = process.env.NODELEDGER_CLUSTER ?? '.run/cluster/cluster.
 function integer(name: string, min: number) {
   return (value: string): number => {
     const parsed = Number(value)
-    if (!Number.isSafeInteger(parsed) || parsed < min) throw new InvalidArgumentError(`${name} takes an integer >= ${min}`)
+    if (!Number.isSafeInteger(parsed) || parsed < min)
+      throw new InvalidArgumentError(`${name} takes an integer >= ${min}`)
     return parsed
   }
 }
 
-const consistency = new Option('--consistency <mode>', 'read consistency').choices(['linearizable', 'lease', 'stale']).default('linearizable')
+const consistency = new Option('--consistency <mode>', 'read consistency')
+  .choices(['linearizable', 'lease', 'stale'])
+  .default('linearizable')
 const clusterOption = new Option('--cluster <file>', 'cluster file').default(DEFAULT_CLUSTER)
-const timeoutOption = new Option('--timeout-ms <ms>', 'deadline of each request').argParser(integer('--timeout-ms', 1)).default(2000)
+const timeoutOption = new Option('--timeout-ms <ms>', 'deadline of each request')
+  .argParser(integer('--timeout-ms', 1))
+  .default(2000)
 
 async function run(action: () => Promise<number | undefined>): Promise<void> {
   try {
@@ -38,7 +43,10 @@ async function run(action: () => Promise<number | undefined>): Promise<void> {
   }
 }
 
-const program = new Command().name('nodeledger').description('a durable, replicated registry of the nodes of a libp2p network').showHelpAfterError()
+const program = new Command()
+  .name('nodeledger')
+  .description('a durable, replicated registry of the nodes of a libp2p network')
+  .showHelpAfterError()
 // Commander's own usage errors exit with 2 like ours.
 program.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT.BAD_INPUT))
 
@@ -51,7 +59,18 @@ cluster
   .option('--port <port>', 'TCP port of every replica', integer('--port', 1), 7001)
   .option('--force', 'overwrite an existing cluster file (keys are kept)', false)
   .option('--json', 'machine-readable output', false)
-  .action((options) => run(async () => void (await clusterInit({ replicas: Number(options.replicas), dir: options.dir, port: options.port, force: options.force, json: options.json }))))
+  .action((options) =>
+    run(
+      async () =>
+        void (await clusterInit({
+          replicas: Number(options.replicas),
+          dir: options.dir,
+          port: options.port,
+          force: options.force,
+          json: options.json,
+        })),
+    ),
+  )
 
 program
   .command('authority')
@@ -60,10 +79,19 @@ program
   .requiredOption('--id <n>', 'replica id from the cluster file', integer('--id', 1))
   .option('--log-level <level>', 'pino level', 'info')
   .option('--pretty', 'human-readable logs', false)
-  .action((options) => runAuthority({ cluster: options.cluster, id: options.id, logLevel: options.logLevel, pretty: options.pretty }).catch((error: unknown) => {
-    console.error(`nodeledger authority: ${(error as { code?: string }).code ?? 'ERROR'}: ${(error as Error).message}`)
-    process.exit(exitCodeFor(error))
-  }))
+  .action((options) =>
+    runAuthority({
+      cluster: options.cluster,
+      id: options.id,
+      logLevel: options.logLevel,
+      pretty: options.pretty,
+    }).catch((error: unknown) => {
+      console.error(
+        `nodeledger authority: ${(error as { code?: string }).code ?? 'ERROR'}: ${(error as Error).message}`,
+      )
+      process.exit(exitCodeFor(error))
+    }),
+  )
 
 program
   .command('status')
@@ -71,7 +99,9 @@ program
   .addOption(clusterOption)
   .addOption(timeoutOption)
   .option('--json', 'machine-readable output', false)
-  .action((options) => run(() => status({ cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs })))
+  .action((options) =>
+    run(() => status({ cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs })),
+  )
 
 program
   .command('put')
@@ -81,7 +111,9 @@ program
   .addOption(clusterOption)
   .addOption(timeoutOption)
   .option('--json', 'machine-readable output', false)
-  .action((peerId, assignments, options) => run(() => put(peerId, assignments, { cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs })))
+  .action((peerId, assignments, options) =>
+    run(() => put(peerId, assignments, { cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs })),
+  )
 
 program
   .command('get')
@@ -91,7 +123,16 @@ program
   .addOption(timeoutOption)
   .addOption(consistency)
   .option('--json', 'machine-readable output', false)
-  .action((peerId, options) => run(() => get(peerId, { cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs, consistency: options.consistency })))
+  .action((peerId, options) =>
+    run(() =>
+      get(peerId, {
+        cluster: options.cluster,
+        json: options.json,
+        timeoutMs: options.timeoutMs,
+        consistency: options.consistency,
+      }),
+    ),
+  )
 
 program
   .command('ls')
@@ -101,24 +142,52 @@ program
   .addOption(consistency)
   .option('--active', 'only active nodes')
   .option('--staked', 'only staked nodes')
-  .addOption(new Option('--capability <category>', 'only nodes with this capability').choices(['twitter', 'web', 'discord', 'telegram']))
+  .addOption(
+    new Option('--capability <category>', 'only nodes with this capability').choices([
+      'twitter',
+      'web',
+      'discord',
+      'telegram',
+    ]),
+  )
   .option('--limit <n>', 'at most this many', integer('--limit', 1), 100)
   .option('--json', 'machine-readable output', false)
-  .action((options) => run(() => ls({ active: options.active, staked: options.staked, capability: options.capability, limit: options.limit }, { cluster: options.cluster, json: options.json, timeoutMs: options.timeoutMs, consistency: options.consistency })))
+  .action((options) =>
+    run(() =>
+      ls(
+        { active: options.active, staked: options.staked, capability: options.capability, limit: options.limit },
+        {
+          cluster: options.cluster,
+          json: options.json,
+          timeoutMs: options.timeoutMs,
+          consistency: options.consistency,
+        },
+      ),
+    ),
+  )
 
 /** The options `worker` and `workers` share. */
 function workerCommand(name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
-    .option('--bootstrap <multiaddrs...>', 'replica multiaddrs (default: the cluster file\'s)', [])
+    .option('--bootstrap <multiaddrs...>', "replica multiaddrs (default: the cluster file's)", [])
     .addOption(clusterOption)
     .option('--key <file>', 'identity key file (default: beside the data dir, so wiping the data keeps the identity)')
     .option('--listen-host <ip>', 'IPv4 address to listen on for gossip peers', '127.0.0.1')
-    .option('--capabilities <list>', 'comma-separated: twitter,web,discord,telegram', (value: string) => value.split(',').filter((part) => part !== ''), [] as string[])
+    .option(
+      '--capabilities <list>',
+      'comma-separated: twitter,web,discord,telegram',
+      (value: string) => value.split(',').filter((part) => part !== ''),
+      [] as string[],
+    )
     .option('--staked', 'report the node as staked', false)
     .option('--node-version <version>', 'software version the node reports', '0.1.0')
-    .option('--heartbeat-ms <ms>', 'heartbeat interval (default 3000; keep well below the lease TTL)', integer('--heartbeat-ms', 100))
+    .option(
+      '--heartbeat-ms <ms>',
+      'heartbeat interval (default 3000; keep well below the lease TTL)',
+      integer('--heartbeat-ms', 100),
+    )
     .option('--log-level <level>', 'pino level', 'info')
     .option('--pretty', 'human-readable logs', false)
 }
@@ -147,12 +216,14 @@ function exitOnStartFailure(what: string) {
 }
 
 workerCommand('worker', 'run one worker node (its NodeEventTracker) in the foreground; SIGTERM leaves gracefully')
-  .requiredOption('--data <dir>', 'the worker\'s LevelDB data dir')
+  .requiredOption('--data <dir>', "the worker's LevelDB data dir")
   .action((options) => runWorker(workerOptions(options, options.data)).catch(exitOnStartFailure('worker')))
 
 workerCommand('workers', 'run N worker nodes in one process (density tests); SIGTERM leaves gracefully')
   .requiredOption('--count <n>', 'number of workers', integer('--count', 1))
   .requiredOption('--data <dir>', 'root dir: worker-<i>/data and worker-<i>/peer.key under it')
-  .action((options) => runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers')))
+  .action((options) =>
+    runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers')),
+  )
 
 await program.parseAsync()

@@ -26,7 +26,11 @@ function percentile(sorted: readonly number[], fraction: number): number {
 }
 
 /** `total` calls of `request` from `inflight` lanes; requests/s and latency percentiles in ms. */
-async function drive(total: number, inflight: number, request: (n: number) => Promise<unknown>): Promise<{ perSecond: number; p50: number; p99: number }> {
+async function drive(
+  total: number,
+  inflight: number,
+  request: (n: number) => Promise<unknown>,
+): Promise<{ perSecond: number; p50: number; p99: number }> {
   let issued = 0
   const latencies: number[] = []
   const started = performance.now()
@@ -46,7 +50,9 @@ async function drive(total: number, inflight: number, request: (n: number) => Pr
 }
 
 const cluster = await FakeCluster.start(1)
-const origins = await Promise.all(Array.from({ length: INFLIGHT }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+const origins = await Promise.all(
+  Array.from({ length: INFLIGHT }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+)
 const target = cluster.addresses[0]!
 const rows: string[] = []
 /** Each origin's last seq, across both modes: the fake's registry remembers them. */
@@ -62,7 +68,11 @@ try {
         const origin = origins[n % origins.length]!
         const next = (seq.get(origin) ?? 0) + 1
         seq.set(origin, next)
-        return client.submit({ originPeerId: origin, seq: next, fields: { isWebScraper: true, version: `1.0.${next}` } })
+        return client.submit({
+          originPeerId: origin,
+          seq: next,
+          fields: { isWebScraper: true, version: `1.0.${next}` },
+        })
       }
       const get = (n: number): Promise<unknown> => client.get(origins[n % origins.length]!)
       const status = (): Promise<unknown> => client.status(target)
@@ -70,9 +80,15 @@ try {
       // is a libp2p start-up hazard, not what this measures.
       await client.get(origins[0]!)
       await drive(WARMUP_REQUESTS, INFLIGHT, get)
-      for (const [op, request] of [['submit', submit], ['get', get], ['status', status]] as const) {
+      for (const [op, request] of [
+        ['submit', submit],
+        ['get', get],
+        ['status', status],
+      ] as const) {
         const result = await drive(REQUESTS, INFLIGHT, request)
-        rows.push(`${mode.padEnd(19)} ${op.padEnd(7)} ${result.perSecond.toFixed(0).padStart(7)} req/s   p50 ${result.p50.toFixed(2).padStart(6)} ms   p99 ${result.p99.toFixed(2).padStart(6)} ms`)
+        rows.push(
+          `${mode.padEnd(19)} ${op.padEnd(7)} ${result.perSecond.toFixed(0).padStart(7)} req/s   p50 ${result.p50.toFixed(2).padStart(6)} ms   p99 ${result.p99.toFixed(2).padStart(6)} ms`,
+        )
         console.log(rows[rows.length - 1])
       }
       console.log(`${mode.padEnd(19)} streams opened: ${cluster.replica(1).streams - streamsBefore}`)

@@ -261,7 +261,8 @@ export class AuthorityClient {
     let lastError: ProtocolError | undefined
     let followHint = false
     while (true) {
-      if (failures >= this.#attemptsMax) throw lastError ?? new ProtocolError('UNAVAILABLE', 'watch: no replica answered')
+      if (failures >= this.#attemptsMax)
+        throw lastError ?? new ProtocolError('UNAVAILABLE', 'watch: no replica answered')
       if (failures > 0 && !followHint) await this.#backoff(failures, options.signal)
       followHint = false
       let stream: Stream | undefined
@@ -295,7 +296,12 @@ export class AuthorityClient {
   // -------------------------------------------------------------------------------------------
 
   /** The retry loop shared by every request-response op. */
-  async #request<O extends UnaryOp>(op: O, request: ApiRequestInit, route: Route, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+  async #request<O extends UnaryOp>(
+    op: O,
+    request: ApiRequestInit,
+    route: Route,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<ResultByOp[O]> {
     this.#checkStarted()
     // Invalid input fails here, before any attempt: INVALID and TOO_LARGE are final.
     encodeRequest(request)
@@ -305,10 +311,12 @@ export class AuthorityClient {
       if (attempt > 0 && !followHint) await this.#backoff(attempt, callerSignal)
       followHint = false
       try {
-        const target = route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
+        const target =
+          route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
         return await this.#once(op, request, target, callerSignal)
       } catch (caught) {
-        if (callerSignal?.aborted === true || this.#shutdown.signal.aborted) throw callerReason(callerSignal, this.#shutdown.signal, caught)
+        if (callerSignal?.aborted === true || this.#shutdown.signal.aborted)
+          throw callerReason(callerSignal, this.#shutdown.signal, caught)
         const error = asProtocolError(caught)
         if (!isRetryable(error.code)) throw error
         lastError = error
@@ -341,7 +349,11 @@ export class AuthorityClient {
     const replica = this.#nextReplica()
     const status = await this.#once('status', { op: 'status' }, replica, callerSignal)
     const leader = status.leader === null ? undefined : this.#addressOf(status.leader)
-    if (leader === undefined) throw new ProtocolError('UNAVAILABLE', `replica ${status.id} knows no leader (role ${status.role}, term ${status.term})`)
+    if (leader === undefined)
+      throw new ProtocolError(
+        'UNAVAILABLE',
+        `replica ${status.id} knows no leader (role ${status.role}, term ${status.term})`,
+      )
     this.#leader = leader
     this.#logger.debug({ leader: leader.toString(), term: status.term }, 'leader found')
     return leader
@@ -370,7 +382,12 @@ export class AuthorityClient {
   }
 
   /** One attempt under one deadline: on the target's session, or on a stream of its own. */
-  async #once<O extends UnaryOp>(op: O, request: ApiRequestInit, target: Multiaddr, callerSignal: AbortSignal | undefined): Promise<ResultByOp[O]> {
+  async #once<O extends UnaryOp>(
+    op: O,
+    request: ApiRequestInit,
+    target: Multiaddr,
+    callerSignal: AbortSignal | undefined,
+  ): Promise<ResultByOp[O]> {
     this.#checkStarted()
     const { signal, dispose } = deadline(this.#requestTimeoutMs, callerSignal, this.#shutdown.signal)
     try {
@@ -401,7 +418,12 @@ export class AuthorityClient {
   }
 
   /** One request on a stream of its own: dial, write the request, read the one response. */
-  async #onStream<O extends UnaryOp>(op: O, bytes: Uint8Array, target: Multiaddr, signal: AbortSignal): Promise<ResultByOp[O]> {
+  async #onStream<O extends UnaryOp>(
+    op: O,
+    bytes: Uint8Array,
+    target: Multiaddr,
+    signal: AbortSignal,
+  ): Promise<ResultByOp[O]> {
     let stream: Stream | undefined
     let response: ApiResponse<ResultByOp[O]>
     try {
@@ -426,7 +448,11 @@ export class AuthorityClient {
     let stream: Stream | undefined
     try {
       stream = await this.#dial(target, signal)
-      await writeFrame(frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }), encodeRequest({ op: 'watch', fromIndex }), { signal })
+      await writeFrame(
+        frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }),
+        encodeRequest({ op: 'watch', fromIndex }),
+        { signal },
+      )
       return stream
     } catch (error) {
       stream?.abort(error instanceof Error ? error : new Error('watch failed'))
@@ -463,7 +489,11 @@ function positive(value: number, what: string): number {
 /** Dial failures, resets and anything unexpected from the transport count as UNAVAILABLE. */
 function asProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error
-  return new ProtocolError('UNAVAILABLE', error instanceof Error ? `${error.name}: ${error.message}` : 'request failed', { cause: error })
+  return new ProtocolError(
+    'UNAVAILABLE',
+    error instanceof Error ? `${error.name}: ${error.message}` : 'request failed',
+    { cause: error },
+  )
 }
 
 /** After the caller's signal or stop() aborted: the caller's reason, or UNAVAILABLE for stop(). */

@@ -112,7 +112,8 @@ export class Session {
       const answer = new Promise<ApiResponse<ResultByOp[UnaryOp]>>((resolve, reject) => {
         this.#pending.set(id, { op, sent: false, abandoned: false, settle: resolve, fail: reject })
       })
-      if (this.#pending.size > this.#inflightMax) throw new Error(`session: ${this.#pending.size} in flight, above ${this.#inflightMax}`)
+      if (this.#pending.size > this.#inflightMax)
+        throw new Error(`session: ${this.#pending.size} in flight, above ${this.#inflightMax}`)
       this.#write(lp, id, bytes)
       let response: ApiResponse<ResultByOp[UnaryOp]>
       try {
@@ -152,7 +153,10 @@ export class Session {
       stream = await this.#libp2p.dialProtocol(this.target, API_PROTOCOL, { signal })
     } catch (error) {
       const mapped = streamError(error, signal, `session to ${this.target.toString()}`)
-      const failure = mapped instanceof ProtocolError ? mapped : new ProtocolError('UNAVAILABLE', `session to ${this.target.toString()}: dial failed`, { cause: error })
+      const failure =
+        mapped instanceof ProtocolError
+          ? mapped
+          : new ProtocolError('UNAVAILABLE', `session to ${this.target.toString()}: dial failed`, { cause: error })
       this.#fail(failure)
       throw failure
     } finally {
@@ -180,7 +184,9 @@ export class Session {
         })
         if (frame.id === undefined) {
           const { code, message } = frame.response.error
-          throw new ProtocolError('UNAVAILABLE', `session ended by the server: ${code} ${message}`, { cause: frame.response.error })
+          throw new ProtocolError('UNAVAILABLE', `session ended by the server: ${code} ${message}`, {
+            cause: frame.response.error,
+          })
         }
         const pending = this.#pending.get(frame.id)
         if (pending === undefined || !pending.sent) {
@@ -227,7 +233,12 @@ export class Session {
     pending.abandoned = true
     // A replica that answers nothing would otherwise hold every slot forever: start afresh.
     if (this.#pending.size >= this.#inflightMax && [...this.#pending.values()].every((p) => p.abandoned)) {
-      this.#fail(new ProtocolError('UNAVAILABLE', `session to ${this.target.toString()}: all ${this.#pending.size} requests in flight abandoned unanswered`))
+      this.#fail(
+        new ProtocolError(
+          'UNAVAILABLE',
+          `session to ${this.target.toString()}: all ${this.#pending.size} requests in flight abandoned unanswered`,
+        ),
+      )
     }
   }
 
@@ -279,7 +290,12 @@ export class Session {
 /** Whatever broke a session, its requests may succeed elsewhere: UNAVAILABLE, naming the cause. */
 function asSessionError(error: unknown, target: Multiaddr): ProtocolError {
   if (error instanceof ProtocolError && error.code === 'UNAVAILABLE') return error
-  const detail = error instanceof ProtocolError ? `${error.code} ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : 'failed'
+  const detail =
+    error instanceof ProtocolError
+      ? `${error.code} ${error.message}`
+      : error instanceof Error
+        ? `${error.name}: ${error.message}`
+        : 'failed'
   return new ProtocolError('UNAVAILABLE', `session to ${target.toString()}: ${detail}`, { cause: error })
 }
 

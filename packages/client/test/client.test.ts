@@ -39,7 +39,9 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 
 /** `count` distinct valid origins (the fake does not check who submits for whom). */
 async function origins(count: number): Promise<string[]> {
-  return Promise.all(Array.from({ length: count }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+  return Promise.all(
+    Array.from({ length: count }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+  )
 }
 
 function delta(origin: string, seq: number) {
@@ -99,7 +101,10 @@ describe('failover', () => {
     }
     expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: true })
     const submits = cluster.replicas.flatMap((r) => r.requests).filter((r) => r.op === 'submit')
-    expect(submits.slice(1)).toEqual([{ op: 'submit', delta: delta(origin, 2) }, { op: 'submit', delta: delta(origin, 2) }])
+    expect(submits.slice(1)).toEqual([
+      { op: 'submit', delta: delta(origin, 2) },
+      { op: 'submit', delta: delta(origin, 2) },
+    ])
     expect(cluster.lastIndex).toBe(2)
   })
 
@@ -127,7 +132,8 @@ describe('deadlines and retries', () => {
     const c = await startClient({ requestTimeoutMs: 250 })
     const origin = c.libp2p.peerId.toString()
     await c.submit(delta(origin, 1))
-    cluster.replica(1).behaviour = (request, self) => (request.op === 'submit' ? { kind: 'hang' } : cluster.standard(request, self))
+    cluster.replica(1).behaviour = (request, self) =>
+      request.op === 'submit' ? { kind: 'hang' } : cluster.standard(request, self)
     cluster.leaderId = 2
     expect(await c.submit(delta(origin, 2))).toEqual({ index: 2, duplicate: false })
   })
@@ -151,7 +157,8 @@ describe('deadlines and retries', () => {
   })
 
   it('gives up after attemptsMax when every replica is UNAVAILABLE', async () => {
-    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
+    for (const replica of cluster.replicas)
+      replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
     const c = await startClient({ attemptsMax: 5 })
     expect(await codeOf(c.status())).toBe('UNAVAILABLE')
     expect(cluster.count('status').reduce((a, b) => a + b)).toBe(5)
@@ -192,12 +199,16 @@ describe('backoff', () => {
   })
 
   it('the client waits with its configured jitter between attempts', async () => {
-    for (const replica of cluster.replicas) replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
+    for (const replica of cluster.replicas)
+      replica.behaviour = () => ({ kind: 'error', error: new ProtocolError('UNAVAILABLE', 'no quorum') })
     const draws: number[] = []
-    const c = await startClient({ attemptsMax: 4, random: () => {
+    const c = await startClient({
+      attemptsMax: 4,
+      random: () => {
         draws.push(0.5)
         return 0.5
-      } })
+      },
+    })
     await codeOf(c.status())
     expect(draws.length).toBe(3) // one backoff before each retry, none before the first attempt
   })
@@ -223,13 +234,20 @@ describe('status', () => {
 
 describe('watch', () => {
   const record = emptyRecord('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')
-  const event = (throughIndex: number): WatchEvent => ({ records: [{ ...record, changedIndex: throughIndex }], throughIndex })
+  const event = (throughIndex: number): WatchEvent => ({
+    records: [{ ...record, changedIndex: throughIndex }],
+    throughIndex,
+  })
 
   it('resumes from the last throughIndex on NOT_LEADER and after a dropped connection', async () => {
     cluster.replica(1).behaviour = (request, self) => {
       if (request.op !== 'watch') return cluster.standard(request, self)
       cluster.leaderId = 2
-      return { kind: 'watch', events: [event(11), event(12)], end: new ProtocolError('NOT_LEADER', 'stepped down', { leader: cluster.replica(2).hint() }) }
+      return {
+        kind: 'watch',
+        events: [event(11), event(12)],
+        end: new ProtocolError('NOT_LEADER', 'stepped down', { leader: cluster.replica(2).hint() }),
+      }
     }
     cluster.replica(2).behaviour = (request, self) => {
       if (request.op !== 'watch') return cluster.standard(request, self)
@@ -248,26 +266,37 @@ describe('watch', () => {
     }
     expect(seen).toEqual([11, 12, 13, 14])
     const watches = cluster.replicas.map((r) => r.requests.filter((q) => q.op === 'watch'))
-    expect(watches).toEqual([[{ op: 'watch', fromIndex: 10 }], [{ op: 'watch', fromIndex: 12 }], [{ op: 'watch', fromIndex: 13 }]])
+    expect(watches).toEqual([
+      [{ op: 'watch', fromIndex: 10 }],
+      [{ op: 'watch', fromIndex: 12 }],
+      [{ op: 'watch', fromIndex: 13 }],
+    ])
   })
 
   it('a non-retryable error ends the watch', async () => {
     cluster.replica(1).behaviour = (request, self) =>
-      request.op === 'watch' ? { kind: 'watch', events: [], end: new ProtocolError('NOT_FOUND', 'beyond the log') } : cluster.standard(request, self)
+      request.op === 'watch'
+        ? { kind: 'watch', events: [], end: new ProtocolError('NOT_FOUND', 'beyond the log') }
+        : cluster.standard(request, self)
     const c = await startClient()
     const iterate = async (): Promise<void> => {
-      for await (const _ of c.watch(1_000_000)) { /* nothing arrives */ }
+      for await (const _ of c.watch(1_000_000)) {
+        /* nothing arrives */
+      }
     }
     expect(await codeOf(iterate())).toBe('NOT_FOUND')
   })
 
   it('gives up after attemptsMax failures in a row', async () => {
     for (const replica of cluster.replicas) {
-      replica.behaviour = (request, self) => (request.op === 'watch' ? { kind: 'watch', events: [], end: 'drop' } : cluster.standard(request, self))
+      replica.behaviour = (request, self) =>
+        request.op === 'watch' ? { kind: 'watch', events: [], end: 'drop' } : cluster.standard(request, self)
     }
     const c = await startClient({ attemptsMax: 3 })
     const iterate = async (): Promise<void> => {
-      for await (const _ of c.watch(0)) { /* nothing arrives */ }
+      for await (const _ of c.watch(0)) {
+        /* nothing arrives */
+      }
     }
     expect(await codeOf(iterate())).toBe('UNAVAILABLE')
     expect(cluster.count('watch')).toEqual([3, 0, 0])
@@ -312,8 +341,11 @@ describe('sessions (PROTOCOL.md "Sessions")', () => {
     await c.status()
     const pending = [10, 20, 30, 40, 50].map((index) => c.since(index, 100))
     await all.promise
-    for (const { index, open } of held.reverse()) open({ kind: 'result', result: { records: [], throughIndex: index + 1, more: index === 30 } })
-    expect(await Promise.all(pending)).toEqual([10, 20, 30, 40, 50].map((index) => ({ records: [], throughIndex: index + 1, more: index === 30 })))
+    for (const { index, open } of held.reverse())
+      open({ kind: 'result', result: { records: [], throughIndex: index + 1, more: index === 30 } })
+    expect(await Promise.all(pending)).toEqual(
+      [10, 20, 30, 40, 50].map((index) => ({ records: [], throughIndex: index + 1, more: index === 30 })),
+    )
     expect(cluster.replica(1).streams).toBe(1)
   })
 
@@ -345,7 +377,10 @@ describe('sessions (PROTOCOL.md "Sessions")', () => {
     cluster.replica(1).behaviour = (request, self) => {
       if (request.op !== 'status' || !first) return cluster.standard(request, self)
       first = false
-      return { kind: 'deferred', answer: late.promise.then(() => ({ kind: 'result' as const, result: cluster.status(self) })) }
+      return {
+        kind: 'deferred',
+        answer: late.promise.then(() => ({ kind: 'result' as const, result: cluster.status(self) })),
+      }
     }
     const c = await startClient({ requestTimeoutMs: 400 })
     const target = cluster.replica(1).multiaddr

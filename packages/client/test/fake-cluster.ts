@@ -86,7 +86,10 @@ export class FakeCluster {
   readonly standard: Behaviour = (request, replica) => {
     if (request.op === 'status') return { kind: 'result', result: this.status(replica) }
     if (replica.id !== this.leaderId) {
-      return { kind: 'error', error: new ProtocolError('NOT_LEADER', 'not the leader', { leader: this.replica(this.leaderId).hint() }) }
+      return {
+        kind: 'error',
+        error: new ProtocolError('NOT_LEADER', 'not the leader', { leader: this.replica(this.leaderId).hint() }),
+      }
     }
     switch (request.op) {
       case 'submit':
@@ -108,7 +111,8 @@ export class FakeCluster {
   apply(origin: string, seq: number): { index: number; duplicate: boolean } {
     const previous = this.applied.get(origin)
     if (previous !== undefined && seq === previous.seq) return { index: previous.index, duplicate: true }
-    if (previous !== undefined && seq < previous.seq) throw new ProtocolError('STALE', `seq ${seq} below ${previous.seq}`)
+    if (previous !== undefined && seq < previous.seq)
+      throw new ProtocolError('STALE', `seq ${seq} below ${previous.seq}`)
     this.lastIndex++
     this.applied.set(origin, { seq, index: this.lastIndex })
     return { index: this.lastIndex, duplicate: false }
@@ -212,13 +216,21 @@ async function serve(stream: Stream, replica: FakeReplica): Promise<void> {
 }
 
 /** A session: answer each request as its answer settles, read on while fewer than the limit are pending. */
-async function serveSession(stream: Stream, lp: LengthPrefixedStream<Stream>, replica: FakeReplica, first: DecodedRequest): Promise<void> {
+async function serveSession(
+  stream: Stream,
+  lp: LengthPrefixedStream<Stream>,
+  replica: FakeReplica,
+  first: DecodedRequest,
+): Promise<void> {
   let pending = 0
   let wakeReader: (() => void) | undefined
   const answer = async (request: ApiRequest, id: number): Promise<void> => {
     pending++
     replica.sessionPendingMax = Math.max(replica.sessionPendingMax, pending)
-    const reply = request.op === 'watch' ? { kind: 'error' as const, error: new ProtocolError('INVALID', 'watch is not allowed in a session') } : await settle(behave(replica, request))
+    const reply =
+      request.op === 'watch'
+        ? { kind: 'error' as const, error: new ProtocolError('INVALID', 'watch is not allowed in a session') }
+        : await settle(behave(replica, request))
     pending--
     wakeReader?.()
     switch (reply.kind) {
@@ -251,7 +263,8 @@ async function serveSession(stream: Stream, lp: LengthPrefixedStream<Stream>, re
     }
     try {
       next = decodeRequest(bytes)
-      if (next.id === undefined) throw new ProtocolError('INVALID', 'request.id: expected an id on every request of a session')
+      if (next.id === undefined)
+        throw new ProtocolError('INVALID', 'request.id: expected an id on every request of a session')
     } catch (error) {
       await writeFrame(lp, encodeErrorResponse(error))
       await stream.close()

@@ -6,7 +6,10 @@ import { levelFailure, writeMarkerFile } from '../src/index.ts'
 
 describe('levelFailure', () => {
   it('reads the code from the cause first (abstract-level wraps the real error)', () => {
-    const wrapped = Object.assign(new Error('Database failed to open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: Object.assign(new Error('lock held'), { code: 'LEVEL_LOCKED' }) })
+    const wrapped = Object.assign(new Error('Database failed to open'), {
+      code: 'LEVEL_DATABASE_NOT_OPEN',
+      cause: Object.assign(new Error('lock held'), { code: 'LEVEL_LOCKED' }),
+    })
     expect(levelFailure(wrapped)).toEqual({ kind: 'LOCKED', code: 'LEVEL_LOCKED', detail: 'lock held' })
   })
   it('maps corruption to CORRUPT and everything else to IO', () => {

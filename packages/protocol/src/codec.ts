@@ -97,9 +97,19 @@ function requestToWire(request: ApiRequestInit): Fields {
     case 'submit':
       return { v: PROTOCOL_VERSION, op: 'submit', delta: deltaToWire(request.delta) }
     case 'get':
-      return { v: PROTOCOL_VERSION, op: 'get', peerId: request.peerId, consistency: request.consistency ?? CONSISTENCY_DEFAULT }
+      return {
+        v: PROTOCOL_VERSION,
+        op: 'get',
+        peerId: request.peerId,
+        consistency: request.consistency ?? CONSISTENCY_DEFAULT,
+      }
     case 'list':
-      return { v: PROTOCOL_VERSION, op: 'list', filter: withoutUndefined({ ...request.filter }), consistency: request.consistency ?? CONSISTENCY_DEFAULT }
+      return {
+        v: PROTOCOL_VERSION,
+        op: 'list',
+        filter: withoutUndefined({ ...request.filter }),
+        consistency: request.consistency ?? CONSISTENCY_DEFAULT,
+      }
     case 'since':
       return { v: PROTOCOL_VERSION, op: 'since', index: request.index, limit: request.limit }
     case 'watch':
@@ -139,13 +149,21 @@ function requestFromFrame(frame: Fields): ApiRequest {
       return { op, delta: checkDelta(frame.delta, 'request.delta') }
     case 'get':
       checkKeys(frame, 'request', ['v', 'id', 'op', 'peerId', 'consistency'], ['peerId'])
-      return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), consistency: checkConsistency(frame.consistency) }
+      return {
+        op,
+        peerId: checkPeerId(frame.peerId, 'request.peerId'),
+        consistency: checkConsistency(frame.consistency),
+      }
     case 'list':
       checkKeys(frame, 'request', ['v', 'id', 'op', 'filter', 'consistency'], [])
       return { op, filter: checkFilter(frame.filter ?? {}), consistency: checkConsistency(frame.consistency) }
     case 'since':
       checkKeys(frame, 'request', ['v', 'id', 'op', 'index', 'limit'], ['index', 'limit'])
-      return { op, index: checkUnsigned(frame.index, 'request.index'), limit: checkLimit(frame.limit, 'request.limit', SINCE_LIMIT_MAX) }
+      return {
+        op,
+        index: checkUnsigned(frame.index, 'request.index'),
+        limit: checkLimit(frame.limit, 'request.limit', SINCE_LIMIT_MAX),
+      }
     case 'watch':
       checkKeys(frame, 'request', ['v', 'id', 'op', 'fromIndex'], ['fromIndex'])
       return { op, fromIndex: checkUnsigned(frame.fromIndex, 'request.fromIndex') }
@@ -187,7 +205,8 @@ function checkFilter(value: unknown): ListFilter {
     }
     filter.capability = raw.capability as Category
   }
-  if (raw.updatedSinceMs !== undefined) filter.updatedSinceMs = checkUnsigned(raw.updatedSinceMs, `${what}.updatedSinceMs`)
+  if (raw.updatedSinceMs !== undefined)
+    filter.updatedSinceMs = checkUnsigned(raw.updatedSinceMs, `${what}.updatedSinceMs`)
   if (raw.afterPeerId !== undefined) filter.afterPeerId = checkPeerId(raw.afterPeerId, `${what}.afterPeerId`)
   filter.limit = raw.limit === undefined ? LIST_LIMIT_DEFAULT : checkLimit(raw.limit, `${what}.limit`, LIST_LIMIT_MAX)
   return filter
@@ -210,7 +229,9 @@ export function checkDelta(value: unknown, what: string): Delta {
   if (seq === 0) throw invalid(`${what}.seq`, 'a sequence number of at least 1')
   try {
     const delta = { originPeerId, seq, fields: withoutUndefined(fields) } as Delta
-    const envelope = decodeCommand(encodeCommand({ timestampMs: 1, command: { kind: 'delta', submitterPeerId: originPeerId, delta } }))
+    const envelope = decodeCommand(
+      encodeCommand({ timestampMs: 1, command: { kind: 'delta', submitterPeerId: originPeerId, delta } }),
+    )
     if (envelope.command.kind !== 'delta') throw invalid(what, 'a delta')
     return envelope.command.delta
   } catch (error) {
@@ -227,7 +248,10 @@ export function checkDelta(value: unknown, what: string): Delta {
  */
 export function encodeResponse<O extends UnaryOp>(op: O, result: ResultByOp[O], id?: number): Uint8Array {
   return guarded('response', () => {
-    const wire = withId({ v: PROTOCOL_VERSION, ok: true, result: resultToWire(op, result) }, checkOptionalId(id, 'response.id'))
+    const wire = withId(
+      { v: PROTOCOL_VERSION, ok: true, result: resultToWire(op, result) },
+      checkOptionalId(id, 'response.id'),
+    )
     return pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
   })
 }
@@ -237,7 +261,10 @@ export function encodeResponse<O extends UnaryOp>(op: O, result: ResultByOp[O], 
  * stream, a watch, or a whole session (PROTOCOL.md "Sessions"). Non-ProtocolErrors become UNAVAILABLE.
  */
 export function encodeErrorResponse(error: unknown, id?: number): Uint8Array {
-  const wire = withId({ v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) }, checkOptionalId(id, 'response.id'))
+  const wire = withId(
+    { v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) },
+    checkOptionalId(id, 'response.id'),
+  )
   return pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
 }
 
@@ -381,7 +408,13 @@ export function decodeWatchFrame(bytes: Uint8Array): WatchFrame {
     if (frame.ok !== true) throw invalid('watch frame.ok', 'a boolean')
     checkKeys(frame, 'watch frame', ['v', 'ok', 'event'], ['event'])
     const raw = checkKeys(frame.event, 'event', ['records', 'throughIndex'], ['records', 'throughIndex'])
-    return { ok: true, event: { records: checkRecords(raw.records, 'event.records'), throughIndex: checkUnsigned(raw.throughIndex, 'event.throughIndex') } }
+    return {
+      ok: true,
+      event: {
+        records: checkRecords(raw.records, 'event.records'),
+        throughIndex: checkUnsigned(raw.throughIndex, 'event.throughIndex'),
+      },
+    }
   })
 }
 
@@ -408,7 +441,10 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
   switch (op) {
     case 'submit': {
       const raw = checkKeys(value, 'result', ['index', 'duplicate'], ['index', 'duplicate'])
-      return { index: checkPositive(raw.index, 'result.index'), duplicate: checkBoolean(raw.duplicate, 'result.duplicate') }
+      return {
+        index: checkPositive(raw.index, 'result.index'),
+        duplicate: checkBoolean(raw.duplicate, 'result.duplicate'),
+      }
     }
     case 'get': {
       const raw = checkKeys(value, 'result', ['record', 'index'], ['index'])
@@ -418,9 +454,11 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
     case 'list': {
       const raw = checkKeys(value, 'result', ['records', 'index', 'nextAfterPeerId'], ['records', 'index'])
       const records = checkRecords(raw.records, 'result.records')
-      if (records.length > LIST_LIMIT_MAX) throw tooLarge('result.records', `${records.length} records, at most ${LIST_LIMIT_MAX}`)
+      if (records.length > LIST_LIMIT_MAX)
+        throw tooLarge('result.records', `${records.length} records, at most ${LIST_LIMIT_MAX}`)
       for (let i = 1; i < records.length; i++) {
-        if (!(records[i - 1]!.peerId < records[i]!.peerId)) throw invalid('result.records', 'records sorted by distinct peer id')
+        if (!(records[i - 1]!.peerId < records[i]!.peerId))
+          throw invalid('result.records', 'records sorted by distinct peer id')
       }
       const result: ListResult = { records, index: checkUnsigned(raw.index, 'result.index') }
       if (raw.nextAfterPeerId === undefined) return result
@@ -446,20 +484,44 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
 }
 
 const STATUS_KEYS = [
-  'id', 'peerId', 'role', 'term', 'leader', 'commit', 'applied', 'firstIndex', 'lastIndex', 'snapshotIndex', 'members',
-  'registryRecords', 'registryDigest', 'version',
+  'id',
+  'peerId',
+  'role',
+  'term',
+  'leader',
+  'commit',
+  'applied',
+  'firstIndex',
+  'lastIndex',
+  'snapshotIndex',
+  'members',
+  'registryRecords',
+  'registryDigest',
+  'version',
 ] as const
 
 function checkStatus(value: unknown): StatusResult {
-  const raw = checkKeys(value, 'result', STATUS_KEYS, STATUS_KEYS.filter((key) => key !== 'leader'))
-  if (typeof raw.role !== 'string' || !(ROLES as readonly string[]).includes(raw.role)) throw invalid('result.role', ROLES.join(', '))
+  const raw = checkKeys(
+    value,
+    'result',
+    STATUS_KEYS,
+    STATUS_KEYS.filter((key) => key !== 'leader'),
+  )
+  if (typeof raw.role !== 'string' || !(ROLES as readonly string[]).includes(raw.role))
+    throw invalid('result.role', ROLES.join(', '))
   const memberList = checkArray(raw.members, 'result.members')
-  if (memberList.length > MEMBERS_MAX) throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
+  if (memberList.length > MEMBERS_MAX)
+    throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
   const members = memberList.map((member, i): MemberStatus => {
     const what = `result.members[${i}]`
     const m = checkKeys(member, what, ['id', 'peerId', 'multiaddr', 'voter'], ['id', 'peerId', 'multiaddr', 'voter'])
     const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
-    return { id: checkPositive(m.id, `${what}.id`), peerId: addressed.peerId, multiaddr: addressed.multiaddrs[0]!, voter: checkBoolean(m.voter, `${what}.voter`) }
+    return {
+      id: checkPositive(m.id, `${what}.id`),
+      peerId: addressed.peerId,
+      multiaddr: addressed.multiaddrs[0]!,
+      voter: checkBoolean(m.voter, `${what}.voter`),
+    }
   })
   const version = checkString(raw.version, 'result.version', SOFTWARE_VERSION_LENGTH_MAX)
   if (!/^[\x20-\x7e]*$/.test(version)) throw invalid('result.version', 'printable ASCII')
@@ -482,7 +544,8 @@ function checkStatus(value: unknown): StatusResult {
 }
 
 function checkDigest(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) throw invalid(what, '64 lowercase hex digits (SHA-256)')
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value))
+    throw invalid(what, '64 lowercase hex digits (SHA-256)')
   return value
 }
 
@@ -508,7 +571,8 @@ function checkRecord(value: unknown, what: string): NodeData {
 
 function checkRecords(value: unknown, what: string): NodeData[] {
   const list = checkArray(value, what)
-  if (list.length > RECORDS_PER_FRAME_MAX) throw tooLarge(what, `${list.length} records, at most ${RECORDS_PER_FRAME_MAX}`)
+  if (list.length > RECORDS_PER_FRAME_MAX)
+    throw tooLarge(what, `${list.length} records, at most ${RECORDS_PER_FRAME_MAX}`)
   const records = new Array<NodeData>(list.length)
   for (let i = 0; i < list.length; i++) records[i] = checkRecord(list[i], `${what}[${i}]`)
   return records
@@ -523,7 +587,11 @@ export function checkPeerId(value: unknown, what: string): string {
  * A peer id with canonical multiaddrs that each end in `/p2p/<peerId>` (leader hints, members).
  * The registry's record decoder checks both; an otherwise empty record carries them through it.
  */
-function checkAddressedPeer(peerId: unknown, multiaddrs: unknown, what: string): { peerId: string; multiaddrs: string[] } {
+function checkAddressedPeer(
+  peerId: unknown,
+  multiaddrs: unknown,
+  what: string,
+): { peerId: string; multiaddrs: string[] } {
   if (typeof peerId !== 'string') throw invalid(`${what}.peerId`, 'a string')
   checkArray(multiaddrs, `${what}.multiaddrs`)
   let record: NodeData
@@ -539,7 +607,12 @@ function checkAddressedPeer(peerId: unknown, multiaddrs: unknown, what: string):
   return { peerId: record.peerId, multiaddrs: [...record.multiaddrs] }
 }
 
-export function checkKeys(value: unknown, what: string, allowed: readonly string[], required: readonly string[]): Fields {
+export function checkKeys(
+  value: unknown,
+  what: string,
+  allowed: readonly string[],
+  required: readonly string[],
+): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
     throw invalid(what, 'a map')
   }
@@ -547,7 +620,8 @@ export function checkKeys(value: unknown, what: string, allowed: readonly string
   if (prototype !== Object.prototype && prototype !== null) throw invalid(what, 'a plain map')
   const fields = value as Fields
   for (const key of Object.keys(fields)) {
-    if (!allowed.includes(key)) throw invalid(`${what}.${key.slice(0, 64)}`, `no such key (known: ${allowed.join(', ')})`)
+    if (!allowed.includes(key))
+      throw invalid(`${what}.${key.slice(0, 64)}`, `no such key (known: ${allowed.join(', ')})`)
   }
   for (const key of required) {
     if (fields[key] === undefined) throw invalid(`${what}.${key}`, 'a value (required)')
@@ -579,7 +653,8 @@ function checkBoolean(value: unknown, what: string): boolean {
 
 /** Integers in [0, 2^53): indexes, terms, counts and millisecond times. */
 function checkUnsigned(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw invalid(what, 'a non-negative safe integer')
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw invalid(what, 'a non-negative safe integer')
   return value
 }
 
@@ -633,7 +708,10 @@ function unpackFrame(bytes: unknown, bytesMax: number, what: string): Fields {
   const v = (value as Fields).v
   if (v !== PROTOCOL_VERSION) {
     const shown = typeof v === 'number' ? String(v) : typeof v
-    throw new ProtocolError('INVALID', `${what}: unsupported protocol version ${shown}; this build speaks v ${PROTOCOL_VERSIONS_SUPPORTED.join(', ')}`)
+    throw new ProtocolError(
+      'INVALID',
+      `${what}: unsupported protocol version ${shown}; this build speaks v ${PROTOCOL_VERSIONS_SUPPORTED.join(', ')}`,
+    )
   }
   return value as Fields
 }
@@ -660,7 +738,9 @@ function tooLarge(what: string, detail: string): ProtocolError {
 function fromRegistry(error: unknown, what: string): ProtocolError {
   if (error instanceof ProtocolError) return error
   if (error instanceof RegistryError) {
-    return new ProtocolError(error.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'INVALID', `${what}: ${error.message}`, { cause: error })
+    return new ProtocolError(error.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'INVALID', `${what}: ${error.message}`, {
+      cause: error,
+    })
   }
   return new ProtocolError('INVALID', `${what}: could not be encoded or decoded`, { cause: error })
 }

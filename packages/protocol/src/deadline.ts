@@ -8,7 +8,10 @@
  * A signal that aborts when any of `signals` aborts (with its reason) or after `timeoutMs` (with a
  * TimeoutError). `dispose` removes every listener and timer: call it in `finally`.
  */
-export function deadline(timeoutMs: number | undefined, ...signals: Array<AbortSignal | undefined>): { signal: AbortSignal; dispose: () => void } {
+export function deadline(
+  timeoutMs: number | undefined,
+  ...signals: Array<AbortSignal | undefined>
+): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController()
   const listeners: Array<[AbortSignal, () => void]> = []
   let timer: ReturnType<typeof setTimeout> | undefined

@@ -78,7 +78,9 @@ export function isProtocolError(error: unknown): error is ProtocolError {
 export function errorToWire(error: unknown): WireError {
   if (error instanceof ProtocolError) {
     const message = error.message.length > 1024 ? `${error.message.slice(0, 1021)}...` : error.message
-    return error.leader === undefined ? { code: error.code, message } : { code: error.code, message, leader: error.leader }
+    return error.leader === undefined
+      ? { code: error.code, message }
+      : { code: error.code, message, leader: error.leader }
   }
   return { code: 'UNAVAILABLE', message: 'internal error' }
 }

@@ -37,7 +37,11 @@ export function varintBytes(value: number): number {
  * A varint length decoder for lpStream: RangeError while the prefix is incomplete (lpStream reads
  * another byte), the length once it ends, TOO_LARGE once it is longer than `lengthBytesMax`.
  */
-export function boundedLengthDecoder(lengthBytesMax: number, tooLong: () => Error = () => new ProtocolError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`)): (data: Uint8ArrayList) => number {
+export function boundedLengthDecoder(
+  lengthBytesMax: number,
+  tooLong: () => Error = () =>
+    new ProtocolError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`),
+): (data: Uint8ArrayList) => number {
   return (data: Uint8ArrayList): number => {
     let value = 0
     let scale = 1
@@ -86,7 +90,10 @@ export interface ReadFrameOptions extends AbortOptions {
 }
 
 /** Reads one frame. A stream that ended before a frame started also gives UNAVAILABLE. */
-export async function readFrame(lp: Pick<LengthPrefixedStream, 'read'>, options: ReadFrameOptions): Promise<Uint8Array> {
+export async function readFrame(
+  lp: Pick<LengthPrefixedStream, 'read'>,
+  options: ReadFrameOptions,
+): Promise<Uint8Array> {
   let list: Uint8ArrayList
   try {
     list = await lp.read(options.signal === undefined ? {} : { signal: options.signal })
@@ -108,7 +115,11 @@ export interface WriteFrameOptions extends AbortOptions {
  * Writes one frame. `frame` is encoded bytes (from the codecs) or a plain value, which is packed
  * as MessagePack without structures (Raft frames, tools).
  */
-export async function writeFrame(lp: Pick<LengthPrefixedStream, 'write'>, frame: Uint8Array | unknown, options: WriteFrameOptions = {}): Promise<void> {
+export async function writeFrame(
+  lp: Pick<LengthPrefixedStream, 'write'>,
+  frame: Uint8Array | unknown,
+  options: WriteFrameOptions = {},
+): Promise<void> {
   const bytes = frame instanceof Uint8Array ? frame : packValue(frame)
   if (options.maxBytes !== undefined && bytes.byteLength > options.maxBytes) {
     throw new ProtocolError('TOO_LARGE', `frame of ${bytes.byteLength} bytes, at most ${options.maxBytes}`)
@@ -133,8 +144,10 @@ export function streamError(error: unknown, signal: AbortSignal | undefined, wha
     return reason
   }
   const name = error instanceof Error ? error.name : ''
-  if (TOO_LARGE_ERRORS.has(name)) return new ProtocolError('TOO_LARGE', `${what}: ${(error as Error).message}`, { cause: error })
-  if (name === 'InvalidMessageLengthError') return new ProtocolError('INVALID', `${what}: invalid frame length`, { cause: error })
+  if (TOO_LARGE_ERRORS.has(name))
+    return new ProtocolError('TOO_LARGE', `${what}: ${(error as Error).message}`, { cause: error })
+  if (name === 'InvalidMessageLengthError')
+    return new ProtocolError('INVALID', `${what}: invalid frame length`, { cause: error })
   if (name === 'UnexpectedEOFError') return new ProtocolError('UNAVAILABLE', `${what}: stream ended`, { cause: error })
   return new ProtocolError('UNAVAILABLE', `${what}: stream failed (${name || 'unknown error'})`, { cause: error })
 }

@@ -58,7 +58,10 @@ export function decodeGossipDelta(bytes: Uint8Array): Delta {
     const envelope = checkKeys(value, WHAT, ['v', 'delta'], ['v', 'delta'])
     if (envelope.v !== GOSSIP_DELTA_VERSION) {
       const shown = typeof envelope.v === 'number' ? String(envelope.v) : typeof envelope.v
-      throw new ProtocolError('INVALID', `${WHAT}: unsupported version ${shown}; this build reads v ${GOSSIP_DELTA_VERSION}`)
+      throw new ProtocolError(
+        'INVALID',
+        `${WHAT}: unsupported version ${shown}; this build reads v ${GOSSIP_DELTA_VERSION}`,
+      )
     }
     return checkDelta(envelope.delta, `${WHAT}.delta`)
   } catch (error) {
@@ -129,7 +132,10 @@ export interface GossipDeltaMessage {
  * })
  * ```
  */
-export function validateGossipDelta(message: GossipDeltaMessage, knownSeq: (origin: string) => number | undefined): GossipValidation {
+export function validateGossipDelta(
+  message: GossipDeltaMessage,
+  knownSeq: (origin: string) => number | undefined,
+): GossipValidation {
   let delta: Delta
   try {
     delta = decodeGossipDelta(message.data)
@@ -140,7 +146,11 @@ export function validateGossipDelta(message: GossipDeltaMessage, knownSeq: (orig
     return { result: 'reject', reason: code, detail: error instanceof Error ? error.message : String(error) }
   }
   if (typeof message.from !== 'string' || delta.originPeerId !== message.from) {
-    return { result: 'reject', reason: 'NOT_SIGNER', detail: `origin ${delta.originPeerId} is not the signer ${String(message.from)}` }
+    return {
+      result: 'reject',
+      reason: 'NOT_SIGNER',
+      detail: `origin ${delta.originPeerId} is not the signer ${String(message.from)}`,
+    }
   }
   const known = knownSeq(delta.originPeerId)
   if (known !== undefined && !(Number.isSafeInteger(known) && known >= 0)) {
@@ -150,7 +160,11 @@ export function validateGossipDelta(message: GossipDeltaMessage, knownSeq: (orig
     return { result: 'ignore', reason: 'REPLAYED', detail: `seq ${delta.seq} of ${delta.originPeerId} already known` }
   }
   if (known !== undefined && delta.seq < known) {
-    return { result: 'ignore', reason: 'STALE_SEQUENCE', detail: `seq ${delta.seq} of ${delta.originPeerId} below known ${known}` }
+    return {
+      result: 'ignore',
+      reason: 'STALE_SEQUENCE',
+      detail: `seq ${delta.seq} of ${delta.originPeerId} below known ${known}`,
+    }
   }
   return { result: 'accept', delta, reason: 'VALID', detail: `seq ${delta.seq} of ${delta.originPeerId}` }
 }

@@ -22,7 +22,15 @@
  */
 
 export * from './constants.ts'
-export { PROTOCOL_ERROR_CODES, ProtocolError, RETRYABLE_ERROR_CODES, errorFromWire, errorToWire, isProtocolError, isRetryable } from './errors.ts'
+export {
+  PROTOCOL_ERROR_CODES,
+  ProtocolError,
+  RETRYABLE_ERROR_CODES,
+  errorFromWire,
+  errorToWire,
+  isProtocolError,
+  isRetryable,
+} from './errors.ts'
 export type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
 export { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
 export type {
@@ -68,7 +76,15 @@ export {
   packValue,
   peekResponseId,
 } from './codec.ts'
-export { READ_SLACK_BYTES, boundedLengthDecoder, frameStream, readFrame, streamError, varintBytes, writeFrame } from './framing.ts'
+export {
+  READ_SLACK_BYTES,
+  boundedLengthDecoder,
+  frameStream,
+  readFrame,
+  streamError,
+  varintBytes,
+  writeFrame,
+} from './framing.ts'
 export type { FrameStreamOptions, ReadFrameOptions, WriteFrameOptions } from './framing.ts'
 export { deadline } from './deadline.ts'
 export { decodeGossipDelta, encodeGossipDelta, validateGossipDelta } from './gossip.ts'

@@ -61,7 +61,14 @@ export interface PresenceRequest {
   readonly event: PresenceEvent
 }
 
-export type ApiRequest = SubmitRequest | GetRequest | ListRequest | SinceRequest | WatchRequest | StatusRequest | PresenceRequest
+export type ApiRequest =
+  | SubmitRequest
+  | GetRequest
+  | ListRequest
+  | SinceRequest
+  | WatchRequest
+  | StatusRequest
+  | PresenceRequest
 
 /** A decoded request frame: the request, and its `id` when it was sent in a session (PROTOCOL.md "Sessions"). */
 export type DecodedRequest = ApiRequest & { readonly id?: number }
@@ -166,7 +173,9 @@ export interface ResultByOp {
 }
 
 /** A decoded response: the result, or the server's error as a throwable ProtocolError. */
-export type ApiResponse<R> = { readonly ok: true; readonly result: R } | { readonly ok: false; readonly error: ProtocolError }
+export type ApiResponse<R> =
+  | { readonly ok: true; readonly result: R }
+  | { readonly ok: false; readonly error: ProtocolError }
 
 /**
  * A frame read from a session (codec.ts `decodeSessionResponse`): the answer to request `id`;
@@ -178,4 +187,6 @@ export type SessionResponse =
   | { readonly id: undefined; readonly response: { readonly ok: false; readonly error: ProtocolError } }
 
 /** A decoded watch frame: an event, or the error that ends the watch. */
-export type WatchFrame = { readonly ok: true; readonly event: WatchEvent } | { readonly ok: false; readonly error: ProtocolError }
+export type WatchFrame =
+  | { readonly ok: true; readonly event: WatchEvent }
+  | { readonly ok: false; readonly error: ProtocolError }

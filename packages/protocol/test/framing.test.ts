@@ -57,7 +57,9 @@ describe('frames over a stream', () => {
   it('a deadline is TIMEOUT', async () => {
     const [, inbound] = await streamPair()
     const signal = AbortSignal.timeout(20)
-    expect(await codeOf(readFrame(frameStream(inbound, { maxBytes: 1024 }), { maxBytes: 1024, signal }))).toBe('TIMEOUT')
+    expect(await codeOf(readFrame(frameStream(inbound, { maxBytes: 1024 }), { maxBytes: 1024, signal }))).toBe(
+      'TIMEOUT',
+    )
   })
 
   it('a caller abort rethrows the caller reason', async () => {

@@ -44,12 +44,20 @@ function largestDelta(): Delta {
     seq: Number.MAX_SAFE_INTEGER,
     fields: {
       multiaddrs,
-      isStaked: true, isValidator: true, isTwitterScraper: true, isWebScraper: true, isDiscordScraper: true, isTelegramScraper: true,
+      isStaked: true,
+      isValidator: true,
+      isTwitterScraper: true,
+      isWebScraper: true,
+      isDiscordScraper: true,
+      isTelegramScraper: true,
       version: 'v'.repeat(64),
       ethAddress: `0x${'ab'.repeat(20)}`,
-      returnedItems: Number.MAX_SAFE_INTEGER, returnedItemsLastMs: Number.MAX_SAFE_INTEGER,
-      timeouts: Number.MAX_SAFE_INTEGER, timeoutsLastMs: Number.MAX_SAFE_INTEGER,
-      notFound: Number.MAX_SAFE_INTEGER, notFoundLastMs: Number.MAX_SAFE_INTEGER,
+      returnedItems: Number.MAX_SAFE_INTEGER,
+      returnedItemsLastMs: Number.MAX_SAFE_INTEGER,
+      timeouts: Number.MAX_SAFE_INTEGER,
+      timeoutsLastMs: Number.MAX_SAFE_INTEGER,
+      notFound: Number.MAX_SAFE_INTEGER,
+      notFoundLastMs: Number.MAX_SAFE_INTEGER,
     },
   }
 }
@@ -66,7 +74,9 @@ describe('gossip delta codec', () => {
 
   it('writes { v: 1, delta } with the delta in the submit request form', () => {
     const bytes = encodeGossipDelta(DELTA)
-    expect([...bytes]).toEqual([...packValue({ v: 1, delta: { originPeerId: DELTA.originPeerId, seq: DELTA.seq, fields: DELTA.fields } })])
+    expect([...bytes]).toEqual([
+      ...packValue({ v: 1, delta: { originPeerId: DELTA.originPeerId, seq: DELTA.seq, fields: DELTA.fields } }),
+    ])
   })
 
   it('fits the largest delta the registry accepts within GOSSIP_DELTA_BYTES_MAX', () => {
@@ -105,7 +115,10 @@ describe('gossip delta codec', () => {
       'unknown delta key': packValue({ v: 1, delta: { ...wire, submitterPeerId: ORIGIN } }),
       'observed field': packValue({ v: 1, delta: { ...wire, fields: { isActive: true } } }),
       'wrong field type': packValue({ v: 1, delta: { ...wire, fields: { isStaked: 'yes' } } }),
-      'non-canonical multiaddr': packValue({ v: 1, delta: { ...wire, fields: { multiaddrs: ['/ip4/010.0.0.1/tcp/1'] } } }),
+      'non-canonical multiaddr': packValue({
+        v: 1,
+        delta: { ...wire, fields: { multiaddrs: ['/ip4/010.0.0.1/tcp/1'] } },
+      }),
     }
     for (const [name, bytes] of Object.entries(cases)) {
       expect({ name, code: codeOf(() => decodeGossipDelta(bytes)) }).toEqual({ name, code: 'INVALID' })
@@ -115,10 +128,19 @@ describe('gossip delta codec', () => {
   it('refuses oversized messages with TOO_LARGE, before parsing them', () => {
     // Garbage of the limit plus one byte: TOO_LARGE, not INVALID, so the size is checked first.
     expect(codeOf(() => decodeGossipDelta(new Uint8Array(GOSSIP_DELTA_BYTES_MAX + 1).fill(0xc1)))).toBe('TOO_LARGE')
-    const padded = packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(GOSSIP_DELTA_BYTES_MAX) } } })
+    const padded = packValue({
+      v: 1,
+      delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(GOSSIP_DELTA_BYTES_MAX) } },
+    })
     expect(codeOf(() => decodeGossipDelta(padded))).toBe('TOO_LARGE')
     // Within the byte limit but beyond a field's limit.
-    expect(codeOf(() => decodeGossipDelta(packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(65) } } })))).toBe('TOO_LARGE')
+    expect(
+      codeOf(() =>
+        decodeGossipDelta(
+          packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(65) } } }),
+        ),
+      ),
+    ).toBe('TOO_LARGE')
   })
 })
 
@@ -132,7 +154,7 @@ describe('validateGossipDelta', () => {
     expect(outcome.delta).toEqual(DELTA)
   })
 
-  it('accepts a seq above the highest known, asking about the delta\'s origin', () => {
+  it("accepts a seq above the highest known, asking about the delta's origin", () => {
     const asked: string[] = []
     const outcome = validateGossipDelta({ data, from: ORIGIN }, (origin) => {
       asked.push(origin)
@@ -154,7 +176,12 @@ describe('validateGossipDelta', () => {
   })
 
   it('rejects malformed messages', () => {
-    for (const bytes of [new Uint8Array(0), new Uint8Array([0xc1]), packValue({ v: 2, delta: {} }), packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 0, fields: {} } })]) {
+    for (const bytes of [
+      new Uint8Array(0),
+      new Uint8Array([0xc1]),
+      packValue({ v: 2, delta: {} }),
+      packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 0, fields: {} } }),
+    ]) {
       const outcome = validateGossipDelta({ data: bytes, from: ORIGIN }, nothingKnown)
       expect(outcome).toMatchObject({ result: 'reject', reason: 'INVALID' })
       expect(outcome.delta).toBeUndefined()
@@ -164,7 +191,10 @@ describe('validateGossipDelta', () => {
   })
 
   it('rejects oversized messages', () => {
-    const outcome = validateGossipDelta({ data: new Uint8Array(GOSSIP_DELTA_BYTES_MAX + 1), from: ORIGIN }, nothingKnown)
+    const outcome = validateGossipDelta(
+      { data: new Uint8Array(GOSSIP_DELTA_BYTES_MAX + 1), from: ORIGIN },
+      nothingKnown,
+    )
     expect(outcome).toMatchObject({ result: 'reject', reason: 'TOO_LARGE' })
   })
 
@@ -197,7 +227,15 @@ describe('validateGossipDelta', () => {
 describe('validateGossipDelta properties', () => {
   const origin = fc.integer({ min: 0, max: 5 }).map(peerId)
   const known = fc.option(fc.nat({ max: 20 }), { nil: undefined })
-  const anyValue = fc.anything({ withNullPrototype: true, withBigInt: true, withDate: true, withTypedArray: true, withMap: true, withSet: true, withSparseArray: true })
+  const anyValue = fc.anything({
+    withNullPrototype: true,
+    withBigInt: true,
+    withDate: true,
+    withTypedArray: true,
+    withMap: true,
+    withSet: true,
+    withSparseArray: true,
+  })
 
   /** Accept only when the bytes decode to a valid delta from `from` above the known seq; never throw. */
   function checkOutcome(data: Uint8Array, from: string, knownSeq: number | undefined): void {
@@ -235,52 +273,79 @@ describe('validateGossipDelta properties', () => {
   })
 
   it('on random MessagePack values', () => {
-    fc.assert(fc.property(anyValue, origin, known, (value, from, seq) => {
-      const bytes = packedOrUndefined(value)
-      if (bytes !== undefined) checkOutcome(bytes, from, seq)
-    }), { numRuns: 1000 })
+    fc.assert(
+      fc.property(anyValue, origin, known, (value, from, seq) => {
+        const bytes = packedOrUndefined(value)
+        if (bytes !== undefined) checkOutcome(bytes, from, seq)
+      }),
+      { numRuns: 1000 },
+    )
   })
 
   it('on messages that look like ours', () => {
-    const lookalike = fc.record({
-      v: fc.oneof(fc.constant(1), anyValue),
-      delta: fc.oneof(
-        anyValue,
-        fc.record({
-          originPeerId: fc.oneof(origin, fc.string()),
-          seq: fc.oneof(fc.integer({ min: -2, max: 25 }), anyValue),
-          fields: fc.oneof(
-            fc.dictionary(fc.constantFrom('multiaddrs', 'isStaked', 'version', 'ethAddress', 'returnedItems', 'isActive'), anyValue),
-            fc.record({ isStaked: fc.boolean(), version: fc.string({ maxLength: 70 }), returnedItems: fc.nat() }, { requiredKeys: [] }),
+    const lookalike = fc.record(
+      {
+        v: fc.oneof(fc.constant(1), anyValue),
+        delta: fc.oneof(
+          anyValue,
+          fc.record(
+            {
+              originPeerId: fc.oneof(origin, fc.string()),
+              seq: fc.oneof(fc.integer({ min: -2, max: 25 }), anyValue),
+              fields: fc.oneof(
+                fc.dictionary(
+                  fc.constantFrom('multiaddrs', 'isStaked', 'version', 'ethAddress', 'returnedItems', 'isActive'),
+                  anyValue,
+                ),
+                fc.record(
+                  { isStaked: fc.boolean(), version: fc.string({ maxLength: 70 }), returnedItems: fc.nat() },
+                  { requiredKeys: [] },
+                ),
+              ),
+            },
+            { requiredKeys: ['originPeerId', 'seq'] },
           ),
-        }, { requiredKeys: ['originPeerId', 'seq'] }),
-      ),
-      extra: anyValue,
-    }, { requiredKeys: ['delta'] })
-    fc.assert(fc.property(lookalike, origin, known, (value, from, seq) => {
-      const bytes = packedOrUndefined(value)
-      if (bytes !== undefined) checkOutcome(bytes, from, seq)
-    }), { numRuns: 1000 })
+        ),
+        extra: anyValue,
+      },
+      { requiredKeys: ['delta'] },
+    )
+    fc.assert(
+      fc.property(lookalike, origin, known, (value, from, seq) => {
+        const bytes = packedOrUndefined(value)
+        if (bytes !== undefined) checkOutcome(bytes, from, seq)
+      }),
+      { numRuns: 1000 },
+    )
   })
 
   it('accepts every valid delta from its signer that is newer than known, and round-trips it', () => {
     const delta = fc.record({
       originPeerId: origin,
       seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
-      fields: fc.record({
-        isStaked: fc.boolean(),
-        isWebScraper: fc.boolean(),
-        version: fc.stringMatching(/^[\x20-\x7e]{0,64}$/),
-        returnedItems: fc.nat(),
-        multiaddrs: fc.uniqueArray(fc.integer({ min: 1, max: 65535 }).map((port) => `/ip4/10.0.0.1/tcp/${port}`), { maxLength: 32 }),
-      }, { requiredKeys: [] }),
+      fields: fc.record(
+        {
+          isStaked: fc.boolean(),
+          isWebScraper: fc.boolean(),
+          version: fc.stringMatching(/^[\x20-\x7e]{0,64}$/),
+          returnedItems: fc.nat(),
+          multiaddrs: fc.uniqueArray(
+            fc.integer({ min: 1, max: 65535 }).map((port) => `/ip4/10.0.0.1/tcp/${port}`),
+            { maxLength: 32 },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
     })
-    fc.assert(fc.property(delta, (value) => {
-      const bytes = encodeGossipDelta(value)
-      expect(decodeGossipDelta(bytes)).toEqual(value)
-      const outcome = validateGossipDelta({ data: bytes, from: value.originPeerId }, () => value.seq - 1)
-      expect(outcome.result).toBe('accept')
-      expect(validateGossipDelta({ data: bytes, from: value.originPeerId }, () => value.seq).result).toBe('ignore')
-    }), { numRuns: 300 })
+    fc.assert(
+      fc.property(delta, (value) => {
+        const bytes = encodeGossipDelta(value)
+        expect(decodeGossipDelta(bytes)).toEqual(value)
+        const outcome = validateGossipDelta({ data: bytes, from: value.originPeerId }, () => value.seq - 1)
+        expect(outcome.result).toBe('accept')
+        expect(validateGossipDelta({ data: bytes, from: value.originPeerId }, () => value.seq).result).toBe('ignore')
+      }),
+      { numRuns: 300 },
+    )
   })
 })

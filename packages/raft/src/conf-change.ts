@@ -19,7 +19,13 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
     throw new RaftError('INVALID', 'conf change entry is not valid JSON')
   }
   const candidate = parsed as { type?: unknown; nodeId?: unknown }
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.type !== 'string' || !CONF_CHANGE_TYPES.has(candidate.type) || !isNodeId(candidate.nodeId)) {
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.type !== 'string' ||
+    !CONF_CHANGE_TYPES.has(candidate.type) ||
+    !isNodeId(candidate.nodeId)
+  ) {
     throw new RaftError('INVALID', 'conf change entry has no valid type and nodeId')
   }
   return { type: candidate.type as ConfChangeType, nodeId: candidate.nodeId }
@@ -41,13 +47,15 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
       voters.add(id)
       break
     case ConfChangeType.AddLearner:
-      if (voters.has(id)) throw new RaftError('INVALID', `node ${id} is a voter; remove it before adding it as a learner`)
+      if (voters.has(id))
+        throw new RaftError('INVALID', `node ${id} is a voter; remove it before adding it as a learner`)
       if (learners.has(id)) throw new RaftError('INVALID', `node ${id} is already a learner`)
       learners.add(id)
       break
     case ConfChangeType.RemoveNode:
       if (!voters.has(id) && !learners.has(id)) throw new RaftError('INVALID', `node ${id} is not a member`)
-      if (voters.has(id) && voters.size === 1) throw new RaftError('INVALID', `removing node ${id} would leave no voters`)
+      if (voters.has(id) && voters.size === 1)
+        throw new RaftError('INVALID', `removing node ${id} would leave no voters`)
       voters.delete(id)
       learners.delete(id)
       break
@@ -56,5 +64,10 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
 }
 
 export function confStatesEqual(a: ConfState, b: ConfState): boolean {
-  return a.voters.length === b.voters.length && a.learners.length === b.learners.length && a.voters.every((id, i) => b.voters[i] === id) && a.learners.every((id, i) => b.learners[i] === id)
+  return (
+    a.voters.length === b.voters.length &&
+    a.learners.length === b.learners.length &&
+    a.voters.every((id, i) => b.voters[i] === id) &&
+    a.learners.every((id, i) => b.learners[i] === id)
+  )
 }

@@ -65,7 +65,8 @@ export function resolveConfig(config: Config): ResolvedConfig {
   const problems: string[] = []
   const positiveInteger = (name: keyof ResolvedConfig): void => {
     const value = resolved[name]
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) problems.push(`${name} must be a positive integer (got ${String(value)})`)
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
+      problems.push(`${name} must be a positive integer (got ${String(value)})`)
   }
   positiveInteger('id')
   positiveInteger('electionTimeoutTicks')
@@ -80,13 +81,21 @@ export function resolveConfig(config: Config): ResolvedConfig {
   positiveInteger('leaderLostStaggerTicks')
   if (!(resolved.inflightBytesMax > 0)) problems.push('inflightBytesMax must be positive')
   if (resolved.electionTimeoutTicks <= resolved.heartbeatTicks) {
-    problems.push(`electionTimeoutTicks (${resolved.electionTimeoutTicks}) must be greater than heartbeatTicks (${resolved.heartbeatTicks})`)
+    problems.push(
+      `electionTimeoutTicks (${resolved.electionTimeoutTicks}) must be greater than heartbeatTicks (${resolved.heartbeatTicks})`,
+    )
   }
-  if (!Number.isSafeInteger(resolved.leaseMarginTicks) || resolved.leaseMarginTicks < 0 || resolved.leaseMarginTicks >= resolved.electionTimeoutTicks) {
+  if (
+    !Number.isSafeInteger(resolved.leaseMarginTicks) ||
+    resolved.leaseMarginTicks < 0 ||
+    resolved.leaseMarginTicks >= resolved.electionTimeoutTicks
+  ) {
     problems.push(`leaseMarginTicks must be in [0, electionTimeoutTicks) (got ${resolved.leaseMarginTicks})`)
   }
-  if (resolved.leaseReads && !resolved.checkQuorum) problems.push('leaseReads requires checkQuorum (a leader must step down when it loses its quorum)')
-  if (resolved.applied !== undefined && (!Number.isSafeInteger(resolved.applied) || resolved.applied < 0)) problems.push('applied must be a non-negative integer')
+  if (resolved.leaseReads && !resolved.checkQuorum)
+    problems.push('leaseReads requires checkQuorum (a leader must step down when it loses its quorum)')
+  if (resolved.applied !== undefined && (!Number.isSafeInteger(resolved.applied) || resolved.applied < 0))
+    problems.push('applied must be a non-negative integer')
   if (problems.length > 0) throw new RaftError('INVALID', `invalid raft config: ${problems.join('; ')}`)
   return resolved
 }

@@ -20,7 +20,10 @@ export class Inflights {
   add(lastIndex: number, sizeBytes: number): void {
     assert(!this.full(), 'cannot add to full inflights')
     const previous = this.lastIndexes[this.lastIndexes.length - 1]
-    assert(previous === undefined || lastIndex > previous, `inflight indexes must increase (${previous} then ${lastIndex})`)
+    assert(
+      previous === undefined || lastIndex > previous,
+      `inflight indexes must increase (${previous} then ${lastIndex})`,
+    )
     this.lastIndexes.push(lastIndex)
     this.sizes.push(sizeBytes)
     this.bytes += sizeBytes

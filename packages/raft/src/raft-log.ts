@@ -67,7 +67,10 @@ class UnstableLog {
   }
 
   slice(low: number, high: number): Entry[] {
-    assert(low >= this.offset && high <= this.offset + this.entries.length, `unstable slice [${low},${high}) out of [${this.offset},${this.offset + this.entries.length})`)
+    assert(
+      low >= this.offset && high <= this.offset + this.entries.length,
+      `unstable slice [${low},${high}) out of [${this.offset},${this.offset + this.entries.length})`,
+    )
     return this.entries.slice(low - this.offset, high - this.offset)
   }
 }
@@ -136,12 +139,20 @@ export class RaftLog {
    * entries, truncating a conflicting suffix, and advance commit. Returns the last index now known to
    * match the leader, or undefined on a mismatch.
    */
-  maybeAppend(prevIndex: number, prevTerm: number, leaderCommit: number, entries: readonly Entry[]): number | undefined {
+  maybeAppend(
+    prevIndex: number,
+    prevTerm: number,
+    leaderCommit: number,
+    entries: readonly Entry[],
+  ): number | undefined {
     if (!this.matchTerm(prevIndex, prevTerm)) return undefined
     const lastNewIndex = prevIndex + entries.length
     const conflictIndex = this.findConflict(entries)
     if (conflictIndex !== 0) {
-      assert(conflictIndex > this.committed, () => `entry ${conflictIndex} conflicts with committed entry (commit ${this.committed})`)
+      assert(
+        conflictIndex > this.committed,
+        () => `entry ${conflictIndex} conflicts with committed entry (commit ${this.committed})`,
+      )
       this.append(entries.slice(conflictIndex - (prevIndex + 1)))
     }
     this.commitTo(Math.min(leaderCommit, lastNewIndex))
@@ -222,7 +233,10 @@ export class RaftLog {
 
   appliedTo(index: number): void {
     if (index === 0) return
-    assert(index <= this.committed && index >= this.applied, () => `applied ${index} outside [${this.applied}, ${this.committed}]`)
+    assert(
+      index <= this.committed && index >= this.applied,
+      () => `applied ${index} outside [${this.applied}, ${this.committed}]`,
+    )
     this.applied = index
   }
 

@@ -187,7 +187,8 @@ export class Raft {
     this.lead = NONE
     this.electionElapsed = 0
     this.heartbeatElapsed = 0
-    this.randomizedElectionTimeout = this.config.electionTimeoutTicks + this.config.rng.nextInt(this.config.electionTimeoutTicks)
+    this.randomizedElectionTimeout =
+      this.config.electionTimeoutTicks + this.config.rng.nextInt(this.config.electionTimeoutTicks)
     this.abortLeaderTransfer()
     this.votes.clear()
     this.leaderLost = false
@@ -312,11 +313,15 @@ export class Raft {
     this.leaderLost = true
     const others = [...this.voters].filter((id) => id !== peer).sort((a, b) => a - b)
     const rank = Math.max(0, others.indexOf(this.id))
-    const delayTicks = rank * this.config.leaderLostStaggerTicks + this.config.rng.nextInt(this.config.leaderLostStaggerTicks)
+    const delayTicks =
+      rank * this.config.leaderLostStaggerTicks + this.config.rng.nextInt(this.config.leaderLostStaggerTicks)
     if (this.config.leaseReads) {
       // The old leader may still hold a lease that counts on us: keep refusing votes until it has
       // run out (electionElapsed reaches the election timeout), then campaign at once.
-      this.randomizedElectionTimeout = Math.min(this.randomizedElectionTimeout, this.config.electionTimeoutTicks + delayTicks)
+      this.randomizedElectionTimeout = Math.min(
+        this.randomizedElectionTimeout,
+        this.config.electionTimeoutTicks + delayTicks,
+      )
       return
     }
     // No leases to protect: forget the leader (so we grant votes to others who lost it too) and
@@ -345,9 +350,13 @@ export class Raft {
     this.requireLeader()
     applyConfChange(this.currentConf(), change)
     if (this.lastConfIndex() > this.log.committed) {
-      throw new RaftError('DROPPED', `membership change at ${this.lastConfIndex()} is not committed yet; one change at a time`)
+      throw new RaftError(
+        'DROPPED',
+        `membership change at ${this.lastConfIndex()} is not committed yet; one change at a time`,
+      )
     }
-    if (!this.committedInCurrentTerm()) throw new RaftError('DROPPED', 'leader has not committed an entry of its term yet')
+    if (!this.committedInCurrentTerm())
+      throw new RaftError('DROPPED', 'leader has not committed an entry of its term yet')
     return this.proposeEntry(EntryType.ConfChange, encodeConfChange(change))
   }
 
@@ -358,7 +367,10 @@ export class Raft {
     }
     const sizeBytes = entrySizeBytes({ index: 0, term: 0, type, data })
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + sizeBytes > this.config.uncommittedBytesMax) {
-      throw new RaftError('DROPPED', `uncommitted log is full (${this.uncommittedBytes} bytes, limit ${this.config.uncommittedBytesMax})`)
+      throw new RaftError(
+        'DROPPED',
+        `uncommitted log is full (${this.uncommittedBytes} bytes, limit ${this.config.uncommittedBytesMax})`,
+      )
     }
     const index = this.appendEntries([{ index: 0, term: 0, type, data }])
     this.broadcastPending = true
@@ -369,7 +381,11 @@ export class Raft {
 
   private requireLeader(): void {
     if (this.role !== Role.Leader) {
-      throw new RaftError('NOT_LEADER', this.lead === NONE ? 'no leader is known' : `replica ${this.lead} leads`, this.lead)
+      throw new RaftError(
+        'NOT_LEADER',
+        this.lead === NONE ? 'no leader is known' : `replica ${this.lead} leads`,
+        this.lead,
+      )
     }
   }
 
@@ -382,7 +398,10 @@ export class Raft {
     this.requireLeader()
     if (!this.committedInCurrentTerm()) {
       if (this.pendingReads.length >= this.config.pendingReadsMax) {
-        throw new RaftError('DROPPED', `too many reads waiting for the new leader's first commit (${this.config.pendingReadsMax})`)
+        throw new RaftError(
+          'DROPPED',
+          `too many reads waiting for the new leader's first commit (${this.config.pendingReadsMax})`,
+        )
       }
       this.pendingReads.push({ context, mode })
       return
@@ -411,7 +430,9 @@ export class Raft {
   leaseValid(): boolean {
     if (this.role !== Role.Leader || !this.config.leaseReads || this.leadTransferee !== NONE) return false
     if (this.tickCount < this.leaseBlockedUntilTick || !this.committedInCurrentTerm()) return false
-    const leaseStartTick = majorityValue(this.voters, (id) => (id === this.id ? this.tickCount : (this.progress.get(id)?.heartbeatAckedTick ?? -1)))
+    const leaseStartTick = majorityValue(this.voters, (id) =>
+      id === this.id ? this.tickCount : (this.progress.get(id)?.heartbeatAckedTick ?? -1),
+    )
     if (leaseStartTick < 0) return false
     return this.tickCount < leaseStartTick + this.config.electionTimeoutTicks - this.config.leaseMarginTicks
   }
@@ -451,7 +472,8 @@ export class Raft {
         const force = message.reason === CampaignReason.Transfer
         // With leases on, a replica that just started counts as having heard a leader: it forgot.
         const heardLeader = this.lead !== NONE || (this.bootLease && this.config.leaseReads)
-        const inLease = this.config.checkQuorum && heardLeader && this.electionElapsed < this.config.electionTimeoutTicks
+        const inLease =
+          this.config.checkQuorum && heardLeader && this.electionElapsed < this.config.electionTimeoutTicks
         // Thesis §4.2.3: a replica that heard a live leader recently ignores disruptive campaigns.
         if (!force && inLease) return
       }
@@ -459,13 +481,20 @@ export class Raft {
         // A pre-vote at a higher term changes nothing here.
       } else if (message.type === MessageType.PreVoteResponse && message.reject !== true) {
         // The term is only taken once a quorum grants (then the campaign proper starts).
-      } else if (message.type === MessageType.Append || message.type === MessageType.Heartbeat || message.type === MessageType.Snapshot) {
+      } else if (
+        message.type === MessageType.Append ||
+        message.type === MessageType.Heartbeat ||
+        message.type === MessageType.Snapshot
+      ) {
         this.becomeFollower(message.term, message.from)
       } else {
         this.becomeFollower(message.term, NONE)
       }
     } else if (message.term < this.term) {
-      if ((this.config.checkQuorum || this.config.preVote) && (message.type === MessageType.Heartbeat || message.type === MessageType.Append)) {
+      if (
+        (this.config.checkQuorum || this.config.preVote) &&
+        (message.type === MessageType.Heartbeat || message.type === MessageType.Append)
+      ) {
         // A stale leader (e.g. back from a partition) learns our term and steps down; without this
         // it could keep our election timer reset forever under CheckQuorum (etcd #5451-style).
         this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term })
@@ -550,7 +579,15 @@ export class Raft {
     const type = preVote ? MessageType.PreVote : MessageType.Vote
     for (const id of this.voters) {
       if (id === this.id) continue
-      this.send({ type, from: this.id, to: id, term: voteTerm, index: this.log.lastIndex(), logTerm: this.log.lastTerm(), reason })
+      this.send({
+        type,
+        from: this.id,
+        to: id,
+        term: voteTerm,
+        index: this.log.lastIndex(),
+        logTerm: this.log.lastTerm(),
+        reason,
+      })
     }
   }
 
@@ -606,7 +643,8 @@ export class Raft {
       case myResponseType: {
         const result = this.poll(message.from, message.reject !== true)
         if (result === VoteResult.Won) {
-          if (this.role === Role.PreCandidate) this.campaign(false, this.leaderLost ? CampaignReason.LeaderLost : CampaignReason.Election)
+          if (this.role === Role.PreCandidate)
+            this.campaign(false, this.leaderLost ? CampaignReason.LeaderLost : CampaignReason.Election)
           else this.becomeLeader()
         } else if (result === VoteResult.Lost) {
           this.becomeFollower(this.term, NONE)
@@ -647,26 +685,51 @@ export class Raft {
     const prevIndex = message.index ?? 0
     const prevTerm = message.logTerm ?? 0
     if (prevIndex < this.log.committed) {
-      this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term, index: this.log.committed })
+      this.send({
+        type: MessageType.AppendResponse,
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: this.log.committed,
+      })
       return
     }
     const entries = message.entries ?? []
     const lastNewIndex = this.log.maybeAppend(prevIndex, prevTerm, message.commit ?? 0, entries)
     if (lastNewIndex !== undefined) {
-      this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term, index: lastNewIndex })
+      this.send({
+        type: MessageType.AppendResponse,
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: lastNewIndex,
+      })
       return
     }
     // Fast backtracking: point the leader at the last index whose term is <= its prevTerm, so one
     // round trip skips a whole conflicting term instead of one entry.
     const hintIndex = Math.min(prevIndex, this.log.lastIndex())
     const hint = this.log.findConflictByTerm(hintIndex, prevTerm)
-    this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term, index: prevIndex, reject: true, rejectHint: hint.index, logTerm: hint.term })
+    this.send({
+      type: MessageType.AppendResponse,
+      from: this.id,
+      to: message.from,
+      term: this.term,
+      index: prevIndex,
+      reject: true,
+      rejectHint: hint.index,
+      logTerm: hint.term,
+    })
   }
 
   private handleHeartbeat(message: Message): void {
     this.log.commitTo(Math.min(message.commit ?? 0, this.log.lastIndex()))
     const response: Message = { type: MessageType.HeartbeatResponse, from: this.id, to: message.from, term: this.term }
-    this.send({ ...response, ...(message.context !== undefined ? { context: message.context } : {}), ...(message.sentTick !== undefined ? { sentTick: message.sentTick } : {}) })
+    this.send({
+      ...response,
+      ...(message.context !== undefined ? { context: message.context } : {}),
+      ...(message.sentTick !== undefined ? { sentTick: message.sentTick } : {}),
+    })
   }
 
   private handleSnapshotChunk(message: Message): void {
@@ -675,14 +738,31 @@ export class Raft {
     const metadata = chunk.metadata
     if (metadata.index <= this.log.committed) {
       this.incomingSnapshot = undefined
-      this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term, index: this.log.committed })
+      this.send({
+        type: MessageType.AppendResponse,
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: this.log.committed,
+      })
       return
     }
     let incoming = this.incomingSnapshot
-    if (incoming !== undefined && (incoming.metadata.index !== metadata.index || incoming.metadata.term !== metadata.term)) incoming = undefined
+    if (
+      incoming !== undefined &&
+      (incoming.metadata.index !== metadata.index || incoming.metadata.term !== metadata.term)
+    )
+      incoming = undefined
     if (incoming === undefined) {
       if (chunk.offset !== 0) {
-        this.send({ type: MessageType.SnapshotResponse, from: this.id, to: message.from, term: this.term, index: metadata.index, bytesReceived: 0 })
+        this.send({
+          type: MessageType.SnapshotResponse,
+          from: this.id,
+          to: message.from,
+          term: this.term,
+          index: metadata.index,
+          bytesReceived: 0,
+        })
         return
       }
       incoming = { metadata, totalBytes: chunk.totalBytes, parts: [], receivedBytes: 0 }
@@ -690,12 +770,23 @@ export class Raft {
     }
     // Chunks are accepted strictly in order; a duplicate or a gap is answered with what we hold, and
     // the leader resumes from there (a transfer survives lost chunks without starting over).
-    if (chunk.offset === incoming.receivedBytes && chunk.data.byteLength > 0 && incoming.receivedBytes + chunk.data.byteLength <= incoming.totalBytes) {
+    if (
+      chunk.offset === incoming.receivedBytes &&
+      chunk.data.byteLength > 0 &&
+      incoming.receivedBytes + chunk.data.byteLength <= incoming.totalBytes
+    ) {
       incoming.parts.push(chunk.data)
       incoming.receivedBytes += chunk.data.byteLength
     }
     if (incoming.receivedBytes < incoming.totalBytes) {
-      this.send({ type: MessageType.SnapshotResponse, from: this.id, to: message.from, term: this.term, index: metadata.index, bytesReceived: incoming.receivedBytes })
+      this.send({
+        type: MessageType.SnapshotResponse,
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: metadata.index,
+        bytesReceived: incoming.receivedBytes,
+      })
       return
     }
     this.incomingSnapshot = undefined
@@ -706,7 +797,13 @@ export class Raft {
       offset += part.byteLength
     }
     const restored = this.restore({ metadata, data })
-    this.send({ type: MessageType.AppendResponse, from: this.id, to: message.from, term: this.term, index: restored ? this.log.lastIndex() : this.log.committed })
+    this.send({
+      type: MessageType.AppendResponse,
+      from: this.id,
+      to: message.from,
+      term: this.term,
+      index: restored ? this.log.lastIndex() : this.log.committed,
+    })
   }
 
   /** Install a snapshot from the leader (Raft §7). Returns false when our log already covers it. */
@@ -730,7 +827,9 @@ export class Raft {
   // Leader side of replication
 
   /** Append entries proposed here (term and index are assigned now); returns the last index. */
-  private appendEntries(entries: Array<{ index: number; term: number; type: Entry['type']; data: Uint8Array }>): number {
+  private appendEntries(
+    entries: Array<{ index: number; term: number; type: Entry['type']; data: Uint8Array }>,
+  ): number {
     let index = this.log.lastIndex()
     const stamped: Entry[] = entries.map((entry) => ({ ...entry, index: ++index, term: this.term }))
     for (const entry of stamped) this.uncommittedBytes += entrySizeBytes(entry)
@@ -742,7 +841,9 @@ export class Raft {
 
   /** Raft §5.3/§5.4.2: commit the highest index a majority holds, but only by counting an entry of our term. */
   private maybeCommit(): boolean {
-    const quorumIndex = majorityValue(this.voters, (id) => (id === this.id ? this.log.lastIndex() : (this.progress.get(id)?.match ?? 0)))
+    const quorumIndex = majorityValue(this.voters, (id) =>
+      id === this.id ? this.log.lastIndex() : (this.progress.get(id)?.match ?? 0),
+    )
     if (quorumIndex <= this.log.committed) return false
     if (this.log.term(quorumIndex) !== this.term) return false
     const previous = this.log.committed
@@ -815,7 +916,8 @@ export class Raft {
     // AppendEntries can be lost; if the window is full of them nothing would ever move again. Let one
     // more through: if the follower has a gap it rejects it, and the leader falls back to probing.
     if (progress.state === ProgressState.Replicate && progress.inflights.full()) progress.inflights.freeFirst()
-    if (message.sentTick !== undefined) progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
+    if (message.sentTick !== undefined)
+      progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
     if (progress.match < this.log.lastIndex()) this.sendAppend(message.from)
     if (message.context === undefined || !this.voters.has(message.from)) return
     const released = this.readOnly.acknowledge(message.context, message.from, this.voters)
@@ -839,7 +941,16 @@ export class Raft {
     }
     if (prevTerm === undefined || entries === undefined) return this.startSnapshot(to, progress)
     if (entries.length === 0 && !sendIfEmpty) return false
-    this.send({ type: MessageType.Append, from: this.id, to, term: this.term, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed })
+    this.send({
+      type: MessageType.Append,
+      from: this.id,
+      to,
+      term: this.term,
+      index: prevIndex,
+      logTerm: prevTerm,
+      entries,
+      commit: this.log.committed,
+    })
     if (entries.length > 0) {
       const last = entries[entries.length - 1]!.index
       if (progress.state === ProgressState.Replicate) {
@@ -877,14 +988,21 @@ export class Raft {
     }
     const data = snapshot.data.subarray(offset, Math.min(totalBytes, offset + this.config.snapshotChunkBytes))
     progress.snapshotChunkSentTick = this.tickCount
-    this.send({ type: MessageType.Snapshot, from: this.id, to, term: this.term, snapshot: { metadata: snapshot.metadata, offset, totalBytes, data } })
+    this.send({
+      type: MessageType.Snapshot,
+      from: this.id,
+      to,
+      term: this.term,
+      snapshot: { metadata: snapshot.metadata, offset, totalBytes, data },
+    })
   }
 
   /** Chunks and their acknowledgements can be lost; resend from the acknowledged offset. */
   private retransmitSnapshotChunks(): void {
     for (const [id, progress] of this.progress) {
       if (id === this.id || progress.state !== ProgressState.Snapshot) continue
-      if (this.tickCount - progress.snapshotChunkSentTick >= 2 * this.config.heartbeatTicks) this.sendSnapshotChunk(id, progress)
+      if (this.tickCount - progress.snapshotChunkSentTick >= 2 * this.config.heartbeatTicks)
+        this.sendSnapshotChunk(id, progress)
     }
   }
 
@@ -899,7 +1017,15 @@ export class Raft {
       if (id === this.id) continue
       // Never tell a follower to commit past what it is known to hold.
       const commit = Math.min(progress.match, this.log.committed)
-      this.send({ type: MessageType.Heartbeat, from: this.id, to: id, term: this.term, commit, sentTick: this.tickCount, ...(context !== undefined ? { context } : {}) })
+      this.send({
+        type: MessageType.Heartbeat,
+        from: this.id,
+        to: id,
+        term: this.term,
+        commit,
+        sentTick: this.tickCount,
+        ...(context !== undefined ? { context } : {}),
+      })
     }
   }
 

@@ -105,7 +105,9 @@ export class RawNode {
     const hard = this.hardState()
     const snapshot = raft.log.unstable.snapshot
     const ready: Ready & { droppedReads: readonly string[] } = {
-      ...(soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role ? { softState: soft } : {}),
+      ...(soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role
+        ? { softState: soft }
+        : {}),
       ...(!hardStatesEqual(hard, this.previousHardState) ? { hardState: hard } : {}),
       entries: raft.log.unstableEntries(),
       ...(snapshot !== undefined ? { snapshot } : {}),
@@ -146,7 +148,8 @@ export class RawNode {
     const raft = this.raft
     const progress: Record<number, { match: number; next: number; state: string; recentActive: boolean }> = {}
     if (raft.role === 'leader') {
-      for (const [id, pr] of raft.progress) progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }
+      for (const [id, pr] of raft.progress)
+        progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }
     }
     return {
       id: raft.id,

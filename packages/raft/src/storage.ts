@@ -57,7 +57,8 @@ export class MemoryStorage implements Storage {
   entries(low: number, high: number, bytesMax: number): Entry[] {
     const offset = this.log[0]!.index
     if (low <= offset) throw new RaftError('COMPACTED', `entries from ${low} were compacted (first is ${offset + 1})`)
-    if (high > this.lastIndex() + 1) throw new RaftError('UNAVAILABLE', `entries up to ${high - 1} are not in storage (last is ${this.lastIndex()})`)
+    if (high > this.lastIndex() + 1)
+      throw new RaftError('UNAVAILABLE', `entries up to ${high - 1} are not in storage (last is ${this.lastIndex()})`)
     const result: Entry[] = []
     let bytes = 0
     for (let index = low; index < high; index++) {
@@ -91,7 +92,10 @@ export class MemoryStorage implements Storage {
   /** Persist a snapshot received from a leader; the whole log is replaced by it. */
   applySnapshot(snapshot: Snapshot): void {
     if (snapshot.metadata.index <= this.snap.metadata.index) {
-      throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${snapshot.metadata.index} is older than the stored one at ${this.snap.metadata.index}`)
+      throw new RaftError(
+        'SNAPSHOT_OUT_OF_DATE',
+        `snapshot at ${snapshot.metadata.index} is older than the stored one at ${this.snap.metadata.index}`,
+      )
     }
     this.snap = snapshot
     this.log = [{ index: snapshot.metadata.index, term: snapshot.metadata.term, type: 'noop', data: new Uint8Array() }]
@@ -104,9 +108,13 @@ export class MemoryStorage implements Storage {
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     const offset = this.log[0]!.index
     if (index <= this.snap.metadata.index) {
-      throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is not newer than the stored one at ${this.snap.metadata.index}`)
+      throw new RaftError(
+        'SNAPSHOT_OUT_OF_DATE',
+        `snapshot at ${index} is not newer than the stored one at ${this.snap.metadata.index}`,
+      )
     }
-    if (index > this.lastIndex()) throw new RaftError('UNAVAILABLE', `cannot snapshot at ${index}: last index is ${this.lastIndex()}`)
+    if (index > this.lastIndex())
+      throw new RaftError('UNAVAILABLE', `cannot snapshot at ${index}: last index is ${this.lastIndex()}`)
     const term = this.log[index - offset]!.term
     this.snap = { metadata: { index, term, confState }, data }
     this.compact(index)
@@ -119,7 +127,10 @@ export class MemoryStorage implements Storage {
     if (compactIndex <= offset) return
     assert(compactIndex <= this.lastIndex(), `compact ${compactIndex} beyond last index ${this.lastIndex()}`)
     const dummy = this.log[compactIndex - offset]!
-    this.log = [{ index: dummy.index, term: dummy.term, type: 'noop', data: new Uint8Array() }, ...this.log.slice(compactIndex - offset + 1)]
+    this.log = [
+      { index: dummy.index, term: dummy.term, type: 'noop', data: new Uint8Array() },
+      ...this.log.slice(compactIndex - offset + 1),
+    ]
   }
 
   /** Persist entries, truncating any conflicting suffix (a new leader overwrote it). */

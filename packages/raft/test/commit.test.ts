@@ -47,7 +47,11 @@ describe('commitment', () => {
       cluster.partition([1, 2, 3, 4])
       // S4 votes but receives no entries; S3 receives index 3 and nothing after it.
       const s3HoldsIndex3 = (): boolean => cluster.storage(3).lastIndex() >= 3
-      cluster.dropIf((m) => m.type === MessageType.Append && (m.to === 4 || (m.to === 3 && s3HoldsIndex3() && (m.entries ?? []).some((entry) => entry.index >= 4))))
+      cluster.dropIf(
+        (m) =>
+          m.type === MessageType.Append &&
+          (m.to === 4 || (m.to === 3 && s3HoldsIndex3() && (m.entries ?? []).some((entry) => entry.index >= 4))),
+      )
       cluster.elect(1)
       expect(cluster.status(1).term).toBe(4)
       cluster.tick(HEARTBEAT_TICKS)
@@ -98,7 +102,8 @@ describe('commitment', () => {
       const leader = cluster.tickUntilLeader()
       expect(leader).not.toBe(5)
       cluster.tick(2 * HEARTBEAT_TICKS)
-      for (const id of [1, 2, 3, 4, 5]) expect(cluster.replica(id).applied.some((entry) => entry.index === 3 && text(entry.data) === 'a')).toBe(true)
+      for (const id of [1, 2, 3, 4, 5])
+        expect(cluster.replica(id).applied.some((entry) => entry.index === 3 && text(entry.data) === 'a')).toBe(true)
     })
   })
 

@@ -3,7 +3,11 @@ import { MemoryStorage, RawNode, createSeededRng, defaults, resolveConfig } from
 import type { Config } from '../src/index.ts'
 import { expectRaftError } from './harness.ts'
 
-const base = (): Config => ({ id: 1, storage: MemoryStorage.bootstrap({ voters: [1, 2, 3], learners: [] }), rng: createSeededRng(1) })
+const base = (): Config => ({
+  id: 1,
+  storage: MemoryStorage.bootstrap({ voters: [1, 2, 3], learners: [] }),
+  rng: createSeededRng(1),
+})
 
 describe('config validation', () => {
   it('fills every default from constants.ts', () => {
@@ -51,7 +55,10 @@ describe('config validation', () => {
   })
 
   it('reports every problem at once', () => {
-    const error = expectRaftError(() => resolveConfig({ ...base(), heartbeatTicks: 0, snapshotChunkBytes: 0 }), 'INVALID')
+    const error = expectRaftError(
+      () => resolveConfig({ ...base(), heartbeatTicks: 0, snapshotChunkBytes: 0 }),
+      'INVALID',
+    )
     expect(error.message).toContain('heartbeatTicks')
     expect(error.message).toContain('snapshotChunkBytes')
   })

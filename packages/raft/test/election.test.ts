@@ -7,7 +7,10 @@ describe('leader election', () => {
   // Reference: Raft §5.2 — randomized election timeouts make split votes rare, and at most one
   // leader can be elected in a given term.
   it('randomized timeouts elect exactly one leader, known to every replica', () => {
-    for (const voters of [[1, 2, 3], [1, 2, 3, 4, 5]]) {
+    for (const voters of [
+      [1, 2, 3],
+      [1, 2, 3, 4, 5],
+    ]) {
       for (let seed = 1; seed <= 20; seed++) {
         const cluster = new Cluster({ voters, timers: 'random', seed })
         const leader = cluster.tickUntilLeader()
@@ -23,7 +26,8 @@ describe('leader election', () => {
 
   it('different seeds time out different replicas first', () => {
     const winners = new Set<number>()
-    for (let seed = 1; seed <= 20; seed++) winners.add(new Cluster({ voters: [1, 2, 3], timers: 'random', seed }).tickUntilLeader())
+    for (let seed = 1; seed <= 20; seed++)
+      winners.add(new Cluster({ voters: [1, 2, 3], timers: 'random', seed }).tickUntilLeader())
     expect(winners.size).toBeGreaterThan(1)
   })
 
@@ -98,7 +102,15 @@ describe('leader election', () => {
     const lastTerm = cluster.node(2).raft.log.lastTerm()
     for (const type of [MessageType.PreVote, MessageType.Vote]) {
       const mark = cluster.mark()
-      cluster.node(2).step({ type, from: 3, to: 2, term: term + 1, index: lastIndex, logTerm: lastTerm, reason: CampaignReason.Election })
+      cluster.node(2).step({
+        type,
+        from: 3,
+        to: 2,
+        term: term + 1,
+        index: lastIndex,
+        logTerm: lastTerm,
+        reason: CampaignReason.Election,
+      })
       cluster.processReadies()
       const answers = cluster.sentSince(mark, (m) => m.from === 2 && m.to === 3)
       expect(answers.filter((m) => m.reject !== true)).toEqual([])
@@ -129,7 +141,10 @@ describe('leader election', () => {
     const preVotes = cluster.sentSince(mark, (m) => m.type === MessageType.PreVote && m.from === 2)
     expect(preVotes.length).toBeGreaterThan(0)
     expect(preVotes[0]!.reason).toBe(CampaignReason.LeaderLost)
-    const granted = cluster.sentSince(mark, (m) => m.type === MessageType.PreVoteResponse && m.from === 3 && m.to === 2 && m.reject !== true)
+    const granted = cluster.sentSince(
+      mark,
+      (m) => m.type === MessageType.PreVoteResponse && m.from === 3 && m.to === 2 && m.reject !== true,
+    )
     expect(granted.length).toBeGreaterThan(0)
   })
 
@@ -149,7 +164,10 @@ describe('leader election', () => {
     const preVotes = cluster.sentSince(mark, (m) => m.type === MessageType.PreVote && m.from === 2)
     expect(preVotes.length).toBeGreaterThan(0)
     const grantsTo2 = (from: number): Message[] =>
-      cluster.sentSince(mark, (m) => m.type === MessageType.PreVoteResponse && m.from === from && m.to === 2 && m.reject !== true)
+      cluster.sentSince(
+        mark,
+        (m) => m.type === MessageType.PreVoteResponse && m.from === from && m.to === 2 && m.reject !== true,
+      )
     expect(grantsTo2(3).length).toBeGreaterThan(0)
     expect(grantsTo2(4)).toEqual([])
     expect(grantsTo2(5)).toEqual([])
@@ -189,7 +207,15 @@ describe('leader election', () => {
     const cluster = new Cluster({ voters: [1, 2, 3], config: { preVote: false } })
     // Let the boot lease (a restarted replica refuses votes for one election timeout) run out.
     cluster.tickNode(3, ELECTION_TIMEOUT_TICKS)
-    const request = (from: number): Message => ({ type: MessageType.Vote, from, to: 3, term: 2, index: 1, logTerm: 1, reason: CampaignReason.Election })
+    const request = (from: number): Message => ({
+      type: MessageType.Vote,
+      from,
+      to: 3,
+      term: 2,
+      index: 1,
+      logTerm: 1,
+      reason: CampaignReason.Election,
+    })
     const answer = (from: number): Message => {
       const mark = cluster.mark()
       cluster.node(3).step(request(from))
@@ -216,10 +242,16 @@ describe('leader election', () => {
   ])('up-to-date check (§5.4.1): $case', ({ index, logTerm, granted }) => {
     // The voter's log: index 1 @ term 1, indexes 2 and 3 @ term 2.
     const conf = { voters: [1, 2, 3], learners: [] }
-    const cluster = new Cluster({ voters: [1, 2, 3], config: { preVote: false }, storages: { 3: storageWithTerms(conf, [1, 2, 2], 2) } })
+    const cluster = new Cluster({
+      voters: [1, 2, 3],
+      config: { preVote: false },
+      storages: { 3: storageWithTerms(conf, [1, 2, 2], 2) },
+    })
     cluster.tickNode(3, ELECTION_TIMEOUT_TICKS)
     const mark = cluster.mark()
-    cluster.node(3).step({ type: MessageType.Vote, from: 1, to: 3, term: 4, index, logTerm, reason: CampaignReason.Election })
+    cluster
+      .node(3)
+      .step({ type: MessageType.Vote, from: 1, to: 3, term: 4, index, logTerm, reason: CampaignReason.Election })
     cluster.processReadies()
     const answers = cluster.sentSince(mark, (m) => m.type === MessageType.VoteResponse)
     expect(answers).toHaveLength(1)

@@ -8,7 +8,21 @@
  * network queue), apply (snapshot, committed entries), hand over read states, advance.
  */
 import { MemoryStorage, RaftError, RawNode, Role, createSeededRng } from '../src/index.ts'
-import type { Config, ConfChange, RaftErrorCode, ConfState, Entry, Message, NodeId, ProposalTicket, ReadMode, ReadState, Rng, Snapshot, Status } from '../src/index.ts'
+import type {
+  Config,
+  ConfChange,
+  RaftErrorCode,
+  ConfState,
+  Entry,
+  Message,
+  NodeId,
+  ProposalTicket,
+  ReadMode,
+  ReadState,
+  Rng,
+  Snapshot,
+  Status,
+} from '../src/index.ts'
 
 /** Small timeouts keep scenarios short; the ratio (heartbeat well under the election timeout) is what matters. */
 export const ELECTION_TIMEOUT_TICKS = 10
@@ -86,7 +100,8 @@ export class Cluster {
     this.options = options
     const learners = options.learners ?? []
     for (const id of [...options.voters, ...learners]) {
-      const storage = options.storages?.[id] ?? MemoryStorage.bootstrap({ voters: [...options.voters], learners: [...learners] })
+      const storage =
+        options.storages?.[id] ?? MemoryStorage.bootstrap({ voters: [...options.voters], learners: [...learners] })
       this.addNode(id, storage)
     }
   }
@@ -96,7 +111,16 @@ export class Cluster {
 
   /** Start a replica on `storage` (an empty MemoryStorage for a server joining later). */
   addNode(id: NodeId, storage: MemoryStorage = new MemoryStorage()): Replica {
-    const replica: Replica = { id, node: undefined, storage, applied: [], appliedIndex: 0, installedSnapshots: [], readStates: [], droppedReads: [] }
+    const replica: Replica = {
+      id,
+      node: undefined,
+      storage,
+      applied: [],
+      appliedIndex: 0,
+      installedSnapshots: [],
+      readStates: [],
+      droppedReads: [],
+    }
     this.replicas.set(id, replica)
     this.start(replica)
     return replica
@@ -104,7 +128,8 @@ export class Cluster {
 
   private start(replica: Replica): void {
     const options = this.options
-    const rng = options.timers === 'random' ? createSeededRng((options.seed ?? 1) * 1009 + replica.id) : new PatientRng()
+    const rng =
+      options.timers === 'random' ? createSeededRng((options.seed ?? 1) * 1009 + replica.id) : new PatientRng()
     replica.node = new RawNode({
       electionTimeoutTicks: ELECTION_TIMEOUT_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
@@ -163,13 +188,17 @@ export class Cluster {
     for (const [index, group] of groups.entries()) for (const id of group) groupOf.set(id, index)
     for (const from of this.replicas.keys()) {
       for (const to of this.replicas.keys()) {
-        if (from !== to && (groupOf.get(from) === undefined || groupOf.get(from) !== groupOf.get(to))) this.blockedLinks.add(`${from}->${to}`)
+        if (from !== to && (groupOf.get(from) === undefined || groupOf.get(from) !== groupOf.get(to)))
+          this.blockedLinks.add(`${from}->${to}`)
       }
     }
   }
 
   isolate(id: NodeId): void {
-    this.partition([id], [...this.replicas.keys()].filter((other) => other !== id))
+    this.partition(
+      [id],
+      [...this.replicas.keys()].filter((other) => other !== id),
+    )
   }
 
   /** Cut both directions between `a` and `b` (other links unchanged). */
@@ -194,7 +223,11 @@ export class Cluster {
     let delivered = 0
     for (const message of batch) {
       const target = this.replicas.get(message.to)?.node
-      if (target === undefined || this.blockedLinks.has(`${message.from}->${message.to}`) || this.dropFilter?.(message) === true) {
+      if (
+        target === undefined ||
+        this.blockedLinks.has(`${message.from}->${message.to}`) ||
+        this.dropFilter?.(message) === true
+      ) {
         this.dropped.push(message)
         continue
       }
@@ -364,7 +397,8 @@ export class Cluster {
       replica.appliedIndex = ready.snapshot.metadata.index
     }
     for (const entry of ready.committedEntries) {
-      if (entry.index !== replica.appliedIndex + 1) throw new Error(`replica ${replica.id} applies ${entry.index} after ${replica.appliedIndex}`)
+      if (entry.index !== replica.appliedIndex + 1)
+        throw new Error(`replica ${replica.id} applies ${entry.index} after ${replica.appliedIndex}`)
       replica.applied.push(entry)
       replica.appliedIndex = entry.index
     }
@@ -380,7 +414,9 @@ export class Cluster {
 export function storageWithTerms(confState: ConfState, terms: readonly number[], currentTerm: number): MemoryStorage {
   if (terms[0] !== 1) throw new Error('index 1 is the bootstrap entry of term 1')
   const storage = MemoryStorage.bootstrap(confState)
-  storage.append(terms.slice(1).map((term, i) => ({ index: i + 2, term, type: 'normal', data: bytes(`${i + 2}@${term}`) })))
+  storage.append(
+    terms.slice(1).map((term, i) => ({ index: i + 2, term, type: 'normal', data: bytes(`${i + 2}@${term}`) })),
+  )
   storage.setHardState({ term: currentTerm, vote: 0, commit: 1 })
   return storage
 }

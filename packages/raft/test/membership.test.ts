@@ -42,9 +42,18 @@ describe('membership changes', () => {
     cluster.crash(1)
     const mark = cluster.mark()
     cluster.elect(2)
-    const ballots = new Set<string>([MessageType.PreVote, MessageType.Vote, MessageType.PreVoteResponse, MessageType.VoteResponse])
+    const ballots = new Set<string>([
+      MessageType.PreVote,
+      MessageType.Vote,
+      MessageType.PreVoteResponse,
+      MessageType.VoteResponse,
+    ])
     expect(cluster.sentSince(mark, (m) => ballots.has(m.type) && (m.to === 4 || m.from === 4))).toEqual([])
-    expect(cluster.sentSince(mark, (m) => m.type === MessageType.VoteResponse && m.to === 2 && m.reject !== true).map((m) => m.from)).toEqual([3])
+    expect(
+      cluster
+        .sentSince(mark, (m) => m.type === MessageType.VoteResponse && m.to === 2 && m.reject !== true)
+        .map((m) => m.from),
+    ).toEqual([3])
   })
 
   // Reference: thesis §4.1 — single-server changes: a learner promoted to voter counts from then on.

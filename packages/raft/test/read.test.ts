@@ -3,7 +3,10 @@ import { MessageType, ReadMode, Role } from '../src/index.ts'
 import type { Message } from '../src/index.ts'
 import { Cluster, ELECTION_TIMEOUT_TICKS, HEARTBEAT_TICKS, expectRaftError } from './harness.ts'
 
-const heartbeatWith = (context: string) => (message: Message): boolean => message.type === MessageType.Heartbeat && message.context === context
+const heartbeatWith =
+  (context: string) =>
+  (message: Message): boolean =>
+    message.type === MessageType.Heartbeat && message.context === context
 
 describe('linearizable reads', () => {
   // Reference: thesis §6.4 — ReadIndex: record the commit index, then confirm leadership with a

@@ -3,7 +3,10 @@ import { MessageType, entrySizeBytes } from '../src/index.ts'
 import type { Message } from '../src/index.ts'
 import { Cluster, HEARTBEAT_TICKS, bytes, storageWithTerms } from './harness.ts'
 
-const isAppendTo = (to: number) => (message: Message): boolean => message.type === MessageType.Append && message.to === to
+const isAppendTo =
+  (to: number) =>
+  (message: Message): boolean =>
+    message.type === MessageType.Append && message.to === to
 const carriesEntries = (message: Message): boolean => (message.entries?.length ?? 0) > 0
 
 describe('log replication', () => {
@@ -88,7 +91,11 @@ describe('log replication', () => {
     const staleLog = [1, ...Array.from({ length: 100 }, () => 2)]
     const cluster = new Cluster({
       voters: [1, 2, 3],
-      storages: { 1: storageWithTerms(conf, leaderLog, 3), 2: storageWithTerms(conf, leaderLog, 3), 3: storageWithTerms(conf, staleLog, 2) },
+      storages: {
+        1: storageWithTerms(conf, leaderLog, 3),
+        2: storageWithTerms(conf, leaderLog, 3),
+        3: storageWithTerms(conf, staleLog, 2),
+      },
     })
     const mark = cluster.mark()
     cluster.elect(1)
@@ -96,7 +103,10 @@ describe('log replication', () => {
 
     expect(cluster.logTerms(3)).toEqual(cluster.logTerms(1))
     expect(cluster.storage(3).lastIndex()).toBe(12)
-    const rejections = cluster.sentSince(mark, (m) => m.type === MessageType.AppendResponse && m.from === 3 && m.reject === true)
+    const rejections = cluster.sentSince(
+      mark,
+      (m) => m.type === MessageType.AppendResponse && m.from === 3 && m.reject === true,
+    )
     expect(rejections.length).toBeGreaterThan(0)
     expect(rejections.length).toBeLessThanOrEqual(2)
     expect(cluster.sentSince(mark, isAppendTo(3)).length).toBeLessThanOrEqual(4)
@@ -113,7 +123,13 @@ describe('log replication', () => {
     for (const follower of [2, 3]) {
       const appends = cluster.sentSince(mark, isAppendTo(follower))
       expect(appends).toHaveLength(1)
-      expect(appends[0]!.entries!.map((entry) => new TextDecoder().decode(entry.data))).toEqual(['entry 0', 'entry 1', 'entry 2', 'entry 3', 'entry 4'])
+      expect(appends[0]!.entries!.map((entry) => new TextDecoder().decode(entry.data))).toEqual([
+        'entry 0',
+        'entry 1',
+        'entry 2',
+        'entry 3',
+        'entry 4',
+      ])
     }
   })
 })

@@ -6,7 +6,10 @@ import { Cluster, HEARTBEAT_TICKS, bytes, text } from './harness.ts'
 const CHUNK_BYTES = 256
 /** The application's state as the snapshot carries it: 1000 bytes, so four chunks of 256. */
 const stateMachineImage = (): Uint8Array => Uint8Array.from({ length: 1000 }, (_, i) => i % 251)
-const isChunkTo = (to: number) => (message: Message): boolean => message.type === MessageType.Snapshot && message.to === to
+const isChunkTo =
+  (to: number) =>
+  (message: Message): boolean =>
+    message.type === MessageType.Snapshot && message.to === to
 
 /** Replica 3 misses 20 entries; then the leader compacts them away. */
 function followerFarBehind(): { cluster: Cluster; snapshotIndex: number } {
@@ -31,7 +34,11 @@ describe('snapshots', () => {
     expect(applied).toBe(12)
 
     const snapshot = cluster.snapshot(1, bytes('state at 12'))
-    expect(snapshot.metadata).toEqual({ index: 12, term: cluster.status(1).term, confState: { voters: [1, 2, 3], learners: [] } })
+    expect(snapshot.metadata).toEqual({
+      index: 12,
+      term: cluster.status(1).term,
+      confState: { voters: [1, 2, 3], learners: [] },
+    })
     expect(cluster.storage(1).firstIndex()).toBe(13)
     expect(cluster.status(1).firstIndex).toBe(13)
     let error: unknown

@@ -160,7 +160,10 @@ export function storageSuite(name: string, factory: () => WritableStorage): void
       const storage = factory()
       storage.append(entries(1, 5, 1))
       const learnerConf: ConfState = { voters: [1, 2, 3], learners: [4] }
-      const snapshot: Snapshot = { metadata: { index: 10, term: 3, confState: learnerConf }, data: new TextEncoder().encode('leader image') }
+      const snapshot: Snapshot = {
+        metadata: { index: 10, term: 3, confState: learnerConf },
+        data: new TextEncoder().encode('leader image'),
+      }
       storage.applySnapshot(snapshot)
       expect(storage.snapshot()).toEqual(snapshot)
       expect(storage.firstIndex()).toBe(11)
@@ -175,7 +178,11 @@ export function storageSuite(name: string, factory: () => WritableStorage): void
     it('applySnapshot refuses a snapshot older than the stored one', () => {
       const storage = factory()
       storage.applySnapshot({ metadata: { index: 10, term: 3, confState: CONF }, data: new Uint8Array() })
-      expect(codeOf(() => storage.applySnapshot({ metadata: { index: 8, term: 3, confState: CONF }, data: new Uint8Array() }))).toBe('SNAPSHOT_OUT_OF_DATE')
+      expect(
+        codeOf(() =>
+          storage.applySnapshot({ metadata: { index: 8, term: 3, confState: CONF }, data: new Uint8Array() }),
+        ),
+      ).toBe('SNAPSHOT_OUT_OF_DATE')
       expect(storage.snapshot().metadata.index).toBe(10)
     })
   })

@@ -36,10 +36,16 @@ describe('leadership transfer', () => {
     expect(timeoutNow).toBeGreaterThanOrEqual(0)
     expect(history[timeoutNow]).toMatchObject({ from: 1, to: 3, term })
     // Before TimeoutNow went out, replica 3 had acknowledged the leader's whole log.
-    const caughtUp = history.findIndex((m) => m.type === MessageType.AppendResponse && m.from === 3 && m.reject !== true && m.index === leaderLastIndex)
+    const caughtUp = history.findIndex(
+      (m) => m.type === MessageType.AppendResponse && m.from === 3 && m.reject !== true && m.index === leaderLastIndex,
+    )
     expect(caughtUp).toBeGreaterThanOrEqual(0)
     expect(caughtUp).toBeLessThan(timeoutNow)
-    expect(history.slice(0, caughtUp).some((m) => m.type === MessageType.Append && m.to === 3 && (m.entries?.length ?? 0) > 0)).toBe(true)
+    expect(
+      history
+        .slice(0, caughtUp)
+        .some((m) => m.type === MessageType.Append && m.to === 3 && (m.entries?.length ?? 0) > 0),
+    ).toBe(true)
     // Nothing was lost on the way.
     expect(cluster.logTerms(3).slice(0, leaderLastIndex - 1)).toEqual(cluster.logTerms(1).slice(0, leaderLastIndex - 1))
   })

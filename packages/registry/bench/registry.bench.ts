@@ -8,14 +8,7 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import {
-  Registry,
-  decodeCommand,
-  decodeRecord,
-  emptyRecord,
-  encodeCommand,
-  encodeRecord,
-} from '../src/index.ts'
+import { Registry, decodeCommand, decodeRecord, emptyRecord, encodeCommand, encodeRecord } from '../src/index.ts'
 import type { Command, NodeData, RegistryLogEntry } from '../src/index.ts'
 import { REPLICA_A, REPLICAS, fullFields, peerId } from '../test/helpers.ts'
 
@@ -76,10 +69,19 @@ const record: NodeData = {
   changedIndex: 1_234_567,
 }
 const recordBytes = encodeRecord(record)
-const deltaEnvelope = { timestampMs: T0, command: { kind: 'delta', submitterPeerId: worker, delta: { originPeerId: worker, seq: 1, fields: fullFields(12_345) } } as Command }
+const deltaEnvelope = {
+  timestampMs: T0,
+  command: {
+    kind: 'delta',
+    submitterPeerId: worker,
+    delta: { originPeerId: worker, seq: 1, fields: fullFields(12_345) },
+  } as Command,
+}
 const deltaBytes = encodeCommand(deltaEnvelope)
 
-console.log(`node ${process.version}, ${process.arch}, load average ${(await import('node:os')).loadavg()[0]!.toFixed(2)}; record ${recordBytes.length} B, delta command ${deltaBytes.length} B`)
+console.log(
+  `node ${process.version}, ${process.arch}, load average ${(await import('node:os')).loadavg()[0]!.toFixed(2)}; record ${recordBytes.length} B, delta command ${deltaBytes.length} B`,
+)
 print('encodeRecord', `${thousands(rate(() => encodeRecord(record)))} /s`)
 print('decodeRecord (peer id and multiaddrs parsed)', `${thousands(rate(() => decodeRecord(recordBytes)))} /s`)
 print('encodeCommand (delta; validates by decoding)', `${thousands(rate(() => encodeCommand(deltaEnvelope)))} /s`)
@@ -91,7 +93,11 @@ print('decodeCommand (delta)', `${thousands(rate(() => decodeCommand(deltaBytes)
   const entries: RegistryLogEntry[] = []
   for (let i = 0; i < 200_000; i++) {
     const origin = origins[i % origins.length]!
-    const command: Command = { kind: 'delta', submitterPeerId: origin, delta: { originPeerId: origin, seq: Math.floor(i / origins.length) + 1, fields: fullFields(i) } }
+    const command: Command = {
+      kind: 'delta',
+      submitterPeerId: origin,
+      delta: { originPeerId: origin, seq: Math.floor(i / origins.length) + 1, fields: fullFields(i) },
+    }
     entries.push({ index: i + 1, data: encodeCommand({ timestampMs: T0 + i, command }) })
   }
   const registry = new Registry({ replicaPeerIds: REPLICAS })
@@ -101,7 +107,10 @@ print('decodeCommand (delta)', `${thousands(rate(() => decodeCommand(deltaBytes)
   const elapsed = performance.now() - start
   const cpu = process.cpuUsage(cpuBefore)
   const cpuMs = (cpu.user + cpu.system) / 1_000
-  print('apply (delta, decode + merge)', `${thousands((entries.length / elapsed) * 1_000)} /s wall, ${thousands((entries.length / cpuMs) * 1_000)} /s CPU (${entries.length.toLocaleString('en-US')} entries)`)
+  print(
+    'apply (delta, decode + merge)',
+    `${thousands((entries.length / elapsed) * 1_000)} /s wall, ${thousands((entries.length / cpuMs) * 1_000)} /s CPU (${entries.length.toLocaleString('en-US')} entries)`,
+  )
 }
 
 // ---- snapshot and restore of `recordCount` records ------------------------------------------
@@ -113,7 +122,11 @@ function buildRegistry(): Registry {
     const id = peerId(i)
     const join: Command = { kind: 'observation', replicaPeerId: REPLICA_A, peerId: id, event: 'joined' }
     registry.apply({ index: ++index, data: encodeCommand({ timestampMs: T0 + i, command: join }) })
-    const delta: Command = { kind: 'delta', submitterPeerId: id, delta: { originPeerId: id, seq: 1, fields: fullFields(i) } }
+    const delta: Command = {
+      kind: 'delta',
+      submitterPeerId: id,
+      delta: { originPeerId: id, seq: 1, fields: fullFields(i) },
+    }
     registry.apply({ index: ++index, data: encodeCommand({ timestampMs: T0 + i, command: delta }) })
   }
   return registry
@@ -132,23 +145,35 @@ function measureSnapshot(): void {
   const heapBeforeMiB = heapMiB()
   const registry = buildRegistry()
   const registryMiB = heapMiB() - heapBeforeMiB
-  print(`registry of ${thousands(recordCount)} records`, `${registryMiB.toFixed(0)} MiB heap (${((registryMiB * 2 ** 20) / recordCount).toFixed(0)} B/record)`)
+  print(
+    `registry of ${thousands(recordCount)} records`,
+    `${registryMiB.toFixed(0)} MiB heap (${((registryMiB * 2 ** 20) / recordCount).toFixed(0)} B/record)`,
+  )
 
   registry.list({ limit: 1 }) // builds the sorted peer id index, which apply keeps from then on
   heapMiB()
   const snapshot = timed(() => registry.snapshot())
   const bytes = snapshot.value
-  print('snapshot', `${snapshot.text}, ${(bytes.length / 2 ** 20).toFixed(1)} MiB (${(bytes.length / recordCount).toFixed(0)} B/record)`)
+  print(
+    'snapshot',
+    `${snapshot.text}, ${(bytes.length / 2 ** 20).toFixed(1)} MiB (${(bytes.length / recordCount).toFixed(0)} B/record)`,
+  )
 
   let start = performance.now()
   const eligible = registry.eligible('twitter')
   print('eligible(twitter)', `${(performance.now() - start).toFixed(1)} ms for ${thousands(eligible.length)} workers`)
   start = performance.now()
   const changes = registry.changesSince(registry.appliedIndex - 2_000)
-  print('changesSince (last 1,000 records)', `${(performance.now() - start).toFixed(1)} ms for ${thousands(changes.records.length)} records`)
+  print(
+    'changesSince (last 1,000 records)',
+    `${(performance.now() - start).toFixed(1)} ms for ${thousands(changes.records.length)} records`,
+  )
   start = performance.now()
   const page = registry.list({ active: true, limit: 1_000 })
-  print('list (active, first 1,000)', `${(performance.now() - start).toFixed(1)} ms for ${thousands(page.length)} records`)
+  print(
+    'list (active, first 1,000)',
+    `${(performance.now() - start).toFixed(1)} ms for ${thousands(page.length)} records`,
+  )
 
   // A replica restoring a snapshot from the network (verify) or its own disk (no verify).
   measureRestore(bytes, true)

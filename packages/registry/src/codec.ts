@@ -55,8 +55,13 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
 const KIND_CODE = { delta: 1, observation: 2, 'replica-reset': 3, expire: 4, replicas: 5, liveness: 6 } as const
-const REASON_CODE = { heartbeat: 1, connected: 2, ttl: 3, left: 4, disconnected: 5 } as const satisfies Record<LivenessReason, number>
-const REASON_BY_CODE = new Map<unknown, LivenessReason>(Object.entries(REASON_CODE).map(([reason, code]) => [code, reason as LivenessReason]))
+const REASON_CODE = { heartbeat: 1, connected: 2, ttl: 3, left: 4, disconnected: 5 } as const satisfies Record<
+  LivenessReason,
+  number
+>
+const REASON_BY_CODE = new Map<unknown, LivenessReason>(
+  Object.entries(REASON_CODE).map(([reason, code]) => [code, reason as LivenessReason]),
+)
 const EVENT_CODE = { joined: 1, left: 2 } as const satisfies Record<ObservationEvent, number>
 
 const SNAPSHOT_MAGIC = [0x4e, 0x4c, 0x52, 0x53] // "NLRS": nodeledger registry snapshot
@@ -121,10 +126,25 @@ function commandToArray(envelope: CommandEnvelope): unknown[] {
         const value = command.delta.fields[field]
         if (value !== undefined) fields.push(id, value)
       })
-      return [CODEC_VERSION, timestampMs, KIND_CODE.delta, command.submitterPeerId, command.delta.originPeerId, command.delta.seq, fields]
+      return [
+        CODEC_VERSION,
+        timestampMs,
+        KIND_CODE.delta,
+        command.submitterPeerId,
+        command.delta.originPeerId,
+        command.delta.seq,
+        fields,
+      ]
     }
     case 'observation':
-      return [CODEC_VERSION, timestampMs, KIND_CODE.observation, command.replicaPeerId, command.peerId, EVENT_CODE[command.event]]
+      return [
+        CODEC_VERSION,
+        timestampMs,
+        KIND_CODE.observation,
+        command.replicaPeerId,
+        command.peerId,
+        EVENT_CODE[command.event],
+      ]
     case 'replica-reset':
       return [CODEC_VERSION, timestampMs, KIND_CODE['replica-reset'], command.replicaPeerId]
     case 'expire':
@@ -132,7 +152,15 @@ function commandToArray(envelope: CommandEnvelope): unknown[] {
     case 'replicas':
       return [CODEC_VERSION, timestampMs, KIND_CODE.replicas, [...command.replicaPeerIds].sort()]
     case 'liveness':
-      return [CODEC_VERSION, timestampMs, KIND_CODE.liveness, command.replicaPeerId, command.peerId, command.active, REASON_CODE[command.reason]]
+      return [
+        CODEC_VERSION,
+        timestampMs,
+        KIND_CODE.liveness,
+        command.replicaPeerId,
+        command.peerId,
+        command.active,
+        REASON_CODE[command.reason],
+      ]
     default:
       throw invalid('command.kind', 'delta, observation, replica-reset, expire, replicas or liveness')
   }
@@ -191,13 +219,17 @@ export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
       }
       case KIND_CODE.replicas:
         arity(4)
-        command = { kind: 'replicas', replicaPeerIds: checkPeerIdSet(list[3], 'replicas.replicaPeerIds', REPLICAS_MAX, true) }
+        command = {
+          kind: 'replicas',
+          replicaPeerIds: checkPeerIdSet(list[3], 'replicas.replicaPeerIds', REPLICAS_MAX, true),
+        }
         break
       case KIND_CODE.liveness: {
         arity(7)
         if (typeof list[5] !== 'boolean') throw invalid('liveness.active', 'a boolean')
         const reason = REASON_BY_CODE.get(list[6])
-        if (reason === undefined) throw invalid('liveness.reason', '1 to 5 (heartbeat, connected, ttl, left, disconnected)')
+        if (reason === undefined)
+          throw invalid('liveness.reason', '1 to 5 (heartbeat, connected, ttl, left, disconnected)')
         command = {
           kind: 'liveness',
           replicaPeerId: checkPeerId(list[3], 'liveness.replicaPeerId'),
@@ -222,10 +254,31 @@ export function recordToArray(r: NodeData): unknown[] {
   // Spelled out rather than looped over RECORD_FIELDS: a literal is several times faster to build,
   // which matters for a snapshot of a million records.
   return [
-    r.peerId, r.multiaddrs, r.firstJoinedMs, r.lastJoinedMs, r.lastLeftMs, r.lastUpdatedMs, r.uptimeAccumulatedMs,
-    r.isActive, r.isStaked, r.isValidator, r.isTwitterScraper, r.isWebScraper, r.isDiscordScraper, r.isTelegramScraper,
-    r.version, r.ethAddress, r.returnedItems, r.returnedItemsLastMs, r.timeouts, r.timeoutsLastMs, r.notFound,
-    r.notFoundLastMs, r.originSeq, r.observers, r.changedIndex,
+    r.peerId,
+    r.multiaddrs,
+    r.firstJoinedMs,
+    r.lastJoinedMs,
+    r.lastLeftMs,
+    r.lastUpdatedMs,
+    r.uptimeAccumulatedMs,
+    r.isActive,
+    r.isStaked,
+    r.isValidator,
+    r.isTwitterScraper,
+    r.isWebScraper,
+    r.isDiscordScraper,
+    r.isTelegramScraper,
+    r.version,
+    r.ethAddress,
+    r.returnedItems,
+    r.returnedItemsLastMs,
+    r.timeouts,
+    r.timeoutsLastMs,
+    r.notFound,
+    r.notFoundLastMs,
+    r.originSeq,
+    r.observers,
+    r.changedIndex,
   ]
 }
 
@@ -278,7 +331,8 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
     const list = checkArray(unpack(body, 'snapshot'), 'snapshot')
     if (list.length !== 5) throw invalid('snapshot', '5 elements')
     const counterList = checkArray(list[3], 'snapshot.counters')
-    if (counterList.length !== SNAPSHOT_COUNTERS.length) throw invalid('snapshot.counters', `${SNAPSHOT_COUNTERS.length} counters`)
+    if (counterList.length !== SNAPSHOT_COUNTERS.length)
+      throw invalid('snapshot.counters', `${SNAPSHOT_COUNTERS.length} counters`)
     const counters = {} as SnapshotCounters
     SNAPSHOT_COUNTERS.forEach((name, i) => {
       counters[name] = checkUnsigned(counterList[i], `snapshot.counters.${name}`)
@@ -291,12 +345,16 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
     const clockMs = checkUnsigned(list[1], 'snapshot.clockMs')
     const records = new Array<NodeData>(recordList.length)
     for (let i = 0; i < recordList.length; i++) {
-      const record = withContext(() => `snapshot.records[${i}]`, () => checkRecord(recordList[i], verify))
+      const record = withContext(
+        () => `snapshot.records[${i}]`,
+        () => checkRecord(recordList[i], verify),
+      )
       const previous = records[i - 1]
       if (previous !== undefined && !(previous.peerId < record.peerId)) {
         throw invalid('snapshot.records', 'records sorted by distinct peer id')
       }
-      if (record.changedIndex > appliedIndex) throw invalid(`snapshot.records[${i}].changedIndex`, 'at most appliedIndex')
+      if (record.changedIndex > appliedIndex)
+        throw invalid(`snapshot.records[${i}].changedIndex`, 'at most appliedIndex')
       if (record.lastUpdatedMs > clockMs) throw invalid(`snapshot.records[${i}].lastUpdatedMs`, 'at most clockMs')
       records[i] = record
     }
@@ -315,7 +373,8 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
 function checkBytes(bytes: unknown, what: string, bytesMax: number): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) throw invalid(what, 'a Uint8Array')
   if (bytes.length === 0) throw invalid(what, 'at least one byte')
-  if (bytes.length > bytesMax) throw new RegistryError('TOO_LARGE', `${what}: ${bytes.length} bytes, at most ${bytesMax}`)
+  if (bytes.length > bytesMax)
+    throw new RegistryError('TOO_LARGE', `${what}: ${bytes.length} bytes, at most ${bytesMax}`)
 }
 
 function unpack(bytes: Uint8Array, what: string): unknown {

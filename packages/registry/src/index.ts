@@ -47,7 +47,15 @@ export type {
   RegistryStats,
   StaleReason,
 } from './commands.ts'
-export { CAPABILITY_FIELD, CATEGORIES, RECORD_FIELDS, SELF_REPORTED_FIELDS, canDoWork, emptyRecord, uptimeMs } from './model.ts'
+export {
+  CAPABILITY_FIELD,
+  CATEGORIES,
+  RECORD_FIELDS,
+  SELF_REPORTED_FIELDS,
+  canDoWork,
+  emptyRecord,
+  uptimeMs,
+} from './model.ts'
 export type { Category, NodeData, SelfReported, SelfReportedField } from './model.ts'
 export { decodeCommand, decodeRecord, decodeSnapshot, encodeCommand, encodeRecord, encodeSnapshot } from './codec.ts'
 export type { DecodeOptions, SnapshotState } from './codec.ts'

@@ -124,7 +124,10 @@ function withoutObservers(
   if (observers.length > 0) {
     return checked({ ...existing, observers, lastUpdatedMs: nowMs, changedIndex: index })
   }
-  assert(closeAtMs >= existing.lastJoinedMs, () => `interval closes at ${closeAtMs}, before it opened at ${existing.lastJoinedMs}`)
+  assert(
+    closeAtMs >= existing.lastJoinedMs,
+    () => `interval closes at ${closeAtMs}, before it opened at ${existing.lastJoinedMs}`,
+  )
   return checked({
     ...existing,
     observers,

@@ -60,7 +60,12 @@ export class Registry {
   #changes: Array<{ readonly changedIndex: number; readonly peerId: string }> = []
 
   constructor(options: RegistryOptions = {}) {
-    this.#replicaPeerIds = checkPeerIdSet([...(options.replicaPeerIds ?? [])].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
+    this.#replicaPeerIds = checkPeerIdSet(
+      [...(options.replicaPeerIds ?? [])].sort(),
+      'replicaPeerIds',
+      REPLICAS_MAX,
+      true,
+    )
     this.#replicas = new Set(this.#replicaPeerIds)
   }
 
@@ -84,7 +89,10 @@ export class Registry {
    */
   apply(entry: RegistryLogEntry): ApplyResult {
     assert(Number.isSafeInteger(entry.index), () => `entry index ${entry.index} is an integer`)
-    assert(entry.index > this.#appliedIndex, () => `entry ${entry.index} applied after ${this.#appliedIndex}: indexes increase`)
+    assert(
+      entry.index > this.#appliedIndex,
+      () => `entry ${entry.index} applied after ${this.#appliedIndex}: indexes increase`,
+    )
     let envelope: CommandEnvelope
     try {
       envelope = decodeCommand(entry.data)
@@ -118,7 +126,10 @@ export class Registry {
       case 'delta': {
         const { delta, submitterPeerId } = command
         if (submitterPeerId !== delta.originPeerId && !this.#replicas.has(submitterPeerId)) {
-          throw new RegistryError('UNAUTHORIZED', `delta for ${delta.originPeerId} submitted by ${submitterPeerId}, neither its origin nor a replica`)
+          throw new RegistryError(
+            'UNAUTHORIZED',
+            `delta for ${delta.originPeerId} submitted by ${submitterPeerId}, neither its origin nor a replica`,
+          )
         }
         const existing = this.#records.get(delta.originPeerId)
         if (existing === undefined) this.#checkRoom()
@@ -147,7 +158,8 @@ export class Registry {
         const existing = this.#records.get(command.peerId)
         // Only a node that has reported itself (a delta) has a record a lease can act on: an
         // anonymous connection must not create records.
-        if (existing === undefined) throw new RegistryError('INVALID', `liveness for ${command.peerId}, which has no record`)
+        if (existing === undefined)
+          throw new RegistryError('INVALID', `liveness for ${command.peerId}, which has no record`)
         const outcome = setLiveness(existing, command.peerId, command.replicaPeerId, command.active, nowMs, index)
         if ('stale' in outcome) this.#counters.observationsIgnored++
         return this.#single(command, outcome, index)
@@ -155,18 +167,39 @@ export class Registry {
       case 'replica-reset': {
         const replica = command.replicaPeerId
         this.#checkReplica(replica)
-        return this.#endPresences(command, (record) => record.observers.includes(replica), (observer) => observer === replica, nowMs, index, false)
+        return this.#endPresences(
+          command,
+          (record) => record.observers.includes(replica),
+          (observer) => observer === replica,
+          nowMs,
+          index,
+          false,
+        )
       }
       case 'expire': {
         const deadlineMs = nowMs - command.ttlMs
-        return this.#endPresences(command, (record) => record.isActive && record.lastUpdatedMs < deadlineMs, () => true, nowMs, index, false)
+        return this.#endPresences(
+          command,
+          (record) => record.isActive && record.lastUpdatedMs < deadlineMs,
+          () => true,
+          nowMs,
+          index,
+          false,
+        )
       }
       case 'replicas': {
         const next = new Set(command.replicaPeerIds)
         const changed = command.replicaPeerIds.join('\n') !== this.#replicaPeerIds.join('\n')
         this.#replicaPeerIds = command.replicaPeerIds
         this.#replicas = next
-        return this.#endPresences(command, (record) => record.observers.some((observer) => !next.has(observer)), (observer) => !next.has(observer), nowMs, index, changed)
+        return this.#endPresences(
+          command,
+          (record) => record.observers.some((observer) => !next.has(observer)),
+          (observer) => !next.has(observer),
+          nowMs,
+          index,
+          changed,
+        )
       }
     }
   }
@@ -216,7 +249,8 @@ export class Registry {
   /** The change index from the Map, which iterates in change order: one live pair per record. */
   #rebuildChanges(): void {
     this.#changes = []
-    for (const record of this.#records.values()) this.#changes.push({ changedIndex: record.changedIndex, peerId: record.peerId })
+    for (const record of this.#records.values())
+      this.#changes.push({ changedIndex: record.changedIndex, peerId: record.peerId })
   }
 
   #checkReplica(peerId: string): void {
@@ -224,7 +258,8 @@ export class Registry {
   }
 
   #checkRoom(): void {
-    if (this.#records.size >= RECORDS_MAX) throw new RegistryError('TOO_LARGE', `registry holds ${RECORDS_MAX} records, the most it may`)
+    if (this.#records.size >= RECORDS_MAX)
+      throw new RegistryError('TOO_LARGE', `registry holds ${RECORDS_MAX} records, the most it may`)
   }
 
   #sorted(): string[] {

@@ -139,7 +139,12 @@ export function checkMultiaddrs(value: unknown, what: string, verify: boolean): 
 }
 
 /** Checks one self-reported field by name; `verify` also parses multiaddrs. */
-export function checkSelfReportedField(field: SelfReportedField, value: unknown, what: string, verify: boolean): unknown {
+export function checkSelfReportedField(
+  field: SelfReportedField,
+  value: unknown,
+  what: string,
+  verify: boolean,
+): unknown {
   switch (field) {
     case 'multiaddrs':
       return checkMultiaddrs(value, what, verify)
@@ -243,6 +248,7 @@ export function recordInvariantBroken(record: NodeData): string | undefined {
   // Uptime is a sum of disjoint intervals inside [firstJoined, end], end being now when active
   // (bounded by lastJoined for the closed part) and lastLeft otherwise.
   const spanEndMs = record.isActive ? record.lastJoinedMs : record.lastLeftMs
-  if (record.uptimeAccumulatedMs > spanEndMs - record.firstJoinedMs) return 'uptimeAccumulatedMs within the span since first join'
+  if (record.uptimeAccumulatedMs > spanEndMs - record.firstJoinedMs)
+    return 'uptimeAccumulatedMs within the span since first join'
   return undefined
 }

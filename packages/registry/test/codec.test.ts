@@ -108,20 +108,34 @@ describe('command codec', () => {
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ ethAddress: '0x12' })],
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ version: 'bad\u0000version' })],
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: ['/ip4/1.2.3.4/tcp/99999'] })],
-      [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: ['/ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.4/tcp/1'] })],
+      [
+        CODEC_VERSION,
+        T0,
+        1,
+        peerId(1),
+        peerId(1),
+        1,
+        wire({ multiaddrs: ['/ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.4/tcp/1'] }),
+      ],
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, {}],
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, [3, true, 1, true]], // ids not ascending
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, [99, true]],
       [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, [1]],
       [CODEC_VERSION, T0, 5, [peerId(2), peerId(1)].sort().reverse()], // unsorted replica set
     ]
-    for (const value of cases) expect(codeOf(() => decodeCommand(packr.pack(value))), JSON.stringify(value)).toBe('INVALID')
+    for (const value of cases)
+      expect(
+        codeOf(() => decodeCommand(packr.pack(value))),
+        JSON.stringify(value),
+      ).toBe('INVALID')
   })
 
   it('accepts only canonical peer ids and multiaddrs', () => {
     const cid = 'bafzaajaiaejcbzcnbisdhwpv7kwhdkggx3p4urlfmrbd7d7eqbb6zxyidi7kvkux' // a CIDv1 form
     expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, cid])))).toBe('INVALID')
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'QmNotARealPeerIdButBase58XXXXXXXXXXXXXXXXXXX'])))).toBe('INVALID')
+    expect(
+      codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'QmNotARealPeerIdButBase58XXXXXXXXXXXXXXXXXXX']))),
+    ).toBe('INVALID')
     const sloppy = [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: ['/ip4/1.2.3.4/tcp/0001'] })]
     expect(codeOf(() => decodeCommand(packr.pack(sloppy)))).toBe('INVALID')
   })
@@ -131,9 +145,29 @@ describe('command codec', () => {
     const tooMany = [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: many })]
     expect(codeOf(() => decodeCommand(packr.pack(tooMany)))).toBe('TOO_LARGE')
     const longAddress = `/dns4/${'a'.repeat(MULTIADDR_LENGTH_MAX)}.com/tcp/1`
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: [longAddress] })])))).toBe('TOO_LARGE')
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ version: 'v'.repeat(VERSION_LENGTH_MAX + 1) })])))).toBe('TOO_LARGE')
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'A'.repeat(PEER_ID_LENGTH_MAX + 1)])))).toBe('TOO_LARGE')
+    expect(
+      codeOf(() =>
+        decodeCommand(packr.pack([CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: [longAddress] })])),
+      ),
+    ).toBe('TOO_LARGE')
+    expect(
+      codeOf(() =>
+        decodeCommand(
+          packr.pack([
+            CODEC_VERSION,
+            T0,
+            1,
+            peerId(1),
+            peerId(1),
+            1,
+            wire({ version: 'v'.repeat(VERSION_LENGTH_MAX + 1) }),
+          ]),
+        ),
+      ),
+    ).toBe('TOO_LARGE')
+    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'A'.repeat(PEER_ID_LENGTH_MAX + 1)])))).toBe(
+      'TOO_LARGE',
+    )
     const replicas = Array.from({ length: REPLICAS_MAX + 1 }, (_, i) => peerId(100 + i)).sort()
     expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 5, replicas])))).toBe('TOO_LARGE')
     expect(codeOf(() => decodeCommand(new Uint8Array(COMMAND_BYTES_MAX + 1)))).toBe('TOO_LARGE')
@@ -148,7 +182,9 @@ describe('command codec', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 512 }), (bytes) => {
         const code = codeOf(() => decodeCommand(bytes))
-        expect(code === 'none' || code === 'INVALID' || code === 'UNSUPPORTED_VERSION' || code === 'TOO_LARGE').toBe(true)
+        expect(code === 'none' || code === 'INVALID' || code === 'UNSUPPORTED_VERSION' || code === 'TOO_LARGE').toBe(
+          true,
+        )
       }),
       { numRuns: 3000 },
     )
@@ -187,7 +223,11 @@ describe('command codec', () => {
     const timestamp = Uint8Array.from([0xd6, 0xff, 0x00, 0x00, 0x00, 0x01])
     expect(codeOf(() => decodeCommand(timestamp))).toBe('INVALID')
     const uint64 = packr.pack([CODEC_VERSION, T0, 4, 1000])
-    expect(codeOf(() => decodeCommand(Uint8Array.from([0x94, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x04, 0x01])))).toBe('INVALID')
+    expect(
+      codeOf(() =>
+        decodeCommand(Uint8Array.from([0x94, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x04, 0x01])),
+      ),
+    ).toBe('INVALID')
     expect(codeOf(() => decodeCommand(uint64))).toBe('none')
   })
 })
@@ -197,7 +237,10 @@ describe('record codec', () => {
     return {
       ...emptyRecord(peerId(1)),
       ...fullFields(1),
-      multiaddrs: Array.from({ length: MULTIADDRS_MAX }, (_, i) => `/dns4/${String(i).padStart(2, '0')}${'a'.repeat(290)}.com/tcp/4001`),
+      multiaddrs: Array.from(
+        { length: MULTIADDRS_MAX },
+        (_, i) => `/dns4/${String(i).padStart(2, '0')}${'a'.repeat(290)}.com/tcp/4001`,
+      ),
       version: 'v'.repeat(VERSION_LENGTH_MAX),
       observers: Array.from({ length: REPLICAS_MAX }, (_, i) => peerId(500 + i)).sort(),
       isActive: true,
@@ -227,9 +270,22 @@ describe('record codec', () => {
   })
 
   it('rejects records that break an invariant', () => {
-    const activeWithoutObserver = { ...emptyRecord(peerId(3)), isActive: true, firstJoinedMs: T0, lastJoinedMs: T0, lastUpdatedMs: T0 }
+    const activeWithoutObserver = {
+      ...emptyRecord(peerId(3)),
+      isActive: true,
+      firstJoinedMs: T0,
+      lastJoinedMs: T0,
+      lastUpdatedMs: T0,
+    }
     expect(codeOf(() => decodeRecord(encodeRecord(activeWithoutObserver)))).toBe('INVALID')
-    const tooMuchUptime = { ...emptyRecord(peerId(3)), firstJoinedMs: T0, lastJoinedMs: T0, lastLeftMs: T0 + 10, lastUpdatedMs: T0 + 10, uptimeAccumulatedMs: 11 }
+    const tooMuchUptime = {
+      ...emptyRecord(peerId(3)),
+      firstJoinedMs: T0,
+      lastJoinedMs: T0,
+      lastLeftMs: T0 + 10,
+      lastUpdatedMs: T0 + 10,
+      uptimeAccumulatedMs: 11,
+    }
     expect(codeOf(() => decodeRecord(encodeRecord(tooMuchUptime)))).toBe('INVALID')
   })
 })
@@ -239,8 +295,17 @@ describe('snapshot codec', () => {
     appliedIndex: 10,
     clockMs: T0 + 100,
     replicaPeerIds: [REPLICA_A],
-    counters: { entriesApplied: 5, entriesStale: 3, entriesRejected: 2, deltasReplayed: 1, deltasStale: 2, observationsIgnored: 0 },
-    records: [peerId(1), peerId(2), peerId(3)].sort().map((id, i) => ({ ...emptyRecord(id), ...fullFields(i), lastUpdatedMs: T0, originSeq: 1, changedIndex: i + 1 })),
+    counters: {
+      entriesApplied: 5,
+      entriesStale: 3,
+      entriesRejected: 2,
+      deltasReplayed: 1,
+      deltasStale: 2,
+      observationsIgnored: 0,
+    },
+    records: [peerId(1), peerId(2), peerId(3)]
+      .sort()
+      .map((id, i) => ({ ...emptyRecord(id), ...fullFields(i), lastUpdatedMs: T0, originSeq: 1, changedIndex: i + 1 })),
   }
 
   it('round-trips', () => {
@@ -269,7 +334,9 @@ describe('snapshot codec', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 256 }), fc.boolean(), (body, header) => {
         const bytes = header ? Uint8Array.from([0x4e, 0x4c, 0x52, 0x53, 1, 0, 0, 0, 0, ...body]) : body
-        expect(['INVALID', 'CORRUPT', 'UNSUPPORTED_VERSION', 'TOO_LARGE']).toContain(codeOf(() => decodeSnapshot(bytes)))
+        expect(['INVALID', 'CORRUPT', 'UNSUPPORTED_VERSION', 'TOO_LARGE']).toContain(
+          codeOf(() => decodeSnapshot(bytes)),
+        )
       }),
       { numRuns: 1000 },
     )

@@ -38,7 +38,10 @@ export function applyAll(registry: Registry, entries: readonly RegistryLogEntry[
 /** A realistic record's worth of self-reported fields, about 300 bytes encoded. */
 export function fullFields(seed: number): SelfReported {
   return {
-    multiaddrs: [`/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/tcp/4001`, `/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/udp/4001/quic-v1`],
+    multiaddrs: [
+      `/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/tcp/4001`,
+      `/ip4/10.0.${seed % 250}.${(seed >> 8) % 250}/udp/4001/quic-v1`,
+    ],
     isStaked: true,
     isValidator: seed % 7 === 0,
     isTwitterScraper: seed % 2 === 0,

@@ -12,7 +12,12 @@ import { REPLICAS, peerId } from './helpers.ts'
 const T0 = 1_700_000_000_000
 const WORKERS = [1, 2, 3, 4, 5].map(peerId)
 const OUTSIDER = peerId(666)
-const ADDRESSES = ['/ip4/10.0.0.1/tcp/4001', '/ip4/10.0.0.2/tcp/4001', '/ip6/::1/udp/4001/quic-v1', '/dns4/node.example.com/tcp/443/wss']
+const ADDRESSES = [
+  '/ip4/10.0.0.1/tcp/4001',
+  '/ip4/10.0.0.2/tcp/4001',
+  '/ip6/::1/udp/4001/quic-v1',
+  '/dns4/node.example.com/tcp/443/wss',
+]
 
 const fieldsArbitrary: fc.Arbitrary<Partial<SelfReported>> = fc.record(
   {
@@ -36,32 +41,66 @@ const fieldsArbitrary: fc.Arbitrary<Partial<SelfReported>> = fc.record(
 )
 
 const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({
-    kind: fc.constant('delta' as const),
-    submitterPeerId: fc.constantFrom(...WORKERS, ...REPLICAS, OUTSIDER),
-    delta: fc.record({ originPeerId: fc.constantFrom(...WORKERS), seq: fc.integer({ min: 1, max: 12 }), fields: fieldsArbitrary }),
-  }) },
-  { weight: 6, arbitrary: fc.record({
-    kind: fc.constant('observation' as const),
-    replicaPeerId: fc.constantFrom(...REPLICAS, ...REPLICAS, OUTSIDER),
-    peerId: fc.constantFrom(...WORKERS),
-    event: fc.constantFrom('joined' as const, 'left' as const),
-  }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replica-reset' as const), replicaPeerId: fc.constantFrom(...REPLICAS) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), ttlMs: fc.integer({ min: 1, max: 20_000 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('replicas' as const), replicaPeerIds: fc.subarray(REPLICAS, { minLength: 1 }) }) },
-  { weight: 3, arbitrary: fc.record({
-    kind: fc.constant('liveness' as const),
-    replicaPeerId: fc.constantFrom(...REPLICAS, OUTSIDER),
-    peerId: fc.constantFrom(...WORKERS),
-    active: fc.boolean(),
-    reason: fc.constantFrom('heartbeat' as const, 'connected' as const, 'ttl' as const, 'left' as const, 'disconnected' as const),
-  }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('delta' as const),
+      submitterPeerId: fc.constantFrom(...WORKERS, ...REPLICAS, OUTSIDER),
+      delta: fc.record({
+        originPeerId: fc.constantFrom(...WORKERS),
+        seq: fc.integer({ min: 1, max: 12 }),
+        fields: fieldsArbitrary,
+      }),
+    }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('observation' as const),
+      replicaPeerId: fc.constantFrom(...REPLICAS, ...REPLICAS, OUTSIDER),
+      peerId: fc.constantFrom(...WORKERS),
+      event: fc.constantFrom('joined' as const, 'left' as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('replica-reset' as const), replicaPeerId: fc.constantFrom(...REPLICAS) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('expire' as const), ttlMs: fc.integer({ min: 1, max: 20_000 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('replicas' as const),
+      replicaPeerIds: fc.subarray(REPLICAS, { minLength: 1 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('liveness' as const),
+      replicaPeerId: fc.constantFrom(...REPLICAS, OUTSIDER),
+      peerId: fc.constantFrom(...WORKERS),
+      active: fc.boolean(),
+      reason: fc.constantFrom(
+        'heartbeat' as const,
+        'connected' as const,
+        'ttl' as const,
+        'left' as const,
+        'disconnected' as const,
+      ),
+    }),
+  },
 )
 
 /** Leader stamps: mostly forward, sometimes backwards (a new leader's clock lagging). */
 const logArbitrary = fc
-  .array(fc.tuple(commandArbitrary, fc.integer({ min: -3_000, max: 10_000 }), fc.integer({ min: 1, max: 3 })), { minLength: 1, maxLength: 60 })
+  .array(fc.tuple(commandArbitrary, fc.integer({ min: -3_000, max: 10_000 }), fc.integer({ min: 1, max: 3 })), {
+    minLength: 1,
+    maxLength: 60,
+  })
   .map((steps) => {
     const entries: RegistryLogEntry[] = []
     let timestampMs = T0
@@ -133,7 +172,8 @@ describe('state machine properties', () => {
             continue
           }
           expect(uptimeMs(record, nowMs)).toBeLessThanOrEqual(nowMs - record.firstJoinedMs)
-          if (!record.isActive) expect(record.uptimeAccumulatedMs).toBeLessThanOrEqual(record.lastLeftMs - record.firstJoinedMs)
+          if (!record.isActive)
+            expect(record.uptimeAccumulatedMs).toBeLessThanOrEqual(record.lastLeftMs - record.firstJoinedMs)
           expect(record.isActive).toBe(record.observers.length > 0)
         }
       }),
@@ -151,9 +191,19 @@ describe('state machine properties', () => {
         const seq = Math.max(1, target.originSeq - lower)
         const before = registry.list()
         const { clockMs, appliedIndex } = registry.stats()
-        const command: Command = { kind: 'delta', submitterPeerId: target.peerId, delta: { originPeerId: target.peerId, seq, fields } }
-        const result = registry.apply({ index: appliedIndex + 1, data: encodeCommand({ timestampMs: clockMs, command }) })
-        expect(result).toMatchObject({ status: 'stale', reason: seq === target.originSeq ? 'REPLAYED' : 'STALE_SEQUENCE' })
+        const command: Command = {
+          kind: 'delta',
+          submitterPeerId: target.peerId,
+          delta: { originPeerId: target.peerId, seq, fields },
+        }
+        const result = registry.apply({
+          index: appliedIndex + 1,
+          data: encodeCommand({ timestampMs: clockMs, command }),
+        })
+        expect(result).toMatchObject({
+          status: 'stale',
+          reason: seq === target.originSeq ? 'REPLAYED' : 'STALE_SEQUENCE',
+        })
         expect(registry.list()).toEqual(before)
         expect(registry.get(target.peerId)).toBe(target)
       }),
@@ -161,7 +211,7 @@ describe('state machine properties', () => {
     )
   })
 
-  it('gives the same records for any interleaving of deltas that keeps each origin\'s order', () => {
+  it("gives the same records for any interleaving of deltas that keeps each origin's order", () => {
     // Per origin: increasing sequence numbers (with gaps), each delta some changed fields.
     const originLogs = fc.tuple(
       ...WORKERS.map((origin) =>
@@ -195,37 +245,48 @@ describe('state machine properties', () => {
     }
     const withoutIndex = (records: readonly NodeData[]) => records.map(({ changedIndex: _, ...rest }) => rest)
     fc.assert(
-      fc.property(originLogs, fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 5 }), (logs, choicesA, choicesB, replayPicks) => {
-        const all = logs.flat()
-        const replays = all.length === 0 ? [] : replayPicks.map((pick) => all[pick % all.length]!)
-        const a = applyDeltas(interleaving(logs, choicesA), [])
-        const b = applyDeltas(interleaving(logs, choicesB), replays)
-        expect(withoutIndex(b.list())).toEqual(withoutIndex(a.list()))
-      }),
+      fc.property(
+        originLogs,
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.array(fc.nat(), { maxLength: 5 }),
+        (logs, choicesA, choicesB, replayPicks) => {
+          const all = logs.flat()
+          const replays = all.length === 0 ? [] : replayPicks.map((pick) => all[pick % all.length]!)
+          const a = applyDeltas(interleaving(logs, choicesA), [])
+          const b = applyDeltas(interleaving(logs, choicesB), replays)
+          expect(withoutIndex(b.list())).toEqual(withoutIndex(a.list()))
+        },
+      ),
       { numRuns: 150 },
     )
   })
 
   it('changesSince pages are exactly the records changed after the index, in log order, never splitting an entry', () => {
     fc.assert(
-      fc.property(logArbitrary, fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 4 }), (entries, sinceIndex, limit) => {
-        const registry = registryAfter(entries)
-        // The specification: every record with changedIndex > since, ordered by (changedIndex, peerId).
-        const expected = registry
-          .list({ limit: Number.MAX_SAFE_INTEGER })
-          .filter((record) => record.changedIndex > sinceIndex)
-          .sort((a, b) => a.changedIndex - b.changedIndex || (a.peerId < b.peerId ? -1 : 1))
-        const paged: NodeData[] = []
-        let from = sinceIndex
-        for (let pages = 0; pages < 100; pages++) {
-          const page = registry.changesSince(from, limit)
-          paged.push(...page.records)
-          expect(page.throughIndex).toBeGreaterThanOrEqual(from)
-          from = page.throughIndex
-          if (!page.more) break
-        }
-        expect(paged).toEqual(expected)
-      }),
+      fc.property(
+        logArbitrary,
+        fc.integer({ min: 0, max: 200 }),
+        fc.integer({ min: 1, max: 4 }),
+        (entries, sinceIndex, limit) => {
+          const registry = registryAfter(entries)
+          // The specification: every record with changedIndex > since, ordered by (changedIndex, peerId).
+          const expected = registry
+            .list({ limit: Number.MAX_SAFE_INTEGER })
+            .filter((record) => record.changedIndex > sinceIndex)
+            .sort((a, b) => a.changedIndex - b.changedIndex || (a.peerId < b.peerId ? -1 : 1))
+          const paged: NodeData[] = []
+          let from = sinceIndex
+          for (let pages = 0; pages < 100; pages++) {
+            const page = registry.changesSince(from, limit)
+            paged.push(...page.records)
+            expect(page.throughIndex).toBeGreaterThanOrEqual(from)
+            from = page.throughIndex
+            if (!page.more) break
+          }
+          expect(paged).toEqual(expected)
+        },
+      ),
       { numRuns: 200 },
     )
   })

@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { Registry, RegistryAssertionError, uptimeMs } from '../src/index.ts'
 import type { ApplyResult, Command } from '../src/index.ts'
-import { Log, REPLICA_A, REPLICA_B, REPLICA_C, REPLICAS, deltaCommand, fullFields, observation, peerId } from './helpers.ts'
+import {
+  Log,
+  REPLICA_A,
+  REPLICA_B,
+  REPLICA_C,
+  REPLICAS,
+  deltaCommand,
+  fullFields,
+  observation,
+  peerId,
+} from './helpers.ts'
 
 const T0 = 1_700_000_000_000
 const WORKER = peerId(1)
@@ -26,7 +36,13 @@ describe('deltas: self-reported fields, highest origin sequence wins', () => {
     expect(run(deltaCommand(WORKER, 1, fullFields(1)), T0)).toMatchObject({ status: 'applied', peerIds: [WORKER] })
     expect(run(deltaCommand(WORKER, 2, { version: '2.0.0' }), T0 + 5)).toMatchObject({ status: 'applied' })
     const record = registry.get(WORKER)!
-    expect(record).toMatchObject({ ...fullFields(1), version: '2.0.0', originSeq: 2, lastUpdatedMs: T0 + 5, changedIndex: 2 })
+    expect(record).toMatchObject({
+      ...fullFields(1),
+      version: '2.0.0',
+      originSeq: 2,
+      lastUpdatedMs: T0 + 5,
+      changedIndex: 2,
+    })
     expect(record.isActive).toBe(false)
   })
 
@@ -34,15 +50,31 @@ describe('deltas: self-reported fields, highest origin sequence wins', () => {
     const { registry, run } = scenario()
     run(deltaCommand(WORKER, 5, { version: 'five' }), T0)
     const before = registry.get(WORKER)
-    expect(run(deltaCommand(WORKER, 5, { version: 'five again' }), T0 + 1)).toMatchObject({ status: 'stale', code: 'STALE', reason: 'REPLAYED' })
-    expect(run(deltaCommand(WORKER, 3, { version: 'three' }), T0 + 2)).toMatchObject({ status: 'stale', reason: 'STALE_SEQUENCE' })
+    expect(run(deltaCommand(WORKER, 5, { version: 'five again' }), T0 + 1)).toMatchObject({
+      status: 'stale',
+      code: 'STALE',
+      reason: 'REPLAYED',
+    })
+    expect(run(deltaCommand(WORKER, 3, { version: 'three' }), T0 + 2)).toMatchObject({
+      status: 'stale',
+      reason: 'STALE_SEQUENCE',
+    })
     expect(registry.get(WORKER)).toBe(before)
-    expect(registry.stats()).toMatchObject({ deltasReplayed: 1, deltasStale: 1, entriesStale: 2, entriesApplied: 1, appliedIndex: 3 })
+    expect(registry.stats()).toMatchObject({
+      deltasReplayed: 1,
+      deltasStale: 1,
+      entriesStale: 2,
+      entriesApplied: 1,
+      appliedIndex: 3,
+    })
   })
 
   it('accepts a delta only from its origin or from a replica relaying it', () => {
     const { registry, run } = scenario()
-    expect(run(deltaCommand(WORKER, 1, { version: 'x' }, OTHER), T0)).toMatchObject({ status: 'rejected', code: 'UNAUTHORIZED' })
+    expect(run(deltaCommand(WORKER, 1, { version: 'x' }, OTHER), T0)).toMatchObject({
+      status: 'rejected',
+      code: 'UNAUTHORIZED',
+    })
     expect(registry.get(WORKER)).toBeUndefined()
     expect(run(deltaCommand(WORKER, 1, { version: 'x' }, REPLICA_B), T0)).toMatchObject({ status: 'applied' })
     expect(registry.stats()).toMatchObject({ entriesRejected: 1, entriesApplied: 1, appliedIndex: 2 })
@@ -50,7 +82,10 @@ describe('deltas: self-reported fields, highest origin sequence wins', () => {
 
   it('rejects undecodable entries with a code and still counts their index as applied', () => {
     const registry = new Registry()
-    expect(registry.apply({ index: 7, data: Uint8Array.from([0xc1]) })).toMatchObject({ status: 'rejected', code: 'INVALID' })
+    expect(registry.apply({ index: 7, data: Uint8Array.from([0xc1]) })).toMatchObject({
+      status: 'rejected',
+      code: 'INVALID',
+    })
     expect(registry.appliedIndex).toBe(7)
   })
 
@@ -66,25 +101,51 @@ describe('observations: presence and uptime, timed by the leader', () => {
     const { registry, run } = scenario()
     run(observation(REPLICA_A, WORKER, 'joined'), T0)
     run(observation(REPLICA_B, WORKER, 'joined'), T0 + 1_000) // second replica: interval unchanged
-    expect(registry.get(WORKER)).toMatchObject({ isActive: true, firstJoinedMs: T0, lastJoinedMs: T0, observers: [REPLICA_A, REPLICA_B].sort() })
+    expect(registry.get(WORKER)).toMatchObject({
+      isActive: true,
+      firstJoinedMs: T0,
+      lastJoinedMs: T0,
+      observers: [REPLICA_A, REPLICA_B].sort(),
+    })
     expect(uptimeMs(registry.get(WORKER)!, T0 + 4_000)).toBe(4_000)
     run(observation(REPLICA_A, WORKER, 'left'), T0 + 5_000)
     expect(registry.get(WORKER)!.isActive).toBe(true)
     run(observation(REPLICA_B, WORKER, 'left'), T0 + 10_000)
-    expect(registry.get(WORKER)).toMatchObject({ isActive: false, lastLeftMs: T0 + 10_000, uptimeAccumulatedMs: 10_000, observers: [] })
+    expect(registry.get(WORKER)).toMatchObject({
+      isActive: false,
+      lastLeftMs: T0 + 10_000,
+      uptimeAccumulatedMs: 10_000,
+      observers: [],
+    })
     expect(uptimeMs(registry.get(WORKER)!, T0 + 99_000)).toBe(10_000)
   })
 
   it('ignores a double join and a leave without a join (the seed network miscounted both)', () => {
     const { registry, run } = scenario()
-    expect(run(observation(REPLICA_A, WORKER, 'left'), T0)).toMatchObject({ status: 'stale', reason: 'LEAVE_WITHOUT_JOIN' })
+    expect(run(observation(REPLICA_A, WORKER, 'left'), T0)).toMatchObject({
+      status: 'stale',
+      reason: 'LEAVE_WITHOUT_JOIN',
+    })
     expect(registry.get(WORKER)).toBeUndefined()
     run(observation(REPLICA_A, WORKER, 'joined'), T0 + 1_000)
-    expect(run(observation(REPLICA_A, WORKER, 'joined'), T0 + 2_000)).toMatchObject({ status: 'stale', reason: 'DUPLICATE_JOIN' })
-    expect(run(observation(REPLICA_B, WORKER, 'left'), T0 + 3_000)).toMatchObject({ status: 'stale', reason: 'LEAVE_WITHOUT_JOIN' })
+    expect(run(observation(REPLICA_A, WORKER, 'joined'), T0 + 2_000)).toMatchObject({
+      status: 'stale',
+      reason: 'DUPLICATE_JOIN',
+    })
+    expect(run(observation(REPLICA_B, WORKER, 'left'), T0 + 3_000)).toMatchObject({
+      status: 'stale',
+      reason: 'LEAVE_WITHOUT_JOIN',
+    })
     run(observation(REPLICA_A, WORKER, 'left'), T0 + 4_000)
-    expect(run(observation(REPLICA_A, WORKER, 'left'), T0 + 5_000)).toMatchObject({ status: 'stale', reason: 'LEAVE_WITHOUT_JOIN' })
-    expect(registry.get(WORKER)).toMatchObject({ uptimeAccumulatedMs: 3_000, lastJoinedMs: T0 + 1_000, lastLeftMs: T0 + 4_000 })
+    expect(run(observation(REPLICA_A, WORKER, 'left'), T0 + 5_000)).toMatchObject({
+      status: 'stale',
+      reason: 'LEAVE_WITHOUT_JOIN',
+    })
+    expect(registry.get(WORKER)).toMatchObject({
+      uptimeAccumulatedMs: 3_000,
+      lastJoinedMs: T0 + 1_000,
+      lastLeftMs: T0 + 4_000,
+    })
     expect(registry.stats().observationsIgnored).toBe(4)
   })
 
@@ -102,7 +163,7 @@ describe('observations: presence and uptime, timed by the leader', () => {
     expect(registry.get(WORKER)).toBeUndefined()
   })
 
-  it('ends a restarted replica\'s presences at the last evidence of life', () => {
+  it("ends a restarted replica's presences at the last evidence of life", () => {
     const { registry, run } = scenario()
     run(observation(REPLICA_A, WORKER, 'joined'), T0)
     run(deltaCommand(WORKER, 1, { version: 'alive' }), T0 + 3_000)
@@ -110,9 +171,17 @@ describe('observations: presence and uptime, timed by the leader', () => {
     run(observation(REPLICA_B, OTHER, 'joined'), T0)
     const result = run({ kind: 'replica-reset', replicaPeerId: REPLICA_A }, T0 + 60_000)
     expect(result).toMatchObject({ status: 'applied', peerIds: [WORKER, OTHER].sort() })
-    expect(registry.get(WORKER)).toMatchObject({ isActive: false, lastLeftMs: T0 + 3_000, uptimeAccumulatedMs: 3_000, lastUpdatedMs: T0 + 60_000 })
+    expect(registry.get(WORKER)).toMatchObject({
+      isActive: false,
+      lastLeftMs: T0 + 3_000,
+      uptimeAccumulatedMs: 3_000,
+      lastUpdatedMs: T0 + 60_000,
+    })
     expect(registry.get(OTHER)).toMatchObject({ isActive: true, observers: [REPLICA_B] })
-    expect(run({ kind: 'replica-reset', replicaPeerId: REPLICA_A }, T0 + 61_000)).toMatchObject({ status: 'stale', reason: 'NO_CHANGE' })
+    expect(run({ kind: 'replica-reset', replicaPeerId: REPLICA_A }, T0 + 61_000)).toMatchObject({
+      status: 'stale',
+      reason: 'NO_CHANGE',
+    })
   })
 
   it('expires nodes that showed no sign of life for the TTL', () => {
@@ -129,11 +198,20 @@ describe('observations: presence and uptime, timed by the leader', () => {
     const { registry, run } = scenario()
     run(observation(REPLICA_C, WORKER, 'joined'), T0)
     const remaining = [REPLICA_A, REPLICA_B].sort()
-    expect(run({ kind: 'replicas', replicaPeerIds: remaining }, T0 + 1_000)).toMatchObject({ status: 'applied', peerIds: [WORKER] })
+    expect(run({ kind: 'replicas', replicaPeerIds: remaining }, T0 + 1_000)).toMatchObject({
+      status: 'applied',
+      peerIds: [WORKER],
+    })
     expect(registry.replicaPeerIds).toEqual(remaining)
     expect(registry.get(WORKER)!.isActive).toBe(false)
-    expect(run(observation(REPLICA_C, WORKER, 'joined'), T0 + 2_000)).toMatchObject({ status: 'rejected', code: 'UNAUTHORIZED' })
-    expect(run({ kind: 'replicas', replicaPeerIds: remaining }, T0 + 3_000)).toMatchObject({ status: 'stale', reason: 'NO_CHANGE' })
+    expect(run(observation(REPLICA_C, WORKER, 'joined'), T0 + 2_000)).toMatchObject({
+      status: 'rejected',
+      code: 'UNAUTHORIZED',
+    })
+    expect(run({ kind: 'replicas', replicaPeerIds: remaining }, T0 + 3_000)).toMatchObject({
+      status: 'stale',
+      reason: 'NO_CHANGE',
+    })
   })
 })
 
@@ -154,7 +232,12 @@ describe('queries', () => {
     expect(registry.list({ active: false }).map((r) => r.peerId)).toEqual([peerId(5)])
     expect(registry.list({ staked: false }).map((r) => r.peerId)).toEqual([peerId(6)])
     expect(registry.list({ capability: 'web' }).every((r) => r.isWebScraper)).toBe(true)
-    expect(registry.list({ updatedSinceMs: T0 + 5 }).map((r) => r.peerId).sort()).toEqual([peerId(5), peerId(6)].sort())
+    expect(
+      registry
+        .list({ updatedSinceMs: T0 + 5 })
+        .map((r) => r.peerId)
+        .sort(),
+    ).toEqual([peerId(5), peerId(6)].sort())
     const first = registry.list({ limit: 4 })
     const second = registry.list({ limit: 4, afterPeerId: first[first.length - 1]!.peerId })
     expect([...first, ...second]).toEqual(all)

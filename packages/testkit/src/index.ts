@@ -16,8 +16,29 @@ export { SafetyChecker, digestBytes } from './sim/checker.ts'
 export { SimRng } from './sim/rng.ts'
 export { ProcessCluster, waitUntil } from './process/process-cluster.ts'
 export type { ProcessClusterOptions, ClusterFileShape } from './process/process-cluster.ts'
-export { HistoryRecorder, LinearizabilityError, pairHistory, registerModel, seqRegisterModel, checkHistory, checkOperations, SEARCH_STATES_MAX_DEFAULT } from './linearizability/index.ts'
-export type { HistoryEvent, OpType, Operation, RegisterValue, Model, RegisterState, Verdict, CheckOptions, KeyResult, HistoryRecorderOptions, LinearizabilityErrorCode } from './linearizability/index.ts'
+export {
+  HistoryRecorder,
+  LinearizabilityError,
+  pairHistory,
+  registerModel,
+  seqRegisterModel,
+  checkHistory,
+  checkOperations,
+  SEARCH_STATES_MAX_DEFAULT,
+} from './linearizability/index.ts'
+export type {
+  HistoryEvent,
+  OpType,
+  Operation,
+  RegisterValue,
+  Model,
+  RegisterState,
+  Verdict,
+  CheckOptions,
+  KeyResult,
+  HistoryRecorderOptions,
+  LinearizabilityErrorCode,
+} from './linearizability/index.ts'
 export { Netns, NetnsUnavailableError, faketimeEnv, libfaketimePath } from './process/netns.ts'
 export type { DropRule } from './process/netns.ts'
 export { NetnsCluster, WorkloadAgent } from './process/netns-cluster.ts'

@@ -23,18 +23,34 @@ class Scenario {
   private readonly timed: { event: HistoryEvent; order: number }[] = []
 
   /** `returnMs` undefined: the client never heard back (no completion event at all). */
-  write(process: number, key: string, value: RegisterValue, callMs: number, returnMs: number | undefined, outcome: 'ok' | 'fail' | 'info' = 'ok'): this {
+  write(
+    process: number,
+    key: string,
+    value: RegisterValue,
+    callMs: number,
+    returnMs: number | undefined,
+    outcome: 'ok' | 'fail' | 'info' = 'ok',
+  ): this {
     this.push({ process, type: 'invoke', f: 'write', key, value, timeMs: callMs })
     if (returnMs !== undefined) this.push({ process, type: outcome, f: 'write', key, value, timeMs: returnMs })
     return this
   }
 
-  read(process: number, key: string, result: RegisterValue | null | undefined, callMs: number, returnMs: number | undefined, outcome: 'ok' | 'fail' | 'info' = 'ok'): this {
+  read(
+    process: number,
+    key: string,
+    result: RegisterValue | null | undefined,
+    callMs: number,
+    returnMs: number | undefined,
+    outcome: 'ok' | 'fail' | 'info' = 'ok',
+  ): this {
     this.push({ process, type: 'invoke', f: 'read', key, timeMs: callMs })
     if (returnMs !== undefined) {
-      this.push(outcome === 'ok'
-        ? { process, type: 'ok', f: 'read', key, value: result, timeMs: returnMs }
-        : { process, type: outcome, f: 'read', key, timeMs: returnMs })
+      this.push(
+        outcome === 'ok'
+          ? { process, type: 'ok', f: 'read', key, value: result, timeMs: returnMs }
+          : { process, type: outcome, f: 'read', key, timeMs: returnMs },
+      )
     }
     return this
   }
@@ -45,7 +61,9 @@ class Scenario {
 
   /** Events in time order, as a recorder would have logged them. */
   get events(): HistoryEvent[] {
-    return [...this.timed].sort((a, b) => a.event.timeMs - b.event.timeMs || a.order - b.order).map((entry) => entry.event)
+    return [...this.timed]
+      .sort((a, b) => a.event.timeMs - b.event.timeMs || a.order - b.order)
+      .map((entry) => entry.event)
   }
 }
 
@@ -98,9 +116,7 @@ describe('linearizable histories (hand-written)', () => {
   })
 
   it('seqRegister: an acknowledged write whose seq did not grow is illegal, a failed one is not', () => {
-    const rejectedButAcknowledged = new Scenario()
-      .write(1, 'k', v(5, 'a'), 0, 1)
-      .write(1, 'k', v(4, 'b'), 2, 3)
+    const rejectedButAcknowledged = new Scenario().write(1, 'k', v(5, 'a'), 0, 1).write(1, 'k', v(4, 'b'), 2, 3)
     expect(checkHistory(rejectedButAcknowledged.events).valid).toBe(false)
     expect(checkHistory(rejectedButAcknowledged.events, { model: registerModel }).valid).toBe(true)
     const rejectedAndFailed = new Scenario()
@@ -145,18 +161,14 @@ describe('non-linearizable histories (hand-written)', () => {
   })
 
   it('a read of a value nobody wrote', () => {
-    const history = new Scenario()
-      .write(1, 'k', v(1, 'a'), 0, 10)
-      .read(2, 'k', v(1, 'z'), 2, 12)
+    const history = new Scenario().write(1, 'k', v(1, 'a'), 0, 10).read(2, 'k', v(1, 'z'), 2, 12)
     expect(checkHistory(history.events).valid).toBe(false)
     const never = new Scenario().read(2, 'k', v(1, 'a'), 0, 1)
     expect(checkHistory(never.events).valid).toBe(false)
   })
 
   it('a failed write whose value is read', () => {
-    const history = new Scenario()
-      .write(1, 'k', v(1, 'a'), 0, 10, 'fail')
-      .read(2, 'k', v(1, 'a'), 11, 12)
+    const history = new Scenario().write(1, 'k', v(1, 'a'), 0, 10, 'fail').read(2, 'k', v(1, 'a'), 11, 12)
     expect(checkHistory(history.events).valid).toBe(false)
   })
 
@@ -219,7 +231,7 @@ describe('keys are checked independently', () => {
       .write(1, 'a', v(1, 'x'), 0, 1)
       .write(2, 'b', v(1, 'x'), 0, 1)
       .read(3, 'a', v(1, 'x'), 2, 3)
-      .read(3, 'b', null, 4, 5)           // stale on b only
+      .read(3, 'b', null, 4, 5) // stale on b only
       .read(4, 'c', null, 0, 1)
     const verdict = checkHistory(history.events)
     expect(verdict.valid).toBe(false)
@@ -229,9 +241,7 @@ describe('keys are checked independently', () => {
   })
 
   it('a value written on one key is not visible on another', () => {
-    const history = new Scenario()
-      .write(1, 'a', v(1, 'x'), 0, 1)
-      .read(2, 'b', v(1, 'x'), 2, 3)
+    const history = new Scenario().write(1, 'a', v(1, 'x'), 0, 1).read(2, 'b', v(1, 'x'), 2, 3)
     expect(checkHistory(history.events).failures.map((failure) => failure.key)).toEqual(['b'])
   })
 })
@@ -353,7 +363,7 @@ describe('search budget', () => {
 interface PlannedStep {
   readonly key: number
   readonly process: number
-  readonly kind: 'read' | 'write' | 'phantom'   // phantom: an info write that never took effect
+  readonly kind: 'read' | 'write' | 'phantom' // phantom: an info write that never took effect
   readonly seq: number
   readonly outcomeRoll: number
   readonly widenCall: number
@@ -370,15 +380,16 @@ interface GeneratedOp {
   returnMs: number
 }
 
-const stepArbitrary = (keys: number, processes: number): fc.Arbitrary<PlannedStep> => fc.record({
-  key: fc.integer({ min: 0, max: keys - 1 }),
-  process: fc.integer({ min: 0, max: processes - 1 }),
-  kind: fc.constantFrom<PlannedStep['kind']>('read', 'read', 'write', 'write', 'phantom'),
-  seq: fc.integer({ min: 1, max: 12 }),
-  outcomeRoll: fc.integer({ min: 0, max: 9 }),
-  widenCall: fc.double({ min: 0, max: 0.999, noNaN: true }),
-  widenReturn: fc.double({ min: 0, max: 0.999, noNaN: true }),
-})
+const stepArbitrary = (keys: number, processes: number): fc.Arbitrary<PlannedStep> =>
+  fc.record({
+    key: fc.integer({ min: 0, max: keys - 1 }),
+    process: fc.integer({ min: 0, max: processes - 1 }),
+    kind: fc.constantFrom<PlannedStep['kind']>('read', 'read', 'write', 'write', 'phantom'),
+    seq: fc.integer({ min: 1, max: 12 }),
+    outcomeRoll: fc.integer({ min: 0, max: 9 }),
+    widenCall: fc.double({ min: 0, max: 0.999, noNaN: true }),
+    widenReturn: fc.double({ min: 0, max: 0.999, noNaN: true }),
+  })
 
 /** Runs the plan sequentially (op i takes effect at time 10·(i+1)) and widens each op's window. */
 function generate(plan: readonly PlannedStep[], modelName: 'seq' | 'plain'): GeneratedOp[] {
@@ -392,7 +403,15 @@ function generate(plan: readonly PlannedStep[], modelName: 'seq' | 'plain'): Gen
     points.push(lp)
     if (step.kind === 'read') {
       const outcome = step.outcomeRoll === 0 ? 'fail' : step.outcomeRoll === 1 ? 'info' : 'ok'
-      ops.push({ process: step.process, key, f: 'read', value: outcome === 'ok' ? current : undefined, outcome, callMs: lp, returnMs: lp })
+      ops.push({
+        process: step.process,
+        key,
+        f: 'read',
+        value: outcome === 'ok' ? current : undefined,
+        outcome,
+        callMs: lp,
+        returnMs: lp,
+      })
       return
     }
     const value = v(modelName === 'seq' ? step.seq : i, `v${i}`)
@@ -430,12 +449,27 @@ function generate(plan: readonly PlannedStep[], modelName: 'seq' | 'plain'): Gen
 function toEvents(ops: readonly GeneratedOp[]): HistoryEvent[] {
   const timed: { event: HistoryEvent; order: number }[] = []
   for (const op of ops) {
-    timed.push({ event: op.f === 'write'
-      ? { process: op.process, type: 'invoke', f: 'write', key: op.key, value: op.value, timeMs: op.callMs }
-      : { process: op.process, type: 'invoke', f: 'read', key: op.key, timeMs: op.callMs }, order: timed.length })
-    timed.push({ event: op.f === 'write' || op.outcome !== 'ok'
-      ? { process: op.process, type: op.outcome, f: op.f, key: op.key, value: op.f === 'write' ? op.value : undefined, timeMs: op.returnMs }
-      : { process: op.process, type: 'ok', f: 'read', key: op.key, value: op.value, timeMs: op.returnMs }, order: timed.length })
+    timed.push({
+      event:
+        op.f === 'write'
+          ? { process: op.process, type: 'invoke', f: 'write', key: op.key, value: op.value, timeMs: op.callMs }
+          : { process: op.process, type: 'invoke', f: 'read', key: op.key, timeMs: op.callMs },
+      order: timed.length,
+    })
+    timed.push({
+      event:
+        op.f === 'write' || op.outcome !== 'ok'
+          ? {
+              process: op.process,
+              type: op.outcome,
+              f: op.f,
+              key: op.key,
+              value: op.f === 'write' ? op.value : undefined,
+              timeMs: op.returnMs,
+            }
+          : { process: op.process, type: 'ok', f: 'read', key: op.key, value: op.value, timeMs: op.returnMs },
+      order: timed.length,
+    })
   }
   return timed.sort((a, b) => a.event.timeMs - b.event.timeMs || a.order - b.order).map((entry) => entry.event)
 }
@@ -453,7 +487,9 @@ function impossibleResults(ops: readonly GeneratedOp[], read: GeneratedOp): (Reg
   const writes = ops.filter((op) => op.f === 'write' && op.key === read.key)
   const results: (RegisterValue | null)[] = [v(1_000_000, 'never-written')]
   for (const write of writes) {
-    const overwritten = writes.some((later) => later !== write && later.outcome === 'ok' && end(write) < later.callMs && end(later) < read.callMs)
+    const overwritten = writes.some(
+      (later) => later !== write && later.outcome === 'ok' && end(write) < later.callMs && end(later) < read.callMs,
+    )
     if (write.outcome === 'fail' || write.callMs > read.returnMs || overwritten) results.push(write.value!)
   }
   if (writes.some((write) => write.outcome === 'ok' && end(write) < read.callMs)) results.push(null)
@@ -467,26 +503,34 @@ describe('generated histories (properties)', () => {
     const model = modelName === 'seq' ? seqRegisterModel : registerModel
 
     it(`${modelName}: a widened sequential run is always linearizable`, () => {
-      fc.assert(fc.property(planArbitrary, (plan) => {
-        const verdict = checkHistory(toEvents(generate(plan, modelName)), { model })
-        expect(verdict.failures).toEqual([])
-        expect(verdict.valid).toBe(true)
-      }), { numRuns: 300 })
+      fc.assert(
+        fc.property(planArbitrary, (plan) => {
+          const verdict = checkHistory(toEvents(generate(plan, modelName)), { model })
+          expect(verdict.failures).toEqual([])
+          expect(verdict.valid).toBe(true)
+        }),
+        { numRuns: 300 },
+      )
     })
 
     it(`${modelName}: one read changed to a value impossible in its window is not linearizable`, () => {
-      const withRead = planArbitrary.filter((plan) => plan.some((step) => step.kind === 'read' && step.outcomeRoll >= 2))
-      fc.assert(fc.property(withRead, fc.nat(), fc.nat(), (plan, readPick, valuePick) => {
-        const ops = generate(plan, modelName)
-        const reads = ops.filter((op) => op.f === 'read' && op.outcome === 'ok')
-        const read = reads[readPick % reads.length]!
-        const candidates = impossibleResults(ops, read)
-        const mutated = candidates[valuePick % candidates.length]!
-        read.value = mutated
-        const verdict = checkHistory(toEvents(ops), { model })
-        expect(verdict.valid).toBe(false)
-        expect(verdict.failures.map((failure) => failure.key)).toEqual([read.key])
-      }), { numRuns: 300 })
+      const withRead = planArbitrary.filter((plan) =>
+        plan.some((step) => step.kind === 'read' && step.outcomeRoll >= 2),
+      )
+      fc.assert(
+        fc.property(withRead, fc.nat(), fc.nat(), (plan, readPick, valuePick) => {
+          const ops = generate(plan, modelName)
+          const reads = ops.filter((op) => op.f === 'read' && op.outcome === 'ok')
+          const read = reads[readPick % reads.length]!
+          const candidates = impossibleResults(ops, read)
+          const mutated = candidates[valuePick % candidates.length]!
+          read.value = mutated
+          const verdict = checkHistory(toEvents(ops), { model })
+          expect(verdict.valid).toBe(false)
+          expect(verdict.failures.map((failure) => failure.key)).toEqual([read.key])
+        }),
+        { numRuns: 300 },
+      )
     })
   }
 })
@@ -512,7 +556,9 @@ describe('performance sanity', () => {
     const started = performance.now()
     const verdict = checkHistory(events)
     const elapsedMs = performance.now() - started
-    console.log(`linearizability: ${verdict.operations} ops on ${verdict.keys} keys checked in ${elapsedMs.toFixed(1)} ms`)
+    console.log(
+      `linearizability: ${verdict.operations} ops on ${verdict.keys} keys checked in ${elapsedMs.toFixed(1)} ms`,
+    )
     expect(verdict.operations).toBe(2000)
     expect(verdict.valid).toBe(true)
   }, 60_000)

@@ -27,7 +27,9 @@ describe('deterministic simulation', () => {
           failures.push(`seed ${seed}: ${result.violations.join('; ')}\n  replay: pnpm sim --seed ${seed} --trace`)
         }
       }
-      console.log(`seeds=${SEEDS_PER_SHARD} (3 replicas: ${voters3}, 5 replicas: ${voters5}) violations=${failures.length} acknowledged_writes=${acknowledged} leader_changes=${leaderChanges}`)
+      console.log(
+        `seeds=${SEEDS_PER_SHARD} (3 replicas: ${voters3}, 5 replicas: ${voters5}) violations=${failures.length} acknowledged_writes=${acknowledged} leader_changes=${leaderChanges}`,
+      )
       expect(failures).toEqual([])
     })
   }

@@ -33,7 +33,12 @@
  */
 
 export { NodeEventTracker } from './tracker/node-event-tracker.ts'
-export type { ChangeEventDetail, ChangeSource, NodeEventTrackerOptions, TrackerFilter } from './tracker/node-event-tracker.ts'
+export type {
+  ChangeEventDetail,
+  ChangeSource,
+  NodeEventTrackerOptions,
+  TrackerFilter,
+} from './tracker/node-event-tracker.ts'
 export { createWorkerHost } from './tracker/host.ts'
 export type { WorkerHost } from './tracker/host.ts'
 export * as trackerDefaults from './tracker/constants.ts'

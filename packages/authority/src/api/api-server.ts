@@ -109,7 +109,11 @@ export class ApiServer {
 
   private async readRequest(lp: ReturnType<typeof frameStream>, signal?: AbortSignal): Promise<SessionRequest> {
     const frame = await lp.read(signal === undefined ? undefined : { signal })
-    if (frame.byteLength > API_REQUEST_FRAME_BYTES_MAX) throw new ProtocolError('TOO_LARGE', `request frame of ${frame.byteLength} bytes exceeds ${API_REQUEST_FRAME_BYTES_MAX}`)
+    if (frame.byteLength > API_REQUEST_FRAME_BYTES_MAX)
+      throw new ProtocolError(
+        'TOO_LARGE',
+        `request frame of ${frame.byteLength} bytes exceeds ${API_REQUEST_FRAME_BYTES_MAX}`,
+      )
     return decodeRequest(frame.subarray())
   }
 
@@ -121,7 +125,12 @@ export class ApiServer {
   }
 
   /** The answer frame to one unary request: its result, or its error. */
-  private async respond(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal, id?: number): Promise<Uint8Array> {
+  private async respond(
+    request: Exclude<ApiRequest, { op: 'watch' }>,
+    remotePeerId: string,
+    signal: AbortSignal,
+    id?: number,
+  ): Promise<Uint8Array> {
     try {
       return await this.dispatch(request, remotePeerId, signal, id)
     } catch (error) {
@@ -135,7 +144,12 @@ export class ApiServer {
    * they complete. Reading stops while SESSION_REQUESTS_INFLIGHT_MAX are pending, so a client that
    * floods gets back-pressure, not unbounded memory here.
    */
-  private async session(lp: ReturnType<typeof frameStream>, stream: Stream, remotePeerId: string, first: SessionRequest): Promise<void> {
+  private async session(
+    lp: ReturnType<typeof frameStream>,
+    stream: Stream,
+    remotePeerId: string,
+    first: SessionRequest,
+  ): Promise<void> {
     this.counters.sessions++
     let inflight = 0
     let slotFreed: (() => void) | undefined
@@ -156,7 +170,12 @@ export class ApiServer {
     }
     const start = (request: SessionRequest & { id: number }): void => {
       if (request.op === 'watch') {
-        send(encodeErrorResponse(new ProtocolError('INVALID', 'watch is not allowed in a session; open a stream of its own'), request.id))
+        send(
+          encodeErrorResponse(
+            new ProtocolError('INVALID', 'watch is not allowed in a session; open a stream of its own'),
+            request.id,
+          ),
+        )
         return
       }
       inflight++
@@ -196,7 +215,12 @@ export class ApiServer {
     }
   }
 
-  private async answer(lp: ReturnType<typeof frameStream>, stream: Stream, frame: Uint8Array, signal: AbortSignal): Promise<void> {
+  private async answer(
+    lp: ReturnType<typeof frameStream>,
+    stream: Stream,
+    frame: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<void> {
     try {
       await lp.write(frame, { signal })
       await stream.close({ signal })
@@ -205,7 +229,12 @@ export class ApiServer {
     }
   }
 
-  private async dispatch(request: Exclude<ApiRequest, { op: 'watch' }>, remotePeerId: string, signal: AbortSignal, id?: number): Promise<Uint8Array> {
+  private async dispatch(
+    request: Exclude<ApiRequest, { op: 'watch' }>,
+    remotePeerId: string,
+    signal: AbortSignal,
+    id?: number,
+  ): Promise<Uint8Array> {
     const replica = this.replica
     switch (request.op) {
       case 'submit': {
@@ -213,20 +242,29 @@ export class ApiServer {
         const privileged = this.operators.has(remotePeerId) || this.replicaPeerIds.has(remotePeerId)
         if (delta.originPeerId !== remotePeerId && !privileged) {
           this.counters.unauthorized++
-          throw new ProtocolError('UNAUTHORIZED', `peer ${remotePeerId} may not submit deltas for ${delta.originPeerId}`)
+          throw new ProtocolError(
+            'UNAUTHORIZED',
+            `peer ${remotePeerId} may not submit deltas for ${delta.originPeerId}`,
+          )
         }
         if (!replica.isLeader()) throw this.notLeader()
         // Exactly once by (origin, seq): a retry of what is already applied answers without a new entry.
         const existing = replica.registry.get(delta.originPeerId)
         if (existing !== undefined && delta.seq < existing.originSeq) {
-          throw new ProtocolError('STALE', `seq ${delta.seq} of ${delta.originPeerId} is below the applied ${existing.originSeq}`)
+          throw new ProtocolError(
+            'STALE',
+            `seq ${delta.seq} of ${delta.originPeerId} is below the applied ${existing.originSeq}`,
+          )
         }
         if (existing !== undefined && delta.seq === existing.originSeq) {
           return encodeResponse('submit', { index: existing.changedIndex, duplicate: true }, id)
         }
         // The registry accepts a delta from its origin or from a replica. An operator's write was
         // authorized here, so this replica vouches for it as the submitter.
-        const submitterPeerId = delta.originPeerId === remotePeerId || this.replicaPeerIds.has(remotePeerId) ? remotePeerId : replica.member.peerId
+        const submitterPeerId =
+          delta.originPeerId === remotePeerId || this.replicaPeerIds.has(remotePeerId)
+            ? remotePeerId
+            : replica.member.peerId
         const { index, result } = await replica.propose({ kind: 'delta', submitterPeerId, delta }, signal)
         if (result.status === 'applied') return encodeResponse('submit', { index, duplicate: false }, id)
         if (result.status === 'stale') {
@@ -245,7 +283,10 @@ export class ApiServer {
         // One more than asked tells whether another page follows.
         const records = replica.registry.list({ ...request.filter, limit: limit + 1 })
         const page = records.slice(0, limit)
-        const result: ResultByOp['list'] = records.length > limit ? { records: page, index, nextAfterPeerId: page[page.length - 1]!.peerId } : { records: page, index }
+        const result: ResultByOp['list'] =
+          records.length > limit
+            ? { records: page, index, nextAfterPeerId: page[page.length - 1]!.peerId }
+            : { records: page, index }
         return encodeResponse('list', result, id)
       }
       case 'since': {
@@ -259,7 +300,10 @@ export class ApiServer {
           this.counters.unauthorized++
           throw new ProtocolError('UNAUTHORIZED', `peer ${remotePeerId} may not report presence for ${request.peerId}`)
         }
-        const result = request.event === 'heartbeat' ? await this.leases.heartbeat(request.peerId, signal) : await this.leases.leave(request.peerId, signal)
+        const result =
+          request.event === 'heartbeat'
+            ? await this.leases.heartbeat(request.peerId, signal)
+            : await this.leases.leave(request.peerId, signal)
         return encodeResponse('presence', result, id)
       }
     }
@@ -269,7 +313,11 @@ export class ApiServer {
   private requireLeaderWithin(index: number): void {
     if (!this.replica.isLeader()) throw this.notLeader()
     const lastIndex = this.replica.status().lastIndex
-    if (index > lastIndex) throw new ProtocolError('NOT_FOUND', `index ${index} is beyond this cluster's log (last index ${lastIndex}); resynchronise from 0`)
+    if (index > lastIndex)
+      throw new ProtocolError(
+        'NOT_FOUND',
+        `index ${index} is beyond this cluster's log (last index ${lastIndex}); resynchronise from 0`,
+      )
   }
 
   /** A page of changes that fits one response frame: halve the page until it does. */
@@ -277,7 +325,11 @@ export class ApiServer {
     for (let pageLimit = limit; ; pageLimit = Math.max(1, Math.floor(pageLimit / 2))) {
       const changes = this.replica.registry.changesSince(index, pageLimit)
       try {
-        return encodeResponse('since', { records: changes.records, throughIndex: changes.throughIndex, more: changes.more }, id)
+        return encodeResponse(
+          'since',
+          { records: changes.records, throughIndex: changes.throughIndex, more: changes.more },
+          id,
+        )
       } catch (error) {
         if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
       }
@@ -290,7 +342,11 @@ export class ApiServer {
       const changes = this.replica.registry.changesSince(throughIndex, pageLimit)
       if (changes.records.length === 0 && changes.throughIndex <= throughIndex) return undefined
       try {
-        return { frame: encodeWatchEvent({ records: changes.records, throughIndex: changes.throughIndex }), throughIndex: changes.throughIndex, more: changes.more }
+        return {
+          frame: encodeWatchEvent({ records: changes.records, throughIndex: changes.throughIndex }),
+          throughIndex: changes.throughIndex,
+          more: changes.more,
+        }
       } catch (error) {
         if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
       }
@@ -312,7 +368,12 @@ export class ApiServer {
     try {
       this.requireLeaderWithin(fromIndex)
     } catch (error) {
-      await this.answer(lp, stream, encodeErrorResponse(this.toProtocolError(error)), AbortSignal.timeout(this.requestTimeoutMs))
+      await this.answer(
+        lp,
+        stream,
+        encodeErrorResponse(this.toProtocolError(error)),
+        AbortSignal.timeout(this.requestTimeoutMs),
+      )
       return
     }
     let throughIndex = fromIndex
@@ -337,7 +398,9 @@ export class ApiServer {
     } catch (error) {
       if (!signal.aborted) {
         try {
-          await lp.write(encodeErrorResponse(this.toProtocolError(error)), { signal: AbortSignal.timeout(this.requestTimeoutMs) })
+          await lp.write(encodeErrorResponse(this.toProtocolError(error)), {
+            signal: AbortSignal.timeout(this.requestTimeoutMs),
+          })
         } catch {
           // the stream is gone
         }
@@ -361,7 +424,12 @@ export class ApiServer {
       firstIndex: status.firstIndex,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
-      members: this.replica.cluster.replicas.map((member) => ({ id: member.id, peerId: member.peerId, multiaddr: member.multiaddr, voter: status.voters.includes(member.id) })),
+      members: this.replica.cluster.replicas.map((member) => ({
+        id: member.id,
+        peerId: member.peerId,
+        multiaddr: member.multiaddr,
+        voter: status.voters.includes(member.id),
+      })),
       registryRecords: status.registryRecords,
       registryDigest: this.replica.registryDigest(),
       version: SOFTWARE_VERSION,
@@ -370,19 +438,29 @@ export class ApiServer {
 
   private notLeader(): ProtocolError {
     const leader = this.replica.leaderMember()
-    return new ProtocolError('NOT_LEADER', leader === undefined ? 'no leader is known right now; retry shortly' : `replica ${leader.id} leads`, leader === undefined ? undefined : { leader: hint(leader) })
+    return new ProtocolError(
+      'NOT_LEADER',
+      leader === undefined ? 'no leader is known right now; retry shortly' : `replica ${leader.id} leads`,
+      leader === undefined ? undefined : { leader: hint(leader) },
+    )
   }
 
   private toProtocolError(error: unknown): ProtocolError {
     if (error instanceof ProtocolError) return error
     if (error instanceof ReplicaRequestError) {
-      return new ProtocolError(error.code, error.message, error.leader === undefined ? undefined : { leader: hint(error.leader) })
+      return new ProtocolError(
+        error.code,
+        error.message,
+        error.leader === undefined ? undefined : { leader: hint(error.leader) },
+      )
     }
     const name = (error as { name?: string }).name
     if (name === 'AbortError' || name === 'TimeoutError') return new ProtocolError('TIMEOUT', 'request deadline passed')
     const code = (error as { code?: string }).code
-    if (code === 'ERR_MSG_DATA_TOO_LONG' || name === 'InvalidDataLengthError') return new ProtocolError('TOO_LARGE', (error as Error).message)
-    if (name === 'UnexpectedEOFError' || code === 'ERR_UNEXPECTED_EOF') return new ProtocolError('INVALID', 'stream ended before a whole request frame')
+    if (code === 'ERR_MSG_DATA_TOO_LONG' || name === 'InvalidDataLengthError')
+      return new ProtocolError('TOO_LARGE', (error as Error).message)
+    if (name === 'UnexpectedEOFError' || code === 'ERR_UNEXPECTED_EOF')
+      return new ProtocolError('INVALID', 'stream ended before a whole request frame')
     this.logger.error({ err: error }, 'unexpected error serving a request')
     return new ProtocolError('UNAVAILABLE', 'internal error')
   }
@@ -392,7 +470,13 @@ type SessionRequest = ApiRequest & { readonly id?: number }
 
 function isEndOfStream(error: unknown): boolean {
   const name = (error as { name?: string }).name
-  return name === 'UnexpectedEOFError' || name === 'StreamResetError' || name === 'StreamClosedError' || name === 'AbortError' || (error as { code?: string }).code === 'ERR_UNEXPECTED_EOF'
+  return (
+    name === 'UnexpectedEOFError' ||
+    name === 'StreamResetError' ||
+    name === 'StreamClosedError' ||
+    name === 'AbortError' ||
+    (error as { code?: string }).code === 'ERR_UNEXPECTED_EOF'
+  )
 }
 
 function hint(member: ClusterMember): LeaderHint {

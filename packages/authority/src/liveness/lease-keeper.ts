@@ -84,7 +84,11 @@ export class LeaseKeeper {
     this.counters.heartbeats++
     this.#lastSeenMs.set(peerId, this.#clock())
     const record = this.#replica.registry.get(peerId)
-    if (record === undefined) throw new ProtocolError('NOT_FOUND', `${peerId} has no record yet: submit its join delta before its first heartbeat`)
+    if (record === undefined)
+      throw new ProtocolError(
+        'NOT_FOUND',
+        `${peerId} has no record yet: submit its join delta before its first heartbeat`,
+      )
     await this.#transitions.get(peerId)
     if (this.#replica.registry.get(peerId)?.isActive === true) return { active: true, index: this.#replica.applied }
     return await this.#transition(peerId, true, 'heartbeat', signal)
@@ -94,7 +98,8 @@ export class LeaseKeeper {
   async leave(peerId: string, signal: AbortSignal): Promise<PresenceResult> {
     this.#requireLeader()
     this.#lastSeenMs.delete(peerId)
-    if (this.#replica.registry.get(peerId) === undefined) throw new ProtocolError('NOT_FOUND', `${peerId} has no record`)
+    if (this.#replica.registry.get(peerId) === undefined)
+      throw new ProtocolError('NOT_FOUND', `${peerId} has no record`)
     await this.#transitions.get(peerId)
     if (this.#replica.registry.get(peerId)?.isActive !== true) return { active: false, index: this.#replica.applied }
     return await this.#transition(peerId, false, 'left', signal)
@@ -106,26 +111,33 @@ export class LeaseKeeper {
    */
   #transition(peerId: string, active: boolean, reason: LivenessReason, signal: AbortSignal): Promise<PresenceResult> {
     const previous = this.#transitions.get(peerId) ?? Promise.resolve()
-    const next = previous.catch(() => {}).then(async (): Promise<PresenceResult> => {
-      const record = this.#replica.registry.get(peerId)
-      if (record === undefined) throw new ProtocolError('NOT_FOUND', `${peerId} has no record`)
-      if (record.isActive === active) return { active, index: this.#replica.applied }
-      const { index, result } = await this.#replica.propose({ kind: 'liveness', replicaPeerId: this.#replica.member.peerId, peerId, active, reason }, signal)
-      if (result.status === 'rejected') throw new ProtocolError('INVALID', result.message)
-      if (active) this.counters.transitionsActive++
-      else this.counters.transitionsInactive++
-      this.#logger.info({ peer: peerId, active, reason, index }, active ? 'node active' : 'node inactive')
-      return { active: this.#replica.registry.get(peerId)?.isActive === true, index }
-    })
+    const next = previous
+      .catch(() => {})
+      .then(async (): Promise<PresenceResult> => {
+        const record = this.#replica.registry.get(peerId)
+        if (record === undefined) throw new ProtocolError('NOT_FOUND', `${peerId} has no record`)
+        if (record.isActive === active) return { active, index: this.#replica.applied }
+        const { index, result } = await this.#replica.propose(
+          { kind: 'liveness', replicaPeerId: this.#replica.member.peerId, peerId, active, reason },
+          signal,
+        )
+        if (result.status === 'rejected') throw new ProtocolError('INVALID', result.message)
+        if (active) this.counters.transitionsActive++
+        else this.counters.transitionsInactive++
+        this.#logger.info({ peer: peerId, active, reason, index }, active ? 'node active' : 'node inactive')
+        return { active: this.#replica.registry.get(peerId)?.isActive === true, index }
+      })
     this.#transitions.set(peerId, next)
-    void next.then(
-      () => {},
-      () => {
-        this.counters.transitionsFailed++
-      },
-    ).finally(() => {
-      if (this.#transitions.get(peerId) === next) this.#transitions.delete(peerId)
-    })
+    void next
+      .then(
+        () => {},
+        () => {
+          this.counters.transitionsFailed++
+        },
+      )
+      .finally(() => {
+        if (this.#transitions.get(peerId) === next) this.#transitions.delete(peerId)
+      })
     return next
   }
 
@@ -134,7 +146,11 @@ export class LeaseKeeper {
     if (this.#transitions.size >= LEASE_TRANSITIONS_INFLIGHT_MAX) return
     const deadline = AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT)
     this.#transition(peerId, active, reason, deadline).catch((error: unknown) => {
-      if (!this.#shutdown.signal.aborted) this.#logger.debug({ peer: peerId, active, reason, err: error }, 'liveness transition not made; the next sweep retries')
+      if (!this.#shutdown.signal.aborted)
+        this.#logger.debug(
+          { peer: peerId, active, reason, err: error },
+          'liveness transition not made; the next sweep retries',
+        )
     })
   }
 
@@ -164,7 +180,10 @@ export class LeaseKeeper {
       this.#lastSeenMs.set(record.peerId, nowMs)
       granted++
     }
-    this.#logger.info({ term, activeNodes: granted, ttlMs: this.#liveness.ttlMs }, 'leading: every active node starts a fresh lease')
+    this.#logger.info(
+      { term, activeNodes: granted, ttlMs: this.#liveness.ttlMs },
+      'leading: every active node starts a fresh lease',
+    )
     return true
   }
 

@@ -1,4 +1,13 @@
-import { EntryType, MessageType, RaftError, RawNode, ReadMode, Role, createSeededRng, decodeConfChange } from '@nodeledger/raft'
+import {
+  EntryType,
+  MessageType,
+  RaftError,
+  RawNode,
+  ReadMode,
+  Role,
+  createSeededRng,
+  decodeConfChange,
+} from '@nodeledger/raft'
 import type { Entry, Message, NodeId, Ready, Snapshot } from '@nodeledger/raft'
 import { Registry, encodeCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command } from '@nodeledger/registry'
@@ -67,7 +76,10 @@ export class Replica {
   private readonly applyWaiters = new ApplyWaiters()
   private readonly digest = new RegistryDigest()
   /** Proposals waiting to be applied: index -> the term they were proposed in. */
-  private readonly proposals = new Map<number, Array<{ term: number; resolve: (result: ApplyResult) => void; reject: (error: Error) => void }>>()
+  private readonly proposals = new Map<
+    number,
+    Array<{ term: number; resolve: (result: ApplyResult) => void; reject: (error: Error) => void }>
+  >()
   private readonly reads = new Map<string, { resolve: (index: number) => void; reject: (error: Error) => void }>()
   private nextReadId = 1
   private appliedIndex: number
@@ -122,7 +134,10 @@ export class Replica {
     const replicaPeerIds = cluster.replicas.map((replica) => replica.peerId)
     const bootstrapRegistry = new Registry({ replicaPeerIds })
     const storage = await LevelStorage.open(member.dataDir, {
-      bootstrap: { confState: { voters: cluster.replicas.map((replica) => replica.id), learners: [] }, data: bootstrapRegistry.snapshot() },
+      bootstrap: {
+        confState: { voters: cluster.replicas.map((replica) => replica.id), learners: [] },
+        data: bootstrapRegistry.snapshot(),
+      },
     })
     const registry = new Registry({ replicaPeerIds })
     const snapshot = storage.snapshot()
@@ -133,19 +148,55 @@ export class Replica {
     if (libp2p.peerId.toString() !== member.peerId) {
       await libp2p.stop()
       await storage.close()
-      throw new ReplicaError('INVALID_CLUSTER', `key ${member.keyFile} is peer ${libp2p.peerId.toString()}, but the cluster file says replica ${id} is ${member.peerId}`)
+      throw new ReplicaError(
+        'INVALID_CLUSTER',
+        `key ${member.keyFile} is peer ${libp2p.peerId.toString()}, but the cluster file says replica ${id} is ${member.peerId}`,
+      )
     }
-    const peers = new Map(cluster.replicas.filter((replica) => replica.id !== id).map((replica) => [replica.id, { peerId: replica.peerId, multiaddr: replica.multiaddr }]))
+    const peers = new Map(
+      cluster.replicas
+        .filter((replica) => replica.id !== id)
+        .map((replica) => [replica.id, { peerId: replica.peerId, multiaddr: replica.multiaddr }]),
+    )
     let replica: Replica | undefined
     const onFrame = (from: number, frame: Uint8Array): void => replica?.onFrame(from, frame)
     const onPeerDown = (peer: number): void => replica?.onPeerDown(peer)
-    const raftLinks = new PeerLinks({ libp2p, protocol: constants.RAFT_PROTOCOL, peers, self: id, onFrame, onPeerDown, logger, queueFramesMax: constants.RAFT_QUEUE_FRAMES_MAX, frameBytesMax: constants.RAFT_FRAME_BYTES_MAX })
-    const snapshotLinks = new PeerLinks({ libp2p, protocol: constants.SNAPSHOT_PROTOCOL, peers, self: id, onFrame, onPeerDown: () => {}, logger, queueFramesMax: constants.SNAPSHOT_QUEUE_FRAMES_MAX, frameBytesMax: constants.RAFT_FRAME_BYTES_MAX })
+    const raftLinks = new PeerLinks({
+      libp2p,
+      protocol: constants.RAFT_PROTOCOL,
+      peers,
+      self: id,
+      onFrame,
+      onPeerDown,
+      logger,
+      queueFramesMax: constants.RAFT_QUEUE_FRAMES_MAX,
+      frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
+    })
+    const snapshotLinks = new PeerLinks({
+      libp2p,
+      protocol: constants.SNAPSHOT_PROTOCOL,
+      peers,
+      self: id,
+      onFrame,
+      onPeerDown: () => {},
+      logger,
+      queueFramesMax: constants.SNAPSHOT_QUEUE_FRAMES_MAX,
+      frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
+    })
     replica = new Replica({ options, member, storage, libp2p, registry, raftLinks, snapshotLinks })
     await raftLinks.start()
     await snapshotLinks.start()
     replica.startLoop()
-    replica.logger.info({ peerId: member.peerId, listen, snapshotIndex: replica.snapshotIndex, lastIndex: storage.lastIndex(), records: registry.size }, 'replica started')
+    replica.logger.info(
+      {
+        peerId: member.peerId,
+        listen,
+        snapshotIndex: replica.snapshotIndex,
+        lastIndex: storage.lastIndex(),
+        records: registry.size,
+      },
+      'replica started',
+    )
     return replica
   }
 
@@ -213,9 +264,18 @@ export class Replica {
     if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
       const startedMs = performance.now()
       // A Ready that only moves the commit index needs no fsync (etcd's MustSync): the storage decides.
-      await this.storage.save({ ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}), entries: ready.entries, ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}), sync: false })
+      await this.storage.save({
+        ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}),
+        entries: ready.entries,
+        ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}),
+        sync: false,
+      })
       const saveLatencyMs = performance.now() - startedMs
-      if (saveLatencyMs > SLOW_SAVE_WARN_MS) this.logger.warn({ saveLatencyMs: Math.round(saveLatencyMs), entries: ready.entries.length }, 'slow synced write')
+      if (saveLatencyMs > SLOW_SAVE_WARN_MS)
+        this.logger.warn(
+          { saveLatencyMs: Math.round(saveLatencyMs), entries: ready.entries.length },
+          'slow synced write',
+        )
     }
     // 2. Send, one frame per peer and protocol.
     this.send(ready.messages)
@@ -224,7 +284,8 @@ export class Replica {
     for (const entry of ready.committedEntries) this.apply(entry)
     // 4. Reads.
     for (const read of ready.readStates) this.reads.get(read.context)?.resolve(read.index)
-    for (const context of ready.droppedReads) this.reads.get(context)?.reject(this.notLeader('leadership changed while the read was confirmed'))
+    for (const context of ready.droppedReads)
+      this.reads.get(context)?.reject(this.notLeader('leadership changed while the read was confirmed'))
     this.node.advance(ready)
     this.counters.readyHandled++
     if (ready.softState !== undefined) this.onSoftState()
@@ -256,7 +317,10 @@ export class Replica {
     for (const [index, waiters] of this.proposals) {
       if (index > snapshot.metadata.index) continue
       this.proposals.delete(index)
-      for (const waiter of waiters) waiter.reject(new ReplicaRequestError('UNAVAILABLE', 'outcome unknown: a snapshot replaced the log here; retry'))
+      for (const waiter of waiters)
+        waiter.reject(
+          new ReplicaRequestError('UNAVAILABLE', 'outcome unknown: a snapshot replaced the log here; retry'),
+        )
     }
     this.logger.info({ index: snapshot.metadata.index, bytes: snapshot.data.byteLength }, 'snapshot installed')
   }
@@ -267,7 +331,8 @@ export class Replica {
     if (entry.type === EntryType.Normal) {
       result = this.registry.apply({ index: entry.index, data: entry.data })
       if (result.status === 'applied') this.digest.markChanged(result.peerIds)
-      if (result.status === 'rejected') this.logger.warn({ index: entry.index, code: result.code }, 'entry rejected by the registry')
+      if (result.status === 'rejected')
+        this.logger.warn({ index: entry.index, code: result.code }, 'entry rejected by the registry')
     } else if (entry.type === EntryType.ConfChange) {
       this.logger.info({ index: entry.index, change: decodeConfChange(entry.data) }, 'membership change applied')
     }
@@ -279,7 +344,12 @@ export class Replica {
         waiter.resolve(result)
       } else {
         this.counters.proposalsLost++
-        waiter.reject(new ReplicaRequestError('UNAVAILABLE', `the entry proposed at ${entry.index} was replaced by a new leader; retry`))
+        waiter.reject(
+          new ReplicaRequestError(
+            'UNAVAILABLE',
+            `the entry proposed at ${entry.index} was replaced by a new leader; retry`,
+          ),
+        )
       }
     }
   }
@@ -287,7 +357,10 @@ export class Replica {
   private onSoftState(): void {
     const status = this.node.status()
     if (status.role !== this.lastRole || status.leader !== this.lastLeader) {
-      this.logger.info({ term: status.term, role: status.role, leader: status.leader }, status.role === Role.Leader ? 'became leader' : 'role changed')
+      this.logger.info(
+        { term: status.term, role: status.role, leader: status.leader },
+        status.role === Role.Leader ? 'became leader' : 'role changed',
+      )
     }
     this.lastRole = status.role
     this.lastLeader = status.leader
@@ -339,7 +412,8 @@ export class Replica {
   /** Propose a registry command stamped with the leader's clock; resolves once applied here. */
   async propose(command: Command, signal: AbortSignal): Promise<{ index: number; result: ApplyResult }> {
     this.requireRunning()
-    if (this.proposals.size >= constants.PENDING_PROPOSALS_MAX) throw new ReplicaRequestError('UNAVAILABLE', `too many proposals in flight (${constants.PENDING_PROPOSALS_MAX})`)
+    if (this.proposals.size >= constants.PENDING_PROPOSALS_MAX)
+      throw new ReplicaRequestError('UNAVAILABLE', `too many proposals in flight (${constants.PENDING_PROPOSALS_MAX})`)
     const data = encodeCommand({ timestampMs: this.clock(), command })
     let ticket: { index: number; term: number }
     try {
@@ -372,7 +446,9 @@ export class Replica {
     }
     this.wake?.()
     try {
-      const index = await this.waitFor<number>(signal, (resolve, reject) => this.reads.set(context, { resolve, reject }))
+      const index = await this.waitFor<number>(signal, (resolve, reject) =>
+        this.reads.set(context, { resolve, reject }),
+      )
       await this.applyWaiters.wait(index, signal)
       return index
     } finally {
@@ -390,7 +466,10 @@ export class Replica {
     return this.appliedIndex
   }
 
-  private waitFor<T>(signal: AbortSignal, register: (resolve: (value: T) => void, reject: (error: Error) => void) => void): Promise<T> {
+  private waitFor<T>(
+    signal: AbortSignal,
+    register: (resolve: (value: T) => void, reject: (error: Error) => void) => void,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (signal.aborted) {
         reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed'))

@@ -58,11 +58,17 @@ export function hasLogPrefix(key: Uint8Array): boolean {
 /** The index a log key names, or a CORRUPT error if the key is malformed or out of safe range. */
 export function logKeyIndex(key: Uint8Array): number {
   if (key.byteLength !== LOG_KEY_BYTES) {
-    throw new StorageError('CORRUPT', `log key ${describeKey(key)} is ${key.byteLength} bytes, expected ${LOG_KEY_BYTES}`)
+    throw new StorageError(
+      'CORRUPT',
+      `log key ${describeKey(key)} is ${key.byteLength} bytes, expected ${LOG_KEY_BYTES}`,
+    )
   }
   const index = new DataView(key.buffer, key.byteOffset, key.byteLength).getBigUint64(LOG_PREFIX.byteLength, false)
   if (index < 1n || index > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new StorageError('CORRUPT', `log key ${describeKey(key)} names index ${index}, outside 1..${Number.MAX_SAFE_INTEGER}`)
+    throw new StorageError(
+      'CORRUPT',
+      `log key ${describeKey(key)} names index ${index}, outside 1..${Number.MAX_SAFE_INTEGER}`,
+    )
   }
   return Number(index)
 }
@@ -78,7 +84,9 @@ export function describeKey(key: Uint8Array): string {
     return `log/${index}`
   }
   const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
-  return /^[\x20-\x7e]*$/.test(text) ? text : `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`
+  return /^[\x20-\x7e]*$/.test(text)
+    ? text
+    : `0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex')}`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,18 +102,26 @@ function seal(payload: Uint8Array): Uint8Array {
 function unseal(key: Uint8Array, value: Uint8Array): unknown {
   const name = describeKey(key)
   if (value.byteLength < CHECKSUM_BYTES + 1) {
-    throw new StorageError('CORRUPT', `record ${name} is ${value.byteLength} bytes, too short for a checksum and a payload`)
+    throw new StorageError(
+      'CORRUPT',
+      `record ${name} is ${value.byteLength} bytes, too short for a checksum and a payload`,
+    )
   }
   const payload = value.subarray(CHECKSUM_BYTES)
   const stored = new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0, false)
   const computed = crc32(payload)
   if (stored !== computed) {
-    throw new StorageError('CORRUPT', `record ${name} fails its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)} over ${payload.byteLength} bytes`)
+    throw new StorageError(
+      'CORRUPT',
+      `record ${name} fails its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)} over ${payload.byteLength} bytes`,
+    )
   }
   try {
     return unpack(payload)
   } catch (error) {
-    throw new StorageError('CORRUPT', `record ${name} passes its checksum but does not decode as msgpack`, { cause: error })
+    throw new StorageError('CORRUPT', `record ${name} passes its checksum but does not decode as msgpack`, {
+      cause: error,
+    })
   }
 }
 
@@ -124,7 +140,11 @@ export function encodeMeta(meta: MetaRecord): Uint8Array {
 
 export function decodeMeta(value: Uint8Array): MetaRecord {
   const decoded = unseal(KEY_META, value)
-  if (typeof decoded !== 'object' || decoded === null || !Number.isSafeInteger((decoded as { format?: unknown }).format)) {
+  if (
+    typeof decoded !== 'object' ||
+    decoded === null ||
+    !Number.isSafeInteger((decoded as { format?: unknown }).format)
+  ) {
     throw new StorageError('CORRUPT', `record meta holds ${preview(decoded)}, expected { format: <integer> }`)
   }
   return { format: (decoded as { format: number }).format }
@@ -137,7 +157,11 @@ export function encodeHardState(hardState: HardState): Uint8Array {
 export function decodeHardState(value: Uint8Array): HardState {
   const decoded = unseal(KEY_HARD_STATE, value)
   const fields = tuple(KEY_HARD_STATE, decoded, ['term', 'vote', 'commit'])
-  return { term: count(KEY_HARD_STATE, 'term', fields[0]), vote: count(KEY_HARD_STATE, 'vote', fields[1]), commit: count(KEY_HARD_STATE, 'commit', fields[2]) }
+  return {
+    term: count(KEY_HARD_STATE, 'term', fields[0]),
+    vote: count(KEY_HARD_STATE, 'vote', fields[1]),
+    commit: count(KEY_HARD_STATE, 'commit', fields[2]),
+  }
 }
 
 export function encodeSnapshotMetadata(metadata: SnapshotMetadata): Uint8Array {
@@ -147,7 +171,10 @@ export function encodeSnapshotMetadata(metadata: SnapshotMetadata): Uint8Array {
 export function decodeSnapshotMetadata(value: Uint8Array): SnapshotMetadata {
   const key = KEY_SNAPSHOT_METADATA
   const fields = tuple(key, unseal(key, value), ['index', 'term', 'voters', 'learners'])
-  const confState: ConfState = { voters: nodeIds(key, 'voters', fields[2]), learners: nodeIds(key, 'learners', fields[3]) }
+  const confState: ConfState = {
+    voters: nodeIds(key, 'voters', fields[2]),
+    learners: nodeIds(key, 'learners', fields[3]),
+  }
   return { index: count(key, 'index', fields[0]), term: count(key, 'term', fields[1]), confState }
 }
 
@@ -169,9 +196,17 @@ export function decodeEntry(key: Uint8Array, value: Uint8Array): Entry {
   const fields = tuple(key, unseal(key, value), ['index', 'term', 'type', 'data'])
   const type = fields[2]
   if (typeof type !== 'string' || !ENTRY_TYPES.has(type)) {
-    throw new StorageError('CORRUPT', `record ${describeKey(key)} has entry type ${preview(type)}, expected one of ${[...ENTRY_TYPES].join(', ')}`)
+    throw new StorageError(
+      'CORRUPT',
+      `record ${describeKey(key)} has entry type ${preview(type)}, expected one of ${[...ENTRY_TYPES].join(', ')}`,
+    )
   }
-  return { index: count(key, 'index', fields[0]), term: count(key, 'term', fields[1]), type: type as EntryType, data: bytes(key, 'data', fields[3]) }
+  return {
+    index: count(key, 'index', fields[0]),
+    term: count(key, 'term', fields[1]),
+    type: type as EntryType,
+    data: bytes(key, 'data', fields[3]),
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,25 +214,36 @@ export function decodeEntry(key: Uint8Array, value: Uint8Array): Entry {
 
 function tuple(key: Uint8Array, decoded: unknown, names: readonly string[]): unknown[] {
   if (!Array.isArray(decoded) || decoded.length !== names.length) {
-    throw new StorageError('CORRUPT', `record ${describeKey(key)} holds ${preview(decoded)}, expected [${names.join(', ')}]`)
+    throw new StorageError(
+      'CORRUPT',
+      `record ${describeKey(key)} holds ${preview(decoded)}, expected [${names.join(', ')}]`,
+    )
   }
   return decoded
 }
 
 function count(key: Uint8Array, field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new StorageError('CORRUPT', `record ${describeKey(key)} has ${field} ${preview(value)}, expected a non-negative integer`)
+    throw new StorageError(
+      'CORRUPT',
+      `record ${describeKey(key)} has ${field} ${preview(value)}, expected a non-negative integer`,
+    )
   }
   return value
 }
 
 function nodeIds(key: Uint8Array, field: string, value: unknown): number[] {
-  if (!Array.isArray(value)) throw new StorageError('CORRUPT', `record ${describeKey(key)} has ${field} ${preview(value)}, expected a list of node ids`)
+  if (!Array.isArray(value))
+    throw new StorageError(
+      'CORRUPT',
+      `record ${describeKey(key)} has ${field} ${preview(value)}, expected a list of node ids`,
+    )
   return value.map((id) => count(key, `${field} id`, id))
 }
 
 function bytes(key: Uint8Array, field: string, value: unknown): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new StorageError('CORRUPT', `record ${describeKey(key)} has ${field} ${preview(value)}, expected bytes`)
+  if (!(value instanceof Uint8Array))
+    throw new StorageError('CORRUPT', `record ${describeKey(key)} has ${field} ${preview(value)}, expected bytes`)
   // A plain view (not the Buffer subclass msgpackr hands out) so entries compare equal to the ones saved.
   return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
 }
@@ -213,5 +259,6 @@ function preview(value: unknown): string {
 }
 
 function assertIndex(index: number): void {
-  if (!Number.isSafeInteger(index) || index < 0) throw new TypeError(`log index must be a non-negative safe integer, got ${index}`)
+  if (!Number.isSafeInteger(index) || index < 0)
+    throw new TypeError(`log index must be a non-negative safe integer, got ${index}`)
 }

@@ -2,7 +2,7 @@ import { mkdir, readdir } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
 import { Level } from 'level'
 import { levelFailure, writeMarkerFile } from '@nodeledger/leveldb'
-import { MemoryStorage, RaftAssertionError, RaftError, } from '@nodeledger/raft'
+import { MemoryStorage, RaftAssertionError, RaftError } from '@nodeledger/raft'
 import type { ConfState, Entry, HardState, Snapshot, SnapshotMetadata, Storage } from '@nodeledger/raft'
 import { StorageError } from '../errors.ts'
 import type { StorageErrorCode } from '../errors.ts'
@@ -136,7 +136,10 @@ export class LevelStorage implements Storage {
     const files = new Set(await readdir(dir))
     const initialized = files.has(MARKER_FILE)
     if (initialized && !files.has(LEVELDB_CURRENT_FILE)) {
-      throw new StorageError('CORRUPT', `data dir ${dir} refused: it was initialized (it has ${MARKER_FILE}) but LevelDB's ${LEVELDB_CURRENT_FILE} file is missing: the database files were removed or truncated`)
+      throw new StorageError(
+        'CORRUPT',
+        `data dir ${dir} refused: it was initialized (it has ${MARKER_FILE}) but LevelDB's ${LEVELDB_CURRENT_FILE} file is missing: the database files were removed or truncated`,
+      )
     }
     const db: Database = new Level<Uint8Array, Uint8Array>(dir, { ...LEVEL_OPTIONS, createIfMissing: !initialized })
     try {
@@ -148,7 +151,10 @@ export class LevelStorage implements Storage {
       let loaded = await load(db)
       if (loaded === undefined) {
         if (initialized) {
-          throw new StorageError('CORRUPT', `it was initialized (it has ${MARKER_FILE}) but its database holds no records: the database files were removed or truncated`)
+          throw new StorageError(
+            'CORRUPT',
+            `it was initialized (it has ${MARKER_FILE}) but its database holds no records: the database files were removed or truncated`,
+          )
         }
         loaded = await initialize(db, options.bootstrap)
       }
@@ -156,7 +162,8 @@ export class LevelStorage implements Storage {
       return new LevelStorage(db, dir, loaded)
     } catch (error) {
       await db.close().catch(() => undefined)
-      if (error instanceof StorageError) throw new StorageError(error.code, `data dir ${dir} refused: ${error.message}`, { cause: error.cause })
+      if (error instanceof StorageError)
+        throw new StorageError(error.code, `data dir ${dir} refused: ${error.message}`, { cause: error.cause })
       throw levelError(`reading data dir ${dir}`, error)
     }
   }
@@ -237,7 +244,8 @@ export class LevelStorage implements Storage {
   }
 
   private enqueue<T>(job: () => Promise<T>): Promise<T> {
-    if (this.closing || this.closed) return Promise.reject(new StorageError('CLOSED', `storage at ${this.dir} is closed`))
+    if (this.closing || this.closed)
+      return Promise.reject(new StorageError('CLOSED', `storage at ${this.dir} is closed`))
     const run = this.tail.then(job)
     this.tail = run.then(
       () => undefined,
@@ -255,12 +263,20 @@ export class LevelStorage implements Storage {
     if (update.snapshot !== undefined) {
       const metadata = update.snapshot.metadata
       if (metadata.index <= snapshot.metadata.index) {
-        throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${metadata.index} is older than the stored one at ${snapshot.metadata.index}`)
+        throw new RaftError(
+          'SNAPSHOT_OUT_OF_DATE',
+          `snapshot at ${metadata.index} is older than the stored one at ${snapshot.metadata.index}`,
+        )
       }
       assertSnapshotMetadata(metadata)
-      for (let index = this.firstIndex(); index <= lastIndex; index++) operations.push({ type: 'del', key: logKey(index) })
+      for (let index = this.firstIndex(); index <= lastIndex; index++)
+        operations.push({ type: 'del', key: logKey(index) })
       operations.push({ type: 'put', key: KEY_SNAPSHOT_METADATA, value: encodeSnapshotMetadata(metadata) })
-      operations.push({ type: 'put', key: KEY_SNAPSHOT_DATA, value: encodeSnapshotData(metadata.index, update.snapshot.data) })
+      operations.push({
+        type: 'put',
+        key: KEY_SNAPSHOT_DATA,
+        value: encodeSnapshotData(metadata.index, update.snapshot.data),
+      })
       snapshot = update.snapshot
       lastIndex = metadata.index
     }
@@ -274,22 +290,33 @@ export class LevelStorage implements Storage {
         operations.push({ type: 'put', key: logKey(entry.index), value })
       }
       const newLastIndex = fresh[fresh.length - 1]!.index
-      for (let index = newLastIndex + 1; index <= lastIndex; index++) operations.push({ type: 'del', key: logKey(index) })
+      for (let index = newLastIndex + 1; index <= lastIndex; index++)
+        operations.push({ type: 'del', key: logKey(index) })
       lastIndex = newLastIndex
     }
     // 3. Hard state. The invariants open() checks are checked here too, before anything is written.
     const hardState = update.hardState ?? this.hardState
     if (update.hardState !== undefined) {
-      assertInvariant(hardState.term >= this.hardState.term, () => `persisted term never decreases: ${this.hardState.term} -> ${hardState.term}`)
+      assertInvariant(
+        hardState.term >= this.hardState.term,
+        () => `persisted term never decreases: ${this.hardState.term} -> ${hardState.term}`,
+      )
       operations.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(hardState) })
     }
     assertInvariant(hardState.commit <= lastIndex, () => `commit ${hardState.commit} beyond last index ${lastIndex}`)
-    assertInvariant(hardState.commit >= snapshot.metadata.index, () => `commit ${hardState.commit} below snapshot index ${snapshot.metadata.index}`)
+    assertInvariant(
+      hardState.commit >= snapshot.metadata.index,
+      () => `commit ${hardState.commit} below snapshot index ${snapshot.metadata.index}`,
+    )
     if (operations.length === 0) return
 
     // Only a commit-only hard state may skip the fsync; anything else is synced whatever was asked.
-    const commitOnly = update.snapshot === undefined && update.entries.length === 0 && (update.hardState === undefined || (update.hardState.term === this.hardState.term && update.hardState.vote === this.hardState.vote))
-    await this.write(operations, !(update.sync === false && commitOnly ))
+    const commitOnly =
+      update.snapshot === undefined &&
+      update.entries.length === 0 &&
+      (update.hardState === undefined ||
+        (update.hardState.term === this.hardState.term && update.hardState.vote === this.hardState.vote))
+    await this.write(operations, !(update.sync === false && commitOnly))
 
     if (snapshot !== stored) {
       this.mirror.applySnapshot(snapshot)
@@ -313,8 +340,14 @@ export class LevelStorage implements Storage {
   private freshEntries(entries: readonly Entry[], snapshot: Snapshot, lastIndex: number): readonly Entry[] {
     if (entries.length === 0) return entries
     for (let i = 1; i < entries.length; i++) {
-      assertInvariant(entries[i]!.index === entries[i - 1]!.index + 1, () => `entries to save are not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`)
-      assertInvariant(entries[i]!.term >= entries[i - 1]!.term, () => `entries to save decrease in term at ${entries[i]!.index}`)
+      assertInvariant(
+        entries[i]!.index === entries[i - 1]!.index + 1,
+        () => `entries to save are not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`,
+      )
+      assertInvariant(
+        entries[i]!.term >= entries[i - 1]!.term,
+        () => `entries to save decrease in term at ${entries[i]!.index}`,
+      )
     }
     const firstIndex = snapshot.metadata.index + 1
     const first = entries[0]!.index
@@ -324,7 +357,10 @@ export class LevelStorage implements Storage {
     const start = fresh[0]!.index
     assertInvariant(start <= lastIndex + 1, () => `append at ${start} leaves a gap after ${lastIndex}`)
     const previousTerm = start - 1 === snapshot.metadata.index ? snapshot.metadata.term : this.term(start - 1)
-    assertInvariant(fresh[0]!.term >= previousTerm, () => `entry ${start} has term ${fresh[0]!.term}, below the ${previousTerm} of the entry before it`)
+    assertInvariant(
+      fresh[0]!.term >= previousTerm,
+      () => `entry ${start} has term ${fresh[0]!.term}, below the ${previousTerm} of the entry before it`,
+    )
     return fresh
   }
 
@@ -332,10 +368,18 @@ export class LevelStorage implements Storage {
     const offset = this.mirror.firstIndex() - 1
     const storedIndex = this.mirror.snapshot().metadata.index
     if (index <= storedIndex) {
-      throw new RaftError('SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is not newer than the stored one at ${storedIndex}`)
+      throw new RaftError(
+        'SNAPSHOT_OUT_OF_DATE',
+        `snapshot at ${index} is not newer than the stored one at ${storedIndex}`,
+      )
     }
-    if (index > this.lastIndex()) throw new RaftError('UNAVAILABLE', `cannot snapshot at ${index}: last index is ${this.lastIndex()}`)
-    assertInvariant(index <= this.hardState.commit, () => `snapshot at ${index} beyond the persisted commit ${this.hardState.commit}: only applied entries can be snapshotted`)
+    if (index > this.lastIndex())
+      throw new RaftError('UNAVAILABLE', `cannot snapshot at ${index}: last index is ${this.lastIndex()}`)
+    assertInvariant(
+      index <= this.hardState.commit,
+      () =>
+        `snapshot at ${index} beyond the persisted commit ${this.hardState.commit}: only applied entries can be snapshotted`,
+    )
     const term = this.mirror.term(index)
     const snapshot: Snapshot = { metadata: { index, term, confState }, data }
     const operations: Operation[] = [
@@ -354,7 +398,9 @@ export class LevelStorage implements Storage {
   /** One batch, synced unless told otherwise. A failure poisons the store: the mirror is unchanged but the disk is unknown. */
   private async write(operations: Operation[], sync = true): Promise<void> {
     if (this.writeFailure !== undefined) {
-      throw new StorageError('IO', `storage at ${this.dir} refuses writes after an earlier write failed`, { cause: this.writeFailure })
+      throw new StorageError('IO', `storage at ${this.dir} refuses writes after an earlier write failed`, {
+        cause: this.writeFailure,
+      })
     }
     const started = performance.now()
     try {
@@ -377,11 +423,17 @@ async function load(db: Database): Promise<Loaded | undefined> {
   if (metaValue === undefined) {
     const present = await db.keys({ limit: KEYS_LISTED_MAX }).all()
     if (present.length === 0) return undefined
-    throw new StorageError('CORRUPT', `record meta is missing but the database holds other keys (${present.map(describeKey).join(', ')})`)
+    throw new StorageError(
+      'CORRUPT',
+      `record meta is missing but the database holds other keys (${present.map(describeKey).join(', ')})`,
+    )
   }
   const meta = decodeMeta(metaValue)
   if (meta.format !== FORMAT_VERSION) {
-    throw new StorageError('UNSUPPORTED_VERSION', `data dir has storage format ${meta.format}; this build reads format ${FORMAT_VERSION} only`)
+    throw new StorageError(
+      'UNSUPPORTED_VERSION',
+      `data dir has storage format ${meta.format}; this build reads format ${FORMAT_VERSION} only`,
+    )
   }
   await refuseUnknownKeys(db)
 
@@ -394,15 +446,28 @@ async function load(db: Database): Promise<Loaded | undefined> {
   for await (const [key, value] of db.iterator(LOG_RANGE)) {
     const index = logKeyIndex(key)
     if (index <= snapshotIndex) {
-      throw new StorageError('CORRUPT', `log entry ${index} is still stored but the snapshot at ${snapshotIndex} covers it (the log must start at ${snapshotIndex + 1})`)
+      throw new StorageError(
+        'CORRUPT',
+        `log entry ${index} is still stored but the snapshot at ${snapshotIndex} covers it (the log must start at ${snapshotIndex + 1})`,
+      )
     }
     if (index !== expected) {
-      throw new StorageError('CORRUPT', `log entry ${expected} is missing: the next stored one is ${index} (the log must be contiguous from ${snapshotIndex + 1})`)
+      throw new StorageError(
+        'CORRUPT',
+        `log entry ${expected} is missing: the next stored one is ${index} (the log must be contiguous from ${snapshotIndex + 1})`,
+      )
     }
     const entry = decodeEntry(key, value)
-    if (entry.index !== index) throw new StorageError('CORRUPT', `record ${describeKey(key)} holds entry index ${entry.index}, expected ${index}`)
+    if (entry.index !== index)
+      throw new StorageError(
+        'CORRUPT',
+        `record ${describeKey(key)} holds entry index ${entry.index}, expected ${index}`,
+      )
     if (entry.term < previousTerm) {
-      throw new StorageError('CORRUPT', `log entry ${index} has term ${entry.term}, below the term ${previousTerm} before it (terms never decrease)`)
+      throw new StorageError(
+        'CORRUPT',
+        `log entry ${index} has term ${entry.term}, below the term ${previousTerm} before it (terms never decrease)`,
+      )
     }
     entries.push(entry)
     entryBytes.push(value.byteLength)
@@ -413,22 +478,31 @@ async function load(db: Database): Promise<Loaded | undefined> {
 
   const hardStateValue = await db.get(KEY_HARD_STATE)
   const hardState = hardStateValue === undefined ? ZERO_HARD_STATE : decodeHardState(hardStateValue)
-  const where = hardStateValue === undefined ? 'hard-state is missing, so commit is 0' : `hard-state commit ${hardState.commit}`
-  if (hardState.commit > lastIndex) throw new StorageError('CORRUPT', `${where}, beyond the last log index ${lastIndex}`)
-  if (hardState.commit < snapshotIndex) throw new StorageError('CORRUPT', `${where}, below the snapshot index ${snapshotIndex}`)
+  const where =
+    hardStateValue === undefined ? 'hard-state is missing, so commit is 0' : `hard-state commit ${hardState.commit}`
+  if (hardState.commit > lastIndex)
+    throw new StorageError('CORRUPT', `${where}, beyond the last log index ${lastIndex}`)
+  if (hardState.commit < snapshotIndex)
+    throw new StorageError('CORRUPT', `${where}, below the snapshot index ${snapshotIndex}`)
   return { hardState, snapshot, entries, entryBytes }
 }
 
 async function loadSnapshot(db: Database): Promise<Snapshot> {
   const [metadataValue, dataValue] = await db.getMany([KEY_SNAPSHOT_METADATA, KEY_SNAPSHOT_DATA])
   if (metadataValue === undefined && dataValue === undefined) return EMPTY_SNAPSHOT
-  if (metadataValue === undefined) throw new StorageError('CORRUPT', 'record snapshot-data is present but snapshot-metadata is missing')
-  if (dataValue === undefined) throw new StorageError('CORRUPT', 'record snapshot-metadata is present but snapshot-data is missing')
+  if (metadataValue === undefined)
+    throw new StorageError('CORRUPT', 'record snapshot-data is present but snapshot-metadata is missing')
+  if (dataValue === undefined)
+    throw new StorageError('CORRUPT', 'record snapshot-metadata is present but snapshot-data is missing')
   const metadata = decodeSnapshotMetadata(metadataValue)
   const { index, data } = decodeSnapshotData(dataValue)
-  if (metadata.index < 1) throw new StorageError('CORRUPT', `record snapshot-metadata has index ${metadata.index}, expected at least 1`)
+  if (metadata.index < 1)
+    throw new StorageError('CORRUPT', `record snapshot-metadata has index ${metadata.index}, expected at least 1`)
   if (index !== metadata.index) {
-    throw new StorageError('CORRUPT', `record snapshot-data belongs to a snapshot at ${index}, but snapshot-metadata is at ${metadata.index}`)
+    throw new StorageError(
+      'CORRUPT',
+      `record snapshot-data belongs to a snapshot at ${index}, but snapshot-metadata is at ${metadata.index}`,
+    )
   }
   return { metadata, data }
 }
@@ -439,7 +513,10 @@ async function refuseUnknownKeys(db: Database): Promise<void> {
   const outside = [...(await db.keys({ lt: LOG_RANGE.gte }).all()), ...(await db.keys({ gt: LOG_RANGE.lte }).all())]
   const unknown = outside.filter((key) => !known.some((name) => keysEqual(key, name)))
   if (unknown.length > 0) {
-    throw new StorageError('CORRUPT', `the database holds unexpected keys: ${unknown.slice(0, KEYS_LISTED_MAX).map(describeKey).join(', ')}${unknown.length > KEYS_LISTED_MAX ? ', …' : ''}`)
+    throw new StorageError(
+      'CORRUPT',
+      `the database holds unexpected keys: ${unknown.slice(0, KEYS_LISTED_MAX).map(describeKey).join(', ')}${unknown.length > KEYS_LISTED_MAX ? ', …' : ''}`,
+    )
   }
 }
 
@@ -455,7 +532,11 @@ async function initialize(db: Database, bootstrap: LevelStorageOptions['bootstra
   const snapshot = reference.snapshot()
   const hardState = reference.initialState().hardState
   operations.push({ type: 'put', key: KEY_SNAPSHOT_METADATA, value: encodeSnapshotMetadata(snapshot.metadata) })
-  operations.push({ type: 'put', key: KEY_SNAPSHOT_DATA, value: encodeSnapshotData(snapshot.metadata.index, snapshot.data) })
+  operations.push({
+    type: 'put',
+    key: KEY_SNAPSHOT_DATA,
+    value: encodeSnapshotData(snapshot.metadata.index, snapshot.data),
+  })
   operations.push({ type: 'put', key: KEY_HARD_STATE, value: encodeHardState(hardState) })
   await db.batch(operations, { sync: true })
   return { hardState, snapshot, entries: [], entryBytes: [] }
@@ -463,15 +544,25 @@ async function initialize(db: Database, bootstrap: LevelStorageOptions['bootstra
 
 /** Durably mark the dir as initialized. */
 function writeMarker(dir: string): Promise<void> {
-  return writeMarkerFile(dir, MARKER_FILE, `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger raft log' })}\n`)
+  return writeMarkerFile(
+    dir,
+    MARKER_FILE,
+    `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger raft log' })}\n`,
+  )
 }
 
 // -----------------------------------------------------------------------------------------------
 // Helpers
 
 function assertSnapshotMetadata(metadata: SnapshotMetadata): void {
-  assertInvariant(Number.isSafeInteger(metadata.index) && metadata.index >= 1, () => `snapshot index ${metadata.index} is not a positive integer`)
-  assertInvariant(Number.isSafeInteger(metadata.term) && metadata.term >= 1, () => `snapshot term ${metadata.term} is not a positive integer`)
+  assertInvariant(
+    Number.isSafeInteger(metadata.index) && metadata.index >= 1,
+    () => `snapshot index ${metadata.index} is not a positive integer`,
+  )
+  assertInvariant(
+    Number.isSafeInteger(metadata.term) && metadata.term >= 1,
+    () => `snapshot term ${metadata.term} is not a positive integer`,
+  )
 }
 
 /** A broken invariant of the caller: crash loudly with the same error class the core uses. */
@@ -482,7 +573,11 @@ function assertInvariant(condition: boolean, message: () => string): asserts con
 function levelOpenError(dir: string, error: unknown): StorageError {
   const failure = levelFailure(error)
   if (failure.kind === 'LOCKED') {
-    return new StorageError('LOCKED', `data dir ${dir} is locked: another process (or another open store in this one) has it open (${failure.detail})`, { cause: error })
+    return new StorageError(
+      'LOCKED',
+      `data dir ${dir} is locked: another process (or another open store in this one) has it open (${failure.detail})`,
+      { cause: error },
+    )
   }
   return levelError(`opening data dir ${dir}`, error)
 }
@@ -490,5 +585,9 @@ function levelOpenError(dir: string, error: unknown): StorageError {
 function levelError(doing: string, error: unknown): StorageError {
   const failure = levelFailure(error)
   const storageCode: StorageErrorCode = failure.kind === 'CORRUPT' ? 'CORRUPT' : 'IO'
-  return new StorageError(storageCode, `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`, { cause: error })
+  return new StorageError(
+    storageCode,
+    `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`,
+    { cause: error },
+  )
 }

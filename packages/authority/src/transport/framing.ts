@@ -20,7 +20,10 @@ export function frameStream<S extends MessageStream>(stream: S, frameBytesMax: n
   return lpStream(stream, {
     maxDataLength: frameBytesMax,
     maxLengthLength: lengthBytesMax,
-    lengthDecoder: boundedLengthDecoder(lengthBytesMax, () => new TransportError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`)),
+    lengthDecoder: boundedLengthDecoder(
+      lengthBytesMax,
+      () => new TransportError('TOO_LARGE', `frame length prefix longer than ${lengthBytesMax} bytes`),
+    ),
     // lpStream buffers received bytes up to this, then aborts the stream. It holds the frame being
     // completed plus whatever arrives before the reader runs again (found by test: a full-size
     // frame and the next frame's first bytes overflowed a buffer of one frame).
@@ -38,6 +41,7 @@ const FRAME_ERROR_CODES: ReadonlyMap<string, 'TOO_LARGE' | 'INVALID'> = new Map(
 
 /** TOO_LARGE or INVALID when `error` says the peer sent a bad frame; undefined for a closed or reset stream. */
 export function badFrameCode(error: unknown): 'TOO_LARGE' | 'INVALID' | undefined {
-  if (error instanceof TransportError) return error.code === 'TOO_LARGE' || error.code === 'INVALID' ? error.code : undefined
+  if (error instanceof TransportError)
+    return error.code === 'TOO_LARGE' || error.code === 'INVALID' ? error.code : undefined
   return FRAME_ERROR_CODES.get(error instanceof Error ? error.name : '')
 }

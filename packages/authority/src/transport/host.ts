@@ -47,7 +47,8 @@ export type ReplicaHost = Libp2p<{ identify: Identify }>
 export async function createReplicaHost(options: ReplicaHostOptions): Promise<ReplicaHost> {
   const peerId = peerIdFromPrivateKey(options.privateKey).toString()
   const listen = options.listen.map((address) => listenAddress(address, peerId).toString())
-  if (listen.length === 0) throw new TransportError('INVALID_CONFIG', 'createReplicaHost: at least one listen multiaddr is required')
+  if (listen.length === 0)
+    throw new TransportError('INVALID_CONFIG', 'createReplicaHost: at least one listen multiaddr is required')
   const logger = options.logger.child({ component: 'transport', peerId })
   const node = await createLibp2p({
     privateKey: options.privateKey,
@@ -71,7 +72,9 @@ export async function createReplicaHost(options: ReplicaHostOptions): Promise<Re
   const addresses = node.getMultiaddrs().map((address) => address.toString())
   if (!addresses.every((address) => address.endsWith(`/p2p/${peerId}`))) {
     await node.stop()
-    throw new Error(`createReplicaHost: libp2p announced ${addresses.join(', ')}, expected each to end in /p2p/${peerId}`)
+    throw new Error(
+      `createReplicaHost: libp2p announced ${addresses.join(', ')}, expected each to end in /p2p/${peerId}`,
+    )
   }
   logger.info({ addresses }, 'libp2p host listening')
   return node
@@ -101,16 +104,27 @@ function listenAddress(address: string, peerId: string): Multiaddr {
   try {
     parsed = multiaddr(address)
   } catch (error) {
-    throw new TransportError('INVALID_CONFIG', `listen address ${JSON.stringify(address)} is not a multiaddr (${(error as Error).message})`, { cause: error })
+    throw new TransportError(
+      'INVALID_CONFIG',
+      `listen address ${JSON.stringify(address)} is not a multiaddr (${(error as Error).message})`,
+      { cause: error },
+    )
   }
   const components = parsed.getComponents()
   const last = components.at(-1)
   if (last?.code === CODE_P2P) {
-    if (last.value !== peerId) throw new TransportError('INVALID_CONFIG', `listen address ${address} names peer ${last.value ?? '?'}, but this key is ${peerId}`)
+    if (last.value !== peerId)
+      throw new TransportError(
+        'INVALID_CONFIG',
+        `listen address ${address} names peer ${last.value ?? '?'}, but this key is ${peerId}`,
+      )
     components.pop()
   }
   if (components.length !== 2 || !IP_CODES.has(components[0]!.code) || components[1]!.code !== CODE_TCP) {
-    throw new TransportError('INVALID_CONFIG', `listen address ${address} is not /ip4|ip6/<host>/tcp/<port>: replicas listen on TCP only`)
+    throw new TransportError(
+      'INVALID_CONFIG',
+      `listen address ${address} is not /ip4|ip6/<host>/tcp/<port>: replicas listen on TCP only`,
+    )
   }
   return multiaddr(components)
 }

@@ -17,7 +17,8 @@ import { TransportError } from './errors.ts'
  * use the winner's key). Where hard links are unsupported, rename is the fallback.
  */
 export async function loadOrCreateKey(path: string): Promise<PrivateKey> {
-  if (typeof path !== 'string' || path.length === 0) throw new TypeError('loadOrCreateKey: path must be a non-empty string')
+  if (typeof path !== 'string' || path.length === 0)
+    throw new TypeError('loadOrCreateKey: path must be a non-empty string')
   const bytes = await readKeyFile(path)
   if (bytes !== undefined) return decodeKey(path, bytes)
   return createKey(path)
@@ -29,22 +30,34 @@ async function readKeyFile(path: string): Promise<Uint8Array | undefined> {
     return await readFile(path)
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined
-    throw new TransportError('INVALID_KEY', `key file ${path} cannot be read (${errorCode(error) ?? describe(error)})`, { cause: error })
+    throw new TransportError(
+      'INVALID_KEY',
+      `key file ${path} cannot be read (${errorCode(error) ?? describe(error)})`,
+      { cause: error },
+    )
   }
 }
 
 function decodeKey(path: string, bytes: Uint8Array): PrivateKey {
   if (bytes.byteLength === 0) throw new TransportError('INVALID_KEY', `key file ${path} is empty`)
   if (bytes.byteLength > KEY_FILE_BYTES_MAX) {
-    throw new TransportError('INVALID_KEY', `key file ${path} has ${bytes.byteLength} bytes; a marshalled key has far fewer than ${KEY_FILE_BYTES_MAX}`)
+    throw new TransportError(
+      'INVALID_KEY',
+      `key file ${path} has ${bytes.byteLength} bytes; a marshalled key has far fewer than ${KEY_FILE_BYTES_MAX}`,
+    )
   }
   let key: PrivateKey
   try {
     key = privateKeyFromProtobuf(bytes)
   } catch (error) {
-    throw new TransportError('INVALID_KEY', `key file ${path} is not a protobuf-marshalled libp2p private key (${describe(error)})`, { cause: error })
+    throw new TransportError(
+      'INVALID_KEY',
+      `key file ${path} is not a protobuf-marshalled libp2p private key (${describe(error)})`,
+      { cause: error },
+    )
   }
-  if (key.type !== 'Ed25519') throw new TransportError('INVALID_KEY', `key file ${path} holds a ${key.type} key; replicas use Ed25519`)
+  if (key.type !== 'Ed25519')
+    throw new TransportError('INVALID_KEY', `key file ${path} holds a ${key.type} key; replicas use Ed25519`)
   return key
 }
 
@@ -70,7 +83,8 @@ async function createKey(path: string): Promise<PrivateKey> {
       if (code === 'EEXIST') {
         // Another process won the race: its key is the identity.
         const theirs = await readKeyFile(path)
-        if (theirs === undefined) throw new TransportError('INVALID_KEY', `key file ${path} vanished while being created`)
+        if (theirs === undefined)
+          throw new TransportError('INVALID_KEY', `key file ${path} vanished while being created`)
         return decodeKey(path, theirs)
       }
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error
@@ -79,7 +93,11 @@ async function createKey(path: string): Promise<PrivateKey> {
     await syncDirectory(directory)
   } catch (error) {
     if (error instanceof TransportError) throw error
-    throw new TransportError('INVALID_KEY', `key file ${path} cannot be created (${errorCode(error) ?? describe(error)})`, { cause: error })
+    throw new TransportError(
+      'INVALID_KEY',
+      `key file ${path} cannot be created (${errorCode(error) ?? describe(error)})`,
+      { cause: error },
+    )
   } finally {
     await unlink(temporary).catch(() => {})
   }

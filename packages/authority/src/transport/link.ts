@@ -140,7 +140,14 @@ export class OutboundLink {
   private async connect(): Promise<boolean> {
     const { libp2p, protocol, logger, counters } = this.options
     if (this.attempt > 0) {
-      await this.sleep(backoffDelayMs(this.attempt, this.options.reconnectBackoffBaseMs, this.options.reconnectBackoffMaxMs, this.options.random))
+      await this.sleep(
+        backoffDelayMs(
+          this.attempt,
+          this.options.reconnectBackoffBaseMs,
+          this.options.reconnectBackoffMaxMs,
+          this.options.random,
+        ),
+      )
       if (this.stopped) return false
     }
     let stream: Stream
@@ -203,13 +210,14 @@ export class OutboundLink {
     this.writer = undefined
     const livedMs = performance.now() - this.openedAtMs
     this.attempt = livedMs >= LINK_HEALTHY_MS ? 0 : this.attempt + 1
-    if (stream.status === 'open') stream.abort(reason instanceof Error ? reason : new TransportError('CLOSED', String(reason)))
+    if (stream.status === 'open')
+      stream.abort(reason instanceof Error ? reason : new TransportError('CLOSED', String(reason)))
     if (!this.stopped) this.options.logger.info({ livedMs: Math.round(livedMs), err: describe(reason) }, 'link lost')
   }
 
   private sleep(delayMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined 
+      let timer: NodeJS.Timeout | undefined
       const done = (): void => {
         clearTimeout(timer)
         this.wakeFromBackoff = undefined

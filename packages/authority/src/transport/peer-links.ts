@@ -126,7 +126,8 @@ export class PeerLinks {
   private readonly refusedLogged = new Set<string>()
   private state: 'new' | 'started' | 'stopped' = 'new'
 
-  private readonly counters: LinkCounters & Omit<PeerLinksStats, keyof LinkCounters | 'framesDropped' | 'queuedFrames' | 'queuedBytes'> = {
+  private readonly counters: LinkCounters &
+    Omit<PeerLinksStats, keyof LinkCounters | 'framesDropped' | 'queuedFrames' | 'queuedBytes'> = {
     framesSent: 0,
     bytesSent: 0,
     framesReceived: 0,
@@ -153,18 +154,37 @@ export class PeerLinks {
     this.onPeerDown = options.onPeerDown
     this.queueFramesMax = positiveInteger('queueFramesMax', options.queueFramesMax ?? QUEUE_FRAMES_MAX_DEFAULT)
     this.frameBytesMax = positiveInteger('frameBytesMax', options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT)
-    this.queueBytesMax = positiveInteger('queueBytesMax', options.queueBytesMax ?? Math.max(QUEUE_BYTES_MAX_DEFAULT, this.frameBytesMax))
-    this.reconnectBackoffBaseMs = positiveInteger('reconnectBackoffBaseMs', options.reconnectBackoffBaseMs ?? RECONNECT_BACKOFF_BASE_MS_DEFAULT)
-    this.reconnectBackoffMaxMs = positiveInteger('reconnectBackoffMaxMs', options.reconnectBackoffMaxMs ?? RECONNECT_BACKOFF_MAX_MS_DEFAULT)
+    this.queueBytesMax = positiveInteger(
+      'queueBytesMax',
+      options.queueBytesMax ?? Math.max(QUEUE_BYTES_MAX_DEFAULT, this.frameBytesMax),
+    )
+    this.reconnectBackoffBaseMs = positiveInteger(
+      'reconnectBackoffBaseMs',
+      options.reconnectBackoffBaseMs ?? RECONNECT_BACKOFF_BASE_MS_DEFAULT,
+    )
+    this.reconnectBackoffMaxMs = positiveInteger(
+      'reconnectBackoffMaxMs',
+      options.reconnectBackoffMaxMs ?? RECONNECT_BACKOFF_MAX_MS_DEFAULT,
+    )
     this.dialTimeoutMs = positiveInteger('dialTimeoutMs', options.dialTimeoutMs ?? LINK_DIAL_TIMEOUT_MS)
     this.random = options.random ?? Math.random
     if (this.queueBytesMax < this.frameBytesMax) {
-      throw new TransportError('INVALID_CONFIG', `queueBytesMax (${this.queueBytesMax}) must be at least frameBytesMax (${this.frameBytesMax}), or a largest frame could never be queued`)
+      throw new TransportError(
+        'INVALID_CONFIG',
+        `queueBytesMax (${this.queueBytesMax}) must be at least frameBytesMax (${this.frameBytesMax}), or a largest frame could never be queued`,
+      )
     }
     if (this.reconnectBackoffMaxMs < this.reconnectBackoffBaseMs) {
-      throw new TransportError('INVALID_CONFIG', `reconnectBackoffMaxMs (${this.reconnectBackoffMaxMs}) must be at least reconnectBackoffBaseMs (${this.reconnectBackoffBaseMs})`)
+      throw new TransportError(
+        'INVALID_CONFIG',
+        `reconnectBackoffMaxMs (${this.reconnectBackoffMaxMs}) must be at least reconnectBackoffBaseMs (${this.reconnectBackoffBaseMs})`,
+      )
     }
-    if (typeof this.protocol !== 'string' || !this.protocol.startsWith('/')) throw new TransportError('INVALID_CONFIG', `protocol ${String(this.protocol)} must be a protocol id starting with /`)
+    if (typeof this.protocol !== 'string' || !this.protocol.startsWith('/'))
+      throw new TransportError(
+        'INVALID_CONFIG',
+        `protocol ${String(this.protocol)} must be a protocol id starting with /`,
+      )
     this.logger = options.logger.child({ component: 'peer-links', protocol: this.protocol })
     this.applyPeers(options.peers)
     for (const [id, peer] of this.peers) this.createLink(id, peer.multiaddr)
@@ -194,7 +214,10 @@ export class PeerLinks {
     this.state = 'stopped'
     this.libp2p.removeEventListener('peer:disconnect', this.onPeerDisconnect)
     this.libp2p.removeEventListener('peer:connect', this.onPeerConnect)
-    if (wasStarted) await this.libp2p.unhandle(this.protocol).catch((error: unknown) => this.logger.debug({ err: error }, 'unhandle failed'))
+    if (wasStarted)
+      await this.libp2p
+        .unhandle(this.protocol)
+        .catch((error: unknown) => this.logger.debug({ err: error }, 'unhandle failed'))
     await Promise.all([...this.links.values()].map(async (link) => link.stop()))
     this.links.clear()
     for (const [id, stream] of this.inbound) this.closeInbound(id, stream, 'links stopped')
@@ -239,7 +262,8 @@ export class PeerLinks {
       if (link !== undefined) this.links.delete(id)
       if (link !== undefined) this.retire(link.stop())
       const stream = this.inbound.get(id)
-      if (stream !== undefined && !(now?.peerId.equals(old.peerId) ?? false)) this.closeInbound(id, stream, 'peer removed from the configuration')
+      if (stream !== undefined && !(now?.peerId.equals(old.peerId) ?? false))
+        this.closeInbound(id, stream, 'peer removed from the configuration')
     }
     for (const [id, peer] of this.peers) {
       if (this.links.has(id)) continue
@@ -257,7 +281,8 @@ export class PeerLinks {
       queuedBytes += link.queuedBytes
     }
     const c = this.counters
-    const framesDropped = c.framesDroppedQueueFull + c.framesDroppedUnknownPeer + c.framesDroppedTooLarge + c.framesDroppedInFlight
+    const framesDropped =
+      c.framesDroppedQueueFull + c.framesDroppedUnknownPeer + c.framesDroppedTooLarge + c.framesDroppedInFlight
     return { ...c, framesDropped, queuedFrames, queuedBytes }
   }
 
@@ -269,13 +294,16 @@ export class PeerLinks {
     const idByPeerId = new Map<string, number>()
     const self = this.libp2p.peerId.toString()
     for (const [id, peer] of peers) {
-      if (!Number.isSafeInteger(id) || id < 0) throw new TransportError('INVALID_CONFIG', `peer id ${id} is not a non-negative integer`)
-      if (id === this.self) throw new TransportError('INVALID_CONFIG', `peers include self (${id}); links are to the other replicas`)
+      if (!Number.isSafeInteger(id) || id < 0)
+        throw new TransportError('INVALID_CONFIG', `peer id ${id} is not a non-negative integer`)
+      if (id === this.self)
+        throw new TransportError('INVALID_CONFIG', `peers include self (${id}); links are to the other replicas`)
       const entry = parsePeer(id, peer)
       const key = entry.peerId.toString()
       if (key === self) throw new TransportError('INVALID_CONFIG', `peer ${id} has this host's own peer id ${key}`)
       const other = idByPeerId.get(key)
-      if (other !== undefined) throw new TransportError('INVALID_CONFIG', `peers ${other} and ${id} have the same peer id ${key}`)
+      if (other !== undefined)
+        throw new TransportError('INVALID_CONFIG', `peers ${other} and ${id} have the same peer id ${key}`)
       idByPeerId.set(key, id)
       parsed.set(id, entry)
     }
@@ -324,7 +352,14 @@ export class PeerLinks {
     if (this.refusedLogged.has(remote) || this.refusedLogged.size > REFUSED_PEERS_LOGGED_MAX) return
     this.refusedLogged.add(remote)
     const last = this.refusedLogged.size > REFUSED_PEERS_LOGGED_MAX
-    this.logger.warn({ peer: remote, remoteAddr: connection.remoteAddr.toString(), ...(last ? { furtherRefusalsOnlyCounted: true } : {}) }, 'inbound stream refused: not a configured replica')
+    this.logger.warn(
+      {
+        peer: remote,
+        remoteAddr: connection.remoteAddr.toString(),
+        ...(last ? { furtherRefusalsOnlyCounted: true } : {}),
+      },
+      'inbound stream refused: not a configured replica',
+    )
   }
 
   private async readInbound(id: number, stream: Stream): Promise<void> {
@@ -355,7 +390,10 @@ export class PeerLinks {
       }
       // The peer closed its link (EOF), reset it, or the connection went: close our half too.
       logger.debug({ err: error instanceof Error ? error.name : String(error) }, 'inbound stream ended')
-      if (stream.status === 'open') await stream.close({ signal: AbortSignal.timeout(1_000) }).catch((closeError: unknown) => stream.abort(closeError as Error))
+      if (stream.status === 'open')
+        await stream
+          .close({ signal: AbortSignal.timeout(1_000) })
+          .catch((closeError: unknown) => stream.abort(closeError as Error))
     }
   }
 
@@ -394,7 +432,9 @@ export class PeerLinks {
 
   /** Tracks background work (stopping a link, a reader) so that stop() can wait for it. */
   private retire(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => this.logger.error({ err: error }, 'background transport task failed')).finally(() => this.retiring.delete(tracked))
+    const tracked = work
+      .catch((error: unknown) => this.logger.error({ err: error }, 'background transport task failed'))
+      .finally(() => this.retiring.delete(tracked))
     this.retiring.add(tracked)
   }
 }
@@ -404,24 +444,32 @@ function parsePeer(id: number, peer: PeerAddress): { peerId: PeerId; multiaddr: 
   try {
     peerId = peerIdFromString(peer.peerId)
   } catch (error) {
-    throw new TransportError('INVALID_CONFIG', `peer ${id}: ${JSON.stringify(peer.peerId)} is not a peer id`, { cause: error })
+    throw new TransportError('INVALID_CONFIG', `peer ${id}: ${JSON.stringify(peer.peerId)} is not a peer id`, {
+      cause: error,
+    })
   }
   let address: Multiaddr
   try {
     address = multiaddr(peer.multiaddr)
   } catch (error) {
-    throw new TransportError('INVALID_CONFIG', `peer ${id}: ${JSON.stringify(peer.multiaddr)} is not a multiaddr`, { cause: error })
+    throw new TransportError('INVALID_CONFIG', `peer ${id}: ${JSON.stringify(peer.multiaddr)} is not a multiaddr`, {
+      cause: error,
+    })
   }
   const last = address.getComponents().at(-1)
   if (last === undefined || last.code !== CODE_P2P) {
     address = address.encapsulate(`/p2p/${peerId.toString()}`)
   } else if (last.value !== peerId.toString()) {
-    throw new TransportError('INVALID_CONFIG', `peer ${id}: multiaddr ${peer.multiaddr} names peer ${last.value ?? '?'}, not ${peerId.toString()}`)
+    throw new TransportError(
+      'INVALID_CONFIG',
+      `peer ${id}: multiaddr ${peer.multiaddr} names peer ${last.value ?? '?'}, not ${peerId.toString()}`,
+    )
   }
   return { peerId, multiaddr: address }
 }
 
 function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TransportError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`)
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new TransportError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`)
   return value
 }

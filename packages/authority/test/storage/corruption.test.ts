@@ -32,7 +32,10 @@ async function goodStore(): Promise<string> {
   const dir = await makeTempDir('corrupt')
   dirs.push(dir)
   const storage = await LevelStorage.open(dir)
-  await storage.save({ hardState: { term: 2, vote: 1, commit: 6 }, entries: [...entries(1, 5, 1), ...entries(6, 8, 2)] })
+  await storage.save({
+    hardState: { term: 2, vote: 1, commit: 6 },
+    entries: [...entries(1, 5, 1), ...entries(6, 8, 2)],
+  })
   await storage.createSnapshot(2, CONF, new TextEncoder().encode('image'))
   await storage.close()
   return dir
@@ -170,7 +173,11 @@ describe('LevelStorage refuses a damaged dir', () => {
     const dir = await goodStore()
     // Push everything from the write-ahead log into table files, then lose them.
     // `level` types the database generically; on Node it is classic-level, which has compactRange.
-    const compact = (db: RawDatabase): Promise<void> => (db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> }).compactRange(new Uint8Array([0]), new Uint8Array([0xff]))
+    const compact = (db: RawDatabase): Promise<void> =>
+      (db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> }).compactRange(
+        new Uint8Array([0]),
+        new Uint8Array([0xff]),
+      )
     await withRawDatabase(dir, compact)
     const tables = (await readdir(dir)).filter((name) => name.endsWith('.ldb') || name.endsWith('.sst'))
     expect(tables.length).toBeGreaterThan(0)

@@ -17,13 +17,16 @@ const CONF = { voters: [1], learners: [] }
 
 function makeEntries(from: number, to: number, term: number): Entry[] {
   const result: Entry[] = []
-  for (let index = from; index <= to; index++) result.push({ index, term, type: 'normal', data: entryData(index, term) })
+  for (let index = from; index <= to; index++)
+    result.push({ index, term, type: 'normal', data: entryData(index, term) })
   return result
 }
 
 async function main(dir: string, seed: number): Promise<void> {
   const rng = createSeededRng(seed)
-  const storage = await LevelStorage.open(dir, { bootstrap: { confState: CONF, data: new TextEncoder().encode('bootstrap') } })
+  const storage = await LevelStorage.open(dir, {
+    bootstrap: { confState: CONF, data: new TextEncoder().encode('bootstrap') },
+  })
   let { term, vote, commit } = storage.initialState().hardState
   process.stdout.write(`ready ${storage.lastIndex()}\n`)
   for (;;) {

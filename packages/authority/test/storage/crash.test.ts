@@ -55,7 +55,12 @@ async function runAndKill(dir: string, seed: number, delayMs: number): Promise<A
   for (const line of stdout.split('\n')) {
     const match = /^ack (\d+) (\d+) (\d+) (\d+)$/.exec(line)
     if (match === null) continue
-    acknowledged = { lastIndex: Number(match[1]), term: Number(match[2]), commit: Number(match[3]), snapshotIndex: Number(match[4]) }
+    acknowledged = {
+      lastIndex: Number(match[1]),
+      term: Number(match[2]),
+      commit: Number(match[3]),
+      snapshotIndex: Number(match[4]),
+    }
   }
   return acknowledged
 }

@@ -41,7 +41,11 @@ export type RawDatabase = Level<Uint8Array, Uint8Array>
 
 /** Open the dir's LevelDB directly (the store must be closed), run `action`, close it. */
 export async function withRawDatabase<T>(dir: string, action: (db: RawDatabase) => Promise<T>): Promise<T> {
-  const db: RawDatabase = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', createIfMissing: false })
+  const db: RawDatabase = new Level<Uint8Array, Uint8Array>(dir, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    createIfMissing: false,
+  })
   await db.open()
   try {
     return await action(db)

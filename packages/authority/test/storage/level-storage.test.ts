@@ -30,7 +30,8 @@ async function open(dir: string, options?: Parameters<typeof LevelStorage.open>[
   cleanup.push(() => storage.close())
   return storage
 }
-const logKeys = async (dir: string): Promise<string[]> => (await rawKeys(dir, describeKey)).filter((key) => key.startsWith('log/'))
+const logKeys = async (dir: string): Promise<string[]> =>
+  (await rawKeys(dir, describeKey)).filter((key) => key.startsWith('log/'))
 
 describe('LevelStorage: open and bootstrap', () => {
   it('a new dir with bootstrap starts exactly like MemoryStorage.bootstrap', async () => {
@@ -107,7 +108,11 @@ describe('LevelStorage: round trips through reopen', () => {
     expect(reopened.stats().entries).toBe(4)
     expect(reopened.stats().logBytes).toBe(storage.stats().logBytes)
 
-    const snapshot = await reopened.createSnapshot(3, { voters: [1, 2], learners: [5] }, new TextEncoder().encode('image at 3'))
+    const snapshot = await reopened.createSnapshot(
+      3,
+      { voters: [1, 2], learners: [5] },
+      new TextEncoder().encode('image at 3'),
+    )
     await reopened.close()
     const again = await open(dir)
     expect(again.snapshot()).toEqual(snapshot)
@@ -149,7 +154,10 @@ describe('LevelStorage: round trips through reopen', () => {
     const dir = await tempDir()
     const storage = await open(dir)
     await storage.save({ entries: entries(1, 5, 1) })
-    const snapshot: Snapshot = { metadata: { index: 20, term: 4, confState: CONF }, data: new TextEncoder().encode('leader image') }
+    const snapshot: Snapshot = {
+      metadata: { index: 20, term: 4, confState: CONF },
+      data: new TextEncoder().encode('leader image'),
+    }
     await storage.save({ snapshot, entries: entries(21, 22, 4), hardState: { term: 4, vote: 0, commit: 20 } })
     await storage.close()
     expect(await logKeys(dir)).toEqual(['log/21', 'log/22'])
@@ -164,7 +172,8 @@ describe('LevelStorage: writes', () => {
     const dir = await tempDir()
     const storage = await open(dir)
     const pending: Array<Promise<void>> = []
-    for (let index = 1; index <= 50; index++) pending.push(storage.save({ hardState: { term: 1, vote: 1, commit: index - 1 }, entries: [entry(index, 1)] }))
+    for (let index = 1; index <= 50; index++)
+      pending.push(storage.save({ hardState: { term: 1, vote: 1, commit: index - 1 }, entries: [entry(index, 1)] }))
     await Promise.all(pending)
     expect(storage.lastIndex()).toBe(50)
     expect(storage.initialState().hardState.commit).toBe(49)
@@ -184,8 +193,12 @@ describe('LevelStorage: writes', () => {
     const dir = await tempDir()
     const storage = await open(dir)
     await storage.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: entries(1, 3, 1) })
-    await expect(storage.save({ hardState: { term: 2, vote: 1, commit: 4 }, entries: [] })).rejects.toThrow(RaftAssertionError)
-    await expect(storage.save({ hardState: { term: 1, vote: 1, commit: 1 }, entries: [] })).rejects.toThrow(RaftAssertionError)
+    await expect(storage.save({ hardState: { term: 2, vote: 1, commit: 4 }, entries: [] })).rejects.toThrow(
+      RaftAssertionError,
+    )
+    await expect(storage.save({ hardState: { term: 1, vote: 1, commit: 1 }, entries: [] })).rejects.toThrow(
+      RaftAssertionError,
+    )
     await expect(storage.createSnapshot(2, CONF, new Uint8Array())).rejects.toThrow(RaftAssertionError)
     expect(storage.initialState().hardState).toEqual({ term: 2, vote: 1, commit: 0 })
     await storage.save({ hardState: { term: 2, vote: 1, commit: 3 }, entries: [] })

@@ -108,7 +108,10 @@ export function asyncStorageSuite<S extends AsyncWritableStorage>(name: string, 
     // Raft §7: the snapshot replaces the log up to its last included index.
     it('createSnapshot records index, term and membership and compacts the log before it', async () => {
       const storage = await factory()
-      await storage.save({ hardState: { term: 2, vote: 1, commit: 6 }, entries: [...entries(1, 3, 1), ...entries(4, 6, 2)] })
+      await storage.save({
+        hardState: { term: 2, vote: 1, commit: 6 },
+        entries: [...entries(1, 3, 1), ...entries(4, 6, 2)],
+      })
       const snapshot = await storage.createSnapshot(4, CONF, new TextEncoder().encode('image'))
       expect(snapshot.metadata).toEqual({ index: 4, term: 2, confState: CONF })
       expect(storage.snapshot()).toEqual(snapshot)
@@ -145,7 +148,10 @@ export function asyncStorageSuite<S extends AsyncWritableStorage>(name: string, 
       const storage = await factory()
       await storage.save({ entries: entries(1, 5, 1) })
       const learnerConf: ConfState = { voters: [1, 2, 3], learners: [4] }
-      const snapshot: Snapshot = { metadata: { index: 10, term: 3, confState: learnerConf }, data: new TextEncoder().encode('leader image') }
+      const snapshot: Snapshot = {
+        metadata: { index: 10, term: 3, confState: learnerConf },
+        data: new TextEncoder().encode('leader image'),
+      }
       await storage.save({ snapshot, hardState: { term: 3, vote: 0, commit: 10 }, entries: [] })
       expect(storage.snapshot()).toEqual(snapshot)
       expect(storage.firstIndex()).toBe(11)
@@ -159,7 +165,11 @@ export function asyncStorageSuite<S extends AsyncWritableStorage>(name: string, 
 
     it('a saved snapshot older than the stored one is refused', async () => {
       const storage = await factory()
-      await storage.save({ snapshot: { metadata: { index: 10, term: 3, confState: CONF }, data: new Uint8Array() }, hardState: { term: 3, vote: 0, commit: 10 }, entries: [] })
+      await storage.save({
+        snapshot: { metadata: { index: 10, term: 3, confState: CONF }, data: new Uint8Array() },
+        hardState: { term: 3, vote: 0, commit: 10 },
+        entries: [],
+      })
       const older: Snapshot = { metadata: { index: 8, term: 3, confState: CONF }, data: new Uint8Array() }
       expect(await codeOf(() => storage.save({ snapshot: older, entries: [] }))).toBe('SNAPSHOT_OUT_OF_DATE')
       expect(storage.snapshot().metadata.index).toBe(10)
@@ -169,7 +179,10 @@ export function asyncStorageSuite<S extends AsyncWritableStorage>(name: string, 
     it('one save applies snapshot, then entries, then hard state', async () => {
       const storage = await factory()
       await storage.save({ entries: entries(1, 3, 1) })
-      const snapshot: Snapshot = { metadata: { index: 10, term: 3, confState: CONF }, data: new TextEncoder().encode('image') }
+      const snapshot: Snapshot = {
+        metadata: { index: 10, term: 3, confState: CONF },
+        data: new TextEncoder().encode('image'),
+      }
       await storage.save({ snapshot, entries: entries(11, 12, 3), hardState: { term: 3, vote: 2, commit: 11 } })
       expect(storage.firstIndex()).toBe(11)
       expect(storage.lastIndex()).toBe(12)

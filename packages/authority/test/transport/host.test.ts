@@ -28,7 +28,11 @@ describe('createReplicaHost', () => {
   })
 
   it('two hosts connect with Noise and Yamux', async () => {
-    const [a, b] = await Promise.all([0, 1].map(async () => createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], logger })))
+    const [a, b] = await Promise.all(
+      [0, 1].map(async () =>
+        createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], logger }),
+      ),
+    )
     hosts.push(a!, b!)
     const connection = await a!.dial(b!.getMultiaddrs()[0]!)
     expect(connection.remotePeer.toString()).toBe(b!.peerId.toString())
@@ -38,7 +42,11 @@ describe('createReplicaHost', () => {
 
   it('dials from its own listen IP, so iptables rules between replica addresses match (issue 6)', async () => {
     // Loopback would otherwise source every dial from 127.0.0.1.
-    const [a, b] = await Promise.all(['127.0.0.21', '127.0.0.22'].map(async (ip) => createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: [`/ip4/${ip}/tcp/0`], logger })))
+    const [a, b] = await Promise.all(
+      ['127.0.0.21', '127.0.0.22'].map(async (ip) =>
+        createReplicaHost({ privateKey: await generateKeyPair('Ed25519'), listen: [`/ip4/${ip}/tcp/0`], logger }),
+      ),
+    )
     hosts.push(a!, b!)
     await a!.dial(b!.getMultiaddrs()[0]!)
     // The listener registers an inbound connection a moment after the dialer has its side.
@@ -53,7 +61,13 @@ describe('createReplicaHost', () => {
   it('refuses listen addresses that are not plain TCP, or name another peer, with INVALID_CONFIG', async () => {
     const privateKey = await generateKeyPair('Ed25519')
     const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-    for (const listen of [[], ['nonsense'], ['/ip4/127.0.0.1/udp/0/quic-v1'], ['/ip4/127.0.0.1/tcp/0/ws'], [`/ip4/127.0.0.1/tcp/0/p2p/${other}`]]) {
+    for (const listen of [
+      [],
+      ['nonsense'],
+      ['/ip4/127.0.0.1/udp/0/quic-v1'],
+      ['/ip4/127.0.0.1/tcp/0/ws'],
+      [`/ip4/127.0.0.1/tcp/0/p2p/${other}`],
+    ]) {
       const error = await createReplicaHost({ privateKey, listen, logger }).then(
         (host) => {
           hosts.push(host)

@@ -26,7 +26,10 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     logger.info({ signal }, 'shutting down')
     if (replica.isLeader()) {
       const handedOver = await replica.transferLeadership(TRANSFER_ON_EXIT_TIMEOUT_MS)
-      logger.info({ handedOver }, handedOver ? 'leadership handed over before exit' : 'no successor took over in time; exiting anyway')
+      logger.info(
+        { handedOver },
+        handedOver ? 'leadership handed over before exit' : 'no successor took over in time; exiting anyway',
+      )
     }
     await api.stop()
     await replica.stop()

@@ -20,7 +20,11 @@ async function openClient(options: ClientCommandOptions): Promise<{ client: Auth
   const cluster = await loadClusterFile(options.cluster)
   const operator = cluster.operators[0]
   const privateKey = operator === undefined ? undefined : await loadOrCreateKey(operator.keyFile)
-  const client = new AuthorityClient({ bootstrap: cluster.replicas.map((replica) => replica.multiaddr), requestTimeoutMs: options.timeoutMs, ...(privateKey !== undefined ? { privateKey } : {}) })
+  const client = new AuthorityClient({
+    bootstrap: cluster.replicas.map((replica) => replica.multiaddr),
+    requestTimeoutMs: options.timeoutMs,
+    ...(privateKey !== undefined ? { privateKey } : {}),
+  })
   await client.start()
   return { client, cluster }
 }
@@ -29,24 +33,53 @@ export async function status(options: ClientCommandOptions): Promise<number> {
   const { client, cluster } = await openClient(options)
   try {
     const results = await client.statusAll()
-    const leaderCommit = Math.max(0, ...results.map((result) => ('status' in result && result.status !== undefined ? result.status.commit : 0)))
+    const leaderCommit = Math.max(
+      0,
+      ...results.map((result) => ('status' in result && result.status !== undefined ? result.status.commit : 0)),
+    )
     const rows = cluster.replicas.map((replica) => {
       const result = results.find((entry) => entry.multiaddr === replica.multiaddr)
       const s = result !== undefined && 'status' in result ? result.status : undefined
-      if (s === undefined) return { id: replica.id, replica: `${replica.id}`, role: 'unreachable', error: result !== undefined && 'error' in result ? String(result.error?.code ?? 'UNAVAILABLE') : 'UNAVAILABLE' }
-      return { id: replica.id, replica: `${replica.id}`, role: s.role, term: s.term, commit: s.commit, applied: s.applied, lag: leaderCommit - s.applied, leader: s.leader === null ? '-' : String(s.leader.id), records: s.registryRecords, snapshot: s.snapshotIndex }
+      if (s === undefined)
+        return {
+          id: replica.id,
+          replica: `${replica.id}`,
+          role: 'unreachable',
+          error:
+            result !== undefined && 'error' in result ? String(result.error?.code ?? 'UNAVAILABLE') : 'UNAVAILABLE',
+        }
+      return {
+        id: replica.id,
+        replica: `${replica.id}`,
+        role: s.role,
+        term: s.term,
+        commit: s.commit,
+        applied: s.applied,
+        lag: leaderCommit - s.applied,
+        leader: s.leader === null ? '-' : String(s.leader.id),
+        records: s.registryRecords,
+        snapshot: s.snapshotIndex,
+      }
     })
     // Nodes are read from the leader; with none, say so at once rather than wait out retries.
     const nodes = rows.some((row) => row.role === 'leader') ? await nodeSummary(client, options.timeoutMs) : undefined
     if (options.json) {
       console.log(JSON.stringify({ replicas: rows, nodes }))
     } else {
-      console.log(renderTable(rows, ['replica', 'role', 'term', 'commit', 'applied', 'lag', 'leader', 'records', 'snapshot']))
+      console.log(
+        renderTable(rows, ['replica', 'role', 'term', 'commit', 'applied', 'lag', 'leader', 'records', 'snapshot']),
+      )
       if (nodes !== undefined) {
         console.log()
-        console.log(`nodes: ${nodes.active} active, ${nodes.total - nodes.active} inactive${nodes.complete ? '' : ` (first ${nodes.total} counted)`}`)
-        if (nodes.shown.length > 0) console.log(renderTable(nodes.shown, ['node', 'active', 'capabilities', 'version', 'seq', 'uptime', 'changed']))
-        if (nodes.total > nodes.shown.length) console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
+        console.log(
+          `nodes: ${nodes.active} active, ${nodes.total - nodes.active} inactive${nodes.complete ? '' : ` (first ${nodes.total} counted)`}`,
+        )
+        if (nodes.shown.length > 0)
+          console.log(
+            renderTable(nodes.shown, ['node', 'active', 'capabilities', 'version', 'seq', 'uptime', 'changed']),
+          )
+        if (nodes.total > nodes.shown.length)
+          console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
       } else {
         console.log('\nnodes: not readable right now (no leader answered)')
       }
@@ -75,7 +108,10 @@ async function nodeSummary(client: AuthorityClient, timeoutMs: number): Promise<
   let afterPeerId: string | undefined
   try {
     do {
-      const page = await client.list({ limit: 1000, ...(afterPeerId === undefined ? {} : { afterPeerId }) }, { consistency: 'linearizable', signal })
+      const page = await client.list(
+        { limit: 1000, ...(afterPeerId === undefined ? {} : { afterPeerId }) },
+        { consistency: 'linearizable', signal },
+      )
       records.push(...page.records)
       afterPeerId = page.nextAfterPeerId
     } while (afterPeerId !== undefined && records.length < STATUS_NODES_COUNTED_MAX)
@@ -95,7 +131,12 @@ async function nodeSummary(client: AuthorityClient, timeoutMs: number): Promise<
       uptime: formatDuration(uptimeMs(record, nowMs)),
       changed: record.lastUpdatedMs === 0 ? '-' : `${formatDuration(Math.max(0, nowMs - record.lastUpdatedMs))} ago`,
     }))
-  return { total: records.length, active: records.filter((record) => record.isActive).length, complete: afterPeerId === undefined, shown }
+  return {
+    total: records.length,
+    active: records.filter((record) => record.isActive).length,
+    complete: afterPeerId === undefined,
+    shown,
+  }
 }
 
 /** For tables only (JSON and logs keep full ids): the tail a person can tell apart. */
@@ -119,7 +160,8 @@ export function parseAssignments(assignments: readonly string[]): Partial<SelfRe
     if (equals <= 0) throw new UsageError(`"${assignment}" is not FIELD=VALUE`)
     const field = assignment.slice(0, equals)
     const value = assignment.slice(equals + 1)
-    if (!known.has(field)) throw new UsageError(`unknown field "${field}"; a node reports: ${SELF_REPORTED_FIELDS.join(', ')}`)
+    if (!known.has(field))
+      throw new UsageError(`unknown field "${field}"; a node reports: ${SELF_REPORTED_FIELDS.join(', ')}`)
     if (field === 'multiaddrs') fields[field] = value === '' ? [] : value.split(',')
     else if (field.startsWith('is')) {
       if (value !== 'true' && value !== 'false') throw new UsageError(`${field} takes true or false (got "${value}")`)
@@ -127,7 +169,8 @@ export function parseAssignments(assignments: readonly string[]): Partial<SelfRe
     } else if (field === 'version' || field === 'ethAddress') fields[field] = value
     else {
       const number = Number(value)
-      if (!Number.isSafeInteger(number) || number < 0) throw new UsageError(`${field} takes a non-negative integer (got "${value}")`)
+      if (!Number.isSafeInteger(number) || number < 0)
+        throw new UsageError(`${field} takes a non-negative integer (got "${value}")`)
       fields[field] = number
     }
   }
@@ -143,7 +186,11 @@ function checkPeerId(peerId: string): void {
   }
 }
 
-export async function put(peerId: string, assignments: readonly string[], options: ClientCommandOptions): Promise<number> {
+export async function put(
+  peerId: string,
+  assignments: readonly string[],
+  options: ClientCommandOptions,
+): Promise<number> {
   checkPeerId(peerId)
   const fields = parseAssignments(assignments)
   const { client } = await openClient(options)
@@ -167,7 +214,10 @@ export async function put(peerId: string, assignments: readonly string[], option
   }
 }
 
-export async function get(peerId: string, options: ClientCommandOptions & { consistency: Consistency }): Promise<number> {
+export async function get(
+  peerId: string,
+  options: ClientCommandOptions & { consistency: Consistency },
+): Promise<number> {
   checkPeerId(peerId)
   const { client } = await openClient(options)
   try {
@@ -185,15 +235,39 @@ export async function get(peerId: string, options: ClientCommandOptions & { cons
   }
 }
 
-export async function ls(filter: { active?: boolean; staked?: boolean; capability?: string; limit: number }, options: ClientCommandOptions & { consistency: Consistency }): Promise<number> {
+export async function ls(
+  filter: { active?: boolean; staked?: boolean; capability?: string; limit: number },
+  options: ClientCommandOptions & { consistency: Consistency },
+): Promise<number> {
   const { client } = await openClient(options)
   try {
-    const { records, index } = await client.list({ ...(filter.active !== undefined ? { active: filter.active } : {}), ...(filter.staked !== undefined ? { staked: filter.staked } : {}), ...(filter.capability !== undefined ? { capability: filter.capability as 'twitter' } : {}), limit: filter.limit }, { consistency: options.consistency })
+    const { records, index } = await client.list(
+      {
+        ...(filter.active !== undefined ? { active: filter.active } : {}),
+        ...(filter.staked !== undefined ? { staked: filter.staked } : {}),
+        ...(filter.capability !== undefined ? { capability: filter.capability as 'twitter' } : {}),
+        limit: filter.limit,
+      },
+      { consistency: options.consistency },
+    )
     if (options.json) {
       console.log(JSON.stringify({ records, index }))
       return 0
     }
-    console.log(renderTable(records.map((record) => ({ peer: record.peerId, active: record.isActive, staked: record.isStaked, capabilities: capabilities(record), version: record.version || '-', seq: record.originSeq, changed: record.changedIndex })), ['peer', 'active', 'staked', 'capabilities', 'version', 'seq', 'changed']))
+    console.log(
+      renderTable(
+        records.map((record) => ({
+          peer: record.peerId,
+          active: record.isActive,
+          staked: record.isStaked,
+          capabilities: capabilities(record),
+          version: record.version || '-',
+          seq: record.originSeq,
+          changed: record.changedIndex,
+        })),
+        ['peer', 'active', 'staked', 'capabilities', 'version', 'seq', 'changed'],
+      ),
+    )
     console.log(`${records.length} record(s) as of log index ${index}`)
     return 0
   } finally {
@@ -202,11 +276,18 @@ export async function ls(filter: { active?: boolean; staked?: boolean; capabilit
 }
 
 function capabilities(record: NodeData): string {
-  const names = [record.isTwitterScraper && 'twitter', record.isWebScraper && 'web', record.isDiscordScraper && 'discord', record.isTelegramScraper && 'telegram'].filter(Boolean)
+  const names = [
+    record.isTwitterScraper && 'twitter',
+    record.isWebScraper && 'web',
+    record.isDiscordScraper && 'discord',
+    record.isTelegramScraper && 'telegram',
+  ].filter(Boolean)
   return names.length === 0 ? '-' : names.join(',')
 }
 
 function formatRecord(record: NodeData, index: number): string {
-  const lines = Object.entries(record).map(([field, value]) => `${field.padEnd(22)} ${Array.isArray(value) ? value.join(', ') || '-' : String(value)}`)
+  const lines = Object.entries(record).map(
+    ([field, value]) => `${field.padEnd(22)} ${Array.isArray(value) ? value.join(', ') || '-' : String(value)}`,
+  )
   return `${lines.join('\n')}\n(as of log index ${index})`
 }

@@ -3,7 +3,13 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { DEFAULT_LIVENESS, DEFAULT_TIMING, SNAPSHOT_EVERY_ENTRIES_DEFAULT, loadOrCreateKey, parseClusterFile } from '@nodeledger/authority'
+import {
+  DEFAULT_LIVENESS,
+  DEFAULT_TIMING,
+  SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+  loadOrCreateKey,
+  parseClusterFile,
+} from '@nodeledger/authority'
 import type { ClusterFile } from '@nodeledger/authority'
 import { UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
@@ -22,10 +28,12 @@ export interface ClusterInitOptions {
  * address (issue 6's iptables nemesis).
  */
 export async function clusterInit(options: ClusterInitOptions): Promise<ClusterFile> {
-  if (options.replicas !== 3 && options.replicas !== 5) throw new UsageError(`--replicas must be 3 or 5 (got ${options.replicas})`)
+  if (options.replicas !== 3 && options.replicas !== 5)
+    throw new UsageError(`--replicas must be 3 or 5 (got ${options.replicas})`)
   const dir = resolve(options.dir)
   const clusterPath = join(dir, 'cluster.json')
-  if (existsSync(clusterPath) && !options.force) throw new UsageError(`${clusterPath} exists; pass --force to overwrite it (keys are kept)`)
+  if (existsSync(clusterPath) && !options.force)
+    throw new UsageError(`${clusterPath} exists; pass --force to overwrite it (keys are kept)`)
   await mkdir(dir, { recursive: true })
   const replicas = []
   for (let id = 1; id <= options.replicas; id++) {
@@ -33,7 +41,12 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
     await mkdir(replicaDir, { recursive: true })
     const keyFile = join(replicaDir, 'peer.key')
     const peerId = peerIdFromPrivateKey(await loadOrCreateKey(keyFile)).toString()
-    replicas.push({ id, multiaddr: `/ip4/127.0.0.${10 + id}/tcp/${options.port}/p2p/${peerId}`, dataDir: `replica-${id}/data`, keyFile: `replica-${id}/peer.key` })
+    replicas.push({
+      id,
+      multiaddr: `/ip4/127.0.0.${10 + id}/tcp/${options.port}/p2p/${peerId}`,
+      dataDir: `replica-${id}/data`,
+      keyFile: `replica-${id}/peer.key`,
+    })
   }
   const operatorKey = join(dir, 'operator.key')
   const operatorPeerId = peerIdFromPrivateKey(await loadOrCreateKey(operatorKey)).toString()
@@ -54,7 +67,12 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
     console.log(JSON.stringify({ clusterFile: clusterPath, ...file }))
   } else {
     console.log(`wrote ${clusterPath}: ${options.replicas} replicas, operator ${operatorPeerId}`)
-    console.log(renderTable(parsed.replicas.map((replica) => ({ id: replica.id, multiaddr: replica.multiaddr, data: replica.dataDir })), ['id', 'multiaddr', 'data']))
+    console.log(
+      renderTable(
+        parsed.replicas.map((replica) => ({ id: replica.id, multiaddr: replica.multiaddr, data: replica.dataDir })),
+        ['id', 'multiaddr', 'data'],
+      ),
+    )
   }
   return parsed
 }

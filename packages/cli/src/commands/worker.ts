@@ -36,13 +36,20 @@ async function bootstrapOf(options: WorkerCommandOptions): Promise<string[]> {
 function selfFields(options: WorkerCommandOptions): Partial<Omit<SelfReported, 'multiaddrs'>> {
   const fields: Record<string, unknown> = { version: options.version, isStaked: options.staked }
   for (const capability of options.capabilities) {
-    if (!(CATEGORIES as readonly string[]).includes(capability)) throw new UsageError(`unknown capability "${capability}"; one of ${CATEGORIES.join(', ')}`)
+    if (!(CATEGORIES as readonly string[]).includes(capability))
+      throw new UsageError(`unknown capability "${capability}"; one of ${CATEGORIES.join(', ')}`)
     fields[CAPABILITY_FIELD[capability as Category]] = true
   }
   return fields as Partial<Omit<SelfReported, 'multiaddrs'>>
 }
 
-async function startOne(dataDir: string, keyFile: string, bootstrap: string[], options: WorkerCommandOptions, logger: Logger): Promise<NodeEventTracker> {
+async function startOne(
+  dataDir: string,
+  keyFile: string,
+  bootstrap: string[],
+  options: WorkerCommandOptions,
+  logger: Logger,
+): Promise<NodeEventTracker> {
   await mkdir(dirname(resolve(keyFile)), { recursive: true })
   const privateKey = await loadOrCreateKey(keyFile)
   return await NodeEventTracker.start({
@@ -80,7 +87,15 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   leaveOnSignal(() => trackers, logger)
   const tracker = await startOne(dataDir, keyFile, bootstrap, options, logger)
   trackers = [tracker]
-  logger.info({ peerId: tracker.peerId, addresses: tracker.host.getMultiaddrs().map(String), records: tracker.size, appliedIndex: tracker.appliedIndex }, 'worker running')
+  logger.info(
+    {
+      peerId: tracker.peerId,
+      addresses: tracker.host.getMultiaddrs().map(String),
+      records: tracker.size,
+      appliedIndex: tracker.appliedIndex,
+    },
+    'worker running',
+  )
 }
 
 /** `nodeledger workers --count N`: N workers in one process (for density), each with its own dir and key. */
@@ -93,10 +108,23 @@ export async function runWorkers(count: number, options: WorkerCommandOptions): 
   const started = Date.now()
   for (let i = 1; i <= count; i++) {
     const dir = join(root, `worker-${i}`)
-    trackers.push(await startOne(join(dir, 'data'), join(dir, 'peer.key'), bootstrap, options, logger.child({ worker: i })))
+    trackers.push(
+      await startOne(join(dir, 'data'), join(dir, 'peer.key'), bootstrap, options, logger.child({ worker: i })),
+    )
   }
   logger.info({ workers: count, startupMs: Date.now() - started }, 'workers running')
   if (options.pretty || process.stdout.isTTY) {
-    console.log(renderTable(trackers.map((tracker, i) => ({ worker: i + 1, peerId: tracker.peerId, records: tracker.size, applied: tracker.appliedIndex, seq: tracker.ownSeq })), ['worker', 'peerId', 'records', 'applied', 'seq']))
+    console.log(
+      renderTable(
+        trackers.map((tracker, i) => ({
+          worker: i + 1,
+          peerId: tracker.peerId,
+          records: tracker.size,
+          applied: tracker.appliedIndex,
+          seq: tracker.ownSeq,
+        })),
+        ['worker', 'peerId', 'records', 'applied', 'seq'],
+      ),
+    )
   }
 }

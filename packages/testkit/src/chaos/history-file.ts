@@ -26,7 +26,10 @@ export class HistoryWriter {
 
   invoke(process: number, f: 'read' | 'write', key: string, value?: RegisterValue): HistoryEvent {
     if (this.#pending.has(process)) throw new Error(`history: process ${process} already has an operation outstanding`)
-    const event: HistoryEvent = f === 'write' ? { process, type: 'invoke', f, key, value: value!, timeMs: this.now() } : { process, type: 'invoke', f, key, timeMs: this.now() }
+    const event: HistoryEvent =
+      f === 'write'
+        ? { process, type: 'invoke', f, key, value: value!, timeMs: this.now() }
+        : { process, type: 'invoke', f, key, timeMs: this.now() }
     this.#pending.set(process, event)
     this.#push(event)
     return event

@@ -64,7 +64,13 @@ export interface FaultRecord {
 
 export interface StatusSample {
   readonly timeMs: number
-  readonly replicas: ReadonlyArray<{ readonly id: number; readonly role?: string; readonly term?: number; readonly commit?: number; readonly error?: string }>
+  readonly replicas: ReadonlyArray<{
+    readonly id: number
+    readonly role?: string
+    readonly term?: number
+    readonly commit?: number
+    readonly error?: string
+  }>
 }
 
 export interface LeaderSpan {
@@ -95,16 +101,31 @@ export interface ChaosReport {
   readonly replicas: number
   readonly nemeses: readonly NemesisName[]
   readonly durationMs: number
-  readonly ops: { readonly total: number; readonly readOk: number; readonly readFail: number; readonly writeOk: number; readonly writeInfo: number }
+  readonly ops: {
+    readonly total: number
+    readonly readOk: number
+    readonly readFail: number
+    readonly writeOk: number
+    readonly writeInfo: number
+  }
   readonly faults: readonly FaultRecord[]
   readonly faultsByKind: Readonly<Record<string, number>>
   readonly leaderChanges: number
   readonly leaderSpans: readonly LeaderSpan[]
-  readonly unavailability: { readonly thresholdMs: number; readonly windows: ReadonlyArray<{ readonly startMs: number; readonly endMs: number }>; readonly longestMs: number; readonly totalMs: number }
+  readonly unavailability: {
+    readonly thresholdMs: number
+    readonly windows: ReadonlyArray<{ readonly startMs: number; readonly endMs: number }>
+    readonly longestMs: number
+    readonly totalMs: number
+  }
   readonly writeLatencyMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly verdict: Verdict
   readonly keys: readonly KeyFigures[]
-  readonly lostWrites: ReadonlyArray<{ readonly key: string; readonly acknowledgedSeq: number; readonly finalSeq: number | null | 'unreadable' }>
+  readonly lostWrites: ReadonlyArray<{
+    readonly key: string
+    readonly acknowledgedSeq: number
+    readonly finalSeq: number | null | 'unreadable'
+  }>
   readonly splitBrain: readonly string[]
   /** Everything else that must not happen: a nemesis's own findings, no recovery after a heal. */
   readonly findings: readonly string[]
@@ -115,7 +136,14 @@ export interface ChaosReport {
   readonly latency: readonly LatencyPoint[]
 }
 
-export const CHAOS_DEFAULTS = { warmupMs: 2_000, holdMs: 4_000, quietMs: 2_000, clients: 5, keys: 5, thinkMs: 10 } as const
+export const CHAOS_DEFAULTS = {
+  warmupMs: 2_000,
+  holdMs: 4_000,
+  quietMs: 2_000,
+  clients: 5,
+  keys: 5,
+  thinkMs: 10,
+} as const
 /** A gap this long between acknowledged writes counts as a window of unavailability. */
 export const UNAVAILABILITY_THRESHOLD_MS = 500
 /** After a heal the cluster has this long to elect a leader and catch every replica up. */
@@ -127,13 +155,14 @@ const LATENCY_POINTS_MAX = 5_000
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const seed = options.seed ?? (Date.now() % 1_000_000_007)
+  const seed = options.seed ?? Date.now() % 1_000_000_007
   const rng = new SimRng(seed)
   const warmupMs = options.warmupMs ?? CHAOS_DEFAULTS.warmupMs
   const holdMs = options.holdMs ?? CHAOS_DEFAULTS.holdMs
   const quietMs = options.quietMs ?? CHAOS_DEFAULTS.quietMs
   const log = options.log ?? (() => {})
-  if (options.cycles === undefined && options.durationMs === undefined) throw new TypeError('runChaos: give cycles or durationMs')
+  if (options.cycles === undefined && options.durationMs === undefined)
+    throw new TypeError('runChaos: give cycles or durationMs')
   if (options.nemeses.length === 0) throw new TypeError('runChaos: at least one nemesis')
   mkdirSync(options.runDir, { recursive: true })
   const historyPath = join(options.runDir, 'history.jsonl')
@@ -142,7 +171,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cluster = NetnsCluster.start({ replicas: options.replicas })
   let keepLogs = true
   try {
-    const agent = await cluster.startAgent({ historyPath, clients: options.clients ?? CHAOS_DEFAULTS.clients, keys: options.keys ?? CHAOS_DEFAULTS.keys, thinkMs: options.thinkMs ?? CHAOS_DEFAULTS.thinkMs, readConsistency: options.readConsistency ?? 'linearizable' })
+    const agent = await cluster.startAgent({
+      historyPath,
+      clients: options.clients ?? CHAOS_DEFAULTS.clients,
+      keys: options.keys ?? CHAOS_DEFAULTS.keys,
+      thinkMs: options.thinkMs ?? CHAOS_DEFAULTS.thinkMs,
+      readConsistency: options.readConsistency ?? 'linearizable',
+    })
     await cluster.waitForLeader(30_000)
     await agent.request('start')
     const runStartWallMs = Date.now()
@@ -158,14 +193,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let latestLeader: number | undefined
     let watching = true
     const record = (observations: readonly ReplicaObservation[], timeMs: number): void => {
-      samples.push({ timeMs, replicas: observations.map((entry) => (entry.status === undefined ? { id: entry.id, error: entry.error ?? 'UNAVAILABLE' } : { id: entry.id, role: entry.status.role, term: entry.status.term, commit: entry.status.commit })) })
+      samples.push({
+        timeMs,
+        replicas: observations.map((entry) =>
+          entry.status === undefined
+            ? { id: entry.id, error: entry.error ?? 'UNAVAILABLE' }
+            : { id: entry.id, role: entry.status.role, term: entry.status.term, commit: entry.status.commit },
+        ),
+      })
       for (const entry of observations) {
         if (entry.status?.role !== 'leader') continue
         const previous = leadersByTerm.get(entry.status.term)
         if (previous === undefined) leadersByTerm.set(entry.status.term, entry.id)
-        else if (previous !== entry.id) splitBrain.push(`r${previous} and r${entry.id} both reported role leader in term ${entry.status.term} (seen at ${timeMs} ms)`)
+        else if (previous !== entry.id)
+          splitBrain.push(
+            `r${previous} and r${entry.id} both reported role leader in term ${entry.status.term} (seen at ${timeMs} ms)`,
+          )
       }
-      const leader = observations.filter((entry) => entry.status?.role === 'leader').sort((a, b) => b.status!.term - a.status!.term)[0]
+      const leader = observations
+        .filter((entry) => entry.status?.role === 'leader')
+        .sort((a, b) => b.status!.term - a.status!.term)[0]
       latestLeader = leader?.id
     }
     const watcher = (async () => {
@@ -175,13 +222,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const answer = await agent.request('status')
           const timeMs = now()
           const statuses = answer.statuses as Array<{ status?: ReplicaObservation['status']; error?: string }>
-          record(statuses.map((entry, i) => ({ id: cluster.ids[i]!, ...(entry.status === undefined ? { error: entry.error ?? 'UNAVAILABLE' } : { status: entry.status }) })), timeMs)
+          record(
+            statuses.map((entry, i) => ({
+              id: cluster.ids[i]!,
+              ...(entry.status === undefined ? { error: entry.error ?? 'UNAVAILABLE' } : { status: entry.status }),
+            })),
+            timeMs,
+          )
           const counts = answer.counts as { ok: number; fail: number; info: number }
           ops = counts.ok + counts.fail + counts.info
         } catch {
           // The agent is busy or gone; the next round tries again.
         }
-        options.onProgress?.({ elapsedMs: now(), faults: faultCount, nemesis: currentNemesis, ops, leader: latestLeader })
+        options.onProgress?.({
+          elapsedMs: now(),
+          faults: faultCount,
+          nemesis: currentNemesis,
+          ops,
+          leader: latestLeader,
+        })
         await sleep(Math.max(0, SAMPLE_INTERVAL_MS - (Date.now() - started)))
       }
     })()
@@ -220,7 +279,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         during.push(`no recovery within ${RECOVERY_TIMEOUT_MS} ms of healing: ${(error as Error).message}`)
         cluster.ensureWhole()
       }
-      faults.push({ kind: fault.kind, label: fault.label, targets: fault.targets, startMs, healMs, recoveredMs, findings: during })
+      faults.push({
+        kind: fault.kind,
+        label: fault.label,
+        targets: fault.targets,
+        startMs,
+        healMs,
+        recoveredMs,
+        findings: during,
+      })
       findings.push(...during.map((finding) => `${fault.kind} at ${startMs} ms: ${finding}`))
       currentNemesis = 'quiet'
       await sleep(quietMs)
@@ -242,11 +309,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const final = finished.final as FinalReads
 
     const events = readHistory(historyPath)
-    const report = judge({ events, final, timeOriginMs: agent.timeOriginMs, runStartWallMs, samples, faults, splitBrain, findings, seed, startedAt, durationMs, options, historyPath })
+    const report = judge({
+      events,
+      final,
+      timeOriginMs: agent.timeOriginMs,
+      runStartWallMs,
+      samples,
+      faults,
+      splitBrain,
+      findings,
+      seed,
+      startedAt,
+      durationMs,
+      options,
+      historyPath,
+    })
     keepLogs = !report.valid
     return report
   } finally {
-    if (keepLogs && existsSync(cluster.dir)) cpSync(cluster.dir, join(options.runDir, 'cluster'), { recursive: true, filter: (source) => !source.includes('/data') })
+    if (keepLogs && existsSync(cluster.dir))
+      cpSync(cluster.dir, join(options.runDir, 'cluster'), {
+        recursive: true,
+        filter: (source) => !source.includes('/data'),
+      })
     await cluster.teardown()
   }
 }
@@ -314,7 +399,8 @@ function judge(input: JudgeInput): ChaosReport {
     const read = final[key]!
     const finalSeq = read === 'unreadable' ? 'unreadable' : read === null ? null : read.seq
     const acknowledged = acknowledgedSeqMax.get(key) ?? 0
-    if (acknowledged > 0 && (typeof finalSeq !== 'number' || finalSeq < acknowledged)) lostWrites.push({ key, acknowledgedSeq: acknowledged, finalSeq })
+    if (acknowledged > 0 && (typeof finalSeq !== 'number' || finalSeq < acknowledged))
+      lostWrites.push({ key, acknowledgedSeq: acknowledged, finalSeq })
     const explanation = failureByKey.get(key)
     return {
       key,
@@ -328,7 +414,9 @@ function judge(input: JudgeInput): ChaosReport {
 
   const leaderSpans = spansOf(input.samples)
   let leaderChanges = 0
-  for (let i = 1; i < leaderSpans.length; i++) if (leaderSpans[i]!.id !== leaderSpans[i - 1]!.id || leaderSpans[i]!.term !== leaderSpans[i - 1]!.term) leaderChanges++
+  for (let i = 1; i < leaderSpans.length; i++)
+    if (leaderSpans[i]!.id !== leaderSpans[i - 1]!.id || leaderSpans[i]!.term !== leaderSpans[i - 1]!.term)
+      leaderChanges++
 
   acknowledgedOkTimes.sort((a, b) => a - b)
   const windows: Array<{ startMs: number; endMs: number }> = []
@@ -337,12 +425,19 @@ function judge(input: JudgeInput): ChaosReport {
     if (time - previous >= UNAVAILABILITY_THRESHOLD_MS) windows.push({ startMs: previous, endMs: time })
     previous = Math.max(previous, time)
   }
-  const sortedLatency = latency.filter((point) => point.outcome === 'ok').map((point) => point.latencyMs).sort((a, b) => a - b)
-  const quantile = (q: number): number => (sortedLatency.length === 0 ? 0 : round(sortedLatency[Math.min(sortedLatency.length - 1, Math.floor(q * sortedLatency.length))]!))
+  const sortedLatency = latency
+    .filter((point) => point.outcome === 'ok')
+    .map((point) => point.latencyMs)
+    .sort((a, b) => a - b)
+  const quantile = (q: number): number =>
+    sortedLatency.length === 0
+      ? 0
+      : round(sortedLatency[Math.min(sortedLatency.length - 1, Math.floor(q * sortedLatency.length))]!)
 
   const faultsByKind: Record<string, number> = {}
   for (const fault of input.faults) faultsByKind[fault.kind] = (faultsByKind[fault.kind] ?? 0) + 1
-  const valid = verdict.valid === true && lostWrites.length === 0 && input.splitBrain.length === 0 && input.findings.length === 0
+  const valid =
+    verdict.valid === true && lostWrites.length === 0 && input.splitBrain.length === 0 && input.findings.length === 0
   return {
     startedAt: input.startedAt,
     seed: input.seed,
@@ -384,7 +479,13 @@ function spansOf(samples: readonly StatusSample[]): LeaderSpan[] {
       const key = `${replica.id}/${replica.term}`
       seen.add(key)
       const span = open.get(key)
-      if (span === undefined) open.set(key, { id: replica.id, term: replica.term!, startMs: sample.timeMs, endMs: sample.timeMs + SAMPLE_INTERVAL_MS })
+      if (span === undefined)
+        open.set(key, {
+          id: replica.id,
+          term: replica.term!,
+          startMs: sample.timeMs,
+          endMs: sample.timeMs + SAMPLE_INTERVAL_MS,
+        })
       else span.endMs = sample.timeMs + SAMPLE_INTERVAL_MS
     }
     for (const [key, span] of open) {

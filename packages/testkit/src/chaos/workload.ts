@@ -86,10 +86,14 @@ function parseOptions(argv: readonly string[]): Options {
       consistency: { type: 'string', default: 'linearizable' },
     },
   })
-  if (values.cluster === undefined || values.out === undefined) throw new TypeError('usage: workload.ts --cluster FILE --out history.jsonl [--clients 5] [--keys 5] [--duration-ms N] [--think-ms 10]')
+  if (values.cluster === undefined || values.out === undefined)
+    throw new TypeError(
+      'usage: workload.ts --cluster FILE --out history.jsonl [--clients 5] [--keys 5] [--duration-ms N] [--think-ms 10]',
+    )
   const clients = Number(values.clients)
   const keys = Number(values.keys)
-  if (!Number.isInteger(clients) || clients < 1 || clients > CLIENTS_MAX) throw new TypeError(`--clients must be 1..${CLIENTS_MAX}`)
+  if (!Number.isInteger(clients) || clients < 1 || clients > CLIENTS_MAX)
+    throw new TypeError(`--clients must be 1..${CLIENTS_MAX}`)
   if (!Number.isInteger(keys) || keys < 1 || keys > KEYS_MAX) throw new TypeError(`--keys must be 1..${KEYS_MAX}`)
   const writeFraction = Number(values['write-fraction'])
   if (!(writeFraction >= 0 && writeFraction <= 1)) throw new TypeError('--write-fraction must be in [0, 1]')
@@ -144,21 +148,33 @@ class Workload {
   }
 
   async #client(requestTimeoutMs: number, attemptsMax: number): Promise<AuthorityClient> {
-    const client = new AuthorityClient({ bootstrap: this.#multiaddrs, privateKey: this.#privateKey, requestTimeoutMs, attemptsMax })
+    const client = new AuthorityClient({
+      bootstrap: this.#multiaddrs,
+      privateKey: this.#privateKey,
+      requestTimeoutMs,
+      attemptsMax,
+    })
     await client.start()
     return client
   }
 
   async status(): Promise<unknown[]> {
     const all = await this.#statusClient!.statusAll()
-    return all.map((entry) => (entry.status !== undefined ? { multiaddr: entry.multiaddr, status: entry.status } : { multiaddr: entry.multiaddr, error: entry.error?.code ?? 'UNAVAILABLE' }))
+    return all.map((entry) =>
+      entry.status !== undefined
+        ? { multiaddr: entry.multiaddr, status: entry.status }
+        : { multiaddr: entry.multiaddr, error: entry.error?.code ?? 'UNAVAILABLE' },
+    )
   }
 
   async start(): Promise<void> {
     if (this.#running) return
     this.#running = true
-    for (let i = 0; i < this.#options.clients; i++) this.#clients.push(await this.#client(WORKLOAD_REQUEST_TIMEOUT_MS, WORKLOAD_ATTEMPTS_MAX))
-    this.#loops = this.#clients.map((client, i) => this.#loop(client, i < this.#options.readers ? 0 : this.#options.writeFraction))
+    for (let i = 0; i < this.#options.clients; i++)
+      this.#clients.push(await this.#client(WORKLOAD_REQUEST_TIMEOUT_MS, WORKLOAD_ATTEMPTS_MAX))
+    this.#loops = this.#clients.map((client, i) =>
+      this.#loop(client, i < this.#options.readers ? 0 : this.#options.writeFraction),
+    )
   }
 
   /**
@@ -237,7 +253,11 @@ class Workload {
   async close(): Promise<void> {
     this.#running = false
     await Promise.all(this.#loops)
-    await Promise.all([...this.#clients.splice(0), ...(this.#statusClient === undefined ? [] : [this.#statusClient])].map((client) => client.stop()))
+    await Promise.all(
+      [...this.#clients.splice(0), ...(this.#statusClient === undefined ? [] : [this.#statusClient])].map((client) =>
+        client.stop(),
+      ),
+    )
     this.#history.close()
   }
 
@@ -255,7 +275,11 @@ async function main(): Promise<void> {
   const cluster = JSON.parse(readFileSync(options.cluster, 'utf8')) as ClusterFileShape
   const keyFile = cluster.operators[0]!.keyFile
   const privateKey = await loadOrCreateKey(isAbsolute(keyFile) ? keyFile : join(dirname(options.cluster), keyFile))
-  const workload = new Workload(options, cluster.replicas.map((replica) => replica.multiaddr), privateKey)
+  const workload = new Workload(
+    options,
+    cluster.replicas.map((replica) => replica.multiaddr),
+    privateKey,
+  )
   await workload.open()
   reply({ event: 'ready', timeOriginMs: performance.timeOrigin, keys: workload.keys })
 
@@ -271,7 +295,8 @@ async function main(): Promise<void> {
   // Requests are served concurrently: a status ask must not wait behind a finish.
   const handle = async (request: { id: number; cmd: string }): Promise<void> => {
     try {
-      if (request.cmd === 'status') reply({ id: request.id, statuses: await workload.status(), counts: workload.counts })
+      if (request.cmd === 'status')
+        reply({ id: request.id, statuses: await workload.status(), counts: workload.counts })
       else if (request.cmd === 'start') {
         await workload.start()
         reply({ id: request.id, started: true })

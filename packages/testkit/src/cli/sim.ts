@@ -17,11 +17,23 @@ const program = new Command()
   .option('--from <seed>', 'first seed', (value) => parseNonNegative(value, '--from'), 1)
   .option('--seed <seed>', 'replay a single seed (implies --seeds 1)', (value) => parseNonNegative(value, '--seed'))
   .option('--trace', 'print the whole trace of each seed (use with --seed)', false)
-  .option('--workers <count>', 'worker threads', (value) => parsePositive(value, '--workers'), Math.max(1, Math.min(availableParallelism(), 8)))
+  .option(
+    '--workers <count>',
+    'worker threads',
+    (value) => parsePositive(value, '--workers'),
+    Math.max(1, Math.min(availableParallelism(), 8)),
+  )
   .option('--quiet', 'only the final line', false)
   .parse()
 
-const options = program.opts<{ seeds: number; from: number; seed?: number; trace: boolean; workers: number; quiet: boolean }>()
+const options = program.opts<{
+  seeds: number
+  from: number
+  seed?: number
+  trace: boolean
+  workers: number
+  quiet: boolean
+}>()
 const first = options.seed ?? options.from
 const count = options.seed !== undefined ? 1 : options.seeds
 
@@ -33,7 +45,8 @@ function parsePositive(value: string, flag: string): number {
 
 function parseNonNegative(value: string, flag: string): number {
   const parsed = Number(value)
-  if (!Number.isSafeInteger(parsed) || parsed < 0) throw new Error(`${flag} takes a non-negative integer (got "${value}")`)
+  if (!Number.isSafeInteger(parsed) || parsed < 0)
+    throw new Error(`${flag} takes a non-negative integer (got "${value}")`)
   return parsed
 }
 
@@ -87,7 +100,8 @@ if (count === 1 || options.workers === 1) {
         report(result)
         done++
       }
-      if (!options.quiet && process.stderr.isTTY) process.stderr.write(`\r${done}/${count} seeds, ${violations} violations`)
+      if (!options.quiet && process.stderr.isTTY)
+        process.stderr.write(`\r${done}/${count} seeds, ${violations} violations`)
       feed()
     })
     worker.on('error', (error) => {

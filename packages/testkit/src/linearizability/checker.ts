@@ -22,7 +22,7 @@ const EXPLANATION_OPERATIONS_MAX = 10
 const EXPLANATION_LINEARIZED_MAX = 3
 
 export interface Verdict {
-  readonly valid: boolean | 'unknown'   // 'unknown' when the search budget ran out
+  readonly valid: boolean | 'unknown' // 'unknown' when the search budget ran out
   readonly keys: number
   readonly operations: number
   /** Per key that failed: the key, and a short human-readable explanation: the ops around the point where no linearization could be extended (at most ~10 ops, with times). */
@@ -43,7 +43,10 @@ export interface CheckOptions {
  * may be placed anywhere after its call, or left out. Throws LinearizabilityError MALFORMED_HISTORY
  * when the history is not well formed (see `pairHistory`).
  */
-export function checkHistory(events: readonly HistoryEvent[], options?: { model?: Model; searchStatesMax?: number }): Verdict {
+export function checkHistory(
+  events: readonly HistoryEvent[],
+  options?: { model?: Model; searchStatesMax?: number },
+): Verdict {
   const model = options?.model ?? seqRegisterModel
   const searchStatesMax = options?.searchStatesMax ?? SEARCH_STATES_MAX_DEFAULT
   if (!(searchStatesMax >= 1)) throw new RangeError(`searchStatesMax must be at least 1, got ${searchStatesMax}`)
@@ -65,7 +68,8 @@ export function checkHistory(events: readonly HistoryEvent[], options?: { model?
   const unknownKeys: string[] = []
   for (const [key, keyOperations] of operationsByKey) {
     const result = checkOperations(keyOperations, model, searchStatesMax)
-    if (result.kind === 'invalid') failures.push({ key, explanation: `key ${JSON.stringify(key)}: ${result.explanation}` })
+    if (result.kind === 'invalid')
+      failures.push({ key, explanation: `key ${JSON.stringify(key)}: ${result.explanation}` })
     else if (result.kind === 'unknown') unknownKeys.push(key)
   }
   return {
@@ -169,15 +173,31 @@ function buildList(operations: readonly Operation[]): ListEntry {
   const entries: ListEntry[] = []
   for (let op = 0; op < operations.length; op++) {
     const operation = operations[op]!
-    const returnEntry: ListEntry = { op, isCall: false, timeMs: operation.returnMs, match: null, prev: null, next: null }
+    const returnEntry: ListEntry = {
+      op,
+      isCall: false,
+      timeMs: operation.returnMs,
+      match: null,
+      prev: null,
+      next: null,
+    }
     returnEntry.match = returnEntry
     entries.push({ op, isCall: true, timeMs: operation.callMs, match: returnEntry, prev: null, next: null })
     entries.push(returnEntry)
   }
   // At equal times a call sorts before a return: ties count as overlapping, which never turns a
   // linearizable history into a failure (a clock too coarse to order two events orders nothing).
-  entries.sort((a, b) => (a.timeMs !== b.timeMs ? a.timeMs - b.timeMs : a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1))
-  const head: ListEntry = { op: -1, isCall: false, timeMs: Number.NEGATIVE_INFINITY, match: null, prev: null, next: null }
+  entries.sort((a, b) =>
+    a.timeMs !== b.timeMs ? a.timeMs - b.timeMs : a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1,
+  )
+  const head: ListEntry = {
+    op: -1,
+    isCall: false,
+    timeMs: Number.NEGATIVE_INFINITY,
+    match: null,
+    prev: null,
+    next: null,
+  }
   let last = head
   for (const entry of entries) {
     last.next = entry
@@ -275,7 +295,8 @@ export function checkOperations(operations: readonly Operation[], model: Model, 
     }
 
     // A return: its op could not be linearized before it, given the choices on the stack.
-    if (operations[entry.op]!.outcome === 'info') throw new Error('linearizability: reached an info return with ops left to linearize')
+    if (operations[entry.op]!.outcome === 'info')
+      throw new Error('linearizability: reached an info return with ops left to linearize')
     if (stack.length > bestDepth) {
       bestDepth = stack.length
       bestStuckOp = entry.op
@@ -284,7 +305,11 @@ export function checkOperations(operations: readonly Operation[], model: Model, 
     }
     const frame = stack.pop()
     if (frame === undefined) {
-      return { kind: 'invalid', searchStates, explanation: explain(operations, model, bestDepth, bestStuckOp, bestState, bestLastLinearized) }
+      return {
+        kind: 'invalid',
+        searchStates,
+        explanation: explain(operations, model, bestDepth, bestStuckOp, bestState, bestLastLinearized),
+      }
     }
     const undone = frame.entry.op
     state = frame.stateBefore
@@ -328,6 +353,7 @@ function explain(
     }
   }
   around.sort((a, b) => operations[a]!.callMs - operations[b]!.callMs || a - b)
-  if (around.length > 0) lines.push(`  ops around it: ${around.map((op) => formatOperation(operations[op]!)).join('; ')}`)
+  if (around.length > 0)
+    lines.push(`  ops around it: ${around.map((op) => formatOperation(operations[op]!)).join('; ')}`)
   return lines.join('\n')
 }

@@ -7,17 +7,20 @@
 export type OpType = 'invoke' | 'ok' | 'fail' | 'info'
 
 export interface HistoryEvent {
-  readonly process: number        // client id; one outstanding op per process
+  readonly process: number // client id; one outstanding op per process
   readonly type: OpType
   readonly f: 'read' | 'write'
   readonly key: string
   /** write: the value written (on invoke and completion). read: undefined on invoke, the value read on ok. */
   readonly value?: RegisterValue | null
-  readonly timeMs: number         // monotonic ms
+  readonly timeMs: number // monotonic ms
 }
 
 /** A register holds a (seq, value) pair; null = never written. */
-export interface RegisterValue { readonly seq: number; readonly value: string }
+export interface RegisterValue {
+  readonly seq: number
+  readonly value: string
+}
 
 /**
  * One operation after pairing. `outcome` says what the client learned: `ok` took effect, `fail`
@@ -85,7 +88,10 @@ export function formatValue(value: RegisterValue | null | undefined): string {
  * An invoke still outstanding at the end of the history is `info`: its outcome is unknown.
  */
 export function pairHistory(events: readonly HistoryEvent[]): Operation[] {
-  interface Pending { readonly event: HistoryEvent; readonly index: number }
+  interface Pending {
+    readonly event: HistoryEvent
+    readonly index: number
+  }
   const pendingByProcess = new Map<number, Pending>()
   const lastTimeByProcess = new Map<number, number>()
   const operations: (Operation | undefined)[] = []
@@ -104,9 +110,14 @@ export function pairHistory(events: readonly HistoryEvent[]): Operation[] {
     if (event.type === 'invoke') {
       const pending = pendingByProcess.get(event.process)
       if (pending !== undefined) {
-        throw malformed(i, event, `the process already has an operation outstanding (the invoke at event ${pending.index})`)
+        throw malformed(
+          i,
+          event,
+          `the process already has an operation outstanding (the invoke at event ${pending.index})`,
+        )
       }
-      if (event.f === 'write' && !isRegisterValue(event.value)) throw malformed(i, event, 'a write must carry the (seq, value) it writes')
+      if (event.f === 'write' && !isRegisterValue(event.value))
+        throw malformed(i, event, 'a write must carry the (seq, value) it writes')
       pendingByProcess.set(event.process, { event, index: operations.length })
       operations.push(undefined)
       continue
@@ -118,16 +129,25 @@ export function pairHistory(events: readonly HistoryEvent[]): Operation[] {
     if (pending === undefined) throw malformed(i, event, 'a completion without an outstanding invoke on this process')
     const invoke = pending.event
     if (invoke.f !== event.f || invoke.key !== event.key) {
-      throw malformed(i, event, `the completion does not match the outstanding invoke (${invoke.f} ${JSON.stringify(invoke.key)})`)
+      throw malformed(
+        i,
+        event,
+        `the completion does not match the outstanding invoke (${invoke.f} ${JSON.stringify(invoke.key)})`,
+      )
     }
     let value: RegisterValue | null | undefined
     if (event.f === 'write') {
       value = invoke.value
       if (event.value !== undefined && !(isRegisterValue(event.value) && sameValue(event.value, invoke.value!))) {
-        throw malformed(i, event, `the completion's value ${formatValue(event.value)} is not the one invoked (${formatValue(invoke.value)})`)
+        throw malformed(
+          i,
+          event,
+          `the completion's value ${formatValue(event.value)} is not the one invoked (${formatValue(invoke.value)})`,
+        )
       }
     } else if (event.type === 'ok') {
-      if (event.value !== null && !isRegisterValue(event.value)) throw malformed(i, event, 'an ok read must carry the value read (null for never written)')
+      if (event.value !== null && !isRegisterValue(event.value))
+        throw malformed(i, event, 'an ok read must carry the value read (null for never written)')
       value = event.value
     }
     pendingByProcess.delete(event.process)
@@ -202,12 +222,15 @@ export class HistoryRecorder {
   }
 
   invoke(process: number, f: 'read' | 'write', key: string, value?: RegisterValue): HistoryEvent {
-    const event: HistoryEvent = f === 'write'
-      ? { process, type: 'invoke', f, key, value, timeMs: this.now() }
-      : { process, type: 'invoke', f, key, timeMs: this.now() }
+    const event: HistoryEvent =
+      f === 'write'
+        ? { process, type: 'invoke', f, key, value, timeMs: this.now() }
+        : { process, type: 'invoke', f, key, timeMs: this.now() }
     const pending = this.pendingByProcess.get(process)
-    if (pending !== undefined) throw malformed(this.recorded.length, event, 'the process already has an operation outstanding')
-    if (f === 'write' && !isRegisterValue(value)) throw malformed(this.recorded.length, event, 'a write must carry the (seq, value) it writes')
+    if (pending !== undefined)
+      throw malformed(this.recorded.length, event, 'the process already has an operation outstanding')
+    if (f === 'write' && !isRegisterValue(value))
+      throw malformed(this.recorded.length, event, 'a write must carry the (seq, value) it writes')
     this.pendingByProcess.set(process, event)
     this.recorded.push(event)
     return event
@@ -228,22 +251,35 @@ export class HistoryRecorder {
     return this.complete(process, 'info', undefined)
   }
 
-  private complete(process: number, type: 'ok' | 'fail' | 'info', value: RegisterValue | null | undefined): HistoryEvent {
+  private complete(
+    process: number,
+    type: 'ok' | 'fail' | 'info',
+    value: RegisterValue | null | undefined,
+  ): HistoryEvent {
     const pending = this.pendingByProcess.get(process)
     const timeMs = this.now()
     if (pending === undefined) {
-      throw malformed(this.recorded.length, { process, type, f: 'read', key: '', timeMs }, 'a completion without an outstanding invoke on this process')
+      throw malformed(
+        this.recorded.length,
+        { process, type, f: 'read', key: '', timeMs },
+        'a completion without an outstanding invoke on this process',
+      )
     }
-    const event: HistoryEvent = pending.f === 'write'
-      ? { process, type, f: 'write', key: pending.key, value: pending.value, timeMs }
-      : type === 'ok'
-        ? { process, type, f: 'read', key: pending.key, value: value === undefined ? undefined : value, timeMs }
-        : { process, type, f: 'read', key: pending.key, timeMs }
+    const event: HistoryEvent =
+      pending.f === 'write'
+        ? { process, type, f: 'write', key: pending.key, value: pending.value, timeMs }
+        : type === 'ok'
+          ? { process, type, f: 'read', key: pending.key, value: value === undefined ? undefined : value, timeMs }
+          : { process, type, f: 'read', key: pending.key, timeMs }
     if (pending.f === 'read' && type === 'ok' && value !== null && !isRegisterValue(value)) {
       throw malformed(this.recorded.length, event, 'an ok read must carry the value read (null for never written)')
     }
     if (pending.f === 'write' && value !== undefined && !(isRegisterValue(value) && sameValue(value, pending.value!))) {
-      throw malformed(this.recorded.length, event, `the completion's value ${formatValue(value)} is not the one invoked (${formatValue(pending.value)})`)
+      throw malformed(
+        this.recorded.length,
+        event,
+        `the completion's value ${formatValue(value)} is not the one invoked (${formatValue(pending.value)})`,
+      )
     }
     this.pendingByProcess.delete(process)
     this.recorded.push(event)

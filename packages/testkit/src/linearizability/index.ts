@@ -13,7 +13,14 @@
  * ```
  */
 export { HistoryRecorder, LinearizabilityError, pairHistory } from './history.ts'
-export type { HistoryEvent, HistoryRecorderOptions, LinearizabilityErrorCode, OpType, Operation, RegisterValue } from './history.ts'
+export type {
+  HistoryEvent,
+  HistoryRecorderOptions,
+  LinearizabilityErrorCode,
+  OpType,
+  Operation,
+  RegisterValue,
+} from './history.ts'
 export { registerModel, seqRegisterModel } from './models.ts'
 export type { Model, RegisterState } from './models.ts'
 export { SEARCH_STATES_MAX_DEFAULT, checkHistory, checkOperations } from './checker.ts'

@@ -12,7 +12,15 @@ import type { NetnsCluster } from './netns-cluster.ts'
  * leaders in one term, and recovery after every heal (chaos/run.ts).
  */
 
-export const NEMESIS_NAMES = ['kill-leader', 'kill-any', 'pause-leader', 'partition-leader', 'partition-one-way', 'kill-all', 'clock-skew'] as const
+export const NEMESIS_NAMES = [
+  'kill-leader',
+  'kill-any',
+  'pause-leader',
+  'partition-leader',
+  'partition-one-way',
+  'kill-all',
+  'clock-skew',
+] as const
 export type NemesisName = (typeof NEMESIS_NAMES)[number]
 
 export interface NemesisContext {
@@ -55,7 +63,9 @@ async function currentLeader(context: NemesisContext): Promise<{ id: number; sta
 }
 
 function describeLeader(leader: { id: number; status?: StatusResult }): string {
-  return leader.status === undefined ? `r${leader.id} (no leader seen)` : `r${leader.id} (leader, term ${leader.status.term})`
+  return leader.status === undefined
+    ? `r${leader.id} (no leader seen)`
+    : `r${leader.id} (leader, term ${leader.status.term})`
 }
 
 /** Just wait out the hold. */
@@ -91,8 +101,12 @@ function expectStepDown(context: NemesisContext, victim: number, victimTerm: num
       await sleep(200)
     }
     const findings: string[] = []
-    if (!replaced) findings.push(`no replica other than r${victim} became leader above term ${victimTerm} within ${context.holdMs} ms of cutting r${victim} off`)
-    if (!steppedDown) findings.push(`r${victim} still claimed leadership ${context.holdMs} ms after it was cut off from the majority`)
+    if (!replaced)
+      findings.push(
+        `no replica other than r${victim} became leader above term ${victimTerm} within ${context.holdMs} ms of cutting r${victim} off`,
+      )
+    if (!steppedDown)
+      findings.push(`r${victim} still claimed leadership ${context.holdMs} ms after it was cut off from the majority`)
     return findings
   }
 }
@@ -120,14 +134,22 @@ const killAny: Nemesis = {
     const victim = context.rng.pick(context.cluster.ids.filter((id) => context.cluster.isRunning(id)))
     const leader = await context.cluster.leader().catch(() => undefined)
     await context.cluster.kill(victim)
-    const role = leader === undefined ? 'no leader seen' : leader.id === victim ? `leader, term ${leader.term}` : 'follower'
-    return { kind: 'kill-any', label: `SIGKILL r${victim} (${role})`, targets: [victim], during: hold(context), heal: async () => context.cluster.restart(victim) }
+    const role =
+      leader === undefined ? 'no leader seen' : leader.id === victim ? `leader, term ${leader.term}` : 'follower'
+    return {
+      kind: 'kill-any',
+      label: `SIGKILL r${victim} (${role})`,
+      targets: [victim],
+      during: hold(context),
+      heal: async () => context.cluster.restart(victim),
+    }
   },
 }
 
 const pauseLeader: Nemesis = {
   name: 'pause-leader',
-  description: 'SIGSTOP the leader, SIGCONT it when healed: on waking it must neither serve a stale read nor commit alone',
+  description:
+    'SIGSTOP the leader, SIGCONT it when healed: on waking it must neither serve a stale read nor commit alone',
   async inject(context) {
     const leader = await currentLeader(context)
     context.cluster.pause(leader.id)
@@ -143,7 +165,8 @@ const pauseLeader: Nemesis = {
 
 const partitionLeader: Nemesis = {
   name: 'partition-leader',
-  description: 'iptables DROP both ways between the leader and every other replica: it must step down, a new leader takes over',
+  description:
+    'iptables DROP both ways between the leader and every other replica: it must step down, a new leader takes over',
   async inject(context) {
     const leader = await currentLeader(context)
     context.cluster.isolate(leader.id)
@@ -159,7 +182,8 @@ const partitionLeader: Nemesis = {
 
 const partitionOneWay: Nemesis = {
   name: 'partition-one-way',
-  description: 'iptables DROP in one direction only: the leader hears nobody (inbound), or nobody hears the leader (outbound); either way it must lose its leadership',
+  description:
+    'iptables DROP in one direction only: the leader hears nobody (inbound), or nobody hears the leader (outbound); either way it must lose its leadership',
   async inject(context) {
     const leader = await currentLeader(context)
     const others = context.cluster.ids.filter((id) => id !== leader.id)
@@ -169,7 +193,9 @@ const partitionOneWay: Nemesis = {
     else context.cluster.dropOneWay([leader.id], others)
     return {
       kind: 'partition-one-way',
-      label: inbound ? `r${leader.id} hears no one (leader, term ${leader.status?.term ?? '?'})` : `no one hears r${leader.id} (leader, term ${leader.status?.term ?? '?'})`,
+      label: inbound
+        ? `r${leader.id} hears no one (leader, term ${leader.status?.term ?? '?'})`
+        : `no one hears r${leader.id} (leader, term ${leader.status?.term ?? '?'})`,
       targets: [leader.id],
       during: leader.status === undefined ? hold(context) : expectStepDown(context, leader.id, leader.status.term),
       heal: async () => context.cluster.heal(),
@@ -203,14 +229,17 @@ const RESTART_CATCH_UP_TIMEOUT_MS = 20_000
 
 const clockSkew: Nemesis = {
   name: 'clock-skew',
-  description: 'restart a majority of replicas (one at a time, SIGTERM) with wall clocks skewed by libfaketime, one ahead and one behind, so the leader is skewed; healed by restarting them on true time',
+  description:
+    'restart a majority of replicas (one at a time, SIGTERM) with wall clocks skewed by libfaketime, one ahead and one behind, so the leader is skewed; healed by restarting them on true time',
   async inject(context) {
     const { cluster, rng } = context
     const majority = Math.floor(cluster.ids.length / 2) + 1
     const leader = await currentLeader(context)
     // The leader first, so a skewed replica is in place before the next election.
     const victims = [leader.id, ...rng.shuffle(cluster.ids.filter((id) => id !== leader.id))].slice(0, majority)
-    const skews = victims.map((_, i) => (i % 2 === 0 ? 1 : -1) * rng.intBetween(SKEW_MS_MIN / 1000, SKEW_MS_MAX / 1000) * 1000)
+    const skews = victims.map(
+      (_, i) => (i % 2 === 0 ? 1 : -1) * rng.intBetween(SKEW_MS_MIN / 1000, SKEW_MS_MAX / 1000) * 1000,
+    )
     const findings: string[] = []
     // One at a time, each back and caught up before the next goes: a majority stays up throughout,
     // so what this nemesis tests is the clocks, not an outage of its own making.
@@ -230,7 +259,9 @@ const clockSkew: Nemesis = {
     for (const [i, id] of victims.entries()) {
       const logged = await waitForLogTime(cluster, id)
       if (logged === undefined || Math.abs(logged - Date.now() - skews[i]!) > 60_000) {
-        findings.push(`r${id} was to run ${Math.round(skews[i]! / 60_000)} min off, but its log is stamped ${logged === undefined ? 'never' : `${Math.round((logged - Date.now()) / 60_000)} min off`}: libfaketime did not take`)
+        findings.push(
+          `r${id} was to run ${Math.round(skews[i]! / 60_000)} min off, but its log is stamped ${logged === undefined ? 'never' : `${Math.round((logged - Date.now()) / 60_000)} min off`}: libfaketime did not take`,
+        )
       }
     }
     const skewed = await cluster.leader().catch(() => undefined)
@@ -272,8 +303,14 @@ export const NEMESES: Readonly<Record<NemesisName, Nemesis>> = {
 /** Parse "all" or a comma-separated list of nemesis names; throws TypeError naming the unknown ones. */
 export function parseNemeses(text: string): NemesisName[] {
   if (text.trim() === 'all') return [...NEMESIS_NAMES]
-  const names = text.split(',').map((name) => name.trim()).filter((name) => name !== '')
+  const names = text
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '')
   const unknown = names.filter((name) => !(NEMESIS_NAMES as readonly string[]).includes(name))
-  if (unknown.length > 0 || names.length === 0) throw new TypeError(`unknown nemesis ${unknown.join(', ') || '(none given)'}; choose from all, ${NEMESIS_NAMES.join(', ')}`)
+  if (unknown.length > 0 || names.length === 0)
+    throw new TypeError(
+      `unknown nemesis ${unknown.join(', ') || '(none given)'}; choose from all, ${NEMESIS_NAMES.join(', ')}`,
+    )
   return names as NemesisName[]
 }

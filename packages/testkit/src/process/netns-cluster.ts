@@ -48,7 +48,10 @@ export interface WorkloadCounts {
  */
 export class WorkloadAgent {
   readonly #child: ChildProcess
-  readonly #pending = new Map<number, { resolve: (value: Record<string, unknown>) => void; reject: (error: Error) => void }>()
+  readonly #pending = new Map<
+    number,
+    { resolve: (value: Record<string, unknown>) => void; reject: (error: Error) => void }
+  >()
   #nextId = 1
   #exited = false
   /** Wall-clock ms of the agent's performance.now() zero: history time + this = Date.now() time. */
@@ -59,8 +62,29 @@ export class WorkloadAgent {
     this.#child = child
   }
 
-  static async spawn(netns: Netns, clusterPath: string, options: WorkloadOptions, logPath: string): Promise<WorkloadAgent> {
-    const argv = [...netns.execPrefix, process.execPath, WORKLOAD, '--cluster', clusterPath, '--out', options.historyPath, '--clients', String(options.clients), '--keys', String(options.keys), '--think-ms', String(options.thinkMs), '--consistency', options.readConsistency ?? 'linearizable']
+  static async spawn(
+    netns: Netns,
+    clusterPath: string,
+    options: WorkloadOptions,
+    logPath: string,
+  ): Promise<WorkloadAgent> {
+    const argv = [
+      ...netns.execPrefix,
+      process.execPath,
+      WORKLOAD,
+      '--cluster',
+      clusterPath,
+      '--out',
+      options.historyPath,
+      '--clients',
+      String(options.clients),
+      '--keys',
+      String(options.keys),
+      '--think-ms',
+      String(options.thinkMs),
+      '--consistency',
+      options.readConsistency ?? 'linearizable',
+    ]
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
     child.stderr!.pipe(createWriteStream(logPath, { flags: 'a' }))
     const agent = new WorkloadAgent(child)
@@ -70,7 +94,8 @@ export class WorkloadAgent {
     createInterface({ input: child.stdout! }).on('line', (line) => agent.#onLine(line))
     child.once('exit', (code) => {
       agent.#exited = true
-      for (const { reject } of agent.#pending.values()) reject(new Error(`workload agent exited (code ${code}); see ${logPath}`))
+      for (const { reject } of agent.#pending.values())
+        reject(new Error(`workload agent exited (code ${code}); see ${logPath}`))
       agent.#pending.clear()
     })
     const first = await withTimeout(ready, AGENT_REQUEST_TIMEOUT_MS, 'the workload agent to start')
@@ -149,7 +174,12 @@ export class NetnsCluster {
     const netns = Netns.create()
     let processes: ProcessCluster
     try {
-      processes = ProcessCluster.create({ replicas: options.replicas, prefix: netns.execPrefix, port: 7000, ...(options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: options.snapshotEveryEntries }) })
+      processes = ProcessCluster.create({
+        replicas: options.replicas,
+        prefix: netns.execPrefix,
+        port: 7000,
+        ...(options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: options.snapshotEveryEntries }),
+      })
     } catch (error) {
       netns.delete()
       throw error
@@ -180,7 +210,12 @@ export class NetnsCluster {
   }
 
   async startAgent(options: WorkloadOptions): Promise<WorkloadAgent> {
-    this.#agent = await WorkloadAgent.spawn(this.netns, this.processes.clusterPath, options, join(this.dir, 'workload.log'))
+    this.#agent = await WorkloadAgent.spawn(
+      this.netns,
+      this.processes.clusterPath,
+      options,
+      join(this.dir, 'workload.log'),
+    )
     return this.#agent
   }
 
@@ -209,15 +244,20 @@ export class NetnsCluster {
    * same registry digest: the cluster has healed and agrees.
    */
   async waitConverged(timeoutMs = 30_000): Promise<StatusResult[]> {
-    return await waitUntil('every replica to apply the leader commit and agree', async () => {
-      const all = await this.observe()
-      const statuses = all.flatMap((entry) => (entry.status === undefined ? [] : [entry.status]))
-      if (statuses.length !== all.length) return undefined
-      const leader = statuses.filter((status) => status.role === 'leader').sort((a, b) => b.term - a.term)[0]
-      if (leader === undefined || statuses.some((status) => status.applied < leader.commit)) return undefined
-      if (new Set(statuses.map((status) => status.registryDigest)).size !== 1) return undefined
-      return statuses
-    }, timeoutMs, 200)
+    return await waitUntil(
+      'every replica to apply the leader commit and agree',
+      async () => {
+        const all = await this.observe()
+        const statuses = all.flatMap((entry) => (entry.status === undefined ? [] : [entry.status]))
+        if (statuses.length !== all.length) return undefined
+        const leader = statuses.filter((status) => status.role === 'leader').sort((a, b) => b.term - a.term)[0]
+        if (leader === undefined || statuses.some((status) => status.applied < leader.commit)) return undefined
+        if (new Set(statuses.map((status) => status.registryDigest)).size !== 1) return undefined
+        return statuses
+      },
+      timeoutMs,
+      200,
+    )
   }
 
   isRunning(id: number): boolean {
@@ -263,17 +303,24 @@ export class NetnsCluster {
 
   /** Symmetric partition: no packet between any replica of `a` and any of `b`. */
   partition(a: readonly number[], b: readonly number[]): void {
-    this.netns.partition(a.map((id) => this.addressOf(id)), b.map((id) => this.addressOf(id)))
+    this.netns.partition(
+      a.map((id) => this.addressOf(id)),
+      b.map((id) => this.addressOf(id)),
+    )
   }
 
   /** Cut `id` off from every other replica, both ways. */
   isolate(id: number): void {
-    this.partition([id], this.ids.filter((other) => other !== id))
+    this.partition(
+      [id],
+      this.ids.filter((other) => other !== id),
+    )
   }
 
   /** One-way: packets from `sources` to `targets` are dropped, the other direction flows. */
   dropOneWay(sources: readonly number[], targets: readonly number[]): void {
-    for (const source of sources) for (const target of targets) this.netns.drop(this.addressOf(source), this.addressOf(target))
+    for (const source of sources)
+      for (const target of targets) this.netns.drop(this.addressOf(source), this.addressOf(target))
   }
 
   heal(): void {
@@ -321,7 +368,16 @@ export type FinalReads = Record<string, RegisterValue | null | 'unreadable'>
 async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs)))])
+    return await Promise.race([
+      promise,
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+            timeoutMs,
+          )),
+      ),
+    ])
   } finally {
     clearTimeout(timer)
   }

@@ -52,9 +52,17 @@ function removeNamespace(name: string): void {
   spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' })
 }
 
-function run(command: string, args: readonly string[]): { status: number | null; stderr: string; stdout: string; error?: Error } {
+function run(
+  command: string,
+  args: readonly string[],
+): { status: number | null; stderr: string; stdout: string; error?: Error } {
   const result = spawnSync(command, args, { encoding: 'utf8' })
-  return { status: result.status, stderr: result.stderr ?? '', stdout: result.stdout ?? '', ...(result.error === undefined ? {} : { error: result.error }) }
+  return {
+    status: result.status,
+    stderr: result.stderr ?? '',
+    stdout: result.stdout ?? '',
+    ...(result.error === undefined ? {} : { error: result.error }),
+  }
 }
 
 function commandExists(command: string): boolean {
@@ -78,13 +86,19 @@ export class Netns {
    * NetnsUnavailableError naming what is missing.
    */
   static create(): Netns {
-    if (process.platform !== 'linux') throw new NetnsUnavailableError(`network namespaces need Linux (this is ${process.platform}). ${HOW_TO_GET}`)
+    if (process.platform !== 'linux')
+      throw new NetnsUnavailableError(`network namespaces need Linux (this is ${process.platform}). ${HOW_TO_GET}`)
     if (!commandExists('ip')) throw new NetnsUnavailableError(`the \`ip\` command (iproute2) is missing. ${HOW_TO_GET}`)
-    if (!commandExists('iptables')) throw new NetnsUnavailableError(`the \`iptables\` command is missing: \`apt-get install -y iptables\`. ${HOW_TO_GET}`)
+    if (!commandExists('iptables'))
+      throw new NetnsUnavailableError(
+        `the \`iptables\` command is missing: \`apt-get install -y iptables\`. ${HOW_TO_GET}`,
+      )
     const name = `nl-${process.pid}-${created++}`
     const add = run('ip', ['netns', 'add', name])
     if (add.status !== 0) {
-      throw new NetnsUnavailableError(`\`ip netns add ${name}\` failed (exit ${add.status}): ${add.stderr.trim() || add.error?.message || 'no message'}. ${HOW_TO_GET}`)
+      throw new NetnsUnavailableError(
+        `\`ip netns add ${name}\` failed (exit ${add.status}): ${add.stderr.trim() || add.error?.message || 'no message'}. ${HOW_TO_GET}`,
+      )
     }
     live.add(name)
     installExitHook()
@@ -95,7 +109,9 @@ export class Netns {
       netns.iptables(['-L', 'INPUT', '-n'])
     } catch (error) {
       netns.delete()
-      throw new NetnsUnavailableError(`namespace ${name} was created but is unusable: ${(error as Error).message}. ${HOW_TO_GET}`)
+      throw new NetnsUnavailableError(
+        `namespace ${name} was created but is unusable: ${(error as Error).message}. ${HOW_TO_GET}`,
+      )
     }
     return netns
   }
@@ -103,7 +119,10 @@ export class Netns {
   /** Run a command inside the namespace, synchronously; throws with its stderr when it fails. */
   execChecked(argv: readonly string[]): string {
     const result = run(this.execPrefix[0]!, [...this.execPrefix.slice(1), ...argv])
-    if (result.status !== 0) throw new Error(`\`${argv.join(' ')}\` in ${this.name} failed (exit ${result.status}): ${result.stderr.trim() || result.error?.message || ''}`)
+    if (result.status !== 0)
+      throw new Error(
+        `\`${argv.join(' ')}\` in ${this.name} failed (exit ${result.status}): ${result.stderr.trim() || result.error?.message || ''}`,
+      )
     return result.stdout
   }
 
@@ -136,7 +155,8 @@ export class Netns {
 
   /** Remove every drop rule: the network is whole again. */
   heal(): void {
-    for (const rule of this.#rules.splice(0)) this.iptables(['-D', 'INPUT', '-s', rule.source, '-d', rule.target, '-j', 'DROP'])
+    for (const rule of this.#rules.splice(0))
+      this.iptables(['-D', 'INPUT', '-s', rule.source, '-d', rule.target, '-j', 'DROP'])
     // Belt and braces: whatever rule a crashed caller left, INPUT ends empty.
     this.iptables(['-F', 'INPUT'])
   }
@@ -152,7 +172,10 @@ export class Netns {
 
 /** libfaketime's preload library, if installed (Debian's `faketime` package); the clock-skew nemesis needs it. */
 export function libfaketimePath(): string | undefined {
-  const found = run('sh', ['-c', 'ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 /usr/local/lib/faketime/libfaketime.so.1 2>/dev/null | head -1'])
+  const found = run('sh', [
+    '-c',
+    'ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 /usr/local/lib/faketime/libfaketime.so.1 2>/dev/null | head -1',
+  ])
   const path = found.stdout.trim()
   return path === '' ? undefined : path
 }
@@ -165,7 +188,8 @@ export function libfaketimePath(): string | undefined {
  */
 export function faketimeEnv(offsetMs: number): Record<string, string> {
   const library = libfaketimePath()
-  if (library === undefined) throw new NetnsUnavailableError('the clock-skew nemesis needs libfaketime: `apt-get install -y faketime`')
+  if (library === undefined)
+    throw new NetnsUnavailableError('the clock-skew nemesis needs libfaketime: `apt-get install -y faketime`')
   const seconds = Math.round(offsetMs / 1000)
   return { LD_PRELOAD: library, FAKETIME: `${seconds >= 0 ? '+' : ''}${seconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' }
 }

@@ -55,7 +55,11 @@ export class ProcessCluster {
     const absolute = (path: string): string => (isAbsolute(path) ? path : join(dir, path))
     this.file = {
       ...raw,
-      replicas: raw.replicas.map((replica) => ({ ...replica, dataDir: absolute(replica.dataDir), keyFile: absolute(replica.keyFile) })),
+      replicas: raw.replicas.map((replica) => ({
+        ...replica,
+        dataDir: absolute(replica.dataDir),
+        keyFile: absolute(replica.keyFile),
+      })),
       operators: raw.operators.map((operator) => ({ ...operator, keyFile: absolute(operator.keyFile) })),
     }
   }
@@ -63,7 +67,11 @@ export class ProcessCluster {
   static create(options: ProcessClusterOptions): ProcessCluster {
     const dir = mkdtempSync(join(tmpdir(), 'nodeledger-cluster-'))
     const port = options.port ?? 20000 + Math.floor(Math.random() * 20000)
-    const init = spawnSync(process.execPath, [CLI, 'cluster', 'init', '--replicas', String(options.replicas), '--dir', dir, '--port', String(port), '--json'], { encoding: 'utf8' })
+    const init = spawnSync(
+      process.execPath,
+      [CLI, 'cluster', 'init', '--replicas', String(options.replicas), '--dir', dir, '--port', String(port), '--json'],
+      { encoding: 'utf8' },
+    )
     if (init.status !== 0) throw new Error(`cluster init failed (${init.status}): ${init.stderr}`)
     const clusterPath = join(dir, 'cluster.json')
     if (options.snapshotEveryEntries !== undefined) {
@@ -154,7 +162,12 @@ export class ProcessCluster {
 }
 
 /** Poll `condition` every `intervalMs` until it holds or `timeoutMs` passes (then throw with `what`). */
-export async function waitUntil<T>(what: string, condition: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  condition: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
   while (Date.now() < deadline) {
@@ -166,5 +179,7 @@ export async function waitUntil<T>(what: string, condition: () => Promise<T | un
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== undefined ? ` (last error: ${(lastError as Error).message})` : ''}`)
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError !== undefined ? ` (last error: ${(lastError as Error).message})` : ''}`,
+  )
 }

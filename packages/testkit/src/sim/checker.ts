@@ -35,7 +35,8 @@ export class SafetyChecker {
   /** Raft §5.2 election safety: at most one leader per term. */
   onLeader(step: number, id: NodeId, term: number): void {
     const existing = this.leaderByTerm.get(term)
-    if (existing !== undefined && existing !== id) this.record(step, `election safety: replicas ${existing} and ${id} both led term ${term}`)
+    if (existing !== undefined && existing !== id)
+      this.record(step, `election safety: replicas ${existing} and ${id} both led term ${term}`)
     else this.leaderByTerm.set(term, id)
   }
 
@@ -49,7 +50,8 @@ export class SafetyChecker {
     const value = `${previousTerm}|${entryDigest(entry)}`
     const existing = this.entryByIndexTerm.get(key)
     if (existing === undefined) this.entryByIndexTerm.set(key, value)
-    else if (existing !== value) this.record(step, `log matching: replica ${id} persisted entry ${key} as ${value}, another as ${existing}`)
+    else if (existing !== value)
+      this.record(step, `log matching: replica ${id} persisted entry ${key} as ${value}, another as ${existing}`)
   }
 
   /** Raft §5.4.3 state machine safety: no two replicas apply different entries at one index. */
@@ -60,7 +62,10 @@ export class SafetyChecker {
       this.appliedByIndex.set(entry.index, { term: entry.term, digest })
       this.highestAppliedIndex = Math.max(this.highestAppliedIndex, entry.index)
     } else if (existing.term !== entry.term || existing.digest !== digest) {
-      this.record(step, `state machine safety: replica ${id} applied ${entry.index}@${entry.term}, another applied ${entry.index}@${existing.term}`)
+      this.record(
+        step,
+        `state machine safety: replica ${id} applied ${entry.index}@${entry.term}, another applied ${entry.index}@${existing.term}`,
+      )
     }
   }
 
@@ -73,7 +78,10 @@ export class SafetyChecker {
       if (index < firstIndex) continue
       const term = termAt(index)
       if (term !== applied.term) {
-        this.record(step, `leader completeness: new leader ${id} has ${term === undefined ? 'no entry' : `term ${term}`} at committed index ${index} (committed term ${applied.term})`)
+        this.record(
+          step,
+          `leader completeness: new leader ${id} has ${term === undefined ? 'no entry' : `term ${term}`} at committed index ${index} (committed term ${applied.term})`,
+        )
         return
       }
     }

@@ -38,7 +38,11 @@ export class SimNetwork {
 
   send(message: Message, nowStep: number): void {
     this.messagesSent++
-    if (this.isBlocked(message.from, message.to) || this.queue.length >= this.options.inFlightMessagesMax || this.rng.chance(this.options.packetLossProbability)) {
+    if (
+      this.isBlocked(message.from, message.to) ||
+      this.queue.length >= this.options.inFlightMessagesMax ||
+      this.rng.chance(this.options.packetLossProbability)
+    ) {
       this.messagesDropped++
       return
     }

@@ -1,4 +1,13 @@
-import { MemoryStorage, RaftAssertionError, RaftError, RawNode, ConfChangeType, EntryType, ReadMode, Role } from '@nodeledger/raft'
+import {
+  MemoryStorage,
+  RaftAssertionError,
+  RaftError,
+  RawNode,
+  ConfChangeType,
+  EntryType,
+  ReadMode,
+  Role,
+} from '@nodeledger/raft'
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready } from '@nodeledger/raft'
 import { SafetyChecker, digestBytes } from './checker.ts'
 import { SimNetwork } from './network.ts'
@@ -181,8 +190,20 @@ export class Simulation {
   private probeAckedAfterHeal = false
   private healTick = 0
   private readonly stats: SimulationResult['stats'] = {
-    writesAcknowledged: 0, writesFailed: 0, writesUnknown: 0, readsOk: 0, readsFailed: 0, leaderChanges: 0,
-    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, snapshotsInstalled: 0, messagesSent: 0, messagesDropped: 0, livenessTicks: 0,
+    writesAcknowledged: 0,
+    writesFailed: 0,
+    writesUnknown: 0,
+    readsOk: 0,
+    readsFailed: 0,
+    leaderChanges: 0,
+    crashes: 0,
+    partitions: 0,
+    confChanges: 0,
+    transfers: 0,
+    snapshotsInstalled: 0,
+    messagesSent: 0,
+    messagesDropped: 0,
+    livenessTicks: 0,
   }
 
   constructor(options: SimulationOptions) {
@@ -194,7 +215,15 @@ export class Simulation {
     for (let id = 1; id <= options.voterCount + options.spareNodeCount; id++) {
       // Spare replicas start with an empty membership: they wait to be added as learners.
       const storage = id <= options.voterCount ? MemoryStorage.bootstrap(conf, EMPTY_KV) : new MemoryStorage()
-      const replica: Replica = { id, storage, node: undefined, tickOffset: this.rng.intBetween(0, options.stepsPerTick - 1), kv: new Map(), appliedIndex: 0, waitingReads: [] }
+      const replica: Replica = {
+        id,
+        storage,
+        node: undefined,
+        tickOffset: this.rng.intBetween(0, options.stepsPerTick - 1),
+        kv: new Map(),
+        appliedIndex: 0,
+        waitingReads: [],
+      }
       this.replicas.set(id, replica)
       this.startReplica(replica)
     }
@@ -217,12 +246,18 @@ export class Simulation {
       }
       this.stats.livenessTicks = this.tickNumber - this.healTick
       if (!settled && this.checker.violations.length === 0) {
-        this.checker.fail(this.step, `liveness: cluster did not settle within ${livenessTicksMax} ticks after faults stopped (${this.describeCluster()})`)
+        this.checker.fail(
+          this.step,
+          `liveness: cluster did not settle within ${livenessTicksMax} ticks after faults stopped (${this.describeCluster()})`,
+        )
       }
       if (settled) this.checkDurability()
     } catch (error) {
       const kind = error instanceof RaftAssertionError ? 'assertion' : 'exception'
-      this.checker.fail(this.step, `${kind}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+      this.checker.fail(
+        this.step,
+        `${kind}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      )
     }
     this.stats.messagesSent = this.network.messagesSent
     this.stats.messagesDropped = this.network.messagesDropped
@@ -259,7 +294,8 @@ export class Simulation {
       if (replica.node !== undefined && (this.step + replica.tickOffset) % this.options.stepsPerTick === 0) {
         replica.node.tick()
         // Like the replica while a synced write is in flight: heartbeats leave before the Ready.
-        if (this.rng.chance(0.5)) for (const message of replica.node.takeHeartbeats()) this.network.send(message, this.step)
+        if (this.rng.chance(0.5))
+          for (const message of replica.node.takeHeartbeats()) this.network.send(message, this.step)
       }
     }
     for (const [id, atStep] of this.scheduledCrashes) {
@@ -327,7 +363,8 @@ export class Simulation {
     }
     if (ready.hardState !== undefined) {
       const before = storage.initialState().hardState
-      if (ready.hardState.commit < before.commit) this.checker.fail(this.step, `replica ${id} persisted commit ${ready.hardState.commit} below ${before.commit}`)
+      if (ready.hardState.commit < before.commit)
+        this.checker.fail(this.step, `replica ${id} persisted commit ${ready.hardState.commit} below ${before.commit}`)
       storage.setHardState(ready.hardState)
     }
     if (this.faultsActive && this.rng.chance(this.options.faults.crashMidReadyProbability)) {
@@ -443,7 +480,16 @@ export class Simulation {
     const key = `k${this.rng.intBetween(1, this.options.keyCount)}`
     const id = this.nextOpId++
     const floorIndex = Math.max(this.ackedFloor.get(key) ?? 0, this.readFloor.get(key) ?? 0)
-    const op: ClientOp = { id, client, kind, key, value: `v${id}`, node: target.id, invokeTick: this.tickNumber, floorIndex }
+    const op: ClientOp = {
+      id,
+      client,
+      kind,
+      key,
+      value: `v${id}`,
+      node: target.id,
+      invokeTick: this.tickNumber,
+      floorIndex,
+    }
     try {
       if (kind === 'write') {
         op.ticket = target.node.propose(textEncoder.encode(JSON.stringify({ key, value: op.value })))
@@ -488,10 +534,15 @@ export class Simulation {
    * registers whose writes are ordered by log index: the read must reflect every write acknowledged
    * before it began and everything a read completed before it began had seen.
    */
-  private finishRead(op: ClientOp, observedIndex: number | undefined, outcome: 'ok' | 'dropped' | 'timeout' | 'crashed'): void {
+  private finishRead(
+    op: ClientOp,
+    observedIndex: number | undefined,
+    outcome: 'ok' | 'dropped' | 'timeout' | 'crashed',
+  ): void {
     if (!this.pendingOps.delete(op.id)) return
     this.clientBusy.delete(op.client)
-    for (const replica of this.replicas.values()) replica.waitingReads = replica.waitingReads.filter((waiting) => waiting.op.id !== op.id)
+    for (const replica of this.replicas.values())
+      replica.waitingReads = replica.waitingReads.filter((waiting) => waiting.op.id !== op.id)
     if (outcome !== 'ok' || observedIndex === undefined) {
       this.stats.readsFailed++
       this.trace(`c${op.client} read ${op.key} ${outcome}`)
@@ -500,7 +551,10 @@ export class Simulation {
     this.stats.readsOk++
     this.trace(`c${op.client} read ${op.key} ok saw index ${observedIndex} (floor ${op.floorIndex})`)
     if (observedIndex < op.floorIndex) {
-      this.checker.fail(this.step, `stale read: client ${op.client} read ${op.key} at replica ${op.node} and saw the write at index ${observedIndex}, but the write at ${op.floorIndex} was acknowledged or seen before the read began`)
+      this.checker.fail(
+        this.step,
+        `stale read: client ${op.client} read ${op.key} at replica ${op.node} and saw the write at index ${observedIndex}, but the write at ${op.floorIndex} was acknowledged or seen before the read began`,
+      )
     }
     this.readFloor.set(op.key, Math.max(this.readFloor.get(op.key) ?? 0, observedIndex))
   }
@@ -513,7 +567,9 @@ export class Simulation {
     const live = [...this.replicas.values()].filter((replica) => replica.node !== undefined)
     const down = [...this.replicas.values()].filter((replica) => replica.node === undefined)
     if (live.length > 0 && this.rng.chance(faults.crashProbability)) {
-      const victim = this.rng.chance(0.5) ? (live.find((replica) => replica.node!.raft.role === Role.Leader) ?? this.rng.pick(live)) : this.rng.pick(live)
+      const victim = this.rng.chance(0.5)
+        ? (live.find((replica) => replica.node!.raft.role === Role.Leader) ?? this.rng.pick(live))
+        : this.rng.pick(live)
       this.trace(`n${victim.id} crash`)
       this.crash(victim)
     }
@@ -586,7 +642,8 @@ export class Simulation {
       options.push({ type: ConfChangeType.AddVoter, nodeId: id })
       options.push({ type: ConfChangeType.RemoveNode, nodeId: id })
     }
-    if (conf.voters.length > 3) for (const id of conf.voters) options.push({ type: ConfChangeType.RemoveNode, nodeId: id })
+    if (conf.voters.length > 3)
+      for (const id of conf.voters) options.push({ type: ConfChangeType.RemoveNode, nodeId: id })
     if (options.length === 0) return
     const change = this.rng.pick(options)
     try {
@@ -616,7 +673,10 @@ export class Simulation {
   /** Start (or restart) a replica from what its storage persisted; volatile state is rebuilt. */
   private startReplica(replica: Replica): void {
     const snapshot = replica.storage.snapshot()
-    replica.kv = snapshot.data.byteLength > 0 ? new Map(JSON.parse(textDecoder.decode(snapshot.data)) as Array<[string, { value: string; index: number }]>) : new Map()
+    replica.kv =
+      snapshot.data.byteLength > 0
+        ? new Map(JSON.parse(textDecoder.decode(snapshot.data)) as Array<[string, { value: string; index: number }]>)
+        : new Map()
     replica.appliedIndex = snapshot.metadata.index
     replica.waitingReads = []
     replica.node = new RawNode({
@@ -669,7 +729,10 @@ export class Simulation {
     for (const write of this.ackedWrites) {
       const applied = this.checker.appliedByIndex.get(write.index)
       if (applied === undefined || applied.term !== write.term) {
-        this.checker.fail(this.step, `durability: acknowledged write ${write.key} at ${write.index}@${write.term} is not what the log holds there`)
+        this.checker.fail(
+          this.step,
+          `durability: acknowledged write ${write.key} at ${write.index}@${write.term} is not what the log holds there`,
+        )
         return
       }
       for (const id of [...conf.voters, ...conf.learners]) {
@@ -689,7 +752,9 @@ export class Simulation {
         const raft = node.raft
         return `n${replica.id}:${raft.role}/t${raft.term}/c${raft.log.committed}/a${replica.appliedIndex}/l${raft.log.lastIndex()}`
       })
-      .join(' ')} pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify([...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)?.node?.status().progress ?? {})}`
+      .join(
+        ' ',
+      )} pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify([...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)?.node?.status().progress ?? {})}`
   }
 }
 

@@ -47,13 +47,19 @@ function seal(payload: Uint8Array): Uint8Array {
 
 function unseal(key: string, value: Uint8Array): Uint8Array {
   if (value.byteLength < CHECKSUM_BYTES + 1) {
-    throw new WorkerCacheError('CORRUPT', `record ${key} is ${value.byteLength} bytes, too short for a checksum and a payload`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${key} is ${value.byteLength} bytes, too short for a checksum and a payload`,
+    )
   }
   const payload = value.subarray(CHECKSUM_BYTES)
   const stored = new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0, false)
   const computed = crc32(payload)
   if (stored !== computed) {
-    throw new WorkerCacheError('CORRUPT', `record ${key} fails its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)}`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${key} fails its checksum: stored crc32 ${hex32(stored)}, computed ${hex32(computed)}`,
+    )
   }
   return payload
 }
@@ -63,7 +69,9 @@ function unpackPayload(key: string, value: Uint8Array): unknown {
   try {
     return unpack(payload)
   } catch (error) {
-    throw new WorkerCacheError('CORRUPT', `record ${key} passes its checksum but does not decode as msgpack`, { cause: error })
+    throw new WorkerCacheError('CORRUPT', `record ${key} passes its checksum but does not decode as msgpack`, {
+      cause: error,
+    })
   }
 }
 
@@ -76,7 +84,10 @@ export function encodeMeta(format: number): Uint8Array {
 export function decodeMeta(value: Uint8Array): number {
   const decoded = unpackPayload(KEY_META, value) as { format?: unknown } | null
   if (typeof decoded !== 'object' || decoded === null || !Number.isSafeInteger(decoded.format)) {
-    throw new WorkerCacheError('CORRUPT', `record ${KEY_META} holds ${preview(decoded)}, expected { format: <integer> }`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${KEY_META} holds ${preview(decoded)}, expected { format: <integer> }`,
+    )
   }
   return decoded.format as number
 }
@@ -93,7 +104,10 @@ export function encodeState(state: CacheState): Uint8Array {
 export function decodeState(value: Uint8Array): CacheState {
   const decoded = unpackPayload(KEY_STATE, value)
   if (!Array.isArray(decoded) || decoded.length !== 2) {
-    throw new WorkerCacheError('CORRUPT', `record ${KEY_STATE} holds ${preview(decoded)}, expected [appliedIndex, ownSeq]`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${KEY_STATE} holds ${preview(decoded)}, expected [appliedIndex, ownSeq]`,
+    )
   }
   return { appliedIndex: count(KEY_STATE, 'appliedIndex', decoded[0]), ownSeq: count(KEY_STATE, 'ownSeq', decoded[1]) }
 }
@@ -109,15 +123,23 @@ export function decodeCachedRecord(key: string, peerId: string, value: Uint8Arra
   try {
     record = decodeRecord(payload)
   } catch (error) {
-    throw new WorkerCacheError('CORRUPT', `record ${key} passes its checksum but is not a valid NodeData: ${(error as Error).message}`, { cause: error })
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${key} passes its checksum but is not a valid NodeData: ${(error as Error).message}`,
+      { cause: error },
+    )
   }
-  if (record.peerId !== peerId) throw new WorkerCacheError('CORRUPT', `record ${key} holds the record of ${record.peerId}`)
+  if (record.peerId !== peerId)
+    throw new WorkerCacheError('CORRUPT', `record ${key} holds the record of ${record.peerId}`)
   return record
 }
 
 function count(key: string, field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new WorkerCacheError('CORRUPT', `record ${key} has ${field} ${preview(value)}, expected a non-negative integer`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${key} has ${field} ${preview(value)}, expected a non-negative integer`,
+    )
   }
   return value
 }

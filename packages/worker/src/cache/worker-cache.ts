@@ -74,7 +74,10 @@ export class WorkerCache {
     const files = new Set(await readdir(dir))
     const initialized = files.has(MARKER_FILE)
     if (initialized && !files.has(LEVELDB_CURRENT_FILE)) {
-      throw new WorkerCacheError('CORRUPT', `cache dir ${dir} refused: it has ${MARKER_FILE} but LevelDB's ${LEVELDB_CURRENT_FILE} file is missing: the database files were removed or truncated`)
+      throw new WorkerCacheError(
+        'CORRUPT',
+        `cache dir ${dir} refused: it has ${MARKER_FILE} but LevelDB's ${LEVELDB_CURRENT_FILE} file is missing: the database files were removed or truncated`,
+      )
     }
     const db: Database = new Level<string, Uint8Array>(dir, { ...LEVEL_OPTIONS, createIfMissing: !initialized })
     try {
@@ -85,15 +88,26 @@ export class WorkerCache {
     try {
       let loaded = await load(db)
       if (loaded === undefined) {
-        if (initialized) throw new WorkerCacheError('CORRUPT', `it has ${MARKER_FILE} but its database holds no records: the database files were removed or truncated`)
-        await db.batch([{ type: 'put', key: KEY_META, value: encodeMeta(FORMAT_VERSION) }, { type: 'put', key: KEY_STATE, value: encodeState(INITIAL_STATE) }], { sync: true })
+        if (initialized)
+          throw new WorkerCacheError(
+            'CORRUPT',
+            `it has ${MARKER_FILE} but its database holds no records: the database files were removed or truncated`,
+          )
+        await db.batch(
+          [
+            { type: 'put', key: KEY_META, value: encodeMeta(FORMAT_VERSION) },
+            { type: 'put', key: KEY_STATE, value: encodeState(INITIAL_STATE) },
+          ],
+          { sync: true },
+        )
         loaded = { state: INITIAL_STATE, confirmed: new Map(), provisional: new Map() }
       }
       if (!initialized) await writeMarker(dir)
       return new WorkerCache(db, dir, loaded)
     } catch (error) {
       await db.close().catch(() => undefined)
-      if (error instanceof WorkerCacheError) throw new WorkerCacheError(error.code, `cache dir ${dir} refused: ${error.message}`, { cause: error.cause })
+      if (error instanceof WorkerCacheError)
+        throw new WorkerCacheError(error.code, `cache dir ${dir} refused: ${error.message}`, { cause: error.cause })
       throw levelError(`reading cache dir ${dir}`, error)
     }
   }
@@ -147,11 +161,18 @@ export class WorkerCache {
   applyConfirmed(records: readonly NodeData[], throughIndex: number): Promise<void> {
     return this.enqueue(async () => {
       assertIndex(throughIndex)
-      assert(throughIndex >= this.state.appliedIndex, () => `applied index never decreases: ${this.state.appliedIndex} -> ${throughIndex}`)
+      assert(
+        throughIndex >= this.state.appliedIndex,
+        () => `applied index never decreases: ${this.state.appliedIndex} -> ${throughIndex}`,
+      )
       assert(records.length <= RECORDS_MAX, () => `${records.length} records in one apply, at most ${RECORDS_MAX}`)
       const confirmed = new Map<string, NodeData>()
       for (const record of records) {
-        assert(record.changedIndex <= throughIndex, () => `record ${record.peerId} changed at ${record.changedIndex}, beyond the ${throughIndex} it is applied through`)
+        assert(
+          record.changedIndex <= throughIndex,
+          () =>
+            `record ${record.peerId} changed at ${record.changedIndex}, beyond the ${throughIndex} it is applied through`,
+        )
         const held = confirmed.get(record.peerId) ?? this.confirmed.get(record.peerId)
         if (held !== undefined && held.changedIndex > record.changedIndex) continue
         confirmed.set(record.peerId, record)
@@ -159,7 +180,8 @@ export class WorkerCache {
       const state = { ...this.state, appliedIndex: throughIndex }
       const dropped = this.provisionalCaughtUp(confirmed)
       const operations: Operation[] = [{ type: 'put', key: KEY_STATE, value: encodeState(state) }]
-      for (const [peerId, record] of confirmed) operations.push({ type: 'put', key: recordKey('confirmed', peerId), value: encodeCachedRecord(record) })
+      for (const [peerId, record] of confirmed)
+        operations.push({ type: 'put', key: recordKey('confirmed', peerId), value: encodeCachedRecord(record) })
       for (const peerId of dropped) operations.push({ type: 'del', key: recordKey('provisional', peerId) })
 
       await this.write(operations)
@@ -183,7 +205,9 @@ export class WorkerCache {
       if (provisional !== undefined && record.originSeq <= provisional.originSeq) return false
       if (provisional === undefined && this.provisional.size >= PROVISIONAL_RECORDS_MAX) return false
 
-      await this.write([{ type: 'put', key: recordKey('provisional', record.peerId), value: encodeCachedRecord(record) }])
+      await this.write([
+        { type: 'put', key: recordKey('provisional', record.peerId), value: encodeCachedRecord(record) },
+      ])
 
       this.provisional.set(record.peerId, record)
       return true
@@ -223,19 +247,27 @@ export class WorkerCache {
   replaceAll(records: readonly NodeData[], throughIndex: number): Promise<void> {
     return this.enqueue(async () => {
       assertIndex(throughIndex)
-      assert(throughIndex >= this.state.appliedIndex, () => `applied index never decreases: ${this.state.appliedIndex} -> ${throughIndex}`)
+      assert(
+        throughIndex >= this.state.appliedIndex,
+        () => `applied index never decreases: ${this.state.appliedIndex} -> ${throughIndex}`,
+      )
       assert(records.length <= RECORDS_MAX, () => `${records.length} records in a snapshot, at most ${RECORDS_MAX}`)
       const confirmed = new Map<string, NodeData>()
       for (const record of records) {
         assert(!confirmed.has(record.peerId), () => `snapshot holds ${record.peerId} twice`)
-        assert(record.changedIndex <= throughIndex, () => `record ${record.peerId} changed at ${record.changedIndex}, beyond the snapshot at ${throughIndex}`)
+        assert(
+          record.changedIndex <= throughIndex,
+          () => `record ${record.peerId} changed at ${record.changedIndex}, beyond the snapshot at ${throughIndex}`,
+        )
         confirmed.set(record.peerId, record)
       }
       const state = { ...this.state, appliedIndex: throughIndex }
       const dropped = this.provisionalCaughtUp(confirmed)
       const operations: Operation[] = [{ type: 'put', key: KEY_STATE, value: encodeState(state) }]
-      for (const peerId of this.confirmed.keys()) if (!confirmed.has(peerId)) operations.push({ type: 'del', key: recordKey('confirmed', peerId) })
-      for (const [peerId, record] of confirmed) operations.push({ type: 'put', key: recordKey('confirmed', peerId), value: encodeCachedRecord(record) })
+      for (const peerId of this.confirmed.keys())
+        if (!confirmed.has(peerId)) operations.push({ type: 'del', key: recordKey('confirmed', peerId) })
+      for (const [peerId, record] of confirmed)
+        operations.push({ type: 'put', key: recordKey('confirmed', peerId), value: encodeCachedRecord(record) })
       for (const peerId of dropped) operations.push({ type: 'del', key: recordKey('provisional', peerId) })
 
       await this.write(operations)
@@ -276,7 +308,9 @@ export class WorkerCache {
   /** One synced batch. A failure poisons the cache: memory is unchanged but the disk is unknown. */
   private async write(operations: Operation[]): Promise<void> {
     if (this.writeFailure !== undefined) {
-      throw new WorkerCacheError('IO', `cache at ${this.dir} refuses writes after an earlier write failed`, { cause: this.writeFailure })
+      throw new WorkerCacheError('IO', `cache at ${this.dir} refuses writes after an earlier write failed`, {
+        cause: this.writeFailure,
+      })
     }
     try {
       await this.db.batch(operations, { sync: true })
@@ -296,11 +330,17 @@ async function load(db: Database): Promise<Loaded | undefined> {
   if (metaValue === undefined) {
     const present = await db.keys({ limit: KEYS_LISTED_MAX }).all()
     if (present.length === 0) return undefined
-    throw new WorkerCacheError('CORRUPT', `record ${KEY_META} is missing but the database holds other keys (${present.join(', ')})`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `record ${KEY_META} is missing but the database holds other keys (${present.join(', ')})`,
+    )
   }
   const format = decodeMeta(metaValue)
   if (format !== FORMAT_VERSION) {
-    throw new WorkerCacheError('UNSUPPORTED_VERSION', `record ${KEY_META} says cache format ${format}; this build reads format ${FORMAT_VERSION} only`)
+    throw new WorkerCacheError(
+      'UNSUPPORTED_VERSION',
+      `record ${KEY_META} says cache format ${format}; this build reads format ${FORMAT_VERSION} only`,
+    )
   }
   const stateValue = await db.get(KEY_STATE)
   if (stateValue === undefined) throw new WorkerCacheError('CORRUPT', `record ${KEY_STATE} is missing`)
@@ -319,23 +359,40 @@ async function load(db: Database): Promise<Loaded | undefined> {
     const record = decodeCachedRecord(key, parsed.peerId, value)
     if (parsed.state === 'confirmed') {
       if (record.changedIndex > state.appliedIndex) {
-        throw new WorkerCacheError('CORRUPT', `record ${key} changed at index ${record.changedIndex}, beyond the applied index ${state.appliedIndex} in ${KEY_STATE}`)
+        throw new WorkerCacheError(
+          'CORRUPT',
+          `record ${key} changed at index ${record.changedIndex}, beyond the applied index ${state.appliedIndex} in ${KEY_STATE}`,
+        )
       }
       confirmed.set(parsed.peerId, record)
     } else {
       provisional.set(parsed.peerId, record)
     }
-    if (confirmed.size > RECORDS_MAX) throw new WorkerCacheError('CORRUPT', `the database holds more than ${RECORDS_MAX} confirmed records`)
-    if (provisional.size > PROVISIONAL_RECORDS_MAX) throw new WorkerCacheError('CORRUPT', `the database holds more than ${PROVISIONAL_RECORDS_MAX} provisional records`)
+    if (confirmed.size > RECORDS_MAX)
+      throw new WorkerCacheError('CORRUPT', `the database holds more than ${RECORDS_MAX} confirmed records`)
+    if (provisional.size > PROVISIONAL_RECORDS_MAX)
+      throw new WorkerCacheError(
+        'CORRUPT',
+        `the database holds more than ${PROVISIONAL_RECORDS_MAX} provisional records`,
+      )
   }
   if (unknown.length > 0) {
-    throw new WorkerCacheError('CORRUPT', `the database holds unexpected keys: ${unknown.slice(0, KEYS_LISTED_MAX).map((key) => JSON.stringify(key)).join(', ')}${unknown.length > KEYS_LISTED_MAX ? ', …' : ''}`)
+    throw new WorkerCacheError(
+      'CORRUPT',
+      `the database holds unexpected keys: ${unknown
+        .slice(0, KEYS_LISTED_MAX)
+        .map((key) => JSON.stringify(key))
+        .join(', ')}${unknown.length > KEYS_LISTED_MAX ? ', …' : ''}`,
+    )
   }
   // Writes drop a provisional record in the same batch as the confirmed one that catches up with it.
   for (const [peerId, record] of provisional) {
     const held = confirmed.get(peerId)
     if (held !== undefined && held.originSeq >= record.originSeq) {
-      throw new WorkerCacheError('CORRUPT', `record ${recordKey('provisional', peerId)} has originSeq ${record.originSeq}, not above the ${held.originSeq} of ${recordKey('confirmed', peerId)}`)
+      throw new WorkerCacheError(
+        'CORRUPT',
+        `record ${recordKey('provisional', peerId)} has originSeq ${record.originSeq}, not above the ${held.originSeq} of ${recordKey('confirmed', peerId)}`,
+      )
     }
   }
   return { state, confirmed, provisional }
@@ -343,7 +400,11 @@ async function load(db: Database): Promise<Loaded | undefined> {
 
 /** Durably mark the dir as initialized. */
 function writeMarker(dir: string): Promise<void> {
-  return writeMarkerFile(dir, MARKER_FILE, `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger worker cache' })}\n`)
+  return writeMarkerFile(
+    dir,
+    MARKER_FILE,
+    `${JSON.stringify({ format: FORMAT_VERSION, what: 'nodeledger worker cache' })}\n`,
+  )
 }
 
 function assertIndex(value: number): void {
@@ -353,7 +414,11 @@ function assertIndex(value: number): void {
 function levelOpenError(dir: string, error: unknown): WorkerCacheError {
   const failure = levelFailure(error)
   if (failure.kind === 'LOCKED') {
-    return new WorkerCacheError('LOCKED', `cache dir ${dir} is locked: another process (or another open cache in this one) has it open (${failure.detail})`, { cause: error })
+    return new WorkerCacheError(
+      'LOCKED',
+      `cache dir ${dir} is locked: another process (or another open cache in this one) has it open (${failure.detail})`,
+      { cause: error },
+    )
   }
   return levelError(`opening cache dir ${dir}`, error)
 }
@@ -361,5 +426,9 @@ function levelOpenError(dir: string, error: unknown): WorkerCacheError {
 function levelError(doing: string, error: unknown): WorkerCacheError {
   const failure = levelFailure(error)
   const workerCode: WorkerCacheErrorCode = failure.kind === 'CORRUPT' ? 'CORRUPT' : 'IO'
-  return new WorkerCacheError(workerCode, `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`, { cause: error })
+  return new WorkerCacheError(
+    workerCode,
+    `LevelDB failed ${doing}: ${failure.detail}${failure.code !== undefined ? ` (${failure.code})` : ''}`,
+    { cause: error },
+  )
 }

@@ -20,7 +20,10 @@ export type WorkerHost = Libp2p<{ identify: Identify; gossip: GossipSub }>
  * weight on invalid messages, so a peer whose messages our validator rejects (forged origin,
  * malformed, oversized) loses score and is pruned from the mesh, then ignored.
  */
-export async function createWorkerHost(options: { privateKey: PrivateKey; listen: readonly string[] }): Promise<WorkerHost> {
+export async function createWorkerHost(options: {
+  privateKey: PrivateKey
+  listen: readonly string[]
+}): Promise<WorkerHost> {
   return await createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [...options.listen] },

@@ -91,7 +91,16 @@ export class NodeEventTracker extends EventTarget {
   #stopped = false
   #heartbeating = false
   #syncing = false
-  readonly counters = { gossipAccepted: 0, gossipRejected: 0, gossipIgnored: 0, logEvents: 0, antiEntropyRepairs: 0, heartbeats: 0, heartbeatFailures: 0, resyncs: 0 }
+  readonly counters = {
+    gossipAccepted: 0,
+    gossipRejected: 0,
+    gossipIgnored: 0,
+    logEvents: 0,
+    antiEntropyRepairs: 0,
+    heartbeats: 0,
+    heartbeatFailures: 0,
+    resyncs: 0,
+  }
 
   private constructor(options: NodeEventTrackerOptions, cache: WorkerCache, host: WorkerHost, client: AuthorityClient) {
     super()
@@ -101,7 +110,14 @@ export class NodeEventTracker extends EventTarget {
     this.#host = host
     this.#client = client
     this.peerId = peerIdFromPrivateKey(options.privateKey).toString()
-    this.#replicaPeerIds = new Set(options.bootstrap.map((address) => multiaddr(address).getComponents().find((component) => component.name === 'p2p')?.value ?? ''))
+    this.#replicaPeerIds = new Set(
+      options.bootstrap.map(
+        (address) =>
+          multiaddr(address)
+            .getComponents()
+            .find((component) => component.name === 'p2p')?.value ?? '',
+      ),
+    )
   }
 
   /** Starts a worker: resolves once it has caught up with the log, joined and been marked active. */
@@ -109,7 +125,10 @@ export class NodeEventTracker extends EventTarget {
     const cache = await WorkerCache.open(options.dataDir)
     let host: WorkerHost | undefined
     try {
-      host = await createWorkerHost({ privateKey: options.privateKey, listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
+      host = await createWorkerHost({
+        privateKey: options.privateKey,
+        listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      })
       const client = new AuthorityClient({
         bootstrap: options.bootstrap,
         libp2p: host,
@@ -149,7 +168,10 @@ export class NodeEventTracker extends EventTarget {
 
   /** Nodes that can take `category` work now (active, staked, capable), most reliable first. */
   eligible(category: Category): NodeData[] {
-    return this.#cache.all().filter((record) => record.isActive && canDoWork(record, category)).sort(compareReliability)
+    return this.#cache
+      .all()
+      .filter((record) => record.isActive && canDoWork(record, category))
+      .sort(compareReliability)
   }
 
   /** Whether `get(peerId)` is gossip the log has not confirmed yet. */
@@ -230,16 +252,24 @@ export class NodeEventTracker extends EventTarget {
     gossip.subscribe(DELTAS_TOPIC)
 
     // Our last seq lives in the log too: a wiped data dir must never publish a seq twice.
-    const own = await this.#untilDone('get own record', () => this.#client.get(this.peerId, { signal: this.#shutdown.signal }))
+    const own = await this.#untilDone('get own record', () =>
+      this.#client.get(this.peerId, { signal: this.#shutdown.signal }),
+    )
     if (own.record !== null) await this.#cache.setOwnSeqAtLeast(own.record.originSeq)
     await this.#catchUp()
     this.#options.onSynced?.(this.appliedIndex)
     this.dispatchEvent(new CustomEvent('synced', { detail: { appliedIndex: this.appliedIndex } }))
 
-    const fields = { ...this.#options.self, multiaddrs: this.#host.getMultiaddrs().map((address) => address.toString()) }
+    const fields = {
+      ...this.#options.self,
+      multiaddrs: this.#host.getMultiaddrs().map((address) => address.toString()),
+    }
     await this.update(fields)
     await this.#heartbeat()
-    this.#logger?.info({ peerId: this.peerId, appliedIndex: this.appliedIndex, records: this.size, seq: this.ownSeq }, 'worker joined')
+    this.#logger?.info(
+      { peerId: this.peerId, appliedIndex: this.appliedIndex, records: this.size, seq: this.ownSeq },
+      'worker joined',
+    )
 
     this.#watchDone = this.#watchLoop()
     this.#every(this.#options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT, () => void this.#heartbeat())
@@ -278,7 +308,9 @@ export class NodeEventTracker extends EventTarget {
         const from = this.#cache.appliedIndex
         let page: SinceResult
         try {
-          page = await this.#untilDone('since', () => this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }))
+          page = await this.#untilDone('since', () =>
+            this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }),
+          )
         } catch (error) {
           // Our index is beyond the cluster's log: its data was replaced. Start over from its state.
           if (error instanceof ProtocolError && error.code === 'NOT_FOUND') {
@@ -305,7 +337,9 @@ export class NodeEventTracker extends EventTarget {
     let from = 0
     let throughIndex = 0
     for (let more = true; more; ) {
-      const page = await this.#untilDone('since', () => this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }))
+      const page = await this.#untilDone('since', () =>
+        this.#client.since(from, SYNC_PAGE_RECORDS, { signal: this.#shutdown.signal }),
+      )
       records.push(...page.records)
       from = throughIndex = page.throughIndex
       more = page.more
@@ -333,7 +367,8 @@ export class NodeEventTracker extends EventTarget {
         return held === undefined || this.#cache.isProvisional(record.peerId) || held.changedIndex < record.changedIndex
       })
       await this.#cache.applyConfirmed(records, Math.max(throughIndex, this.#cache.appliedIndex))
-      for (const record of changed) this.dispatchEvent(new CustomEvent<ChangeEventDetail>('change', { detail: { record, source: 'log' } }))
+      for (const record of changed)
+        this.dispatchEvent(new CustomEvent<ChangeEventDetail>('change', { detail: { record, source: 'log' } }))
     })
   }
 
@@ -347,7 +382,9 @@ export class NodeEventTracker extends EventTarget {
       } catch (error) {
         if (this.#stopped) return
         if (error instanceof ProtocolError && error.code === 'NOT_FOUND') {
-          await this.#resync().catch((resyncError: unknown) => this.#logger?.warn({ err: resyncError }, 'resync failed'))
+          await this.#resync().catch((resyncError: unknown) =>
+            this.#logger?.warn({ err: resyncError }, 'resync failed'),
+          )
           continue
         }
         this.#logger?.warn({ code: (error as ProtocolError).code, err: error }, 'watch ended; finding the leader again')
@@ -396,10 +433,16 @@ export class NodeEventTracker extends EventTarget {
       this.counters.gossipRejected++
       return 'reject'
     }
-    const outcome = validateGossipDelta({ data: message.data, from: message.from.toString() }, (origin) => this.#cache.get(origin)?.originSeq)
+    const outcome = validateGossipDelta(
+      { data: message.data, from: message.from.toString() },
+      (origin) => this.#cache.get(origin)?.originSeq,
+    )
     if (outcome.result === 'reject') {
       this.counters.gossipRejected++
-      this.#logger?.debug({ from: message.from.toString(), reason: outcome.reason, detail: outcome.detail }, 'gossip rejected')
+      this.#logger?.debug(
+        { from: message.from.toString(), reason: outcome.reason, detail: outcome.detail },
+        'gossip rejected',
+      )
     } else if (outcome.result === 'ignore') {
       this.counters.gossipIgnored++
     } else if (outcome.delta !== undefined) {
@@ -420,7 +463,10 @@ export class NodeEventTracker extends EventTarget {
     this.counters.gossipAccepted++
     void this.#cache.putProvisional(merged.record).then(
       (kept) => {
-        if (kept) this.dispatchEvent(new CustomEvent<ChangeEventDetail>('change', { detail: { record: merged.record, source: 'gossip' } }))
+        if (kept)
+          this.dispatchEvent(
+            new CustomEvent<ChangeEventDetail>('change', { detail: { record: merged.record, source: 'gossip' } }),
+          )
       },
       (error: unknown) => this.#logger?.warn({ err: error }, 'could not keep a gossiped record'),
     )
@@ -434,14 +480,29 @@ export class NodeEventTracker extends EventTarget {
     let workers = 0
     for (const peerId of connected) if (!this.#replicaPeerIds.has(peerId)) workers++
     if (workers >= target) return
-    const candidates = this.#cache.all().filter((record) => record.isActive && record.peerId !== this.peerId && !connected.has(record.peerId) && !this.#replicaPeerIds.has(record.peerId) && record.multiaddrs.length > 0)
-    for (let dials = 0; dials < Math.min(PEER_DIALS_PER_ROUND_MAX, target - workers) && candidates.length > 0; dials++) {
+    const candidates = this.#cache
+      .all()
+      .filter(
+        (record) =>
+          record.isActive &&
+          record.peerId !== this.peerId &&
+          !connected.has(record.peerId) &&
+          !this.#replicaPeerIds.has(record.peerId) &&
+          record.multiaddrs.length > 0,
+      )
+    for (
+      let dials = 0;
+      dials < Math.min(PEER_DIALS_PER_ROUND_MAX, target - workers) && candidates.length > 0;
+      dials++
+    ) {
       const [record] = candidates.splice(Math.floor(Math.random() * candidates.length), 1)
       const address = record!.multiaddrs[0]!
       const dialable = address.includes('/p2p/') ? address : `${address}/p2p/${record!.peerId}`
-      this.#host.dial(multiaddr(dialable), { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT) }).catch((error: unknown) => {
-        this.#logger?.debug({ peer: record!.peerId, err: error }, 'gossip peer dial failed')
-      })
+      this.#host
+        .dial(multiaddr(dialable), { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT) })
+        .catch((error: unknown) => {
+          this.#logger?.debug({ peer: record!.peerId, err: error }, 'gossip peer dial failed')
+        })
     }
   }
 }

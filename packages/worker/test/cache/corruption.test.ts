@@ -62,16 +62,37 @@ describe('WorkerCache refuses a damaged dir', () => {
     ['a flipped bit in a provisional record', (db: RawDatabase) => flipByte(db, recordKey('provisional', B), 12)],
     ['a flipped bit in the state record', (db: RawDatabase) => flipByte(db, KEY_STATE, 5)],
     ['a flipped checksum byte', (db: RawDatabase) => flipByte(db, recordKey('confirmed', A), 0)],
-    ['a record truncated to 3 bytes', async (db: RawDatabase) => db.put(recordKey('confirmed', A), new Uint8Array([1, 2, 3]))],
+    [
+      'a record truncated to 3 bytes',
+      async (db: RawDatabase) => db.put(recordKey('confirmed', A), new Uint8Array([1, 2, 3])),
+    ],
     ['a missing state record', async (db: RawDatabase) => db.del(KEY_STATE)],
     ['a missing meta record', async (db: RawDatabase) => db.del(KEY_META)],
     ['an unexpected key', async (db: RawDatabase) => db.put('stray', encodeMeta(1))],
-    ['a record stored under another peer id', async (db: RawDatabase) => db.put(recordKey('confirmed', B), encodeCachedRecord(record(A, 2, 5)))],
-    ['a confirmed record beyond the applied index', async (db: RawDatabase) => db.put(recordKey('confirmed', A), encodeCachedRecord(record(A, 2, 6)))],
-    ['a provisional record not newer than the confirmed one', async (db: RawDatabase) => db.put(recordKey('provisional', A), encodeCachedRecord(record(A, 2, 0)))],
-    ['a state with a negative seq under a valid checksum', async (db: RawDatabase) => db.put(KEY_STATE, sealed(pack([5, -1])))],
-    ['a record that is valid msgpack but not a NodeData', async (db: RawDatabase) => db.put(recordKey('confirmed', A), sealed(pack([1, ['x']])))],
-    ['a checksummed payload that is not msgpack', async (db: RawDatabase) => db.put(KEY_STATE, sealed(new Uint8Array([0xc1])))],
+    [
+      'a record stored under another peer id',
+      async (db: RawDatabase) => db.put(recordKey('confirmed', B), encodeCachedRecord(record(A, 2, 5))),
+    ],
+    [
+      'a confirmed record beyond the applied index',
+      async (db: RawDatabase) => db.put(recordKey('confirmed', A), encodeCachedRecord(record(A, 2, 6))),
+    ],
+    [
+      'a provisional record not newer than the confirmed one',
+      async (db: RawDatabase) => db.put(recordKey('provisional', A), encodeCachedRecord(record(A, 2, 0))),
+    ],
+    [
+      'a state with a negative seq under a valid checksum',
+      async (db: RawDatabase) => db.put(KEY_STATE, sealed(pack([5, -1]))),
+    ],
+    [
+      'a record that is valid msgpack but not a NodeData',
+      async (db: RawDatabase) => db.put(recordKey('confirmed', A), sealed(pack([1, ['x']]))),
+    ],
+    [
+      'a checksummed payload that is not msgpack',
+      async (db: RawDatabase) => db.put(KEY_STATE, sealed(new Uint8Array([0xc1]))),
+    ],
   ])('%s: CORRUPT', async (_what, damage) => {
     const dir = await damaged(damage)
     expect(await codeOf(() => WorkerCache.open(dir))).toBe('CORRUPT')
@@ -89,7 +110,8 @@ describe('WorkerCache refuses a damaged dir', () => {
 
   it('an initialized dir whose LevelDB files were removed: CORRUPT', async () => {
     const dir = await damaged(async () => undefined)
-    for (const file of await readdir(dir)) if (file !== 'NODELEDGER-WORKER') await rm(join(dir, file), { recursive: true })
+    for (const file of await readdir(dir))
+      if (file !== 'NODELEDGER-WORKER') await rm(join(dir, file), { recursive: true })
     expect(await codeOf(() => WorkerCache.open(dir))).toBe('CORRUPT')
   })
 
@@ -103,4 +125,3 @@ describe('WorkerCache refuses a damaged dir', () => {
     expect(sealed(pack([5, 3]))).toEqual(encodeState({ appliedIndex: 5, ownSeq: 3 }))
   })
 })
-

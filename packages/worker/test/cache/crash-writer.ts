@@ -28,7 +28,10 @@ async function main(dir: string, seed: number): Promise<void> {
     } else if (roll < 75) {
       const index = cache.appliedIndex + 1 + rng.nextInt(3)
       const seeds = Array.from({ length: 1 + rng.nextInt(5) }, () => rng.nextInt(PEERS))
-      await cache.applyConfirmed(seeds.map((peer) => record(peerId(peer), index, index)), index)
+      await cache.applyConfirmed(
+        seeds.map((peer) => record(peerId(peer), index, index)),
+        index,
+      )
       process.stdout.write(seeds.map((peer) => `applied ${index} ${peer}\n`).join(''))
     } else {
       const peer = rng.nextInt(PEERS)

@@ -48,7 +48,11 @@ export type RawDatabase = Level<string, Uint8Array>
 
 /** Open the dir's LevelDB directly (the cache must be closed), run `action`, close it. */
 export async function withRawDatabase<T>(dir: string, action: (db: RawDatabase) => Promise<T>): Promise<T> {
-  const db: RawDatabase = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false })
+  const db: RawDatabase = new Level<string, Uint8Array>(dir, {
+    keyEncoding: 'utf8',
+    valueEncoding: 'view',
+    createIfMissing: false,
+  })
   await db.open()
   try {
     return await action(db)
@@ -66,7 +70,7 @@ export function seededRng(seed: number): { nextInt: (bound: number) => number } 
       let t = state
       t = Math.imul(t ^ (t >>> 15), t | 1)
       t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return (((t ^ (t >>> 14)) >>> 0) % bound)
+      return ((t ^ (t >>> 14)) >>> 0) % bound
     },
   }
 }

@@ -182,7 +182,12 @@ describe('WorkerCache', () => {
 
     it('writes queued together run in call order', async () => {
       const cache = await openCache(await freshDir())
-      const [, first, , second] = await Promise.all([cache.setOwnSeqAtLeast(10), cache.reserveSeq(), cache.setOwnSeqAtLeast(20), cache.reserveSeq()])
+      const [, first, , second] = await Promise.all([
+        cache.setOwnSeqAtLeast(10),
+        cache.reserveSeq(),
+        cache.setOwnSeqAtLeast(20),
+        cache.reserveSeq(),
+      ])
       expect([first, second]).toEqual([11, 21])
     })
   })
