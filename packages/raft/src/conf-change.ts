@@ -1,4 +1,5 @@
 import { RaftError } from './errors.ts'
+import { CONF_CHANGE_CONTEXT_LENGTH_MAX } from './constants.ts'
 import { ConfChangeType } from './types.ts'
 import type { ConfChange, ConfState, NodeId } from './types.ts'
 
@@ -8,7 +9,20 @@ const CONF_CHANGE_TYPES = new Set<string>(Object.values(ConfChangeType))
 
 /** ConfChange entries carry a tiny JSON document: readable in a log dump, and the core needs no codec. */
 export function encodeConfChange(change: ConfChange): Uint8Array {
-  return textEncoder.encode(JSON.stringify({ type: change.type, nodeId: change.nodeId }))
+  if (
+    change.context !== undefined &&
+    (typeof change.context !== 'string' || change.context.length > CONF_CHANGE_CONTEXT_LENGTH_MAX)
+  ) {
+    throw new RaftError(
+      'INVALID',
+      `conf change context must be a string of at most ${CONF_CHANGE_CONTEXT_LENGTH_MAX} characters`,
+    )
+  }
+  const wire =
+    change.context === undefined
+      ? { type: change.type, nodeId: change.nodeId }
+      : { type: change.type, nodeId: change.nodeId, context: change.context }
+  return textEncoder.encode(JSON.stringify(wire))
 }
 
 export function decodeConfChange(data: Uint8Array): ConfChange {
@@ -18,7 +32,7 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   } catch {
     throw new RaftError('INVALID', 'conf change entry is not valid JSON')
   }
-  const candidate = parsed as { type?: unknown; nodeId?: unknown }
+  const candidate = parsed as { type?: unknown; nodeId?: unknown; context?: unknown }
   if (
     typeof candidate !== 'object' ||
     candidate === null ||
@@ -28,7 +42,11 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   ) {
     throw new RaftError('INVALID', 'conf change entry has no valid type and nodeId')
   }
-  return { type: candidate.type as ConfChangeType, nodeId: candidate.nodeId }
+  if (candidate.context === undefined) return { type: candidate.type as ConfChangeType, nodeId: candidate.nodeId }
+  if (typeof candidate.context !== 'string' || candidate.context.length > CONF_CHANGE_CONTEXT_LENGTH_MAX) {
+    throw new RaftError('INVALID', 'conf change entry has a context that is not a bounded string')
+  }
+  return { type: candidate.type as ConfChangeType, nodeId: candidate.nodeId, context: candidate.context }
 }
 
 export function isNodeId(value: unknown): value is NodeId {
@@ -52,6 +70,9 @@ export function applyConfChange(conf: ConfState, change: ConfChange): ConfState 
       if (learners.has(id)) throw new RaftError('INVALID', `node ${id} is already a learner`)
       learners.add(id)
       break
+    case ConfChangeType.UpdateNode:
+      if (!voters.has(id) && !learners.has(id)) throw new RaftError('INVALID', `node ${id} is not a member`)
+      return conf
     case ConfChangeType.RemoveNode:
       if (!voters.has(id) && !learners.has(id)) throw new RaftError('INVALID', `node ${id} is not a member`)
       if (voters.has(id) && voters.size === 1)

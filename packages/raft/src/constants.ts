@@ -33,3 +33,11 @@ export const LEASE_MARGIN_TICKS_DEFAULT = 2
  * busy 2-core machine both won their pre-votes and split the real vote.
  */
 export const LEADER_LOST_STAGGER_TICKS_DEFAULT = 5
+/** A conf change's opaque context (a member's peer id and address, as JSON): 4 KiB is plenty. */
+export const CONF_CHANGE_CONTEXT_LENGTH_MAX = 4096
+/**
+ * A probe the follower rejected without the leader learning anything new is repeated only after
+ * this many heartbeat intervals, doubling up to PROBE_BACKOFF_HEARTBEATS_MAX: a follower whose log
+ * cannot match (it lost entries it once acknowledged) gets one small probe now and then, never a flood.
+ */
+export const PROBE_BACKOFF_HEARTBEATS_MAX = 16

@@ -31,6 +31,19 @@ export class Progress {
   snapshotChunkSentTick = -1
   /** Leader tick of the newest heartbeat this follower answered (the lease basis). */
   heartbeatAckedTick = -1
+  /** The highest commit index sent to this follower (an empty append that cannot move it is not sent). */
+  sentCommit = 0
+  /**
+   * Probe backoff, in heartbeat intervals: after a probe was rejected without teaching the leader
+   * anything (the follower's log ends before `match`), the next waits this long, doubling.
+   */
+  probeBackoffHeartbeats = 0
+  private probeWaitHeartbeats = 0
+  /**
+   * The follower told us its log is empty although it is a voter: it lost its disk. It must be
+   * replaced, not restored in place, so nothing more is sent to it in this term (heartbeats aside).
+   */
+  lostState = false
 
   constructor(next: number, isLearner: boolean, inflightMessagesMax: number, inflightBytesMax: number) {
     this.next = next
@@ -40,6 +53,8 @@ export class Progress {
 
   private resetState(state: ProgressState): void {
     this.probeSent = false
+    this.probeBackoffHeartbeats = 0
+    this.probeWaitHeartbeats = 0
     this.pendingSnapshotIndex = 0
     this.snapshotBytesAcked = 0
     this.snapshotChunkSentTick = -1
@@ -76,6 +91,8 @@ export class Progress {
       this.match = index
       updated = true
       this.probeSent = false
+      this.probeBackoffHeartbeats = 0
+      this.probeWaitHeartbeats = 0
     }
     this.next = Math.max(this.next, index + 1)
     return updated
@@ -103,8 +120,44 @@ export class Progress {
     return true
   }
 
+  /** The last probe was rejected without progress: wait before the next, twice as long as before. */
+  backOffProbe(heartbeatsMax: number): void {
+    assert(this.state === ProgressState.Probe, 'only a probe backs off')
+    this.probeBackoffHeartbeats = Math.min(heartbeatsMax, Math.max(1, this.probeBackoffHeartbeats * 2))
+    this.probeWaitHeartbeats = this.probeBackoffHeartbeats
+    this.probeSent = true
+  }
+
+  /** Whether probes are backing off (they then carry no entries: they only look for the match). */
+  probeBackingOff(): boolean {
+    return this.probeBackoffHeartbeats > 0
+  }
+
+  /** A heartbeat came back: an unanswered probe may go again, once any backoff has elapsed. */
+  onHeartbeatResponse(): void {
+    if (this.probeWaitHeartbeats > 0) {
+      this.probeWaitHeartbeats--
+      if (this.probeWaitHeartbeats > 0) return
+    }
+    this.probeSent = false
+  }
+
+  noteSentCommit(commit: number): void {
+    if (commit > this.sentCommit) this.sentCommit = commit
+  }
+
+  /** Sending `commit` would move the follower's commit index (it is known to hold entries up to match). */
+  canBumpCommit(commit: number): boolean {
+    return Math.min(commit, this.match) > this.sentCommit
+  }
+
+  markLostState(): void {
+    this.lostState = true
+  }
+
   /** Whether the leader should hold back new AppendEntries to this follower. */
   isPaused(): boolean {
+    if (this.lostState) return true
     switch (this.state) {
       case ProgressState.Probe:
         return this.probeSent

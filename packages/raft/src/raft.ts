@@ -7,6 +7,7 @@ import { Progress, ProgressState } from './progress.ts'
 import { VoteResult, majorityValue, voteResult } from './quorum.ts'
 import { RaftLog } from './raft-log.ts'
 import { ReadOnlyQueue } from './read-only.ts'
+import { PROBE_BACKOFF_HEARTBEATS_MAX } from './constants.ts'
 import { CampaignReason, EntryType, MessageType, NONE, ReadMode, Role } from './types.ts'
 import type { ConfChange, ConfState, Entry, Message, NodeId, ReadState, Snapshot, SnapshotMetadata } from './types.ts'
 
@@ -241,6 +242,9 @@ export class Raft {
     }
     // Raft §8: a no-op of the new term lets the leader commit (and learn) everything before it.
     this.appendEntries([{ index: 0, term: 0, type: EntryType.NoOp, data: new Uint8Array() }])
+    // A lone voter is its own quorum: the no-op commits now, or reads and membership changes (which
+    // wait for an entry of this term to commit) would wait for the first client write.
+    this.maybeCommit()
     this.bcastAppend()
   }
 
@@ -294,6 +298,21 @@ export class Raft {
 
   // ---------------------------------------------------------------------------------------------
   // Host notifications
+
+  /**
+   * The host's clock moved `ticks` further than the ticks it delivered: the process was paused or
+   * its event loop starved. Timers are not replayed (an election timeout that lapsed while nobody
+   * could run it is not evidence of a dead leader), but the lease clock is: a lease is counted in
+   * elapsed time as the host measures it, so a leader back from a stall does not trust a lease that
+   * has run out in real time (thesis §6.4.1; Consul had exactly this bug in 2014).
+   */
+  reportStall(ticks: number): void {
+    assert(
+      Number.isSafeInteger(ticks) && ticks >= 0,
+      () => `stalled ticks must be a non-negative integer (got ${ticks})`,
+    )
+    this.tickCount += ticks
+  }
 
   /**
    * The host saw its connection to `peer` close. A follower that loses its leader this way campaigns
@@ -529,6 +548,15 @@ export class Raft {
 
   private handleVoteRequest(message: Message): void {
     const responseType = message.type === MessageType.Vote ? MessageType.VoteResponse : MessageType.PreVoteResponse
+    if (this.log.lastIndex() === 0) {
+      // An empty log is a replica that lost its disk or was never given state. It cannot know what
+      // it once acknowledged or whom it voted for, so its vote could elect a leader without an
+      // acknowledged write, or be cast twice in one term. It waits to be given state, or replaced.
+      // (At term 0 it has no term to answer with; silence is a refusal too.)
+      if (this.term > 0)
+        this.send({ type: responseType, from: this.id, to: message.from, term: this.term, reject: true })
+      return
+    }
     // Raft §5.2: at most one vote per term (a repeat to the same candidate is fine).
     const canVote =
       this.vote === message.from ||
@@ -668,6 +696,10 @@ export class Raft {
         this.handleHeartbeatResponse(message, progress)
         return
       case MessageType.SnapshotResponse:
+        if (message.reject === true) {
+          if (this.voters.has(message.from)) progress.markLostState()
+          return
+        }
         if (progress.state === ProgressState.Snapshot && progress.pendingSnapshotIndex === message.index) {
           progress.snapshotBytesAcked = message.bytesReceived ?? 0
           this.sendSnapshotChunk(message.from, progress)
@@ -736,6 +768,22 @@ export class Raft {
     const chunk = message.snapshot
     if (chunk === undefined) return
     const metadata = chunk.metadata
+    if (this.log.lastIndex() === 0 && metadata.confState.voters.includes(this.id)) {
+      // A voter with an empty log lost the state it acknowledged (a learner joining is empty, but
+      // the snapshot then lists it as a learner). Restoring it in place would let a quorum hold an
+      // acknowledged write only on paper; say so, and the leader stops sending to us.
+      this.incomingSnapshot = undefined
+      this.send({
+        type: MessageType.SnapshotResponse,
+        from: this.id,
+        to: message.from,
+        term: this.term,
+        index: metadata.index,
+        bytesReceived: 0,
+        reject: true,
+      })
+      return
+    }
     if (metadata.index <= this.log.committed) {
       this.incomingSnapshot = undefined
       this.send({
@@ -882,14 +930,30 @@ export class Raft {
     if (message.reject === true) {
       let nextProbe = message.rejectHint ?? 0
       if ((message.logTerm ?? 0) > 0) nextProbe = this.log.findConflictByTerm(nextProbe, message.logTerm!).index
+      const nextBefore = progress.next
       if (progress.maybeDecreaseTo(index, nextProbe)) {
+        if ((message.rejectHint ?? 0) === 0 && this.voters.has(from)) {
+          // The hint is 0 only from an empty log: this voter lost its disk. It cannot be restored in
+          // place (whatever it acknowledged before is gone from a quorum's count); it must be replaced.
+          progress.markLostState()
+          return
+        }
         if (progress.state === ProgressState.Replicate) progress.becomeProbe()
-        this.sendAppend(from)
+        if (progress.next < nextBefore) {
+          this.sendAppend(from)
+        } else {
+          // The follower rejected the probe at `match + 1` itself: its log ends before entries it
+          // once acknowledged. Resending at once would loop as fast as the network allows (one
+          // wiped follower drew 44 MB/s); back off, and let the next probes carry no entries.
+          progress.backOffProbe(PROBE_BACKOFF_HEARTBEATS_MAX)
+        }
       }
       return
     }
     const wasPaused = progress.isPaused()
-    if (!progress.maybeUpdate(index)) return
+    // A probe answered at the known match teaches nothing new, but proves the follower matches: it
+    // moves to replicate (etcd does the same), or a caught-up follower would probe forever.
+    if (!progress.maybeUpdate(index) && !(progress.state === ProgressState.Probe && index === progress.match)) return
     if (progress.state === ProgressState.Probe) {
       progress.becomeReplicate()
     } else if (progress.state === ProgressState.Snapshot && progress.match >= progress.pendingSnapshotIndex) {
@@ -902,7 +966,8 @@ export class Raft {
       if (this.role !== Role.Leader) return
       this.bcastAppend()
     } else if (wasPaused) {
-      this.sendAppend(from)
+      // Entries if there are any; an empty append only when it moves the follower's commit.
+      this.sendAppend(from, progress.canBumpCommit(this.log.committed))
     }
     // Keep the pipe full while the follower lags.
     while (this.sendAppend(from, false)) {
@@ -912,13 +977,17 @@ export class Raft {
   }
 
   private handleHeartbeatResponse(message: Message, progress: Progress): void {
-    progress.probeSent = false
+    // A probe that got no answer may have been lost: the heartbeat's answer lets the next one go,
+    // unless the follower keeps rejecting the same probe (then it waits out its backoff).
+    progress.onHeartbeatResponse()
     // AppendEntries can be lost; if the window is full of them nothing would ever move again. Let one
     // more through: if the follower has a gap it rejects it, and the leader falls back to probing.
     if (progress.state === ProgressState.Replicate && progress.inflights.full()) progress.inflights.freeFirst()
     if (message.sentTick !== undefined)
       progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
-    if (progress.match < this.log.lastIndex()) this.sendAppend(message.from)
+    // A probing follower is brought back to replicate by a probe even when it already holds every
+    // entry (etcd does the same): otherwise the next proposal would go out as a lone probe.
+    if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
     if (message.context === undefined || !this.voters.has(message.from)) return
     const released = this.readOnly.acknowledge(message.context, message.from, this.voters)
     for (const read of released) this.readStates.push(read)
@@ -932,7 +1001,9 @@ export class Raft {
     const prevTerm = this.log.term(prevIndex)
     let entries: Entry[] | undefined
     if (prevTerm !== undefined) {
-      const high = Math.min(this.log.lastIndex() + 1, progress.next + this.config.entriesPerMessageMax)
+      // A repeated probe (the last one was rejected for nothing) checks the match only.
+      const countMax = progress.probeBackingOff() ? 0 : this.config.entriesPerMessageMax
+      const high = Math.min(this.log.lastIndex() + 1, progress.next + countMax)
       try {
         entries = this.log.slice(progress.next, high, this.config.entriesBytesPerMessageMax)
       } catch (error) {
@@ -951,6 +1022,7 @@ export class Raft {
       entries,
       commit: this.log.committed,
     })
+    progress.noteSentCommit(Math.min(this.log.committed, prevIndex + entries.length))
     if (entries.length > 0) {
       const last = entries[entries.length - 1]!.index
       if (progress.state === ProgressState.Replicate) {
@@ -1017,6 +1089,7 @@ export class Raft {
       if (id === this.id) continue
       // Never tell a follower to commit past what it is known to hold.
       const commit = Math.min(progress.match, this.log.committed)
+      progress.noteSentCommit(commit)
       this.send({
         type: MessageType.Heartbeat,
         from: this.id,

@@ -3,7 +3,18 @@ import { assert } from './errors.ts'
 import { Raft } from './raft.ts'
 import type { ProposalTicket } from './raft.ts'
 import { ReadMode } from './types.ts'
-import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftState, Status } from './types.ts'
+import type {
+  BasicStatus,
+  ConfChange,
+  ConfState,
+  HardState,
+  Message,
+  NodeId,
+  PeerProgress,
+  Ready,
+  SoftState,
+  Status,
+} from './types.ts'
 
 /**
  * The host's handle on one replica's Raft (etcd's RawNode). Inputs: tick, step, propose,
@@ -11,58 +22,68 @@ import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftStat
  * order written on its type, then advance(). Nothing here blocks, reads a clock or does I/O.
  */
 export class RawNode {
-  readonly raft: Raft
+  readonly #raft: Raft
   private previousSoftState: SoftState
   private previousHardState: HardState
   /** Guards the contract: one Ready out at a time. */
   private readyOutstanding = false
 
   constructor(config: Config) {
-    this.raft = new Raft(config)
+    this.#raft = new Raft(config)
     this.previousSoftState = this.softState()
     this.previousHardState = this.hardState()
   }
 
   tick(): void {
-    this.raft.tick()
+    this.#raft.tick()
   }
 
   step(message: Message): void {
     // Local-only message types never come from the network.
     if (message.type === 'hup') return
-    if (message.from === this.raft.id || message.to !== this.raft.id) return
-    this.raft.step(message)
+    if (message.from === this.#raft.id || message.to !== this.#raft.id) return
+    this.#raft.step(message)
   }
 
   /** Start an election now (tests and operators; replicas normally wait for their timeout). */
   campaign(): void {
-    this.raft.step({ type: 'hup', from: this.raft.id, to: this.raft.id, term: 0 })
+    this.#raft.step({ type: 'hup', from: this.#raft.id, to: this.#raft.id, term: 0 })
   }
 
   /** Throws RaftError NOT_LEADER (with the leader's id) or DROPPED; never loses a proposal silently. */
   propose(data: Uint8Array): ProposalTicket {
-    return this.raft.propose(data)
+    return this.#raft.propose(data)
   }
 
   proposeConfChange(change: ConfChange): ProposalTicket {
-    return this.raft.proposeConfChange(change)
+    return this.#raft.proposeConfChange(change)
   }
 
   readIndex(context: string, mode: ReadMode = ReadMode.Linearizable): void {
-    this.raft.readIndex(context, mode)
+    this.#raft.readIndex(context, mode)
   }
 
   transferLeader(target: NodeId): void {
-    this.raft.transferLeader(target)
+    this.#raft.transferLeader(target)
   }
 
   reportUnreachable(peer: NodeId): void {
-    this.raft.reportUnreachable(peer)
+    this.#raft.reportUnreachable(peer)
+  }
+
+  /** The host's clock ran `ticks` ahead of the ticks it delivered (a pause): leases count that time. */
+  reportStall(ticks: number): void {
+    this.#raft.reportStall(ticks)
+  }
+
+  /** Term of the entry at `index` (stable or not), or undefined when compacted or beyond the log. */
+  logTerm(index: number): number | undefined {
+    return this.#raft.log.term(index)
   }
 
   /** The membership at `index` (>= the applied index): what a snapshot taken there must record. */
   confStateAt(index: number): ConfState {
-    return this.raft.confStateAt(index)
+    return this.#raft.confStateAt(index)
   }
 
   /**
@@ -74,7 +95,7 @@ export class RawNode {
    * would delay its heartbeats and let followers time out while it is perfectly alive.
    */
   takeHeartbeats(): Message[] {
-    const raft = this.raft
+    const raft = this.#raft
     if (raft.messages.length === 0) return []
     const heartbeats: Message[] = []
     const rest: Message[] = []
@@ -87,7 +108,7 @@ export class RawNode {
   }
 
   hasReady(): boolean {
-    const raft = this.raft
+    const raft = this.#raft
     if (raft.broadcastPending) return true
     const soft = this.softState()
     if (soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role) return true
@@ -97,20 +118,29 @@ export class RawNode {
     return raft.log.hasNextCommittedEntries()
   }
 
-  ready(): Ready & { droppedReads: readonly string[] } {
+  ready(): Ready {
     assert(!this.readyOutstanding, 'ready() called again before advance()')
-    const raft = this.raft
+    const raft = this.#raft
     raft.flushBroadcast()
     const soft = this.softState()
     const hard = this.hardState()
     const snapshot = raft.log.unstable.snapshot
-    const ready: Ready & { droppedReads: readonly string[] } = {
+    const entries = raft.log.unstableEntries()
+    // etcd's MustSync: entries, a snapshot, or a new term or vote must be on disk before anything is
+    // sent; a commit index alone need not be (a restart re-learns it from the leader).
+    const mustSync =
+      entries.length > 0 ||
+      snapshot !== undefined ||
+      hard.term !== this.previousHardState.term ||
+      hard.vote !== this.previousHardState.vote
+    const ready: Ready = {
       ...(soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role
         ? { softState: soft }
         : {}),
       ...(!hardStatesEqual(hard, this.previousHardState) ? { hardState: hard } : {}),
-      entries: raft.log.unstableEntries(),
+      entries,
       ...(snapshot !== undefined ? { snapshot } : {}),
+      mustSync,
       messages: raft.messages,
       committedEntries: raft.log.nextCommittedEntries(raft.config.committedBytesPerReadyMax),
       readStates: raft.readStates,
@@ -129,7 +159,7 @@ export class RawNode {
   advance(ready: Ready): void {
     assert(this.readyOutstanding, 'advance() without a Ready')
     this.readyOutstanding = false
-    const log = this.raft.log
+    const log = this.#raft.log
     if (ready.snapshot !== undefined) {
       log.stableSnapshotTo(ready.snapshot.metadata.index)
       log.appliedTo(ready.snapshot.metadata.index)
@@ -141,16 +171,12 @@ export class RawNode {
       const last = entries[entries.length - 1]!
       log.stableTo(last.index, last.term)
     }
-    this.raft.pruneConfLog()
+    this.#raft.pruneConfLog()
   }
 
-  status(): Status {
-    const raft = this.raft
-    const progress: Record<number, { match: number; next: number; state: string; recentActive: boolean }> = {}
-    if (raft.role === 'leader') {
-      for (const [id, pr] of raft.progress)
-        progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }
-    }
+  /** Role, term, commit and log bounds, with no allocation beyond the answer (for hot paths). */
+  basicStatus(): BasicStatus {
+    const raft = this.#raft
     return {
       id: raft.id,
       role: raft.role,
@@ -161,18 +187,38 @@ export class RawNode {
       applied: raft.log.applied,
       firstIndex: raft.log.firstIndex(),
       lastIndex: raft.log.lastIndex(),
-      confState: raft.currentConf(),
       leadTransferee: raft.leadTransferee,
-      ...(raft.role === 'leader' ? { progress } : {}),
     }
   }
 
+  /** The membership in force now (the newest ConfChange in the log, committed or not). */
+  confState(): ConfState {
+    return this.#raft.currentConf()
+  }
+
+  /** basicStatus() plus the membership and, on a leader, each member's replication progress. */
+  status(): Status {
+    const raft = this.#raft
+    const basic = this.basicStatus()
+    if (raft.role !== 'leader') return { ...basic, confState: raft.currentConf() }
+    const progress: Record<number, PeerProgress> = {}
+    for (const [id, pr] of raft.progress)
+      progress[id] = {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        recentActive: pr.recentActive,
+        lostState: pr.lostState,
+      }
+    return { ...basic, confState: raft.currentConf(), progress }
+  }
+
   private softState(): SoftState {
-    return { leader: this.raft.lead, role: this.raft.role }
+    return { leader: this.#raft.lead, role: this.#raft.role }
   }
 
   private hardState(): HardState {
-    return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed }
+    return { term: this.#raft.term, vote: this.#raft.vote, commit: this.#raft.log.committed }
   }
 }
 

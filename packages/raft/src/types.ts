@@ -30,12 +30,19 @@ export const ConfChangeType = {
   AddVoter: 'add-voter',
   AddLearner: 'add-learner',
   RemoveNode: 'remove-node',
+  /** Changes nothing in the membership: carries new `context` for a member (its address, etc.). */
+  UpdateNode: 'update-node',
 } as const
 export type ConfChangeType = (typeof ConfChangeType)[keyof typeof ConfChangeType]
 
 export interface ConfChange {
   readonly type: ConfChangeType
   readonly nodeId: NodeId
+  /**
+   * Opaque to the core (etcd's ConfChange.Context): what the host wants every replica to learn
+   * with the change, e.g. the new member's peer id and address. At most CONF_CHANGE_CONTEXT_LENGTH_MAX.
+   */
+  readonly context?: string
 }
 
 /** The membership: voters decide elections and commits, learners only receive the log. */
@@ -127,6 +134,10 @@ export interface Message {
   readonly index?: number
   readonly entries?: readonly Entry[]
   readonly commit?: number
+  /**
+   * Refused. On a SnapshotResponse: the follower's log is empty while the snapshot lists it as a
+   * voter, so it lost the state it once acknowledged and must not be restored in place (replace it).
+   */
   readonly reject?: boolean
   readonly rejectHint?: number
   readonly reason?: CampaignReason
@@ -148,10 +159,12 @@ export interface ReadState {
 /**
  * What the host must do, in this order (the order is the correctness argument, Raft §5 and etcd's
  * node.go):
- *   1. persist `snapshot` (if any), then `entries` and `hardState` atomically, with fsync;
+ *   1. persist `snapshot` (if any), then `entries` and `hardState` atomically; with fsync when
+ *      `mustSync` (a commit index alone may be written without one: a restart re-learns it);
  *   2. send `messages` (only after step 1: a vote or an acknowledgement must be durable first);
  *   3. install `snapshot` into the state machine, then apply `committedEntries` in order;
- *   4. hand `readStates` to the waiting readers once the applied index reaches each one's index;
+ *   4. hand `readStates` to the waiting readers once the applied index reaches each one's index, and
+ *      fail the reads named in `droppedReads` (leadership changed before they were confirmed);
  *   5. call `advance(ready)`.
  * The one exception to "persist, then send": heartbeats and their responses may be taken out early
  * with RawNode.takeHeartbeats() and sent at once (they carry no unpersisted state).
@@ -163,12 +176,20 @@ export interface Ready {
   readonly hardState?: HardState
   readonly entries: readonly Entry[]
   readonly snapshot?: Snapshot
+  /**
+   * Whether step 1 must be synced to disk before step 2 (etcd's MustSync): true when there are
+   * entries or a snapshot, or when the term or vote changed. False when only the commit index moved.
+   */
+  readonly mustSync: boolean
   readonly messages: readonly Message[]
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]
+  /** Contexts of ReadIndex requests that will never be answered: report them as failed. */
+  readonly droppedReads: readonly string[]
 }
 
-export interface Status {
+/** What a hot path needs to know, without allocating the membership or the progress map. */
+export interface BasicStatus {
   readonly id: NodeId
   readonly role: Role
   readonly term: number
@@ -178,10 +199,23 @@ export interface Status {
   readonly applied: number
   readonly firstIndex: number
   readonly lastIndex: number
-  readonly confState: ConfState
   readonly leadTransferee: NodeId
+}
+
+export interface Status extends BasicStatus {
+  readonly confState: ConfState
   /** Leader only: each peer's replication progress. */
-  readonly progress?: Readonly<Record<number, { match: number; next: number; state: string; recentActive: boolean }>>
+  readonly progress?: Readonly<Record<number, PeerProgress>>
+}
+
+/** The leader's view of one member's replication (Status.progress). */
+export interface PeerProgress {
+  readonly match: number
+  readonly next: number
+  readonly state: string
+  readonly recentActive: boolean
+  /** The member reported that it lost its state (an empty log while a voter): nothing is sent to it. */
+  readonly lostState: boolean
 }
 
 /** A seeded source of randomness; the core never touches Math.random. */

@@ -99,7 +99,7 @@ describe('leader election', () => {
     cluster.tick(HEARTBEAT_TICKS)
     const term = cluster.status(2).term
     const lastIndex = cluster.status(2).lastIndex
-    const lastTerm = cluster.node(2).raft.log.lastTerm()
+    const lastTerm = cluster.node(2).logTerm(lastIndex)!
     for (const type of [MessageType.PreVote, MessageType.Vote]) {
       const mark = cluster.mark()
       cluster.node(2).step({

@@ -1,14 +1,18 @@
 /**
- * A deterministic network of RawNodes in one process, for scenario tests that read like the Raft
+ * A deterministic network of replicas in one process, for scenario tests that read like the Raft
  * paper (STYLE §7): `cluster.elect(1)`, `cluster.partition([1], [2, 3])`, `cluster.deliverAll()`.
  *
- * Nothing here sleeps, reads a clock or calls Math.random. Time moves only when a test ticks;
- * messages move only when a test delivers them. Each Ready is handled in the order written on the
- * Ready type: persist (snapshot, entries, hard state) to the node's MemoryStorage, send (into the
- * network queue), apply (snapshot, committed entries), hand over read states, advance.
+ * Each replica is the replica's own driver (packages/authority/src/replica/driver.ts) around the
+ * core, over a MemoryStorage whose writes complete at once and a clock that moves only when a test
+ * ticks: the tests exercise the same persist → send → apply → reads → advance pipeline as the
+ * replica and the simulator, not a host of their own. Work the driver defers (its "soon") runs when
+ * the test delivers, ticks or calls processReadies(), so inputs given between two of those batch
+ * into one Ready, as they do in production. Nothing here sleeps, reads a clock or calls Math.random.
  */
-import { MemoryStorage, RaftError, RawNode, Role, createSeededRng } from '../src/index.ts'
+import { RaftError, Role, createSeededRng } from '../src/index.ts'
+import { MemoryStorage } from '../src/index.ts'
 import type {
+  BasicStatus,
   Config,
   ConfChange,
   RaftErrorCode,
@@ -23,10 +27,15 @@ import type {
   Snapshot,
   Status,
 } from '../src/index.ts'
+// The driver lives with the replica; the core's scenario tests run it by path (no package cycle).
+import { ReplicaDriver } from '../../authority/src/replica/driver.ts'
+import type { DriverStorage, DriverTime, StorageUpdate } from '../../authority/src/replica/driver.ts'
 
 /** Small timeouts keep scenarios short; the ratio (heartbeat well under the election timeout) is what matters. */
 export const ELECTION_TIMEOUT_TICKS = 10
 export const HEARTBEAT_TICKS = 2
+/** The harness clock's tick, in its milliseconds. */
+const TICK_MS = 10
 
 /** Upper bound on delivery rounds in deliverAll(): a cluster that never goes quiet is a bug. */
 const DELIVERY_ROUNDS_MAX = 10_000
@@ -66,15 +75,18 @@ export interface ClusterOptions {
 /** What the host of one replica has seen: its durable store and its state machine's history. */
 export interface Replica {
   readonly id: NodeId
-  node: RawNode | undefined
-  readonly storage: MemoryStorage
+  node: HarnessNode | undefined
+  /** What survives a crash; replaced by loseDisk(). */
+  storage: MemoryStorage
   /** Entries applied to the state machine, in order (since the last snapshot install or restart). */
   applied: Entry[]
   /** Index up to which the state machine reflects the log (snapshot installs jump it forward). */
   appliedIndex: number
   /** Snapshots installed from a leader. */
   readonly installedSnapshots: Snapshot[]
+  /** Reads answered, by the label the test gave them, with the index they may be served at. */
   readonly readStates: ReadState[]
+  /** Labels of reads that were dropped (leadership changed before they were confirmed). */
   readonly droppedReads: string[]
 }
 
@@ -84,8 +96,136 @@ export class PatientRng implements Rng {
   }
 }
 
+/** A MemoryStorage as the driver's store: every write is durable the moment it is asked for. */
+class ImmediateStorage implements DriverStorage {
+  readonly #storage: MemoryStorage
+  constructor(storage: MemoryStorage) {
+    this.#storage = storage
+  }
+  initialState(): ReturnType<MemoryStorage['initialState']> {
+    return this.#storage.initialState()
+  }
+  entries(low: number, high: number, bytesMax: number): Entry[] {
+    return this.#storage.entries(low, high, bytesMax)
+  }
+  term(index: number): number {
+    return this.#storage.term(index)
+  }
+  firstIndex(): number {
+    return this.#storage.firstIndex()
+  }
+  lastIndex(): number {
+    return this.#storage.lastIndex()
+  }
+  snapshot(): Snapshot {
+    return this.#storage.snapshot()
+  }
+  save(update: StorageUpdate, done: (error?: Error) => void): void {
+    // 1. Persist: snapshot, then entries and hard state.
+    if (update.snapshot !== undefined) this.#storage.applySnapshot(update.snapshot)
+    this.#storage.append(update.entries)
+    if (update.hardState !== undefined) this.#storage.setHardState(update.hardState)
+    done()
+  }
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array, done: (error?: Error) => void): void {
+    this.#storage.createSnapshot(index, confState, data)
+    done()
+  }
+}
+
+/** One replica's clock: it moves only when the test ticks this replica. */
+class ManualTime implements DriverTime {
+  nowTicks = 0
+  #timer: (() => void) | undefined
+  readonly #deferred: Array<() => void>
+  constructor(deferred: Array<() => void>) {
+    this.#deferred = deferred
+  }
+  nowMs(): number {
+    return this.nowTicks * TICK_MS
+  }
+  every(_intervalMs: number, callback: () => void): () => void {
+    this.#timer = callback
+    return () => {
+      this.#timer = undefined
+    }
+  }
+  soon(callback: () => void): void {
+    this.#deferred.push(callback)
+  }
+  tick(): void {
+    this.nowTicks++
+    this.#timer?.()
+  }
+  /** Time passes but the process does not run: no timer fires. */
+  pause(ticks: number): void {
+    this.nowTicks += ticks
+  }
+}
+
+/**
+ * A replica's handle for tests: the driver's inputs, with RawNode's names and synchronous answers
+ * (proposals return their ticket and throw RaftError, as the core does).
+ */
+export class HarnessNode {
+  readonly driver: ReplicaDriver<void>
+  readonly #replica: Replica
+  /** @internal the harness moves this replica's clock */
+  readonly time: ManualTime
+  readonly #time: ManualTime
+  constructor(driver: ReplicaDriver<void>, replica: Replica, time: ManualTime) {
+    this.time = time
+    this.driver = driver
+    this.#replica = replica
+    this.#time = time
+  }
+  tick(): void {
+    this.#time.tick()
+  }
+  step(message: Message): void {
+    this.driver.step([message])
+  }
+  campaign(): void {
+    this.driver.campaign()
+  }
+  propose(data: Uint8Array): ProposalTicket {
+    return this.driver.propose(data, () => {})
+  }
+  proposeConfChange(change: ConfChange): ProposalTicket {
+    return this.driver.proposeConfChange(change, () => {})
+  }
+  /** A ReadIndex read labelled `label`: its answer lands in replica.readStates or droppedReads. */
+  readIndex(label: string, mode?: ReadMode): void {
+    const replica = this.#replica
+    this.driver.read(mode ?? 'linearizable', (outcome) => {
+      if (outcome.status === 'ready') replica.readStates.push({ index: outcome.index, context: label })
+      else replica.droppedReads.push(label)
+    })
+  }
+  transferLeader(target: NodeId): void {
+    this.driver.transferLeader(target)
+  }
+  reportUnreachable(peer: NodeId): void {
+    this.driver.reportUnreachable(peer)
+  }
+  status(): Status {
+    return this.driver.status()
+  }
+  basicStatus(): BasicStatus {
+    return this.driver.basicStatus()
+  }
+  logTerm(index: number): number | undefined {
+    return this.driver.logTerm(index)
+  }
+  confStateAt(index: number): ConfState {
+    return this.driver.confStateAt(index)
+  }
+}
+
 export class Cluster {
   readonly replicas = new Map<NodeId, Replica>()
+  /** Work the drivers deferred until the current test step is done (their `soon`). */
+  private readonly deferred: Array<() => void> = []
   /** Messages sent and not yet delivered or dropped. */
   queue: Message[] = []
   /** Every message any node ever sent, in order: tests count round trips with it. */
@@ -128,19 +268,71 @@ export class Cluster {
 
   private start(replica: Replica): void {
     const options = this.options
-    const rng =
+    const rng: Rng =
       options.timers === 'random' ? createSeededRng((options.seed ?? 1) * 1009 + replica.id) : new PatientRng()
-    replica.node = new RawNode({
-      electionTimeoutTicks: ELECTION_TIMEOUT_TICKS,
-      heartbeatTicks: HEARTBEAT_TICKS,
-      ...options.config,
-      ...options.nodeConfig?.[replica.id],
-      id: replica.id,
-      storage: replica.storage,
-      rng,
-    })
     replica.appliedIndex = replica.storage.snapshot().metadata.index
     replica.applied = []
+    const time = new ManualTime(this.deferred)
+    const {
+      id: _id,
+      storage: _storage,
+      rng: _rng,
+      applied: _applied,
+      ...config
+    } = {
+      ...options.config,
+      ...options.nodeConfig?.[replica.id],
+    }
+    const driver = new ReplicaDriver<void>({
+      id: replica.id,
+      storage: new ImmediateStorage(replica.storage),
+      transport: {
+        send: (messages) => {
+          for (const message of messages) {
+            this.sent.push(message)
+            this.queue.push(message)
+          }
+        },
+      },
+      time,
+      stateMachine: {
+        apply: (entry) => {
+          // 3. Apply, in order: the driver asserts contiguity too; the test sees every entry.
+          if (entry.index !== replica.appliedIndex + 1) {
+            throw new Error(`replica ${replica.id} applies ${entry.index} after ${replica.appliedIndex}`)
+          }
+          replica.applied.push(entry)
+          replica.appliedIndex = entry.index
+        },
+        restore: (snapshot) => {
+          replica.installedSnapshots.push(snapshot)
+          replica.appliedIndex = snapshot.metadata.index
+        },
+        snapshot: () => this.nextSnapshotData,
+      },
+      events: {
+        fatal: (error) => {
+          throw error
+        },
+        persisted: (_latencyMs, entries, synced) => this.persistListeners.get(replica.id)?.(entries, synced),
+      },
+      raft: { electionTimeoutTicks: ELECTION_TIMEOUT_TICKS, heartbeatTicks: HEARTBEAT_TICKS, ...config, rng },
+      tickIntervalMs: TICK_MS,
+      // Snapshots only when a test takes one.
+      snapshotEveryEntries: Number.MAX_SAFE_INTEGER,
+    })
+    replica.node = new HarnessNode(driver, replica, time)
+    driver.start()
+    this.processReadies()
+  }
+
+  /** What the state machine's next snapshot holds (set by snapshot()). */
+  private nextSnapshotData: Uint8Array = new Uint8Array()
+  private readonly persistListeners = new Map<NodeId, (entries: number, synced: boolean) => void>()
+
+  /** Be told of every write replica `id` makes: how many entries, and whether it was synced. */
+  onPersisted(id: NodeId, listener: (entries: number, synced: boolean) => void): void {
+    this.persistListeners.set(id, listener)
   }
 
   replica(id: NodeId): Replica {
@@ -149,7 +341,7 @@ export class Cluster {
     return replica
   }
 
-  node(id: NodeId): RawNode {
+  node(id: NodeId): HarnessNode {
     const node = this.replica(id).node
     if (node === undefined) throw new Error(`replica ${id} is crashed`)
     return node
@@ -169,10 +361,27 @@ export class Cluster {
 
   /** The process stops; its MemoryStorage (everything persisted) survives. */
   crash(id: NodeId): void {
-    this.replica(id).node = undefined
+    const replica = this.replica(id)
+    replica.node?.driver.stop()
+    replica.node = undefined
   }
 
-  /** A new RawNode on the same storage: what a process restart recovers. */
+  /**
+   * The replica's disk is lost: it crashes and restarts on `storage` (empty by default), knowing
+   * neither its log nor its vote.
+   */
+  loseDisk(id: NodeId, storage: MemoryStorage = new MemoryStorage()): void {
+    this.crash(id)
+    this.replica(id).storage = storage
+    this.restart(id)
+  }
+
+  /** Replica `id`'s process is stopped for `ticks` (SIGSTOP): its clock moves on, nothing of it runs. */
+  pause(id: NodeId, ticks: number): void {
+    this.node(id).time.pause(ticks)
+  }
+
+  /** A new driver on the same storage: what a process restart recovers. */
   restart(id: NodeId): void {
     const replica = this.replica(id)
     this.start(replica)
@@ -316,7 +525,7 @@ export class Cluster {
 
   private committedInTerm(id: NodeId): boolean {
     const status = this.status(id)
-    return status.commit >= status.firstIndex && this.node(id).raft.log.term(status.commit) === status.term
+    return status.commit >= status.firstIndex && this.node(id).logTerm(status.commit) === status.term
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -358,55 +567,26 @@ export class Cluster {
   /** The application takes a snapshot at its applied index and the store compacts the log before it. */
   snapshot(id: NodeId, data: Uint8Array): Snapshot {
     const replica = this.replica(id)
-    const confState: ConfState = this.node(id).confStateAt(replica.appliedIndex)
-    return replica.storage.createSnapshot(replica.appliedIndex, confState, data)
+    this.nextSnapshotData = data
+    let failure: Error | undefined
+    this.node(id).driver.snapshotNow((error) => {
+      failure = error
+    })
+    if (failure !== undefined) throw failure
+    return replica.storage.snapshot()
   }
 
   // ---------------------------------------------------------------------------------------------
   // The host's side of the Ready contract
 
+  /** Run what the drivers deferred (their Ready pipelines) until nothing is left. */
   processReadies(): void {
     for (let round = 0; round < DELIVERY_ROUNDS_MAX; round++) {
-      let any = false
-      for (const replica of this.replicas.values()) {
-        const node = replica.node
-        if (node === undefined || !node.hasReady()) continue
-        any = true
-        this.handleReady(replica, node)
-      }
-      if (!any) return
+      const work = this.deferred.splice(0)
+      if (work.length === 0) return
+      for (const callback of work) callback()
     }
     throw new Error('nodes kept producing Readies')
-  }
-
-  private handleReady(replica: Replica, node: RawNode): void {
-    const ready = node.ready()
-    const storage = replica.storage
-    // 1. Persist: snapshot, then entries and hard state.
-    if (ready.snapshot !== undefined) storage.applySnapshot(ready.snapshot)
-    storage.append(ready.entries)
-    if (ready.hardState !== undefined) storage.setHardState(ready.hardState)
-    // 2. Send.
-    for (const message of ready.messages) {
-      this.sent.push(message)
-      this.queue.push(message)
-    }
-    // 3. Apply.
-    if (ready.snapshot !== undefined) {
-      replica.installedSnapshots.push(ready.snapshot)
-      replica.appliedIndex = ready.snapshot.metadata.index
-    }
-    for (const entry of ready.committedEntries) {
-      if (entry.index !== replica.appliedIndex + 1)
-        throw new Error(`replica ${replica.id} applies ${entry.index} after ${replica.appliedIndex}`)
-      replica.applied.push(entry)
-      replica.appliedIndex = entry.index
-    }
-    // 4. Reads.
-    replica.readStates.push(...ready.readStates)
-    replica.droppedReads.push(...ready.droppedReads)
-    // 5. Advance.
-    node.advance(ready)
   }
 }
 
