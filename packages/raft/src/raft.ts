@@ -939,6 +939,8 @@ export class Raft {
           return
         }
         if (progress.state === ProgressState.Replicate) progress.becomeProbe()
+        // A snapshot in flight decides what comes next; its answer moves the follower on.
+        if (progress.state === ProgressState.Snapshot) return
         if (progress.next < nextBefore) {
           this.sendAppend(from)
         } else {

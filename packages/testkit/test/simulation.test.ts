@@ -34,6 +34,29 @@ describe('deterministic simulation', () => {
     })
   }
 
+  // The simulator runs the replica's own driver (packages/authority/src/replica/driver.ts): these
+  // are the driver's paths that only a real host hits, each seen in some seed.
+  it('seeds exercise group commit, early heartbeats, pauses with lease reads, and disk loss', () => {
+    const firstSeedWith: Record<string, number | undefined> = {}
+    const features = [
+      'groupCommits',
+      'earlyHeartbeats',
+      'pauses',
+      'stalls',
+      'leaseReadsAfterPause',
+      'diskLosses',
+      'confChanges',
+      'transfers',
+    ] as const
+    for (let seed = 1; seed <= 200; seed++) {
+      const { stats } = runSeed(seed)
+      for (const feature of features)
+        if (stats[feature] > 0 && firstSeedWith[feature] === undefined) firstSeedWith[feature] = seed
+    }
+    console.log(`first seed with each: ${JSON.stringify(firstSeedWith)}`)
+    for (const feature of features) expect(firstSeedWith[feature], feature).toBeGreaterThan(0)
+  })
+
   it('replays a seed to the identical trace', () => {
     const first = runSeed(4242, { keepTrace: true })
     const second = runSeed(4242, { keepTrace: true })

@@ -84,7 +84,7 @@ export interface DriverStateMachine<Result> {
 
 /** What the driver tells its host. Every member is optional except `fatal`. */
 export interface DriverEvents {
-  /** Role or leader changed (after the Ready that carried the change was persisted). */
+  /** Role or leader changed: the core's state when it handed out the Ready that carries the change. */
   softState?(state: SoftState, term: number): void
   /** Entries up to `index` are applied. */
   applied?(index: number): void
@@ -225,6 +225,8 @@ export class ReplicaDriver<Result> {
 
   readonly counters = {
     readies: 0,
+    /** Heartbeats (and their answers) sent while a write was in flight. */
+    heartbeatsEarly: 0,
     stalls: 0,
     ticksStalled: 0,
     proposalsLost: 0,
@@ -403,10 +405,12 @@ export class ReplicaDriver<Result> {
   #onTimer(): void {
     if (this.#stage === 'stopped') return
     const owed = this.#ticksOwed()
-    if (owed <= 0) return
-    this.#clockTicks += owed
+    // Every firing delivers one tick: timers keep their cadence. A firing that finds the lease
+    // clock already caught up (a lease read did it) still ticks, so that clock may run a tick ahead
+    // of real time, which only ever shortens a lease. A late firing delivers one tick and reports
+    // the rest to the lease clock only (RawNode.reportStall).
+    this.#clockTicks += Math.max(1, owed)
     this.#node.tick()
-    // A timer that fired late delivers one tick; the rest counts for leases only (RawNode.reportStall).
     if (owed >= DRIVER_DEFAULTS.stallTicksMin) this.#reportStall(owed - 1)
     this.#afterInput()
   }
@@ -437,13 +441,14 @@ export class ReplicaDriver<Result> {
   #afterInput(): void {
     // While a write is in flight nothing else leaves, except heartbeats: a slow fsync must never
     // look like a dead leader (or a dead follower) to the others.
-    if (this.#stage === 'persisting') this.#sendHeartbeatsNow()
+    if (this.#stage === 'persisting') this.counters.heartbeatsEarly += this.#sendHeartbeatsNow()
     this.#wake()
   }
 
-  #sendHeartbeatsNow(): void {
+  #sendHeartbeatsNow(): number {
     const heartbeats = this.#node.takeHeartbeats()
     if (heartbeats.length > 0) this.#transport.send(heartbeats)
+    return heartbeats.length
   }
 
   #wake(): void {
@@ -480,6 +485,9 @@ export class ReplicaDriver<Result> {
     assert(this.#stage === 'idle', 'one Ready at a time')
     this.#stage = 'persisting'
     this.counters.readies++
+    // The role as of this Ready, reported now: by the time the write completes, newer messages may
+    // already have moved the core on (a pause, a burst), and a later report would mislabel the term.
+    if (ready.softState !== undefined) this.#events.softState?.(ready.softState, this.#node.basicStatus().term)
     if (ready.snapshot === undefined && ready.entries.length === 0 && ready.hardState === undefined) {
       this.#onPersisted(ready, undefined, 0)
       return
@@ -536,7 +544,6 @@ export class ReplicaDriver<Result> {
         () => `snapshot ${this.#snapshotIndex} ahead of applied ${this.#appliedIndex}`,
       )
       this.#stage = 'idle'
-      if (ready.softState !== undefined) this.#onSoftState(ready.softState)
       if (ready.committedEntries.length > 0 || ready.snapshot !== undefined) this.#events.applied?.(this.#appliedIndex)
       if (this.#appliedIndex - this.#snapshotIndex >= this.#snapshotEveryEntries && !this.#snapshotting)
         this.#takeSnapshot()
@@ -583,11 +590,6 @@ export class ReplicaDriver<Result> {
           reason: `a new leader's entry took index ${entry.index}`,
         })
     }
-  }
-
-  #onSoftState(state: SoftState): void {
-    const term = this.#node.basicStatus().term
-    this.#events.softState?.(state, term)
   }
 
   #takeSnapshot(done?: (error: Error | undefined, index: number) => void): void {

@@ -1,15 +1,17 @@
 import {
+  ConfChangeType,
+  EntryType,
   MemoryStorage,
   RaftAssertionError,
   RaftError,
-  RawNode,
-  ConfChangeType,
-  EntryType,
   ReadMode,
   Role,
 } from '@nodeledger/raft'
-import type { ConfChange, ConfState, Entry, Message, NodeId, Ready } from '@nodeledger/raft'
+import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '@nodeledger/raft'
+import { DriverAssertionError, DriverError, ReplicaDriver } from '@nodeledger/authority/driver'
+import type { DriverTime, ProposalOutcome, ReadOutcome } from '@nodeledger/authority/driver'
 import { SafetyChecker, digestBytes } from './checker.ts'
+import { SimDisk } from './disk.ts'
 import { SimNetwork } from './network.ts'
 import type { NetworkOptions } from './network.ts'
 import { SimRng } from './rng.ts'
@@ -20,6 +22,8 @@ export interface FaultOptions {
   restartProbability: number
   /** Crash between persisting a Ready and sending its messages. */
   crashMidReadyProbability: number
+  /** A crash is a power loss (an unsynced commit index is forgotten too) this often. */
+  powerLossProbability: number
   partitionProbability: number
   healProbability: number
   confChangeProbability: number
@@ -31,12 +35,18 @@ export interface FaultOptions {
    * that leaves old-term entries on a quorum and rival terms elsewhere (the paper's Figure 8).
    */
   crashNewLeaderProbability: number
+  /** A replica is stopped (SIGSTOP): its timers, I/O callbacks and inbox wait while the others go on. */
+  pauseProbability: number
+  resumeProbability: number
+  /** A replica loses its disk and restarts empty; a voter so hit must be replaced (it is retired). */
+  diskLossProbability: number
 }
 
 export interface SimulationOptions {
   seed: number
   voterCount: number
   spareNodeCount: number
+  /** Simulator steps per tick; one step is one virtual millisecond. */
   stepsPerTick: number
   faultTicks: number
   livenessTicksMax: number
@@ -46,7 +56,11 @@ export interface SimulationOptions {
   snapshotChunkBytes: number
   /** Small batches make a quorum hold old-term entries without the new leader's no-op (Figure 8). */
   entriesPerMessageMax: number
+  /** fsync latency of a write, uniform in [0, fsyncLatencyMsMax] virtual ms. */
+  fsyncLatencyMsMax: number
   clientCount: number
+  /** Clients that always go back to the replica they last believed led, deposed or not. */
+  stickyClientCount: number
   keyCount: number
   opProbability: number
   leaseReadProbability: number
@@ -59,6 +73,34 @@ export interface SimulationOptions {
   keepTrace: boolean
 }
 
+export interface SimulationStats {
+  writesAcknowledged: number
+  writesFailed: number
+  writesUnknown: number
+  readsOk: number
+  readsFailed: number
+  leaseReadsOk: number
+  leaderChanges: number
+  crashes: number
+  partitions: number
+  confChanges: number
+  transfers: number
+  snapshotsInstalled: number
+  messagesSent: number
+  messagesDropped: number
+  livenessTicks: number
+  pauses: number
+  diskLosses: number
+  /** Writes that carried the entries of several proposals (group commit). */
+  groupCommits: number
+  /** Heartbeats the drivers sent while a write was in flight. */
+  earlyHeartbeats: number
+  /** Stalls the drivers reported to the lease clock (a paused replica resuming). */
+  stalls: number
+  /** Lease reads served by a leader that had been paused (it had to re-check first). */
+  leaseReadsAfterPause: number
+}
+
 export interface SimulationResult {
   seed: number
   violations: string[]
@@ -66,22 +108,7 @@ export interface SimulationResult {
   traceTail: string[]
   trace: string[]
   steps: number
-  stats: {
-    writesAcknowledged: number
-    writesFailed: number
-    writesUnknown: number
-    readsOk: number
-    readsFailed: number
-    leaderChanges: number
-    crashes: number
-    partitions: number
-    confChanges: number
-    transfers: number
-    snapshotsInstalled: number
-    messagesSent: number
-    messagesDropped: number
-    livenessTicks: number
-  }
+  stats: SimulationStats
 }
 
 /** A seed decides everything: cluster size, fault mix, network quality, workload. */
@@ -92,16 +119,18 @@ export function optionsForSeed(seed: number): SimulationOptions {
   return {
     seed,
     voterCount: seed % 2 === 0 ? 3 : 5,
-    spareNodeCount: 1,
+    spareNodeCount: 2,
     stepsPerTick: 10,
     faultTicks: rng.intBetween(150, 400),
-    livenessTicksMax: 400,
+    livenessTicksMax: 600,
     electionTimeoutTicks: 10,
     heartbeatTicks: 2,
     snapshotEveryEntries: rng.intBetween(8, 60),
     snapshotChunkBytes: rng.pick([16, 64, 1024]),
     entriesPerMessageMax: rng.pick([1, 2, 8]),
-    clientCount: 3,
+    fsyncLatencyMsMax: rng.pick([0, 2, 6, 15]),
+    clientCount: 4,
+    stickyClientCount: rng.intBetween(1, 2),
     keyCount: rng.intBetween(1, 4),
     opProbability: rng.pick([0.2, 0.5, 0.9]),
     leaseReadProbability: rng.pick([0, 0.3, 0.7]),
@@ -118,27 +147,48 @@ export function optionsForSeed(seed: number): SimulationOptions {
       crashProbability: faulty ? rng.pick([0.005, 0.02, 0.05]) : 0,
       restartProbability: rng.pick([0.05, 0.2]),
       crashMidReadyProbability: faulty ? rng.pick([0, 0.001, 0.005]) : 0,
+      powerLossProbability: rng.pick([0, 0.5]),
       partitionProbability: faulty ? rng.pick([0.005, 0.02, 0.05]) : 0,
       healProbability: rng.pick([0.03, 0.1, 0.3]),
-      confChangeProbability: rng.pick([0, 0.01, 0.04]),
+      confChangeProbability: rng.pick([0, 0.02, 0.06, 0.12]),
       transferProbability: rng.pick([0, 0.01, 0.03]),
       spuriousUnreachableProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
       crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
+      pauseProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
+      resumeProbability: rng.pick([0.03, 0.08]),
+      diskLossProbability: faulty ? rng.pick([0, 0, 0.004, 0.015]) : 0,
     },
     keepTrace: false,
   }
 }
 
-interface Replica {
+interface KvValue {
+  readonly value: string
+  readonly index: number
+}
+
+/** One simulated replica process: its disk survives crashes; everything else is rebuilt on restart. */
+interface SimReplica {
   readonly id: NodeId
-  readonly storage: MemoryStorage
-  node: RawNode | undefined
+  readonly disk: SimDisk
+  driver: ReplicaDriver<void> | undefined
   /** Tick phase: replicas' clocks are not in lockstep. */
-  readonly tickOffset: number
-  kv: Map<string, { value: string; index: number }>
+  readonly tickOffsetMs: number
+  timer: (() => void) | undefined
+  /** The driver's deferred work ("soon"), run when this process next gets to run. */
+  deferred: Array<() => void>
+  /** Writes that completed while the process was stopped: their callbacks run once it resumes. */
+  diskCallbacks: Array<() => void>
+  paused: boolean
+  pausedAtTick: number
+  /** Messages that arrived while paused, delivered (in order) once it resumes. */
+  inbox: Message[]
+  kv: Map<string, KvValue>
   appliedIndex: number
-  /** Reads that have a ReadState and wait for the applied index to reach it. */
-  waitingReads: Array<{ op: ClientOp; index: number }>
+  /** Lost its disk while a voter: it must be removed from the membership and is never reused. */
+  retired: boolean
+  /** Highest term this replica persisted (the pre-vote check). */
+  persistedTerm: number
 }
 
 interface ClientOp {
@@ -149,27 +199,34 @@ interface ClientOp {
   readonly value: string
   readonly node: NodeId
   readonly invokeTick: number
+  readonly mode: ReadMode | undefined
   /** Reads: the freshest write index the read must reflect (acknowledged writes and completed reads before it began). */
   readonly floorIndex: number
+  /** Reads: the highest index committed anywhere when the read began (real-time order). */
+  readonly commitFloor: number
   ticket?: { index: number; term: number }
-  context?: string
 }
 
 const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder()
 const EMPTY_KV = textEncoder.encode('[]')
+/** Rounds of deferred work per step before the simulator calls it a livelock. */
+const QUIESCE_ROUNDS_MAX = 10_000
 
 /**
- * Runs the real Raft core for several replicas on a virtual clock over a seeded network, injecting
- * faults, driving clients, and checking safety after every step and liveness once faults stop.
- * Nothing here reads a clock or Math.random: the seed replays the identical trace.
+ * Runs the replica's own driver (packages/authority/src/replica/driver.ts) around the real Raft
+ * core, for several replicas, on a virtual clock over a seeded network and simulated disks:
+ * fsync latency, crashes that lose what was in flight, power losses that forget an unsynced commit,
+ * whole-disk loss, process pauses, partitions, membership changes and transfers. Clients write and
+ * read (some stubbornly at the replica they last believed led); safety is checked after every step
+ * and liveness once faults stop. Nothing here reads a clock or Math.random: a seed replays exactly.
  */
 export class Simulation {
   readonly options: SimulationOptions
   private readonly rng: SimRng
   private readonly network: SimNetwork
   private readonly checker = new SafetyChecker()
-  private readonly replicas = new Map<NodeId, Replica>()
+  private readonly replicas = new Map<NodeId, SimReplica>()
   private step = 0
   private tickNumber = 0
   private faultsActive = true
@@ -184,17 +241,22 @@ export class Simulation {
   private readonly ackedFloor = new Map<string, number>()
   private readonly readFloor = new Map<string, number>()
   private readonly ackedWrites: Array<{ key: string; index: number; term: number }> = []
+  /** The highest commit index any replica has known: committed, so every later read must reflect it. */
+  private commitSeen = 0
+  /** Terms some replica campaigned in (persisted with a vote for itself) or led: the only terms anyone may adopt. */
+  private readonly campaignTerms = new Set<number>([0, 1])
   private lastLeaderTerm = 0
   /** Crashes scheduled for new leaders: replica id -> step. */
   private readonly scheduledCrashes = new Map<NodeId, number>()
   private probeAckedAfterHeal = false
   private healTick = 0
-  private readonly stats: SimulationResult['stats'] = {
+  private readonly stats: SimulationStats = {
     writesAcknowledged: 0,
     writesFailed: 0,
     writesUnknown: 0,
     readsOk: 0,
     readsFailed: 0,
+    leaseReadsOk: 0,
     leaderChanges: 0,
     crashes: 0,
     partitions: 0,
@@ -204,6 +266,12 @@ export class Simulation {
     messagesSent: 0,
     messagesDropped: 0,
     livenessTicks: 0,
+    pauses: 0,
+    diskLosses: 0,
+    groupCommits: 0,
+    earlyHeartbeats: 0,
+    stalls: 0,
+    leaseReadsAfterPause: 0,
   }
 
   constructor(options: SimulationOptions) {
@@ -215,14 +283,29 @@ export class Simulation {
     for (let id = 1; id <= options.voterCount + options.spareNodeCount; id++) {
       // Spare replicas start with an empty membership: they wait to be added as learners.
       const storage = id <= options.voterCount ? MemoryStorage.bootstrap(conf, EMPTY_KV) : new MemoryStorage()
-      const replica: Replica = {
-        id,
+      const disk = new SimDisk(
         storage,
-        node: undefined,
-        tickOffset: this.rng.intBetween(0, options.stepsPerTick - 1),
+        {
+          persistedEntry: (entry, previousTerm) => this.checker.onPersisted(this.step, id, entry, previousTerm),
+          persistedHardState: (hardState) => this.checkTermAdopted(replica, hardState.term, hardState.vote),
+        },
+        () => this.rng.intBetween(0, options.fsyncLatencyMsMax),
+      )
+      const replica: SimReplica = {
+        id,
+        disk,
+        driver: undefined,
+        tickOffsetMs: this.rng.intBetween(0, options.stepsPerTick - 1),
+        timer: undefined,
+        deferred: [],
+        diskCallbacks: [],
+        paused: false,
+        pausedAtTick: 0,
+        inbox: [],
         kv: new Map(),
         appliedIndex: 0,
-        waitingReads: [],
+        retired: false,
+        persistedTerm: storage.initialState().hardState.term,
       }
       this.replicas.set(id, replica)
       this.startReplica(replica)
@@ -253,11 +336,16 @@ export class Simulation {
       }
       if (settled) this.checkDurability()
     } catch (error) {
-      const kind = error instanceof RaftAssertionError ? 'assertion' : 'exception'
+      const kind =
+        error instanceof RaftAssertionError || error instanceof DriverAssertionError ? 'assertion' : 'exception'
       this.checker.fail(
         this.step,
         `${kind}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       )
+    }
+    for (const replica of this.replicas.values()) {
+      const counters = replica.driver?.counters
+      if (counters !== undefined) this.collectDriverCounters(counters)
     }
     this.stats.messagesSent = this.network.messagesSent
     this.stats.messagesDropped = this.network.messagesDropped
@@ -286,131 +374,226 @@ export class Simulation {
 
   private runStep(): void {
     this.step++
+    // 1. The network: what is due reaches running processes; a stopped one finds it on resume.
+    const arrivals = new Map<NodeId, Message[]>()
     for (const message of this.network.takeDue(this.step)) {
       const replica = this.replicas.get(message.to)
-      replica?.node?.step(message)
-    }
-    for (const replica of this.replicas.values()) {
-      if (replica.node !== undefined && (this.step + replica.tickOffset) % this.options.stepsPerTick === 0) {
-        replica.node.tick()
-        // Like the replica while a synced write is in flight: heartbeats leave before the Ready.
-        if (this.rng.chance(0.5))
-          for (const message of replica.node.takeHeartbeats()) this.network.send(message, this.step)
+      if (replica?.driver === undefined) continue
+      if (replica.paused) {
+        replica.inbox.push(message)
+        continue
       }
+      const batch = arrivals.get(replica.id)
+      if (batch === undefined) arrivals.set(replica.id, [message])
+      else batch.push(message)
+    }
+    for (const [id, messages] of arrivals) this.replicas.get(id)!.driver?.step(messages)
+    // 2. Timers: each running process's tick timer, at its own phase.
+    for (const replica of this.replicas.values()) {
+      if (replica.driver === undefined || replica.paused || replica.timer === undefined) continue
+      if ((this.step + replica.tickOffsetMs) % this.options.stepsPerTick === 0) replica.timer()
     }
     for (const [id, atStep] of this.scheduledCrashes) {
       if (atStep > this.step) continue
       this.scheduledCrashes.delete(id)
       const replica = this.replicas.get(id)!
-      if (replica.node !== undefined && this.faultsActive) {
+      if (replica.driver !== undefined && this.faultsActive) {
         this.trace(`n${id} crash (new leader)`)
         this.crash(replica)
       }
     }
+    this.quiesce()
     if (this.step % this.options.stepsPerTick === 0) {
       this.tickNumber++
       if (this.faultsActive) this.injectFaults()
+      this.operate()
       this.runClients()
+      this.quiesce()
     }
-    this.processReadies()
+    this.observeCommit()
   }
 
-  private processReadies(): void {
-    for (let round = 0; round < 8; round++) {
-      let any = false
+  /** Run every running process's due work (completed writes, deferred pipeline work) until all is quiet. */
+  private quiesce(): void {
+    for (let round = 0; round < QUIESCE_ROUNDS_MAX; round++) {
+      let ran = false
       for (const replica of this.replicas.values()) {
-        const node = replica.node
-        if (node === undefined || !node.hasReady()) continue
-        any = true
-        this.handleReady(replica, node, node.ready())
-      }
-      if (!any) return
-    }
-  }
-
-  /** The host's side of the Ready contract: persist, send, apply, advance. */
-  private handleReady(replica: Replica, node: RawNode, ready: Ready & { droppedReads: readonly string[] }): void {
-    const { storage, id } = replica
-    if (ready.softState !== undefined) {
-      this.trace(`n${id} ${ready.softState.role} leader=${ready.softState.leader} term=${node.raft.term}`)
-      if (ready.softState.role === Role.Leader) {
-        this.checker.onLeader(this.step, id, node.raft.term)
-        this.checker.onBecameLeader(this.step, id, node.raft.log.firstIndex(), (index) => node.raft.log.term(index))
-        if (node.raft.term !== this.lastLeaderTerm) this.stats.leaderChanges++
-        this.lastLeaderTerm = node.raft.term
-        if (this.faultsActive && this.rng.chance(this.options.faults.crashNewLeaderProbability)) {
-          this.scheduledCrashes.set(id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick))
+        if (replica.driver === undefined) continue
+        replica.disk.nowMs = this.step
+        // A write that is due is durable now, whether or not its process runs.
+        for (const callback of replica.disk.completeDue(this.step)) replica.diskCallbacks.push(callback)
+        if (replica.paused) continue
+        while (replica.diskCallbacks.length > 0 && replica.driver !== undefined) {
+          const callback = replica.diskCallbacks.shift()!
+          if (this.faultsActive && this.rng.chance(this.options.faults.crashMidReadyProbability)) {
+            // Durable, but the process dies before it sends or applies anything of this Ready.
+            this.trace(`n${replica.id} crash after persist, before send`)
+            this.crash(replica)
+            break
+          }
+          callback()
+          ran = true
+        }
+        while (replica.deferred.length > 0 && replica.driver !== undefined && !replica.paused) {
+          const work = replica.deferred.splice(0)
+          for (const callback of work) callback()
+          ran = true
         }
       }
+      if (!ran) return
     }
-    // 1. Persist.
-    if (ready.snapshot !== undefined) {
-      storage.applySnapshot(ready.snapshot)
-      this.stats.snapshotsInstalled++
-      this.trace(`n${id} persist snapshot at ${ready.snapshot.metadata.index}`)
+    throw new Error(`livelock: replicas kept producing work within step ${this.step}`)
+  }
+
+  /** Real-time order: the highest commit index anyone has reached is committed for every later read. */
+  private observeCommit(): void {
+    for (const replica of this.replicas.values()) {
+      const driver = replica.driver
+      if (driver === undefined) continue
+      const commit = driver.basicStatus().commit
+      if (commit > this.commitSeen) this.commitSeen = commit
     }
-    if (ready.entries.length > 0) {
-      storage.append(ready.entries)
-      for (const entry of ready.entries) {
-        let previousTerm = -1
-        try {
-          previousTerm = storage.term(entry.index - 1)
-        } catch {
-          previousTerm = -1
+  }
+
+  /** Raft terms come only from campaigns: PreVote (thesis §9.6) must never change anyone's term. */
+  private checkTermAdopted(replica: SimReplica, term: number, vote: NodeId): void {
+    if (term <= replica.persistedTerm) return
+    replica.persistedTerm = term
+    // A candidate's own term, durable with its vote for itself, is a campaign even if its vote
+    // requests never leave (it may crash first); others can then learn the term from it.
+    if (vote === replica.id) this.campaignTerms.add(term)
+    if (this.campaignTerms.has(term)) return
+    this.checker.fail(
+      this.step,
+      `pre-vote safety: replica ${replica.id} adopted term ${term}, which no replica campaigned or led in (a pre-vote raised a term)`,
+    )
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Processes
+
+  /** Start (or restart) a replica from what its disk holds; everything else is rebuilt. */
+  private startReplica(replica: SimReplica): void {
+    const snapshot = replica.disk.snapshot()
+    replica.kv = this.decodeKv(snapshot.data)
+    replica.appliedIndex = snapshot.metadata.index
+    replica.deferred = []
+    replica.diskCallbacks = []
+    replica.inbox = []
+    replica.paused = false
+    replica.timer = undefined
+    replica.persistedTerm = replica.disk.initialState().hardState.term
+    const time: DriverTime = {
+      nowMs: () => this.step,
+      every: (_intervalMs, callback) => {
+        replica.timer = callback
+        return () => {
+          replica.timer = undefined
         }
-        this.checker.onPersisted(this.step, id, entry, previousTerm)
-      }
+      },
+      soon: (callback) => replica.deferred.push(callback),
     }
-    if (ready.hardState !== undefined) {
-      const before = storage.initialState().hardState
-      if (ready.hardState.commit < before.commit)
-        this.checker.fail(this.step, `replica ${id} persisted commit ${ready.hardState.commit} below ${before.commit}`)
-      storage.setHardState(ready.hardState)
-    }
-    if (this.faultsActive && this.rng.chance(this.options.faults.crashMidReadyProbability)) {
-      this.trace(`n${id} crash after persist, before send`)
-      this.crash(replica)
-      return
-    }
-    // 2. Send.
-    for (const message of ready.messages) this.network.send(message, this.step)
-    // 3. Apply.
-    if (ready.snapshot !== undefined) this.installSnapshot(replica, ready.snapshot.data, ready.snapshot.metadata.index)
-    for (const entry of ready.committedEntries) this.apply(replica, entry)
-    // 4. Reads.
-    for (const readState of ready.readStates) {
-      const op = this.findOpByContext(readState.context)
-      if (op !== undefined) replica.waitingReads.push({ op, index: readState.index })
-    }
-    for (const context of ready.droppedReads) {
-      const op = this.findOpByContext(context)
-      if (op !== undefined) this.finishRead(op, undefined, 'dropped')
-    }
-    this.serveWaitingReads(replica)
-    node.advance(ready)
-    // The application snapshots on its own schedule; the core then compacts its log.
-    const snapshotIndex = storage.snapshot().metadata.index
-    if (replica.appliedIndex - snapshotIndex >= this.options.snapshotEveryEntries) {
-      const data = textEncoder.encode(JSON.stringify([...replica.kv.entries()].sort(([a], [b]) => (a < b ? -1 : 1))))
-      storage.createSnapshot(replica.appliedIndex, node.confStateAt(replica.appliedIndex), data)
-    }
+    const driver = new ReplicaDriver<void>({
+      id: replica.id,
+      storage: replica.disk,
+      transport: {
+        send: (messages) => {
+          for (const message of messages) {
+            this.network.send(message, this.step)
+          }
+        },
+      },
+      time,
+      stateMachine: {
+        apply: (entry) => this.apply(replica, entry),
+        restore: (snapshot) => this.restoreSnapshot(replica, snapshot),
+        snapshot: () => this.encodeKv(replica.kv),
+      },
+      events: {
+        softState: (state, term) => this.onSoftState(replica, state.role, state.leader, term),
+        appending: (entries) => {
+          if (
+            replica.driver?.isLeader === true &&
+            entries.filter((entry) => entry.type === EntryType.Normal).length > 1
+          ) {
+            this.stats.groupCommits++
+          }
+        },
+        fatal: (error) => {
+          throw error
+        },
+      },
+      raft: {
+        rng: this.rng.derive(),
+        electionTimeoutTicks: this.options.electionTimeoutTicks,
+        heartbeatTicks: this.options.heartbeatTicks,
+        entriesPerMessageMax: this.options.entriesPerMessageMax,
+        inflightMessagesMax: 16,
+        snapshotChunkBytes: this.options.snapshotChunkBytes,
+        leaseMarginTicks: 1,
+        leaseReads: this.options.leaseReads,
+        leaderLostStaggerTicks: 2,
+      },
+      tickIntervalMs: this.options.stepsPerTick,
+      snapshotEveryEntries: this.options.snapshotEveryEntries,
+    })
+    replica.disk.nowMs = this.step
+    replica.driver = driver
+    driver.start()
   }
 
-  private installSnapshot(replica: Replica, data: Uint8Array, index: number): void {
-    const parsed = JSON.parse(textDecoder.decode(data)) as Array<[string, { value: string; index: number }]>
-    replica.kv = new Map(parsed)
-    replica.appliedIndex = index
-    this.trace(`n${replica.id} installed snapshot at ${index}`)
-    // Writes this replica proposed that the snapshot jumped over: the checker knows what was applied there.
-    for (const op of this.pendingOps.values()) {
-      if (op.kind !== 'write' || op.node !== replica.id || op.ticket === undefined || op.ticket.index > index) continue
-      const applied = this.checker.appliedByIndex.get(op.ticket.index)
-      if (applied === undefined) this.finishWrite(op, 'unknown')
-      else this.finishWrite(op, applied.term === op.ticket.term ? 'ok' : 'fail')
+  private crash(replica: SimReplica): void {
+    this.stats.crashes++
+    if (replica.driver !== undefined) this.collectDriverCounters(replica.driver.counters)
+    replica.driver = undefined
+    replica.timer = undefined
+    replica.deferred = []
+    replica.diskCallbacks = []
+    replica.inbox = []
+    replica.paused = false
+    replica.disk.crash(this.rng.chance(this.options.faults.powerLossProbability))
+    this.network.dropNode(replica.id)
+    for (const op of [...this.pendingOps.values()]) {
+      if (op.node !== replica.id) continue
+      if (op.kind === 'write') this.finishWrite(op, 'unknown')
+      else this.finishRead(op, undefined, 'crashed')
     }
+    // A process that dies closes its connections: its peers notice at once.
+    for (const other of this.replicas.values()) if (!other.paused) other.driver?.reportUnreachable(replica.id)
   }
 
-  private apply(replica: Replica, entry: Entry): void {
+  private collectDriverCounters(counters: ReplicaDriver<void>['counters']): void {
+    this.stats.earlyHeartbeats += counters.heartbeatsEarly
+    this.stats.stalls += counters.stalls
+    this.stats.snapshotsInstalled += counters.snapshotsInstalled
+  }
+
+  private pause(replica: SimReplica): void {
+    replica.paused = true
+    replica.pausedAtTick = this.tickNumber
+    this.stats.pauses++
+    this.trace(`n${replica.id} paused (${replica.driver?.basicStatus().role})`)
+  }
+
+  private resume(replica: SimReplica): void {
+    replica.paused = false
+    const inbox = replica.inbox
+    replica.inbox = []
+    const readsFirst = this.rng.chance(0.5)
+    this.trace(
+      `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting${readsFirst ? ', reads first' : ''})`,
+    )
+    if (inbox.length === 0) return
+    // What waited in its sockets is read at once, or after the requests that also waited there
+    // (a lease read then comes before any news of a new leader, and before the tick timer fires).
+    if (readsFirst) replica.deferred.push(() => replica.driver?.step(inbox))
+    else replica.driver?.step(inbox)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The state machine: a key-value map, one key per write.
+
+  private apply(replica: SimReplica, entry: Entry): void {
     if (entry.index !== replica.appliedIndex + 1) {
       this.checker.fail(this.step, `replica ${replica.id} applied ${entry.index} after ${replica.appliedIndex}`)
     }
@@ -420,29 +603,37 @@ export class Simulation {
       const command = JSON.parse(textDecoder.decode(entry.data)) as { key: string; value: string }
       replica.kv.set(command.key, { value: command.value, index: entry.index })
     }
-    for (const op of this.pendingOps.values()) {
-      if (op.kind === 'write' && op.node === replica.id && op.ticket?.index === entry.index) {
-        this.finishWrite(op, op.ticket.term === entry.term ? 'ok' : 'fail')
-      }
-    }
   }
 
-  private serveWaitingReads(replica: Replica): void {
-    if (replica.waitingReads.length === 0) return
-    const still: Replica['waitingReads'] = []
-    for (const waiting of replica.waitingReads) {
-      if (replica.appliedIndex >= waiting.index) {
-        this.finishRead(waiting.op, replica.kv.get(waiting.op.key)?.index ?? 0, 'ok')
-      } else {
-        still.push(waiting)
-      }
-    }
-    replica.waitingReads = still
+  private restoreSnapshot(replica: SimReplica, snapshot: Snapshot): void {
+    replica.kv = this.decodeKv(snapshot.data)
+    replica.appliedIndex = snapshot.metadata.index
+    this.trace(`n${replica.id} installed snapshot at ${snapshot.metadata.index}`)
   }
 
-  private findOpByContext(context: string): ClientOp | undefined {
-    const id = Number(context.slice(1))
-    return this.pendingOps.get(id)
+  private encodeKv(kv: ReadonlyMap<string, KvValue>): Uint8Array {
+    return textEncoder.encode(JSON.stringify([...kv.entries()].sort(([a], [b]) => (a < b ? -1 : 1))))
+  }
+
+  private decodeKv(data: Uint8Array): Map<string, KvValue> {
+    if (data.byteLength === 0) return new Map()
+    return new Map(JSON.parse(textDecoder.decode(data)) as Array<[string, KvValue]>)
+  }
+
+  private onSoftState(replica: SimReplica, role: Role, leader: NodeId, term: number): void {
+    this.trace(`n${replica.id} ${role} leader=${leader} term=${term}`)
+    if (role !== Role.Leader) return
+    this.campaignTerms.add(term)
+    const driver = replica.driver!
+    this.checker.onLeader(this.step, replica.id, term)
+    this.checker.onBecameLeader(this.step, replica.id, driver.basicStatus().firstIndex, (index) =>
+      driver.logTerm(index),
+    )
+    if (term !== this.lastLeaderTerm) this.stats.leaderChanges++
+    this.lastLeaderTerm = term
+    if (this.faultsActive && this.rng.chance(this.options.faults.crashNewLeaderProbability)) {
+      this.scheduledCrashes.set(replica.id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick))
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -455,9 +646,9 @@ export class Simulation {
         else this.finishRead(op, undefined, 'timeout')
       }
     }
+    this.observeCommit()
     for (let client = 0; client < this.options.clientCount; client++) {
       if (this.clientBusy.has(client)) continue
-      // After faults stop, client 0 keeps writing: the liveness probe.
       // After faults stop only client 0 runs, writing until one write is acknowledged: the liveness
       // probe. The others finish what they started, so "no operation pending" is reachable.
       if (!this.faultsActive && (client !== 0 || this.probeAckedAfterHeal)) continue
@@ -467,19 +658,32 @@ export class Simulation {
     }
   }
 
-  private pickTarget(client: number): Replica | undefined {
+  /** Sticky clients (the last ones) always return to the replica they last believed led. */
+  private pickTarget(client: number): SimReplica | undefined {
+    const sticky = client >= this.options.clientCount - this.options.stickyClientCount
     const hinted = this.replicas.get(this.leaderHints.get(client) ?? 0)
-    if (hinted?.node !== undefined && this.rng.chance(0.85)) return hinted
-    const live = [...this.replicas.values()].filter((replica) => replica.node !== undefined)
+    if (hinted?.driver !== undefined && (sticky || this.rng.chance(0.85))) return hinted
+    const live = [...this.replicas.values()].filter((replica) => replica.driver !== undefined)
     return live.length === 0 ? undefined : this.rng.pick(live)
   }
 
   private invoke(client: number, kind: 'write' | 'read'): void {
     const target = this.pickTarget(client)
-    if (target?.node === undefined) return
+    const driver = target?.driver
+    if (target === undefined || driver === undefined || target.paused) {
+      // A stopped process takes the request; it waits in its socket until the process resumes.
+      if (target?.paused === true && kind === 'read') this.invokeLater(client, target)
+      return
+    }
     const key = `k${this.rng.intBetween(1, this.options.keyCount)}`
     const id = this.nextOpId++
     const floorIndex = Math.max(this.ackedFloor.get(key) ?? 0, this.readFloor.get(key) ?? 0)
+    const mode =
+      kind === 'read'
+        ? this.rng.chance(this.options.leaseReadProbability)
+          ? ReadMode.Lease
+          : ReadMode.Linearizable
+        : undefined
     const op: ClientOp = {
       id,
       client,
@@ -488,28 +692,87 @@ export class Simulation {
       value: `v${id}`,
       node: target.id,
       invokeTick: this.tickNumber,
+      mode,
       floorIndex,
+      commitFloor: this.commitSeen,
     }
+    this.pendingOps.set(id, op)
+    this.clientBusy.add(client)
     try {
       if (kind === 'write') {
-        op.ticket = target.node.propose(textEncoder.encode(JSON.stringify({ key, value: op.value })))
+        op.ticket = driver.propose(textEncoder.encode(JSON.stringify({ key, value: op.value })), (outcome) =>
+          this.onProposalOutcome(op, outcome),
+        )
         this.trace(`c${client} write ${key}=${op.value} at n${target.id} -> ${op.ticket.index}@${op.ticket.term}`)
       } else {
-        op.context = `r${id}`
-        const mode = this.rng.chance(this.options.leaseReadProbability) ? ReadMode.Lease : ReadMode.Linearizable
-        target.node.readIndex(op.context, mode)
         this.trace(`c${client} read ${key} (${mode}) at n${target.id}`)
+        driver.read(mode!, (outcome) => this.onReadOutcome(op, target, outcome))
       }
     } catch (error) {
-      if (!(error instanceof RaftError)) throw error
-      if (error.code === 'NOT_LEADER') this.leaderHints.set(client, error.leader)
+      if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
+      this.pendingOps.delete(id)
+      this.clientBusy.delete(client)
+      if (error instanceof RaftError && error.code === 'NOT_LEADER') this.leaderHints.set(client, error.leader)
       if (kind === 'write') this.stats.writesFailed++
       else this.stats.readsFailed++
       return
     }
     this.leaderHints.set(client, target.id)
+  }
+
+  /** A read sent to a stopped process is served when it resumes: exactly when a lease may have run out. */
+  private invokeLater(client: number, target: SimReplica): void {
+    const key = `k${this.rng.intBetween(1, this.options.keyCount)}`
+    const id = this.nextOpId++
+    const floorIndex = Math.max(this.ackedFloor.get(key) ?? 0, this.readFloor.get(key) ?? 0)
+    const mode = this.rng.chance(this.options.leaseReadProbability) ? ReadMode.Lease : ReadMode.Linearizable
+    const op: ClientOp = {
+      id,
+      client,
+      kind: 'read',
+      key,
+      value: '',
+      node: target.id,
+      invokeTick: this.tickNumber,
+      mode,
+      floorIndex,
+      commitFloor: this.commitSeen,
+    }
     this.pendingOps.set(id, op)
     this.clientBusy.add(client)
+    this.trace(`c${client} read ${key} (${mode}) at paused n${target.id}`)
+    target.deferred.push(() => {
+      if (!this.pendingOps.has(id)) return
+      try {
+        if (mode === ReadMode.Lease && this.tickNumber - target.pausedAtTick > 0) this.stats.leaseReadsAfterPause++
+        target.driver!.read(mode, (outcome) => this.onReadOutcome(op, target, outcome))
+      } catch (error) {
+        if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
+        this.finishRead(op, undefined, 'dropped')
+      }
+    })
+  }
+
+  private onProposalOutcome(op: ClientOp, outcome: ProposalOutcome<void>): void {
+    if (outcome.status === 'applied') this.finishWrite(op, 'ok')
+    else if (outcome.status === 'lost') this.finishWrite(op, 'fail')
+    else this.finishWrite(op, 'unknown')
+  }
+
+  private onReadOutcome(op: ClientOp, replica: SimReplica, outcome: ReadOutcome): void {
+    if (outcome.status === 'dropped') {
+      this.finishRead(op, undefined, 'dropped')
+      return
+    }
+    if (op.mode === ReadMode.Lease) this.stats.leaseReadsOk++
+    // Real-time order: the state served must include everything committed before the read began.
+    if (replica.appliedIndex < op.commitFloor) {
+      this.checker.fail(
+        this.step,
+        `stale read: client ${op.client} read ${op.key} (${op.mode}) at replica ${replica.id}, served at applied index ${replica.appliedIndex}, but index ${op.commitFloor} was committed before the read began`,
+      )
+    }
+    this.finishRead(op, replica.kv.get(op.key)?.index ?? 0, 'ok')
   }
 
   private finishWrite(op: ClientOp, outcome: 'ok' | 'fail' | 'unknown'): void {
@@ -541,8 +804,6 @@ export class Simulation {
   ): void {
     if (!this.pendingOps.delete(op.id)) return
     this.clientBusy.delete(op.client)
-    for (const replica of this.replicas.values())
-      replica.waitingReads = replica.waitingReads.filter((waiting) => waiting.op.id !== op.id)
     if (outcome !== 'ok' || observedIndex === undefined) {
       this.stats.readsFailed++
       this.trace(`c${op.client} read ${op.key} ${outcome}`)
@@ -562,13 +823,23 @@ export class Simulation {
   // ---------------------------------------------------------------------------------------------
   // Faults
 
+  private leader(): SimReplica | undefined {
+    let best: SimReplica | undefined
+    for (const replica of this.replicas.values()) {
+      const status = replica.driver?.basicStatus()
+      if (status?.role !== Role.Leader || replica.paused) continue
+      if (best === undefined || status.term > best.driver!.basicStatus().term) best = replica
+    }
+    return best
+  }
+
   private injectFaults(): void {
     const faults = this.options.faults
-    const live = [...this.replicas.values()].filter((replica) => replica.node !== undefined)
-    const down = [...this.replicas.values()].filter((replica) => replica.node === undefined)
+    const live = [...this.replicas.values()].filter((replica) => replica.driver !== undefined)
+    const down = [...this.replicas.values()].filter((replica) => replica.driver === undefined && !replica.retired)
     if (live.length > 0 && this.rng.chance(faults.crashProbability)) {
       const victim = this.rng.chance(0.5)
-        ? (live.find((replica) => replica.node!.raft.role === Role.Leader) ?? this.rng.pick(live))
+        ? (live.find((replica) => replica.driver!.isLeader) ?? this.rng.pick(live))
         : this.rng.pick(live)
       this.trace(`n${victim.id} crash`)
       this.crash(victim)
@@ -578,28 +849,117 @@ export class Simulation {
       this.trace(`n${replica.id} restart`)
       this.startReplica(replica)
     }
+    this.maybeLoseDisk()
+    const running = [...this.replicas.values()].filter((replica) => replica.driver !== undefined)
+    if (this.rng.chance(faults.pauseProbability)) {
+      const candidates = running.filter((replica) => !replica.paused)
+      if (candidates.length > 0) {
+        // Half the time the leader: the case a lease must survive.
+        const victim = this.rng.chance(0.5)
+          ? (candidates.find((replica) => replica.driver!.isLeader) ?? this.rng.pick(candidates))
+          : this.rng.pick(candidates)
+        this.pause(victim)
+      }
+    }
+    for (const replica of running) {
+      if (replica.paused && this.rng.chance(faults.resumeProbability)) this.resume(replica)
+    }
     if (this.rng.chance(faults.partitionProbability)) this.partitionRandomly()
     if (this.network.hasPartitions() && this.rng.chance(faults.healProbability)) {
       this.trace('heal')
       this.network.heal()
     }
-    const stillLive = live.filter((replica) => replica.node !== undefined)
+    const stillLive = running.filter((replica) => replica.driver !== undefined && !replica.paused)
     if (this.rng.chance(faults.spuriousUnreachableProbability) && stillLive.length >= 2) {
       const [a, b] = this.rng.shuffle(stillLive)
       this.trace(`n${a!.id}<->n${b!.id} connection reset`)
-      a!.node!.reportUnreachable(b!.id)
-      b!.node!.reportUnreachable(a!.id)
+      a!.driver!.reportUnreachable(b!.id)
+      b!.driver!.reportUnreachable(a!.id)
     }
-    const leader = [...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)
+    const leader = this.leader()
     if (leader !== undefined && this.rng.chance(faults.confChangeProbability)) this.changeMembership(leader)
     if (leader !== undefined && this.rng.chance(faults.transferProbability)) {
-      const voters = leader.node!.raft.currentConf().voters.filter((id) => id !== leader.id)
+      const voters = leader.driver!.confState().voters.filter((id) => id !== leader.id)
       if (voters.length > 0) {
         const target = this.rng.pick(voters)
         this.trace(`n${leader.id} transfer leadership to n${target}`)
         this.stats.transfers++
-        leader.node!.transferLeader(target)
+        try {
+          leader.driver!.transferLeader(target)
+        } catch (error) {
+          if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
+        }
       }
+    }
+  }
+
+  /**
+   * A disk dies. A voter so hit is retired: it restarts empty (its protections must hold: it never
+   * votes, never takes a snapshot as a voter) and the operator replaces it. Only one voter is
+   * retired at a time, and only while a spare is left to replace it with.
+   */
+  private maybeLoseDisk(): void {
+    if (!this.rng.chance(this.options.faults.diskLossProbability)) return
+    const leader = this.leader()
+    if (leader === undefined) return
+    const conf = leader.driver!.confState()
+    const candidates = [...this.replicas.values()].filter((replica) => !replica.retired && replica.driver !== undefined)
+    if (candidates.length === 0) return
+    const victim = this.rng.pick(candidates)
+    // A member anywhere (some replica's log may already make it a voter) is retired: an empty voter
+    // can never be restored in place. A replica no one has added yet holds nothing to lose.
+    const member = [...this.replicas.values()].some((replica) => {
+      const view = replica.driver?.confState()
+      return view !== undefined && (view.voters.includes(victim.id) || view.learners.includes(victim.id))
+    })
+    if (member) {
+      const retiredMembers = [...this.replicas.values()].filter(
+        (replica) => replica.retired && (conf.voters.includes(replica.id) || conf.learners.includes(replica.id)),
+      )
+      const spares = [...this.replicas.values()].filter(
+        (replica) => !replica.retired && !conf.voters.includes(replica.id) && !conf.learners.includes(replica.id),
+      )
+      if (retiredMembers.length > 0 || spares.length === 0) return
+      // Losing it must leave a quorum of healthy voters in every membership some replica may be
+      // using (an uncommitted change included): past that, the cluster is lost for good, in life too.
+      for (const replica of this.replicas.values()) {
+        const view = replica.driver?.confState()
+        if (view === undefined || view.voters.length === 0) continue
+        const healthy = view.voters.filter((id) => id !== victim.id && !this.replicas.get(id)!.retired)
+        if (view.voters.length < 3 || healthy.length < Math.floor(view.voters.length / 2) + 1) return
+      }
+      victim.retired = true
+    }
+    this.stats.diskLosses++
+    this.trace(`n${victim.id} loses its disk${member ? ' (a member: retired, to be replaced)' : ''}`)
+    this.crash(victim)
+    victim.disk.lose()
+    this.startReplica(victim)
+  }
+
+  /**
+   * The operator: a retired voter is removed from the membership (and its process stopped once the
+   * removal is in the leader's log); at most one change in flight, as the core requires.
+   */
+  private operate(): void {
+    const leader = this.leader()
+    if (leader === undefined) return
+    const conf = leader.driver!.confState()
+    for (const replica of this.replicas.values()) {
+      if (!replica.retired) continue
+      const member = conf.voters.includes(replica.id) || conf.learners.includes(replica.id)
+      if (!member) {
+        if (
+          replica.driver !== undefined &&
+          leader.driver!.basicStatus().commit >= leader.driver!.basicStatus().lastIndex
+        ) {
+          this.trace(`n${replica.id} stopped for good (removed from the membership)`)
+          this.crash(replica)
+        }
+        continue
+      }
+      this.proposeChange(leader, { type: ConfChangeType.RemoveNode, nodeId: replica.id })
+      return
     }
   }
 
@@ -615,7 +975,7 @@ export class Simulation {
       this.trace(`partition [${groupA.join(',')}] | [${groupB.join(',')}]`)
       this.network.partition(groupA, groupB)
     } else if (shape === 1) {
-      const leader = [...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)
+      const leader = this.leader()
       const isolated = leader?.id ?? this.rng.pick(ids)
       const others = ids.filter((id) => id !== isolated)
       this.network.partition([isolated], others)
@@ -623,7 +983,12 @@ export class Simulation {
       // a leader trusting its lease) notices nothing and must learn by timing out.
       const oneSidedClose = this.rng.chance(0.5)
       this.trace(`isolate n${isolated}${oneSidedClose ? ' (its peers see the connection close)' : ''}`)
-      if (oneSidedClose) for (const id of others) this.replicas.get(id)!.node?.reportUnreachable(isolated)
+      if (oneSidedClose) {
+        for (const id of others) {
+          const other = this.replicas.get(id)!
+          if (!other.paused) other.driver?.reportUnreachable(isolated)
+        }
+      }
     } else {
       const [from, to] = this.rng.shuffle(ids)
       this.trace(`block n${from} -> n${to}`)
@@ -631,101 +996,74 @@ export class Simulation {
     }
   }
 
-  private changeMembership(leader: Replica): void {
-    const conf = leader.node!.raft.currentConf()
+  private changeMembership(leader: SimReplica): void {
+    const driver = leader.driver!
+    const conf = driver.confState()
+    const progress = driver.status().progress ?? {}
+    const commit = driver.basicStatus().commit
     const members = new Set([...conf.voters, ...conf.learners])
     const options: ConfChange[] = []
-    for (const id of this.replicas.keys()) {
-      if (!members.has(id)) options.push({ type: ConfChangeType.AddLearner, nodeId: id })
+    for (const replica of this.replicas.values()) {
+      if (!members.has(replica.id) && !replica.retired)
+        options.push({ type: ConfChangeType.AddLearner, nodeId: replica.id })
     }
     for (const id of conf.learners) {
-      options.push({ type: ConfChangeType.AddVoter, nodeId: id })
+      // Promote only a learner that has caught up (as `member promote` requires).
+      if ((progress[id]?.match ?? 0) >= commit) options.push({ type: ConfChangeType.AddVoter, nodeId: id })
       options.push({ type: ConfChangeType.RemoveNode, nodeId: id })
     }
     if (conf.voters.length > 3)
       for (const id of conf.voters) options.push({ type: ConfChangeType.RemoveNode, nodeId: id })
     if (options.length === 0) return
-    const change = this.rng.pick(options)
+    this.proposeChange(leader, this.rng.pick(options))
+  }
+
+  private proposeChange(leader: SimReplica, change: ConfChange): void {
     try {
-      const ticket = leader.node!.proposeConfChange(change)
+      const ticket = leader.driver!.proposeConfChange(change, () => {})
       this.stats.confChanges++
       this.trace(`n${leader.id} propose ${change.type} n${change.nodeId} at ${ticket.index}`)
     } catch (error) {
-      if (!(error instanceof RaftError)) throw error
+      if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
       this.trace(`n${leader.id} refused ${change.type} n${change.nodeId}: ${error.code}`)
     }
-  }
-
-  private crash(replica: Replica): void {
-    this.stats.crashes++
-    replica.node = undefined
-    replica.waitingReads = []
-    this.network.dropNode(replica.id)
-    for (const op of [...this.pendingOps.values()]) {
-      if (op.node !== replica.id) continue
-      if (op.kind === 'write') this.finishWrite(op, 'unknown')
-      else this.finishRead(op, undefined, 'crashed')
-    }
-    // A process that dies closes its connections: its peers notice at once.
-    for (const other of this.replicas.values()) other.node?.reportUnreachable(replica.id)
-  }
-
-  /** Start (or restart) a replica from what its storage persisted; volatile state is rebuilt. */
-  private startReplica(replica: Replica): void {
-    const snapshot = replica.storage.snapshot()
-    replica.kv =
-      snapshot.data.byteLength > 0
-        ? new Map(JSON.parse(textDecoder.decode(snapshot.data)) as Array<[string, { value: string; index: number }]>)
-        : new Map()
-    replica.appliedIndex = snapshot.metadata.index
-    replica.waitingReads = []
-    replica.node = new RawNode({
-      id: replica.id,
-      storage: replica.storage,
-      rng: this.rng.derive(),
-      applied: snapshot.metadata.index,
-      electionTimeoutTicks: this.options.electionTimeoutTicks,
-      heartbeatTicks: this.options.heartbeatTicks,
-      entriesPerMessageMax: this.options.entriesPerMessageMax,
-      inflightMessagesMax: 16,
-      snapshotChunkBytes: this.options.snapshotChunkBytes,
-      leaseMarginTicks: 1,
-      leaseReads: this.options.leaseReads,
-      leaderLostStaggerTicks: 2,
-    })
   }
 
   private stopFaults(): void {
     this.faultsActive = false
     this.healTick = this.tickNumber
-    this.trace('faults stop: heal, restart all, lossless network')
+    this.trace('faults stop: heal, resume and restart all, lossless network')
     this.network.heal()
     this.network.options = { ...this.network.options, packetLossProbability: 0, packetDuplicateProbability: 0 }
     for (const replica of this.replicas.values()) {
-      if (replica.node === undefined) this.startReplica(replica)
+      if (replica.paused) this.resume(replica)
+      if (replica.driver === undefined && !replica.retired) this.startReplica(replica)
     }
   }
 
   /** Liveness: one leader, every member caught up and applied, no client left waiting, a new write acknowledged. */
   private settled(): boolean {
     if (!this.probeAckedAfterHeal || this.pendingOps.size > 0) return false
-    const leaders = [...this.replicas.values()].filter((replica) => replica.node?.raft.role === Role.Leader)
+    const leaders = [...this.replicas.values()].filter((replica) => replica.driver?.isLeader === true)
     if (leaders.length !== 1) return false
-    const leader = leaders[0]!.node!
-    const conf = leader.raft.currentConf()
-    if (leader.raft.log.committed !== leader.raft.log.lastIndex()) return false
+    const leader = leaders[0]!.driver!
+    const status = leader.basicStatus()
+    const conf = leader.confState()
+    if (status.commit !== status.lastIndex) return false
     for (const id of [...conf.voters, ...conf.learners]) {
       const replica = this.replicas.get(id)!
-      const node = replica.node!
-      if (node.raft.term !== leader.raft.term || replica.appliedIndex !== leader.raft.log.committed) return false
+      if (replica.retired) return false
+      const driver = replica.driver
+      if (driver === undefined || driver.basicStatus().term !== status.term || replica.appliedIndex !== status.commit)
+        return false
     }
     return true
   }
 
   /** Every acknowledged write is applied on every member once the cluster has settled. */
   private checkDurability(): void {
-    const leader = [...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)!.node!
-    const conf = leader.raft.currentConf()
+    const leader = [...this.replicas.values()].find((replica) => replica.driver?.isLeader === true)!.driver!
+    const conf = leader.confState()
     for (const write of this.ackedWrites) {
       const applied = this.checker.appliedByIndex.get(write.index)
       if (applied === undefined || applied.term !== write.term) {
@@ -747,14 +1085,14 @@ export class Simulation {
   private describeCluster(): string {
     return `${[...this.replicas.values()]
       .map((replica) => {
-        const node = replica.node
-        if (node === undefined) return `n${replica.id}:down`
-        const raft = node.raft
-        return `n${replica.id}:${raft.role}/t${raft.term}/c${raft.log.committed}/a${replica.appliedIndex}/l${raft.log.lastIndex()}`
+        const driver = replica.driver
+        if (driver === undefined) return `n${replica.id}:down${replica.retired ? '(retired)' : ''}`
+        const status = driver.basicStatus()
+        return `n${replica.id}:${status.role}/t${status.term}/c${status.commit}/a${replica.appliedIndex}/l${status.lastIndex}${replica.paused ? '/paused' : ''}${replica.retired ? '/retired' : ''}`
       })
       .join(
         ' ',
-      )} pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify([...this.replicas.values()].find((replica) => replica.node?.raft.role === Role.Leader)?.node?.status().progress ?? {})}`
+      )} pendingOps=${this.pendingOps.size} probe=${this.probeAckedAfterHeal} leaderProgress=${JSON.stringify(this.leader()?.driver?.status().progress ?? {})} conf=${JSON.stringify(this.leader()?.driver?.confState() ?? {})}`
   }
 }
 
