@@ -18,11 +18,17 @@ replica_ids() { "$NODE" -e 'for (const r of JSON.parse(require("fs").readFileSyn
 pid_of() { local f="$DIR/pids/replica-$1.pid"; [ -f "$f" ] && cat "$f" || true; }
 alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
+data_dir_of() { "$NODE" -e 'const path = require("path"); const f = process.argv[1]; const r = JSON.parse(require("fs").readFileSync(f, "utf8")).replicas.find((r) => r.id === Number(process.argv[2])); console.log(r ? path.resolve(path.dirname(f), r.dataDir) : "")' "$CLUSTER" "$1"; }
+
 start_one() {
   local id=$1
   if alive "$id"; then echo "replica $id already running (pid $(pid_of "$id"))"; return; fi
   mkdir -p "$DIR/logs" "$DIR/pids"
-  nohup "${CLI[@]}" authority --cluster "$CLUSTER" --id "$id" >>"$DIR/logs/replica-$id.log" 2>&1 &
+  # A founder whose data dir was never created takes part in creating the cluster; any other start
+  # joins what exists. (A founder that ran and lost its dir is refused either way: its peers know.)
+  local state=existing
+  [ -d "$(data_dir_of "$id")" ] || state=new
+  nohup "${CLI[@]}" authority --cluster "$CLUSTER" --id "$id" --initial-cluster-state "$state" >>"$DIR/logs/replica-$id.log" 2>&1 &
   echo $! >"$DIR/pids/replica-$id.pid"
   echo "replica $id started (pid $!, log $DIR/logs/replica-$id.log)"
 }

@@ -37,3 +37,5 @@ export const DEFAULT_LIVENESS = { ttlMs: 10_000, disconnectGraceMs: 2_000 } as c
 export const LEASE_SWEEP_INTERVAL_MS = 250
 /** Liveness transitions the leader keeps in flight at once; the rest wait for the next sweep. */
 export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256
+/** Software version reported by status (and `nodeledger --version`). */
+export const SOFTWARE_VERSION = '0.2.0'

@@ -77,12 +77,21 @@ program
   .description('run one replica in the foreground (SIGTERM: a leader hands over, then exits)')
   .addOption(clusterOption)
   .requiredOption('--id <n>', 'replica id from the cluster file', integer('--id', 1))
+  .addOption(
+    new Option(
+      '--initial-cluster-state <state>',
+      'for an empty data dir: new creates the cluster (founders, once); existing joins it as an added learner',
+    )
+      .choices(['new', 'existing'])
+      .default('existing'),
+  )
   .option('--log-level <level>', 'pino level', 'info')
   .option('--pretty', 'human-readable logs', false)
   .action((options) =>
     runAuthority({
       cluster: options.cluster,
       id: options.id,
+      initialClusterState: options.initialClusterState,
       logLevel: options.logLevel,
       pretty: options.pretty,
     }).catch((error: unknown) => {

@@ -121,6 +121,7 @@ export class FakeCluster {
   status(replica: FakeReplica): StatusResult {
     const leader = this.leaderId === 0 ? null : this.replica(this.leaderId).hint()
     return {
+      clusterId: 'fake-cluster',
       id: replica.id,
       peerId: replica.peerId,
       role: replica.id === this.leaderId ? 'leader' : 'follower',
@@ -131,7 +132,13 @@ export class FakeCluster {
       firstIndex: 1,
       lastIndex: this.lastIndex,
       snapshotIndex: 0,
-      members: this.replicas.map((r) => ({ id: r.id, peerId: r.peerId, multiaddr: r.multiaddr, voter: true })),
+      members: this.replicas.map((r) => ({
+        id: r.id,
+        peerId: r.peerId,
+        multiaddr: r.multiaddr,
+        voter: true,
+        started: true,
+      })),
       registryRecords: this.applied.size,
       registryDigest: '0'.repeat(64),
       version: '0.0.0-test',

@@ -13,6 +13,7 @@ import type { Category, Delta, ListFilter, NodeData } from '@nodeledger/registry
 import {
   API_REQUEST_FRAME_BYTES_MAX,
   API_RESPONSE_FRAME_BYTES_MAX,
+  CLUSTER_ID_LENGTH_MAX,
   ERROR_MESSAGE_LENGTH_MAX,
   LIST_LIMIT_DEFAULT,
   LIST_LIMIT_MAX,
@@ -302,6 +303,7 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
     case 'status': {
       const r = result as StatusResult
       return {
+        clusterId: r.clusterId,
         id: r.id,
         peerId: r.peerId,
         role: r.role,
@@ -312,7 +314,13 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
         firstIndex: r.firstIndex,
         lastIndex: r.lastIndex,
         snapshotIndex: r.snapshotIndex,
-        members: r.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddr: m.multiaddr, voter: m.voter })),
+        members: r.members.map((m) => ({
+          id: m.id,
+          peerId: m.peerId,
+          multiaddr: m.multiaddr,
+          voter: m.voter,
+          started: m.started,
+        })),
         registryRecords: r.registryRecords,
         registryDigest: r.registryDigest,
         version: r.version,
@@ -484,6 +492,7 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
 }
 
 const STATUS_KEYS = [
+  'clusterId',
   'id',
   'peerId',
   'role',
@@ -514,18 +523,21 @@ function checkStatus(value: unknown): StatusResult {
     throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
   const members = memberList.map((member, i): MemberStatus => {
     const what = `result.members[${i}]`
-    const m = checkKeys(member, what, ['id', 'peerId', 'multiaddr', 'voter'], ['id', 'peerId', 'multiaddr', 'voter'])
+    const keys = ['id', 'peerId', 'multiaddr', 'voter', 'started']
+    const m = checkKeys(member, what, keys, keys)
     const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
     return {
       id: checkPositive(m.id, `${what}.id`),
       peerId: addressed.peerId,
       multiaddr: addressed.multiaddrs[0]!,
       voter: checkBoolean(m.voter, `${what}.voter`),
+      started: checkBoolean(m.started, `${what}.started`),
     }
   })
   const version = checkString(raw.version, 'result.version', SOFTWARE_VERSION_LENGTH_MAX)
   if (!/^[\x20-\x7e]*$/.test(version)) throw invalid('result.version', 'printable ASCII')
   return {
+    clusterId: checkString(raw.clusterId, 'result.clusterId', CLUSTER_ID_LENGTH_MAX),
     id: checkPositive(raw.id, 'result.id'),
     peerId: checkPeerId(raw.peerId, 'result.peerId'),
     role: raw.role as Role,

@@ -82,3 +82,6 @@ export const MEMBERS_MAX = 16
 
 /** Software version string in a status answer. */
 export const SOFTWARE_VERSION_LENGTH_MAX = 64
+
+/** A cluster id (the cluster file's `clusterId`, a UUID when `cluster init` wrote it): 128 characters at most. */
+export const CLUSTER_ID_LENGTH_MAX = 128

@@ -136,9 +136,16 @@ export interface MemberStatus {
   /** Dialable multiaddr ending in /p2p/<peerId>. */
   readonly multiaddr: string
   readonly voter: boolean
+  /**
+   * The member has run (acknowledged an entry beyond the cluster's creation, or was promoted after
+   * catching up). A started member whose disk is lost must be replaced, never recreated.
+   */
+  readonly started: boolean
 }
 
 export interface StatusResult {
+  /** The cluster's id (the cluster file's `clusterId`): replicas of different clusters never mix. */
+  readonly clusterId: string
   readonly id: number
   readonly peerId: string
   readonly role: Role
@@ -149,6 +156,7 @@ export interface StatusResult {
   readonly firstIndex: number
   readonly lastIndex: number
   readonly snapshotIndex: number
+  /** The membership of record: the log's, with each member's address (not the cluster file's). */
   readonly members: readonly MemberStatus[]
   readonly registryRecords: number
   /**

@@ -34,6 +34,7 @@ export function sampleRecord(seed: number): NodeData {
 export function sampleStatus(): StatusResult {
   const leaderPeerId = peerId(9002)
   return {
+    clusterId: 'c0ffee00-0000-4000-8000-000000000000',
     id: 1,
     peerId: REPLICA,
     role: 'follower',
@@ -45,8 +46,14 @@ export function sampleStatus(): StatusResult {
     lastIndex: 121,
     snapshotIndex: 99,
     members: [
-      { id: 1, peerId: REPLICA, multiaddr: `/ip4/127.0.0.1/tcp/4001/p2p/${REPLICA}`, voter: true },
-      { id: 2, peerId: leaderPeerId, multiaddr: `/ip4/127.0.0.2/tcp/4002/p2p/${leaderPeerId}`, voter: true },
+      { id: 1, peerId: REPLICA, multiaddr: `/ip4/127.0.0.1/tcp/4001/p2p/${REPLICA}`, voter: true, started: true },
+      {
+        id: 2,
+        peerId: leaderPeerId,
+        multiaddr: `/ip4/127.0.0.2/tcp/4002/p2p/${leaderPeerId}`,
+        voter: true,
+        started: true,
+      },
     ],
     registryRecords: 42,
     registryDigest: 'ab'.repeat(32),

@@ -14,14 +14,13 @@ import {
 } from '@nodeledger/protocol'
 import type { ApiRequest, LeaderHint, ResultByOp, StatusResult } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
-import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../constants.ts'
-import type { ClusterMember } from '../cluster-file.ts'
+import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SOFTWARE_VERSION } from '../constants.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
+import type { LeaderAddress } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
 import { LeaseKeeper } from '../liveness/lease-keeper.ts'
 
 /** Software version reported by status. */
-const SOFTWARE_VERSION = '0.1.0'
 /** A watcher that falls this many entries behind gets pages of at most this many records per event. */
 const WATCH_RECORDS_PER_EVENT_MAX = 1000
 /** How long a watch waits for new commits before it re-checks leadership and the stream. */
@@ -45,7 +44,6 @@ export class ApiServer {
   private readonly requestTimeoutMs: number
   private readonly shutdown = new AbortController()
   private readonly operators: ReadonlySet<string>
-  private readonly replicaPeerIds: ReadonlySet<string>
   readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0 }
   /** The leader's leases on worker nodes (heartbeats, leaves, connections). */
   readonly leases: LeaseKeeper
@@ -55,12 +53,12 @@ export class ApiServer {
     this.logger = options.logger.child({ component: 'api' })
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
     this.operators = new Set(options.replica.cluster.operators.map((operator) => operator.peerId))
-    this.replicaPeerIds = new Set(options.replica.cluster.replicas.map((replica) => replica.peerId))
     this.leases = new LeaseKeeper({
       replica: options.replica,
       logger: options.logger,
       liveness: options.replica.cluster.liveness,
-      exemptPeerIds: new Set([...this.operators, ...this.replicaPeerIds]),
+      // Members follow the log: a replica added later is exempt from leases too.
+      exemptPeerIds: { has: (peerId) => this.operators.has(peerId) || options.replica.isMemberPeer(peerId) },
     })
   }
 
@@ -239,7 +237,7 @@ export class ApiServer {
     switch (request.op) {
       case 'submit': {
         const { delta } = request
-        const privileged = this.operators.has(remotePeerId) || this.replicaPeerIds.has(remotePeerId)
+        const privileged = this.operators.has(remotePeerId) || replica.isMemberPeer(remotePeerId)
         if (delta.originPeerId !== remotePeerId && !privileged) {
           this.counters.unauthorized++
           throw new ProtocolError(
@@ -262,7 +260,7 @@ export class ApiServer {
         // The registry accepts a delta from its origin or from a replica. An operator's write was
         // authorized here, so this replica vouches for it as the submitter.
         const submitterPeerId =
-          delta.originPeerId === remotePeerId || this.replicaPeerIds.has(remotePeerId)
+          delta.originPeerId === remotePeerId || replica.isMemberPeer(remotePeerId)
             ? remotePeerId
             : replica.member.peerId
         const { index, result } = await replica.propose({ kind: 'delta', submitterPeerId, delta }, signal)
@@ -414,6 +412,7 @@ export class ApiServer {
   status(): StatusResult {
     const status = this.replica.status()
     return {
+      clusterId: this.replica.cluster.clusterId,
       id: status.id,
       peerId: status.peerId,
       role: status.role,
@@ -424,11 +423,13 @@ export class ApiServer {
       firstIndex: status.firstIndex,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
-      members: this.replica.cluster.replicas.map((member) => ({
+      // The membership of record (the log's), not the cluster file's.
+      members: this.replica.members().map((member) => ({
         id: member.id,
         peerId: member.peerId,
         multiaddr: member.multiaddr,
-        voter: status.voters.includes(member.id),
+        voter: member.voter,
+        started: member.started,
       })),
       registryRecords: status.registryRecords,
       registryDigest: this.replica.registryDigest(),
@@ -479,6 +480,6 @@ function isEndOfStream(error: unknown): boolean {
   )
 }
 
-function hint(member: ClusterMember): LeaderHint {
+function hint(member: LeaderAddress): LeaderHint {
   return { id: member.id, peerId: member.peerId, multiaddrs: [member.multiaddr] }
 }

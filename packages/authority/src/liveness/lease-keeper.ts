@@ -13,7 +13,7 @@ export interface LeaseKeeperOptions {
   readonly logger: Logger
   readonly liveness: ClusterLiveness
   /** Peers that are never leased (replicas, operators): their connections are not node presence. */
-  readonly exemptPeerIds: ReadonlySet<string>
+  readonly exemptPeerIds: { has(peerId: string): boolean }
   /** Wall clock for last-seen times; the log entries are stamped by the replica's own clock. */
   readonly clock?: () => number
 }
@@ -37,7 +37,7 @@ export class LeaseKeeper {
   readonly #replica: Replica
   readonly #logger: Logger
   readonly #liveness: ClusterLiveness
-  readonly #exempt: ReadonlySet<string>
+  readonly #exempt: { has(peerId: string): boolean }
   readonly #clock: () => number
   readonly #lastSeenMs = new Map<string, number>()
   /** Per node, the transition in flight: later ones chain after it, so each sees the state it left. */

@@ -1,32 +1,44 @@
 import {
+  ConfChangeType,
   EntryType,
-  MessageType,
   RaftError,
-  RawNode,
   ReadMode,
   Role,
   createSeededRng,
   decodeConfChange,
 } from '@nodeledger/raft'
-import type { Entry, Message, NodeId, Ready, Snapshot } from '@nodeledger/raft'
-import { Registry, encodeCommand } from '@nodeledger/registry'
-import type { ApplyResult, Command } from '@nodeledger/registry'
+import type { ConfChange, ConfState, Entry, Message, NodeId } from '@nodeledger/raft'
+import { encodeCommand } from '@nodeledger/registry'
+import type { ApplyResult, Command, Registry } from '@nodeledger/registry'
 import type { Libp2p } from '@libp2p/interface'
+import type { StatusResult } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
-import { memberById } from '../cluster-file.ts'
+import { SOFTWARE_VERSION } from '../constants.ts'
 import type { ClusterFile, ClusterMember } from '../cluster-file.ts'
 import * as constants from '../constants.ts'
-import { decodeRaftFrame, encodeRaftFrame } from '../raft-codec.ts'
+import { decodeRaftFrame } from '../raft-codec.ts'
 import { ReplicaError, ReplicaRequestError } from '../replica-errors.ts'
 import { LevelStorage } from '../storage/index.ts'
 import { PeerLinks, createReplicaHost, loadOrCreateKey } from '../transport/index.ts'
+import type { PeerAddress } from '../transport/index.ts'
 import { ApplyWaiters } from './apply-waiters.ts'
-import { RegistryDigest } from './registry-digest.ts'
+import { DriverError, ReplicaDriver } from './driver.ts'
+import type { DriverStorage, ProposalOutcome, StorageUpdate } from './driver.ts'
+import { readIdentity, writeIdentity } from './identity.ts'
+import { decideEmptyStart, serveStartingStatus } from './join.ts'
+import type { InitialClusterState } from './join.ts'
+import { Members, decodeMemberContext, encodeMemberContext } from './members.ts'
+import type { Member } from './members.ts'
+import { RaftTransport } from './raft-transport.ts'
+import { ReplicaStateMachine, encodeStateSnapshot } from './state-machine.ts'
 
 export type Consistency = 'linearizable' | 'lease' | 'stale'
+export type { InitialClusterState } from './join.ts'
 
 /** A synced batch slower than this is logged: the disk, not Raft, is then the bottleneck. */
 const SLOW_SAVE_WARN_MS = 100
+/** How often the leader looks for founders to mark started, and other membership housekeeping. */
+const MEMBERSHIP_CHECK_INTERVAL_MS = 500
 
 export interface ReplicaOptions {
   readonly cluster: ClusterFile
@@ -36,6 +48,13 @@ export interface ReplicaOptions {
   readonly clock?: () => number
   /** Seed for election timeouts; default derives from the clock and id. */
   readonly seed?: number
+  /** How an empty data dir may start (join.ts); ignored when the dir holds state. Default `existing`. */
+  readonly initialClusterState?: InitialClusterState
+  /**
+   * This replica's own address, key and data dir, for a member added after the cluster's creation
+   * (the cluster file lists the founders). Default: its entry in the cluster file.
+   */
+  readonly self?: { readonly multiaddr: string; readonly keyFile: string; readonly dataDir: string }
 }
 
 export interface ReplicaStatus {
@@ -43,7 +62,7 @@ export interface ReplicaStatus {
   readonly peerId: string
   readonly role: Role
   readonly term: number
-  readonly leader: ClusterMember | undefined
+  readonly leader: Member | undefined
   readonly commit: number
   readonly applied: number
   readonly firstIndex: number
@@ -55,471 +74,479 @@ export interface ReplicaStatus {
   readonly logEntries: number
 }
 
+/** A member as the directory and the core's membership together describe it. */
+export interface MemberView extends Member {
+  readonly voter: boolean
+}
+
 /**
- * One authority replica: the Raft core driven for real. The driver loop is the one place where the
- * core meets LevelDB and libp2p, and reads top to bottom: persist → send → apply → advance. Events
- * (ticks, frames, proposals) only touch the core and wake the loop; whatever arrives while a Ready is
- * being persisted rides the next one (group commit).
+ * One authority replica: the replica's driver (driver.ts) over LevelDB, libp2p and the process
+ * clock, around the registry and the member directory (ReplicaStateMachine). This class owns what
+ * the driver does not: opening the data dir and deciding how it may start (join.ts), the libp2p host
+ * and the links to the other members (which follow the membership of record), and the request
+ * side for the API server (proposals, read barriers, membership changes, status).
  */
 export class Replica {
   readonly id: NodeId
   readonly member: ClusterMember
   readonly cluster: ClusterFile
-  readonly registry: Registry
   readonly libp2p: Libp2p
-  private readonly logger: Logger
-  private readonly clock: () => number
-  private readonly node: RawNode
-  private readonly storage: LevelStorage
-  private readonly raftLinks: PeerLinks
-  private readonly snapshotLinks: PeerLinks
-  private readonly applyWaiters = new ApplyWaiters()
-  private readonly digest = new RegistryDigest()
-  /** Proposals waiting to be applied: index -> the term they were proposed in. */
-  private readonly proposals = new Map<
-    number,
-    Array<{ term: number; resolve: (result: ApplyResult) => void; reject: (error: Error) => void }>
-  >()
-  private readonly reads = new Map<string, { resolve: (index: number) => void; reject: (error: Error) => void }>()
-  private nextReadId = 1
-  private appliedIndex: number
-  private snapshotIndex: number
-  private tickTimer: NodeJS.Timeout | undefined
-  private wake: (() => void) | undefined
-  private loopDone: Promise<void> | undefined
-  private stopped = false
-  private lastRole: Role = Role.Follower
-  private lastLeader: NodeId = 0
-  readonly counters = { framesRejected: 0, proposalsLost: 0, snapshotsTaken: 0, readyHandled: 0 }
+  readonly #logger: Logger
+  readonly #clock: () => number
+  readonly #storage: LevelStorage
+  readonly #stateMachine: ReplicaStateMachine
+  readonly #driver: ReplicaDriver<ApplyResult | undefined>
+  readonly #raftLinks: PeerLinks
+  readonly #snapshotLinks: PeerLinks
+  readonly #applyWaiters = new ApplyWaiters()
+  /** Members learned from conf changes appended but not yet applied (the leader dials them at once). */
+  readonly #pendingMembers = new Map<NodeId, PeerAddress>()
+  #membershipTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  #stopping: Promise<void> | undefined
+  #lastRole: Role = Role.Follower
+  #lastLeader: NodeId = 0
+  readonly counters = { framesRejected: 0, proposalsLost: 0, proposalsUnknown: 0 }
 
   private constructor(parts: {
     options: ReplicaOptions
     member: ClusterMember
     storage: LevelStorage
     libp2p: Libp2p
-    registry: Registry
-    raftLinks: PeerLinks
-    snapshotLinks: PeerLinks
+    stateMachine: ReplicaStateMachine
   }) {
     const { options } = parts
     this.id = options.id
     this.cluster = options.cluster
     this.member = parts.member
-    this.logger = options.logger.child({ replica: options.id })
-    this.clock = options.clock ?? Date.now
-    this.storage = parts.storage
+    this.#logger = options.logger.child({ replica: options.id })
+    this.#clock = options.clock ?? Date.now
+    this.#storage = parts.storage
     this.libp2p = parts.libp2p
-    this.registry = parts.registry
-    this.raftLinks = parts.raftLinks
-    this.snapshotLinks = parts.snapshotLinks
-    const snapshot = this.storage.snapshot()
-    this.snapshotIndex = snapshot.metadata.index
-    this.appliedIndex = snapshot.metadata.index
-    const timing = options.cluster.timing
-    this.node = new RawNode({
-      id: options.id,
-      storage: this.storage,
-      rng: createSeededRng(options.seed ?? (this.clock() ^ (options.id * 2654435761)) >>> 0),
-      applied: this.appliedIndex,
-      electionTimeoutTicks: timing.electionTimeoutTicks,
-      heartbeatTicks: timing.heartbeatTicks,
-      leaseReads: timing.leaseReads,
-    })
-  }
-
-  /** Open the data dir, restore the registry, join the network and start the driver loop. */
-  static async start(options: ReplicaOptions): Promise<Replica> {
-    const { cluster, id, logger } = options
-    const member = memberById(cluster, id)
-    const replicaPeerIds = cluster.replicas.map((replica) => replica.peerId)
-    const bootstrapRegistry = new Registry({ replicaPeerIds })
-    const storage = await LevelStorage.open(member.dataDir, {
-      bootstrap: {
-        confState: { voters: cluster.replicas.map((replica) => replica.id), learners: [] },
-        data: bootstrapRegistry.snapshot(),
-      },
-    })
-    const registry = new Registry({ replicaPeerIds })
-    const snapshot = storage.snapshot()
-    if (snapshot.data.byteLength > 0) registry.restore(snapshot.data, { verify: false })
-    const privateKey = await loadOrCreateKey(member.keyFile)
-    const listen = [member.multiaddr.replace(/\/p2p\/[^/]+$/, '')]
-    const libp2p = await createReplicaHost({ privateKey, listen, logger })
-    if (libp2p.peerId.toString() !== member.peerId) {
-      await libp2p.stop()
-      await storage.close()
-      throw new ReplicaError(
-        'INVALID_CLUSTER',
-        `key ${member.keyFile} is peer ${libp2p.peerId.toString()}, but the cluster file says replica ${id} is ${member.peerId}`,
-      )
-    }
-    const peers = new Map(
-      cluster.replicas
-        .filter((replica) => replica.id !== id)
-        .map((replica) => [replica.id, { peerId: replica.peerId, multiaddr: replica.multiaddr }]),
-    )
-    let replica: Replica | undefined
-    const onFrame = (from: number, frame: Uint8Array): void => replica?.onFrame(from, frame)
-    const onPeerDown = (peer: number): void => replica?.onPeerDown(peer)
-    const raftLinks = new PeerLinks({
-      libp2p,
+    this.#stateMachine = parts.stateMachine
+    const onFrame = (from: number, frame: Uint8Array): void => this.#onFrame(from, frame)
+    const peers = this.#peerAddresses()
+    this.#raftLinks = new PeerLinks({
+      libp2p: this.libp2p,
       protocol: constants.RAFT_PROTOCOL,
       peers,
-      self: id,
+      self: this.id,
       onFrame,
-      onPeerDown,
-      logger,
+      onPeerDown: (peer) => this.#driver.reportUnreachable(peer),
+      logger: this.#logger,
       queueFramesMax: constants.RAFT_QUEUE_FRAMES_MAX,
       frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
     })
-    const snapshotLinks = new PeerLinks({
-      libp2p,
+    this.#snapshotLinks = new PeerLinks({
+      libp2p: this.libp2p,
       protocol: constants.SNAPSHOT_PROTOCOL,
       peers,
-      self: id,
+      self: this.id,
       onFrame,
       onPeerDown: () => {},
-      logger,
+      logger: this.#logger,
       queueFramesMax: constants.SNAPSHOT_QUEUE_FRAMES_MAX,
       frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
     })
-    replica = new Replica({ options, member, storage, libp2p, registry, raftLinks, snapshotLinks })
-    await raftLinks.start()
-    await snapshotLinks.start()
-    replica.startLoop()
-    replica.logger.info(
-      {
-        peerId: member.peerId,
-        listen,
-        snapshotIndex: replica.snapshotIndex,
-        lastIndex: storage.lastIndex(),
-        records: registry.size,
+    const timing = options.cluster.timing
+    this.#driver = new ReplicaDriver({
+      id: this.id,
+      storage: levelDriverStorage(this.#storage),
+      transport: new RaftTransport(this.#raftLinks, this.#snapshotLinks),
+      time: processTime(),
+      stateMachine: this.#stateMachine,
+      events: {
+        softState: (state, term) => this.#onSoftState(state.role, state.leader, term),
+        applied: (index) => this.#applyWaiters.release(index),
+        appending: (entries) => this.#onAppending(entries),
+        persisted: (latencyMs, entries) => {
+          if (latencyMs > SLOW_SAVE_WARN_MS) {
+            this.#logger.warn({ saveLatencyMs: Math.round(latencyMs), entries }, 'slow synced write')
+          }
+        },
+        snapshotInstalled: (metadata, bytes) =>
+          this.#logger.info({ index: metadata.index, bytes }, 'snapshot installed'),
+        snapshotTaken: (index, bytes) => this.#logger.info({ index, bytes }, 'snapshot taken, log compacted'),
+        stalled: (ticks) => {
+          if (ticks * timing.tickIntervalMs >= 100) {
+            this.#logger.warn({ stalledMs: ticks * timing.tickIntervalMs }, 'the process was stalled; leases count it')
+          }
+        },
+        fatal: (error) => {
+          // A failed fsync or a broken invariant: the only safe thing is to stop serving (TIGER_STYLE).
+          this.#logger.fatal({ err: error }, 'driver failed; replica stops')
+          process.exitCode = 70
+          void this.stop()
+        },
       },
-      'replica started',
-    )
-    return replica
+      raft: {
+        rng: createSeededRng(options.seed ?? (this.#clock() ^ (options.id * 2654435761)) >>> 0),
+        electionTimeoutTicks: timing.electionTimeoutTicks,
+        heartbeatTicks: timing.heartbeatTicks,
+        leaseReads: timing.leaseReads,
+      },
+      tickIntervalMs: timing.tickIntervalMs,
+      snapshotEveryEntries: options.cluster.snapshotEveryEntries,
+      pendingProposalsMax: constants.PENDING_PROPOSALS_MAX,
+    })
+    this.#stateMachine.onMembersChanged = () => this.#syncPeers()
+  }
+
+  /**
+   * Open the data dir, decide how it may start, restore the state machine, join the network and
+   * start the driver. Refuses with ReplicaError (INVALID_CLUSTER, LOST_STATE, CLUSTER_EXISTS,
+   * NOT_A_MEMBER, NEEDS_NEW) or StorageError (CORRUPT, LOCKED, …) before serving anything.
+   */
+  static async start(options: ReplicaOptions): Promise<Replica> {
+    const { cluster, id } = options
+    const logger = options.logger.child({ replica: id })
+    const member = selfMember(cluster, id, options.self)
+    const founders: Member[] = cluster.replicas.map((replica) => ({
+      id: replica.id,
+      peerId: replica.peerId,
+      multiaddr: replica.multiaddr,
+      started: false,
+    }))
+    const identity = await readIdentity(member.dataDir)
+    if (identity !== undefined) checkIdentity(identity, cluster, id, member.dataDir)
+    const storage = await LevelStorage.open(member.dataDir)
+    let libp2p: Libp2p | undefined
+    try {
+      const privateKey = await loadOrCreateKey(member.keyFile)
+      const listen = [member.multiaddr.replace(/\/p2p\/[^/]+$/, '')]
+      libp2p = await createReplicaHost({ privateKey, listen, logger })
+      if (libp2p.peerId.toString() !== member.peerId) {
+        throw new ReplicaError(
+          'INVALID_CLUSTER',
+          `key ${member.keyFile} is peer ${libp2p.peerId.toString()}, but replica ${id} is ${member.peerId}`,
+        )
+      }
+      if (storage.empty) {
+        const mode = options.initialClusterState ?? 'existing'
+        const unhandle = await serveStartingStatus(libp2p, () => startingStatusFor(cluster, id, member, founders))
+        try {
+          const decision = await decideEmptyStart({
+            libp2p,
+            cluster,
+            id,
+            mode,
+            logger,
+            signal: new AbortController().signal,
+          })
+          if (decision === 'bootstrap') {
+            const data = encodeStateSnapshot(
+              new Members(founders),
+              new ReplicaStateMachine(founders).registry.snapshot(),
+            )
+            await storage.bootstrap({ voters: founders.map((founder) => founder.id), learners: [] }, data)
+            logger.info(
+              { founders: founders.map((founder) => founder.id) },
+              'cluster created: founding membership bootstrapped',
+            )
+          }
+        } finally {
+          await unhandle()
+        }
+      }
+      if (identity === undefined) await writeIdentity(member.dataDir, { clusterId: cluster.clusterId, replicaId: id })
+      const stateMachine = new ReplicaStateMachine(founders)
+      const snapshot = storage.snapshot()
+      if (snapshot.data.byteLength > 0) stateMachine.restore(snapshot)
+      checkClusterFile(cluster, id, membersOfRecord(storage, stateMachine.members, founders), member, logger)
+      const replica = new Replica({ options, member, storage, libp2p, stateMachine })
+      await replica.#raftLinks.start()
+      await replica.#snapshotLinks.start()
+      replica.#driver.start()
+      replica.#membershipTimer = setInterval(() => replica.#membershipHousekeeping(), MEMBERSHIP_CHECK_INTERVAL_MS)
+      replica.#membershipTimer.unref()
+      replica.#logger.info(
+        {
+          peerId: member.peerId,
+          listen,
+          snapshotIndex: replica.#driver.snapshotIndex,
+          lastIndex: storage.lastIndex(),
+          records: stateMachine.registry.size,
+          members: stateMachine.members.all().map((known) => known.id),
+        },
+        'replica started',
+      )
+      return replica
+    } catch (error) {
+      if (libp2p !== undefined) await Promise.resolve(libp2p.stop()).catch(() => undefined)
+      await storage.close().catch(() => undefined)
+      throw error
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
   // Events in
 
-  private onFrame(from: number, frame: Uint8Array): void {
+  #onFrame(from: number, frame: Uint8Array): void {
     let messages: Message[]
     try {
       messages = decodeRaftFrame(frame, from, this.id)
     } catch (error) {
       this.counters.framesRejected++
-      this.logger.warn({ peer: from, err: (error as Error).message }, 'raft frame rejected')
+      this.#logger.warn({ peer: from, err: (error as Error).message }, 'raft frame rejected')
       return
     }
-    for (const message of messages) this.node.step(message)
-    if (this.wake === undefined) this.sendHeartbeats()
-    this.wake?.()
+    this.#driver.step(messages)
   }
 
-  private sendHeartbeats(): void {
-    const heartbeats = this.node.takeHeartbeats()
-    if (heartbeats.length > 0) this.send(heartbeats)
-  }
-
-  private onPeerDown(peer: number): void {
-    this.node.reportUnreachable(peer)
-    this.wake?.()
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // The driver loop
-
-  private startLoop(): void {
-    this.tickTimer = setInterval(() => {
-      this.node.tick()
-      // While a Ready is being persisted the loop is not sending: heartbeats go out now, so a slow
-      // fsync never looks like a dead leader to the followers.
-      if (this.wake === undefined) this.sendHeartbeats()
-      this.wake?.()
-    }, this.cluster.timing.tickIntervalMs)
-    this.loopDone = this.runLoop().catch((error: unknown) => {
-      // A failed fsync or a broken invariant: the only safe thing is to stop serving (TIGER_STYLE).
-      this.logger.fatal({ err: error }, 'driver loop failed; replica stops')
-      process.exitCode = 70
-      void this.stop()
-    })
-  }
-
-  private async runLoop(): Promise<void> {
-    while (!this.stopped) {
-      if (!this.node.hasReady()) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve
-        })
-        this.wake = undefined
-        continue
-      }
-      await this.handleReady(this.node.ready())
+  #onSoftState(role: Role, leader: NodeId, term: number): void {
+    if (role !== this.#lastRole || leader !== this.#lastLeader) {
+      this.#logger.info({ term, role, leader }, role === Role.Leader ? 'became leader' : 'role changed')
     }
+    this.#lastRole = role
+    this.#lastLeader = leader
   }
 
-  private async handleReady(ready: Ready & { droppedReads: readonly string[] }): Promise<void> {
-    // 1. Persist: snapshot, entries and hard state in one synced batch.
-    if (ready.snapshot !== undefined || ready.entries.length > 0 || ready.hardState !== undefined) {
-      const startedMs = performance.now()
-      // A Ready that only moves the commit index needs no fsync (etcd's MustSync): the storage decides.
-      await this.storage.save({
-        ...(ready.hardState !== undefined ? { hardState: ready.hardState } : {}),
-        entries: ready.entries,
-        ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}),
-        sync: false,
-      })
-      const saveLatencyMs = performance.now() - startedMs
-      if (saveLatencyMs > SLOW_SAVE_WARN_MS)
-        this.logger.warn(
-          { saveLatencyMs: Math.round(saveLatencyMs), entries: ready.entries.length },
-          'slow synced write',
+  /** A member added by an entry just appended: the leader replicates to it at once, so dial it now. */
+  #onAppending(entries: readonly Entry[]): void {
+    let changed = false
+    for (const entry of entries) {
+      if (entry.type !== EntryType.ConfChange) continue
+      const change = decodeConfChange(entry.data)
+      if (change.type !== ConfChangeType.AddLearner && change.type !== ConfChangeType.AddVoter) continue
+      const context = decodeMemberContext(change.context)
+      if (context.peerId === undefined || context.multiaddr === undefined || change.nodeId === this.id) continue
+      this.#pendingMembers.set(change.nodeId, { peerId: context.peerId, multiaddr: context.multiaddr })
+      changed = true
+    }
+    if (changed) this.#syncPeers()
+  }
+
+  /** The links follow the membership of record (and members appended but not yet applied). */
+  #syncPeers(): void {
+    for (const id of this.#pendingMembers.keys()) {
+      if (this.#stateMachine.members.get(id) !== undefined) this.#pendingMembers.delete(id)
+    }
+    if (this.#stopped) return
+    const peers = this.#peerAddresses()
+    this.#raftLinks.setPeers(peers)
+    this.#snapshotLinks.setPeers(peers)
+  }
+
+  #peerAddresses(): Map<number, PeerAddress> {
+    const peers = new Map<number, PeerAddress>()
+    for (const member of this.#stateMachine.members.all()) {
+      if (member.id !== this.id && member.peerId !== '')
+        peers.set(member.id, { peerId: member.peerId, multiaddr: member.multiaddr })
+    }
+    for (const [id, address] of this.#pendingMembers) if (!peers.has(id)) peers.set(id, address)
+    return peers
+  }
+
+  /**
+   * The leader records, once, that each founder has run (it acknowledged an entry beyond the
+   * creation): from then on an empty data dir under that founder's id is a lost disk, never a new
+   * cluster (join.ts). One change at a time, as the core requires; a refusal is retried later.
+   */
+  #membershipHousekeeping(): void {
+    if (this.#stopped || !this.#driver.isLeader) return
+    const status = this.#driver.status()
+    if (status.progress === undefined) return
+    for (const member of this.#stateMachine.members.all()) {
+      if (member.started) continue
+      const progress = status.progress[member.id]
+      const acknowledged = member.id === this.id ? status.commit > 1 : (progress?.match ?? 0) > 1
+      if (!acknowledged || !status.confState.voters.includes(member.id)) continue
+      try {
+        this.#driver.proposeConfChange(
+          { type: ConfChangeType.UpdateNode, nodeId: member.id, context: encodeMemberContext({ started: true }) },
+          () => {},
         )
-    }
-    // 2. Send, one frame per peer and protocol.
-    this.send(ready.messages)
-    // 3. Apply.
-    if (ready.snapshot !== undefined) this.installSnapshot(ready.snapshot)
-    for (const entry of ready.committedEntries) this.apply(entry)
-    // 4. Reads.
-    for (const read of ready.readStates) this.reads.get(read.context)?.resolve(read.index)
-    for (const context of ready.droppedReads)
-      this.reads.get(context)?.reject(this.notLeader('leadership changed while the read was confirmed'))
-    this.node.advance(ready)
-    this.counters.readyHandled++
-    if (ready.softState !== undefined) this.onSoftState()
-    this.applyWaiters.release(this.appliedIndex)
-    await this.maybeSnapshot()
-  }
-
-  private send(messages: readonly Message[]): void {
-    if (messages.length === 0) return
-    const raftByPeer = new Map<NodeId, Message[]>()
-    for (const message of messages) {
-      if (message.type === MessageType.Snapshot) {
-        this.snapshotLinks.send(message.to, encodeRaftFrame([message]))
-        continue
+      } catch (error) {
+        if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
       }
-      const batch = raftByPeer.get(message.to)
-      if (batch === undefined) raftByPeer.set(message.to, [message])
-      else batch.push(message)
+      return
     }
-    for (const [peer, batch] of raftByPeer) this.raftLinks.send(peer, encodeRaftFrame(batch))
-  }
-
-  private installSnapshot(snapshot: Snapshot): void {
-    this.registry.restore(snapshot.data, { verify: false })
-    this.digest.reset()
-    this.appliedIndex = snapshot.metadata.index
-    this.snapshotIndex = snapshot.metadata.index
-    // Proposals the snapshot jumped over: their outcome is unknown here; the client retries (exactly once by seq).
-    for (const [index, waiters] of this.proposals) {
-      if (index > snapshot.metadata.index) continue
-      this.proposals.delete(index)
-      for (const waiter of waiters)
-        waiter.reject(
-          new ReplicaRequestError('UNAVAILABLE', 'outcome unknown: a snapshot replaced the log here; retry'),
-        )
-    }
-    this.logger.info({ index: snapshot.metadata.index, bytes: snapshot.data.byteLength }, 'snapshot installed')
-  }
-
-  private apply(entry: Entry): void {
-    this.appliedIndex = entry.index
-    let result: ApplyResult | undefined
-    if (entry.type === EntryType.Normal) {
-      result = this.registry.apply({ index: entry.index, data: entry.data })
-      if (result.status === 'applied') this.digest.markChanged(result.peerIds)
-      if (result.status === 'rejected')
-        this.logger.warn({ index: entry.index, code: result.code }, 'entry rejected by the registry')
-    } else if (entry.type === EntryType.ConfChange) {
-      this.logger.info({ index: entry.index, change: decodeConfChange(entry.data) }, 'membership change applied')
-    }
-    const waiters = this.proposals.get(entry.index)
-    if (waiters === undefined) return
-    this.proposals.delete(entry.index)
-    for (const waiter of waiters) {
-      if (waiter.term === entry.term && result !== undefined) {
-        waiter.resolve(result)
-      } else {
-        this.counters.proposalsLost++
-        waiter.reject(
-          new ReplicaRequestError(
-            'UNAVAILABLE',
-            `the entry proposed at ${entry.index} was replaced by a new leader; retry`,
-          ),
-        )
-      }
-    }
-  }
-
-  private onSoftState(): void {
-    const status = this.node.status()
-    if (status.role !== this.lastRole || status.leader !== this.lastLeader) {
-      this.logger.info(
-        { term: status.term, role: status.role, leader: status.leader },
-        status.role === Role.Leader ? 'became leader' : 'role changed',
-      )
-    }
-    this.lastRole = status.role
-    this.lastLeader = status.leader
-  }
-
-  private async maybeSnapshot(force = false): Promise<void> {
-    if (!force && this.appliedIndex - this.snapshotIndex < this.cluster.snapshotEveryEntries) return
-    if (this.appliedIndex <= this.snapshotIndex) return
-    const index = this.appliedIndex
-    const data = this.registry.snapshot()
-    await this.storage.createSnapshot(index, this.node.confStateAt(index), data)
-    this.snapshotIndex = index
-    this.counters.snapshotsTaken++
-    this.logger.info({ index, bytes: data.byteLength }, 'snapshot taken, log compacted')
-  }
-
-  /** Take a snapshot now (operator request). */
-  async snapshotNow(): Promise<number> {
-    await this.maybeSnapshot(true)
-    return this.snapshotIndex
   }
 
   // ---------------------------------------------------------------------------------------------
   // Requests
 
-  /** The current Raft term, read directly (no status object built). */
+  get registry(): Registry {
+    return this.#stateMachine.registry
+  }
+
+  /** The membership of record, with the core's voter/learner split. */
+  members(): MemberView[] {
+    const conf = this.#driver.confState()
+    return this.#stateMachine.members
+      .all()
+      .filter((member) => conf.voters.includes(member.id) || conf.learners.includes(member.id))
+      .map((member) => ({ ...member, voter: conf.voters.includes(member.id) }))
+  }
+
+  /** Whether `peerId` is a member of record (replicas may submit for any origin, and are never leased). */
+  isMemberPeer(peerId: string): boolean {
+    return this.#stateMachine.members.byPeerId(peerId) !== undefined
+  }
+
+  /** The current Raft term, read cheaply. */
   get term(): number {
-    return this.node.raft.term
+    return this.#driver.basicStatus().term
   }
 
   isLeader(): boolean {
-    return this.node.raft.role === Role.Leader
+    return this.#driver.isLeader
   }
 
-  /** Digest of the registry's records (see RegistryDigest): equal on replicas that applied the same log. */
+  get applied(): number {
+    return this.#driver.appliedIndex
+  }
+
+  /** Digest of the registry's records: equal on replicas that applied the same log. */
   registryDigest(): string {
-    return this.digest.digest(this.registry)
+    return this.#stateMachine.registryDigest()
   }
 
-  leaderMember(): ClusterMember | undefined {
-    const leader = this.node.status().leader
-    return leader === 0 ? undefined : this.cluster.replicas.find((replica) => replica.id === leader)
+  leaderMember(): Member | undefined {
+    const leader = this.#driver.basicStatus().leader
+    return leader === 0 ? undefined : this.#stateMachine.members.get(leader)
   }
 
-  private notLeader(message = 'this replica does not lead'): ReplicaRequestError {
+  #notLeader(message = 'this replica does not lead'): ReplicaRequestError {
     return new ReplicaRequestError('NOT_LEADER', message, this.leaderMember())
   }
 
-  /** Propose a registry command stamped with the leader's clock; resolves once applied here. */
+  /**
+   * Propose a registry command stamped with the leader's clock; resolves once applied here. Errors:
+   * NOT_LEADER and UNAVAILABLE (refused before proposing: nothing was proposed), TIMEOUT (outcome
+   * unknown), UNAVAILABLE "replaced by a new leader" (definitely not applied) or "outcome unknown".
+   */
   async propose(command: Command, signal: AbortSignal): Promise<{ index: number; result: ApplyResult }> {
-    this.requireRunning()
-    if (this.proposals.size >= constants.PENDING_PROPOSALS_MAX)
-      throw new ReplicaRequestError('UNAVAILABLE', `too many proposals in flight (${constants.PENDING_PROPOSALS_MAX})`)
-    const data = encodeCommand({ timestampMs: this.clock(), command })
-    let ticket: { index: number; term: number }
-    try {
-      ticket = this.node.propose(data)
-    } catch (error) {
-      throw this.mapRaftError(error)
-    }
-    this.wake?.()
-    const result = await this.waitFor<ApplyResult>(signal, (resolve, reject) => {
-      const waiters = this.proposals.get(ticket.index) ?? []
-      waiters.push({ term: ticket.term, resolve, reject })
-      this.proposals.set(ticket.index, waiters)
+    const data = encodeCommand({ timestampMs: this.#clock(), command })
+    const { index, result } = await this.#proposeWith(signal, (done) => this.#driver.propose(data, done))
+    if (result === undefined) throw new Error(`entry ${index} applied without a registry result`)
+    return { index, result }
+  }
+
+  /** A single-server membership change (operators, member commands): resolves once applied here. */
+  async proposeMembership(change: ConfChange, signal: AbortSignal): Promise<{ index: number }> {
+    const { index } = await this.#proposeWith(signal, (done) => this.#driver.proposeConfChange(change, done))
+    return { index }
+  }
+
+  #proposeWith(
+    signal: AbortSignal,
+    propose: (done: (outcome: ProposalOutcome<ApplyResult | undefined>) => void) => unknown,
+  ): Promise<{ index: number; result: ApplyResult | undefined }> {
+    this.#requireRunning()
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed'))
+        return
+      }
+      const onAbort = (): void =>
+        reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed; the outcome is unknown'))
+      signal.addEventListener('abort', onAbort, { once: true })
+      try {
+        propose((outcome) => {
+          signal.removeEventListener('abort', onAbort)
+          if (outcome.status === 'applied') {
+            resolve({ index: outcome.index, result: outcome.result })
+            return
+          }
+          if (outcome.status === 'lost') {
+            this.counters.proposalsLost++
+            reject(
+              new ReplicaRequestError(
+                'UNAVAILABLE',
+                `the entry proposed at ${outcome.index} was replaced by a new leader; retry`,
+              ),
+            )
+            return
+          }
+          this.counters.proposalsUnknown++
+          reject(new ReplicaRequestError('UNAVAILABLE', `outcome unknown (${outcome.reason}); retry`))
+        })
+      } catch (error) {
+        signal.removeEventListener('abort', onAbort)
+        reject(this.#mapRefusal(error))
+      }
     })
-    return { index: ticket.index, result }
   }
 
   /**
    * Make the local registry safe to read at `consistency`: linearizable confirms leadership with a
-   * heartbeat quorum (ReadIndex), lease trusts the leader lease when the cluster enables it, stale
-   * reads whatever this replica has applied.
+   * heartbeat quorum (ReadIndex), lease trusts the leader lease (counted in elapsed time) when the
+   * cluster enables it, stale reads whatever this replica has applied. Resolves with the applied
+   * index the read may be served at.
    */
   async readBarrier(consistency: Consistency, signal: AbortSignal): Promise<number> {
-    this.requireRunning()
-    if (consistency === 'stale') return this.appliedIndex
-    const context = `${this.id}-${this.nextReadId++}`
-    try {
-      this.node.readIndex(context, consistency === 'lease' ? ReadMode.Lease : ReadMode.Linearizable)
-    } catch (error) {
-      throw this.mapRaftError(error)
-    }
-    this.wake?.()
-    try {
-      const index = await this.waitFor<number>(signal, (resolve, reject) =>
-        this.reads.set(context, { resolve, reject }),
-      )
-      await this.applyWaiters.wait(index, signal)
-      return index
-    } finally {
-      this.reads.delete(context)
-    }
-  }
-
-  /** Resolves once this replica has applied `index`. */
-  async waitApplied(index: number, signal: AbortSignal): Promise<void> {
-    if (this.appliedIndex >= index) return
-    await this.applyWaiters.wait(index, signal)
-  }
-
-  get applied(): number {
-    return this.appliedIndex
-  }
-
-  private waitFor<T>(
-    signal: AbortSignal,
-    register: (resolve: (value: T) => void, reject: (error: Error) => void) => void,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    this.#requireRunning()
+    if (consistency === 'stale') return this.#driver.appliedIndex
+    return new Promise<number>((resolve, reject) => {
       if (signal.aborted) {
         reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed'))
         return
       }
       const onAbort = (): void => reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed'))
       signal.addEventListener('abort', onAbort, { once: true })
-      register(
-        (value) => {
+      try {
+        this.#driver.read(consistency === 'lease' ? ReadMode.Lease : ReadMode.Linearizable, (outcome) => {
           signal.removeEventListener('abort', onAbort)
-          resolve(value)
-        },
-        (error) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(error)
-        },
-      )
+          if (outcome.status === 'ready') resolve(outcome.index)
+          else reject(this.#notLeader(`the read was not confirmed: ${outcome.reason}`))
+        })
+      } catch (error) {
+        signal.removeEventListener('abort', onAbort)
+        reject(this.#mapRefusal(error))
+      }
     })
   }
 
-  private mapRaftError(error: unknown): Error {
+  /** Resolves once this replica has applied `index`. */
+  async waitApplied(index: number, signal: AbortSignal): Promise<void> {
+    if (this.#driver.appliedIndex >= index) return
+    await this.#applyWaiters.wait(index, signal)
+  }
+
+  /** The driver's and the core's refusals, before anything was proposed or read. */
+  #mapRefusal(error: unknown): Error {
     if (error instanceof RaftError) {
-      if (error.code === 'NOT_LEADER') return this.notLeader(error.message)
-      if (error.code === 'DROPPED') return new ReplicaRequestError('UNAVAILABLE', error.message, this.leaderMember())
+      if (error.code === 'NOT_LEADER') return this.#notLeader(error.message)
+      // Refused by the leader itself (a transfer under way, the uncommitted log full): nothing was
+      // proposed. No leader hint: the wire carries one only with NOT_LEADER.
+      if (error.code === 'DROPPED') return new ReplicaRequestError('UNAVAILABLE', error.message)
+      if (error.code === 'INVALID') return new ReplicaRequestError('INVALID', error.message)
+    }
+    if (error instanceof DriverError) {
+      return new ReplicaRequestError('UNAVAILABLE', error.code === 'STOPPED' ? 'replica is stopping' : error.message)
     }
     return error as Error
   }
 
-  private requireRunning(): void {
-    if (this.stopped) throw new ReplicaRequestError('UNAVAILABLE', 'replica is stopping')
+  #requireRunning(): void {
+    if (this.#stopped) throw new ReplicaRequestError('UNAVAILABLE', 'replica is stopping')
   }
 
   status(): ReplicaStatus {
-    const status = this.node.status()
+    const basic = this.#driver.basicStatus()
+    const conf = this.#driver.confState()
     return {
       id: this.id,
       peerId: this.member.peerId,
-      role: status.role,
-      term: status.term,
+      role: basic.role,
+      term: basic.term,
       leader: this.leaderMember(),
-      commit: status.commit,
-      applied: this.appliedIndex,
-      firstIndex: status.firstIndex,
-      lastIndex: status.lastIndex,
-      snapshotIndex: this.snapshotIndex,
-      voters: status.confState.voters,
-      learners: status.confState.learners,
-      registryRecords: this.registry.size,
-      logEntries: Math.max(0, status.lastIndex - status.firstIndex + 1),
+      commit: basic.commit,
+      applied: this.#driver.appliedIndex,
+      firstIndex: basic.firstIndex,
+      lastIndex: basic.lastIndex,
+      snapshotIndex: this.#driver.snapshotIndex,
+      voters: conf.voters,
+      learners: conf.learners,
+      registryRecords: this.#stateMachine.registry.size,
+      logEntries: Math.max(0, basic.lastIndex - basic.firstIndex + 1),
     }
+  }
+
+  /** The leader's view of each member's replication (member list, lag). */
+  progress(): Readonly<Record<number, { match: number; state: string; lostState: boolean }>> | undefined {
+    return this.#driver.status().progress
   }
 
   /**
@@ -527,45 +554,274 @@ export class Replica {
    * handover instead of an election timeout (SIGTERM on the leader).
    */
   async transferLeadership(timeoutMs: number): Promise<boolean> {
-    const status = this.node.status()
+    const status = this.#driver.status()
     if (status.role !== Role.Leader || status.progress === undefined) return false
     let target: NodeId = 0
     let bestMatch = -1
     for (const [id, progress] of Object.entries(status.progress)) {
-      if (Number(id) !== this.id && status.confState.voters.includes(Number(id)) && progress.match > bestMatch) {
+      const peer = Number(id)
+      if (
+        peer !== this.id &&
+        status.confState.voters.includes(peer) &&
+        !progress.lostState &&
+        progress.match > bestMatch
+      ) {
         bestMatch = progress.match
-        target = Number(id)
+        target = peer
       }
     }
     if (target === 0) return false
-    this.node.transferLeader(target)
-    this.wake?.()
+    return this.transferLeadershipTo(target, timeoutMs)
+  }
+
+  /** Transfer leadership to `target` (thesis §3.10); true once this replica no longer leads. */
+  async transferLeadershipTo(target: NodeId, timeoutMs: number): Promise<boolean> {
+    try {
+      this.#driver.transferLeader(target)
+    } catch (error) {
+      throw this.#mapRefusal(error)
+    }
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.cluster.timing.tickIntervalMs))
-      if (this.node.status().role !== Role.Leader) {
-        this.logger.info({ target }, 'leadership transferred')
+      if (!this.#driver.isLeader) {
+        this.#logger.info({ target }, 'leadership transferred')
         return true
       }
     }
     return false
   }
 
+  /** Take a snapshot now (operator request); resolves with the snapshot index. */
+  snapshotNow(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.#driver.snapshotNow((error, index) => (error === undefined ? resolve(index) : reject(error))),
+    )
+  }
+
+  /** The state machine's snapshot at the applied index, with its index, term and membership (snapshot save). */
+  snapshotAtApplied(): { index: number; term: number; confState: ConfState; data: Uint8Array } {
+    const index = this.#driver.appliedIndex
+    return {
+      index,
+      term: this.#driver.logTerm(index) ?? this.#storage.snapshot().metadata.term,
+      confState: this.#driver.confStateAt(index),
+      data: this.#stateMachine.snapshot(),
+    }
+  }
+
   async stop(): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    if (this.tickTimer !== undefined) clearInterval(this.tickTimer)
-    this.wake?.()
-    await this.loopDone
-    const stopping = new ReplicaRequestError('UNAVAILABLE', 'replica is stopping')
-    for (const waiters of this.proposals.values()) for (const waiter of waiters) waiter.reject(stopping)
-    this.proposals.clear()
-    for (const read of this.reads.values()) read.reject(stopping)
-    this.applyWaiters.rejectAll(stopping)
-    await this.raftLinks.stop()
-    await this.snapshotLinks.stop()
-    await this.libp2p.stop()
-    await this.storage.close()
-    this.logger.info('replica stopped')
+    if (this.#stopping !== undefined) return this.#stopping
+    this.#stopped = true
+    this.#stopping = (async () => {
+      clearInterval(this.#membershipTimer)
+      await new Promise<void>((resolve) => this.#driver.stop(resolve))
+      this.#applyWaiters.rejectAll(new ReplicaRequestError('UNAVAILABLE', 'replica is stopping'))
+      await this.#raftLinks.stop()
+      await this.#snapshotLinks.stop()
+      await this.libp2p.stop()
+      await this.#storage.close()
+      this.#logger.info('replica stopped')
+    })()
+    return this.#stopping
+  }
+
+  /** Counters of the driver and the links, for status and metrics. */
+  stats(): { driver: ReplicaDriver<unknown>['counters']; raftLinks: ReturnType<PeerLinks['stats']> } {
+    return { driver: this.#driver.counters, raftLinks: this.#raftLinks.stats() }
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Start-up checks
+
+function selfMember(cluster: ClusterFile, id: NodeId, self: ReplicaOptions['self']): ClusterMember {
+  const fromFile = cluster.replicas.find((replica) => replica.id === id)
+  if (self !== undefined) {
+    const peerId = self.multiaddr.match(/\/p2p\/([^/]+)$/)?.[1]
+    if (peerId === undefined)
+      throw new ReplicaError('INVALID_CLUSTER', `--multiaddr ${self.multiaddr} must end in /p2p/<peerId>`)
+    if (fromFile !== undefined && fromFile.peerId !== peerId) {
+      throw new ReplicaError(
+        'INVALID_CLUSTER',
+        `replica ${id} is ${fromFile.peerId} in the cluster file, but --multiaddr says ${peerId}`,
+      )
+    }
+    return { id, multiaddr: self.multiaddr, peerId, dataDir: self.dataDir, keyFile: self.keyFile }
+  }
+  if (fromFile === undefined) {
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `replica ${id} is not in the cluster file (ids: ${cluster.replicas.map((r) => r.id).join(', ')}); a member added later is started with its own --multiaddr, --key and --data`,
+    )
+  }
+  return fromFile
+}
+
+function checkIdentity(
+  identity: { clusterId: string; replicaId: number },
+  cluster: ClusterFile,
+  id: NodeId,
+  dataDir: string,
+): void {
+  if (identity.clusterId !== cluster.clusterId) {
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `data dir ${dataDir} belongs to cluster ${identity.clusterId}, but the cluster file is for cluster ${cluster.clusterId} (was the file re-created with cluster init --force? A new cluster file cannot adopt existing data dirs)`,
+    )
+  }
+  if (identity.replicaId !== id) {
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `data dir ${dataDir} is replica ${identity.replicaId}'s, not replica ${id}'s`,
+    )
+  }
+}
+
+/** The directory as of the stored snapshot plus every membership change in the stored log. */
+function membersOfRecord(storage: LevelStorage, fromSnapshot: Members, founders: readonly Member[]): Members {
+  const members = new Members(fromSnapshot.size > 0 ? fromSnapshot.all() : founders)
+  const first = storage.firstIndex()
+  const last = storage.lastIndex()
+  if (last >= first) {
+    for (const entry of storage.entries(first, last + 1, Number.POSITIVE_INFINITY)) {
+      if (entry.type === EntryType.ConfChange) members.apply(entry)
+    }
+  }
+  return members
+}
+
+/**
+ * The cluster file is the bootstrap list; the membership of record is the log's. A file that
+ * contradicts the log (an id with another peer id or address, this replica removed) is refused;
+ * one that is only out of date (members added or removed since) is used as it is, with a warning.
+ */
+function checkClusterFile(
+  cluster: ClusterFile,
+  id: NodeId,
+  members: Members,
+  self: ClusterMember,
+  logger: Logger,
+): void {
+  if (members.size === 0) return
+  const own = members.get(id)
+  if (own === undefined) {
+    throw new ReplicaError(
+      'NOT_A_MEMBER',
+      `replica ${id} is not a member of record (the log's membership: ${members
+        .all()
+        .map((member) => member.id)
+        .join(', ')}): it was removed; its data dir is obsolete`,
+    )
+  }
+  if (own.peerId !== '' && own.peerId !== self.peerId) {
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `the log says replica ${id} is ${own.peerId}, but its key is ${self.peerId}`,
+    )
+  }
+  const contradictions: string[] = []
+  const outdated: string[] = []
+  for (const entry of cluster.replicas) {
+    const recorded = members.get(entry.id)
+    if (recorded === undefined) {
+      outdated.push(`replica ${entry.id} is in the file but not a member of record`)
+      continue
+    }
+    if (recorded.peerId !== '' && recorded.peerId !== entry.peerId) {
+      contradictions.push(`replica ${entry.id} is ${entry.peerId} in the file but ${recorded.peerId} in the log`)
+    }
+  }
+  for (const recorded of members.all()) {
+    if (!cluster.replicas.some((entry) => entry.id === recorded.id))
+      outdated.push(`member ${recorded.id} is not in the file`)
+  }
+  if (contradictions.length > 0) {
+    throw new ReplicaError(
+      'INVALID_CLUSTER',
+      `the cluster file contradicts the membership of record: ${contradictions.join('; ')}. The log's membership decides; fix the file (nodeledger member list shows the membership)`,
+    )
+  }
+  if (outdated.length > 0) {
+    logger.warn(
+      { differences: outdated },
+      'the cluster file (the bootstrap list) differs from the membership of record; the log decides',
+    )
+  }
+}
+
+function startingStatusFor(
+  cluster: ClusterFile,
+  id: NodeId,
+  member: ClusterMember,
+  founders: readonly Member[],
+): StatusResult {
+  return {
+    clusterId: cluster.clusterId,
+    id,
+    peerId: member.peerId,
+    role: Role.Follower,
+    term: 0,
+    leader: null,
+    commit: 0,
+    applied: 0,
+    firstIndex: 0,
+    lastIndex: 0,
+    snapshotIndex: 0,
+    members: founders.map((founder) => ({
+      id: founder.id,
+      peerId: founder.peerId,
+      multiaddr: founder.multiaddr,
+      voter: true,
+      started: false,
+    })),
+    registryRecords: 0,
+    registryDigest: '0'.repeat(64),
+    version: SOFTWARE_VERSION,
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Ports
+
+/** LevelStorage as the driver's store: its promises become the driver's completion callbacks. */
+function levelDriverStorage(storage: LevelStorage): DriverStorage {
+  return {
+    initialState: () => storage.initialState(),
+    entries: (low, high, bytesMax) => storage.entries(low, high, bytesMax),
+    term: (index) => storage.term(index),
+    firstIndex: () => storage.firstIndex(),
+    lastIndex: () => storage.lastIndex(),
+    snapshot: () => storage.snapshot(),
+    save: (update: StorageUpdate, done) => {
+      storage.save(update).then(
+        () => done(),
+        (error: unknown) => done(error as Error),
+      )
+    },
+    createSnapshot: (index, confState, data, done) => {
+      storage.createSnapshot(index, confState, data).then(
+        () => done(),
+        (error: unknown) => done(error as Error),
+      )
+    },
+  }
+}
+
+/**
+ * The process clock: performance.now() (monotonic; it keeps counting while the process is
+ * stopped, which is what leases need), setInterval for ticks, setImmediate to run the pipeline once
+ * per burst of I/O callbacks (every frame and request of one event-loop turn rides one Ready).
+ */
+function processTime() {
+  return {
+    nowMs: () => performance.now(),
+    every: (intervalMs: number, callback: () => void) => {
+      const timer = setInterval(callback, intervalMs)
+      return () => clearInterval(timer)
+    },
+    soon: (callback: () => void) => {
+      setImmediate(callback)
+    },
   }
 }

@@ -221,6 +221,32 @@ export class LevelStorage implements Storage {
     return this.enqueue(() => this.createSnapshotNow(index, confState, data))
   }
 
+  /** Whether the store holds no state at all: no snapshot and no entries (a new or wiped dir). */
+  get empty(): boolean {
+    return this.mirror.snapshot().metadata.index === 0 && this.mirror.lastIndex() === 0
+  }
+
+  /**
+   * Seed an empty store as a founding member of a new cluster: exactly `MemoryStorage.bootstrap`
+   * (snapshot at index 1, term 1) in one synced batch. Refused (RaftAssertionError) on a store that
+   * holds state: a cluster is created once.
+   */
+  bootstrap(confState: ConfState, data: Uint8Array): Promise<void> {
+    return this.enqueue(async () => {
+      assertInvariant(this.empty, () => `bootstrap of ${this.dir}, which already holds state`)
+      const reference = MemoryStorage.bootstrap(confState, data)
+      const snapshot = reference.snapshot()
+      const hardState = reference.initialState().hardState
+      await this.write([
+        { type: 'put', key: KEY_SNAPSHOT_METADATA, value: encodeSnapshotMetadata(snapshot.metadata) },
+        { type: 'put', key: KEY_SNAPSHOT_DATA, value: encodeSnapshotData(snapshot.metadata.index, snapshot.data) },
+        { type: 'put', key: KEY_HARD_STATE, value: encodeHardState(hardState) },
+      ])
+      this.mirror.applySnapshot(snapshot)
+      this.mirror.setHardState(hardState)
+    })
+  }
+
   /** Wait for queued writes, then close the database. Later calls are no-ops. */
   async close(): Promise<void> {
     if (this.closing) return this.tail

@@ -5,6 +5,7 @@ import { createLogger } from '../logger.ts'
 export interface AuthorityOptions {
   cluster: string
   id: number
+  initialClusterState: 'new' | 'existing'
   logLevel: string
   pretty: boolean
 }
@@ -16,7 +17,12 @@ const TRANSFER_ON_EXIT_TIMEOUT_MS = 2_000
 export async function runAuthority(options: AuthorityOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: `replica-${options.id}` })
   const cluster = await loadClusterFile(options.cluster)
-  const replica = await Replica.start({ cluster, id: options.id, logger })
+  const replica = await Replica.start({
+    cluster,
+    id: options.id,
+    logger,
+    initialClusterState: options.initialClusterState,
+  })
   const api = new ApiServer({ replica, logger })
   await api.start()
   let stopping = false

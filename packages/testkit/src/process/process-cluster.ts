@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync, createWriteStream, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, createWriteStream, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,8 @@ export interface ProcessClusterOptions {
 export interface StartOptions {
   /** Extra environment for this start only (e.g. libfaketime's, to skew its clock). */
   env?: Readonly<Record<string, string>>
+  /** Default: `new` when the replica's data dir does not exist yet, else `existing`. */
+  initialClusterState?: 'new' | 'existing'
 }
 
 export interface ClusterFileShape {
@@ -101,7 +103,23 @@ export class ProcessCluster {
   start(id: number, options: StartOptions = {}): void {
     if (this.children.has(id)) throw new Error(`replica ${id} is already running`)
     const log = createWriteStream(this.logPath(id), { flags: 'a' })
-    const argv = [...this.prefix, process.execPath, CLI, 'authority', '--cluster', this.clusterPath, '--id', String(id)]
+    // As scripts/cluster.sh does: a founder whose data dir was never created takes part in creating
+    // the cluster (`new`); any other start is `existing`. A wiped founder under `new` is refused by
+    // its peers, who know it ran.
+    const dataDir = this.file.replicas.find((replica) => replica.id === id)?.dataDir
+    const state = options.initialClusterState ?? (dataDir !== undefined && !existsSync(dataDir) ? 'new' : 'existing')
+    const argv = [
+      ...this.prefix,
+      process.execPath,
+      CLI,
+      'authority',
+      '--cluster',
+      this.clusterPath,
+      '--id',
+      String(id),
+      '--initial-cluster-state',
+      state,
+    ]
     const env = options.env === undefined ? process.env : { ...process.env, ...options.env }
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
     child.stdout!.pipe(log)

@@ -1,0 +1,138 @@
+import { crc32 } from 'node:zlib'
+import { Packr, Unpackr } from 'msgpackr'
+import { EntryType } from '@nodeledger/raft'
+import type { Entry, Snapshot } from '@nodeledger/raft'
+import { Registry, encodeCommand } from '@nodeledger/registry'
+import type { ApplyResult } from '@nodeledger/registry'
+import { ReplicaError } from '../replica-errors.ts'
+import type { DriverStateMachine } from './driver.ts'
+import { Members } from './members.ts'
+import type { Member } from './members.ts'
+import { RegistryDigest } from './registry-digest.ts'
+
+/**
+ * The replica's replicated state: the registry of nodes, and the member directory (who the
+ * replicas are and where they listen). Both change only by applying committed entries, in log
+ * order: Normal entries are registry commands, ConfChange entries change the directory and, with
+ * it, which peer ids the registry accepts observations from. A snapshot holds both.
+ *
+ *   snapshot  "NLSM" | version (1 byte) | crc32 of body (4 bytes, big endian) | body
+ *     body = msgpack [members: [[id, peerId, multiaddr, started], ...], registry snapshot (bin)]
+ *
+ * A snapshot written before the member directory existed is a bare registry snapshot ("NLRS"):
+ * its members are then the founders of the cluster file, all started.
+ */
+export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | undefined> {
+  readonly registry: Registry
+  #members: Members
+  readonly #digest = new RegistryDigest()
+  readonly #legacyMembers: readonly Member[]
+  /** Told of every applied membership change (the replica updates its links). */
+  onMembersChanged: ((members: readonly Member[]) => void) | undefined
+
+  /** `founders`: what a legacy snapshot's directory is (the cluster file's replicas). */
+  constructor(founders: readonly Member[]) {
+    this.#legacyMembers = founders.map((member) => ({ ...member, started: true }))
+    this.#members = new Members(founders)
+    this.registry = new Registry({ replicaPeerIds: founders.map((member) => member.peerId) })
+  }
+
+  get members(): Members {
+    return this.#members
+  }
+
+  apply(entry: Entry): ApplyResult | undefined {
+    if (entry.type === EntryType.Normal) {
+      const result = this.registry.apply({ index: entry.index, data: entry.data })
+      if (result.status === 'applied') this.#digest.markChanged(result.peerIds)
+      return result
+    }
+    if (entry.type !== EntryType.ConfChange) return undefined
+    const before = this.#members.all().map((member) => member.peerId)
+    this.#members.apply(entry)
+    const after = this.#members.all().map((member) => member.peerId)
+    if (before.join('\n') !== after.join('\n')) {
+      // The registry takes observations only from replicas: the new set, at this entry's index,
+      // through its own `replicas` command (which also ends presences a removed replica held).
+      const command = encodeCommand({
+        timestampMs: 0,
+        command: { kind: 'replicas', replicaPeerIds: [...after].sort() },
+      })
+      const result = this.registry.apply({ index: entry.index, data: command })
+      if (result.status === 'applied') this.#digest.markChanged(result.peerIds)
+    }
+    this.onMembersChanged?.(this.#members.all())
+    return undefined
+  }
+
+  restore(snapshot: Snapshot): void {
+    const { members, registry } = decodeStateSnapshot(snapshot.data, this.#legacyMembers)
+    this.registry.restore(registry, { verify: false })
+    this.#members = members
+    this.#digest.reset()
+    this.onMembersChanged?.(this.#members.all())
+  }
+
+  snapshot(): Uint8Array {
+    return encodeStateSnapshot(this.#members, this.registry.snapshot())
+  }
+
+  /** Digest of the registry's records (see RegistryDigest): equal on replicas that applied the same log. */
+  registryDigest(): string {
+    return this.#digest.digest(this.registry)
+  }
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
+const MAGIC = [0x4e, 0x4c, 0x53, 0x4d] // "NLSM": nodeledger state machine
+const LEGACY_MAGIC = [0x4e, 0x4c, 0x52, 0x53] // "NLRS": a bare registry snapshot
+const VERSION = 1
+const HEADER_BYTES = 9
+
+/** The state machine's snapshot bytes (also what `snapshot save` writes, inside its own envelope). */
+export function encodeStateSnapshot(members: Members, registrySnapshot: Uint8Array): Uint8Array {
+  const body = packr.pack([members.toArray(), registrySnapshot])
+  const bytes = new Uint8Array(HEADER_BYTES + body.byteLength)
+  bytes.set(MAGIC, 0)
+  bytes[4] = VERSION
+  new DataView(bytes.buffer).setUint32(5, crc32(body) >>> 0)
+  bytes.set(body, HEADER_BYTES)
+  return bytes
+}
+
+/**
+ * Decode a state-machine snapshot; a corrupt one throws ReplicaError CORRUPT_SNAPSHOT and nothing
+ * is changed. A legacy registry snapshot gets `legacyMembers`.
+ */
+export function decodeStateSnapshot(
+  bytes: Uint8Array,
+  legacyMembers: readonly Member[],
+): { members: Members; registry: Uint8Array } {
+  if (startsWith(bytes, LEGACY_MAGIC)) return { members: new Members(legacyMembers), registry: bytes }
+  if (bytes.byteLength < HEADER_BYTES || !startsWith(bytes, MAGIC)) {
+    throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot does not start with the state machine header (NLSM)')
+  }
+  if (bytes[4] !== VERSION) {
+    throw new ReplicaError('CORRUPT_SNAPSHOT', `snapshot version ${bytes[4]}; this build reads version ${VERSION}`)
+  }
+  const body = bytes.subarray(HEADER_BYTES)
+  const stored = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(5)
+  if (crc32(body) >>> 0 !== stored) throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot checksum does not match')
+  let decoded: unknown
+  try {
+    decoded = unpackr.unpack(body)
+  } catch (error) {
+    throw new ReplicaError('CORRUPT_SNAPSHOT', `snapshot body is not msgpack: ${(error as Error).message}`)
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 2 || !(decoded[1] instanceof Uint8Array)) {
+    throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot body is not [members, registry]')
+  }
+  return { members: Members.fromArray(decoded[0]), registry: decoded[1] }
+}
+
+function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {
+  if (bytes.byteLength < prefix.length) return false
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false
+  return true
+}
