@@ -141,6 +141,24 @@ export class ProcessCluster {
     return this.children.has(id)
   }
 
+  /** Wait (at most `timeoutMs`) for replica `id` to exit on its own; returns its exit code. */
+  async waitExit(id: number, timeoutMs: number): Promise<number | null> {
+    const exit = this.exits.get(id)
+    if (exit === undefined) throw new Error(`replica ${id} is not running`)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`replica ${id} did not exit within ${timeoutMs} ms`)), timeoutMs)
+    })
+    try {
+      const code = await Promise.race([exit, timeout])
+      this.children.delete(id)
+      this.exits.delete(id)
+      return code
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Send a signal and wait for the process to end. */
   async kill(id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     const child = this.children.get(id)
