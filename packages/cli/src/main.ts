@@ -85,6 +85,9 @@ program
       .choices(['new', 'existing'])
       .default('existing'),
   )
+  .option('--multiaddr <ma>', 'a member added after creation: where it listens (ending in /p2p/<peerId>)')
+  .option('--key <file>', 'a member added after creation: its key file')
+  .option('--data <dir>', 'a member added after creation: its data dir')
   .option('--log-level <level>', 'pino level', 'info')
   .option('--pretty', 'human-readable logs', false)
   .action((options) =>
@@ -92,6 +95,9 @@ program
       cluster: options.cluster,
       id: options.id,
       initialClusterState: options.initialClusterState,
+      multiaddr: options.multiaddr,
+      keyFile: options.key,
+      dataDir: options.data,
       logLevel: options.logLevel,
       pretty: options.pretty,
     }).catch((error: unknown) => {

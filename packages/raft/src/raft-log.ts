@@ -104,6 +104,14 @@ export class RaftLog {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex()
   }
 
+  /** The last index in storage (persisted): the entries after it are still in flight to disk. */
+  stableIndex(): number {
+    // A snapshot waiting to be persisted replaces the log: nothing at or after it is on disk yet.
+    if (this.unstable.snapshot !== undefined)
+      return Math.min(this.storage.lastIndex(), this.unstable.snapshot.metadata.index - 1)
+    return this.unstable.offset - 1
+  }
+
   lastTerm(): number {
     const term = this.term(this.lastIndex())
     assert(term !== undefined, 'the last entry always has a term')

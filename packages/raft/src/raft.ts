@@ -70,6 +70,10 @@ export class Raft {
   private uncommittedBytes = 0
   /** Set by proposals: AppendEntries go out once per Ready, batching everything proposed meanwhile. */
   broadcastPending = false
+  /** Reads wait for a heartbeat round that has not been sent yet (it goes out with the next Ready). */
+  readRoundPending = false
+  /** The ReadIndex context of the heartbeat round in flight: its quorum releases every read before it. */
+  private readRoundContext: string | undefined
   private readonly readOnly = new ReadOnlyQueue()
   /** Reads asked before this leader committed an entry of its term (thesis §6.4 step 1). */
   private pendingReads: Array<{ context: string; mode: ReadMode }> = []
@@ -195,7 +199,7 @@ export class Raft {
     this.leaderLost = false
     for (const [id, progress] of this.progress) {
       const fresh = this.newProgress(id, this.log.lastIndex() + 1)
-      if (id === this.id) fresh.match = this.log.lastIndex()
+      if (id === this.id) fresh.match = this.log.stableIndex()
       this.progress.set(id, fresh)
       void progress
     }
@@ -204,6 +208,8 @@ export class Raft {
     for (const read of this.pendingReads) this.droppedReads.push(read.context)
     this.pendingReads = []
     this.broadcastPending = false
+    this.readRoundPending = false
+    this.readRoundContext = undefined
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -237,8 +243,9 @@ export class Raft {
     const own = this.progress.get(this.id)
     if (own !== undefined) {
       own.becomeReplicate()
-      own.match = this.log.lastIndex()
-      own.next = own.match + 1
+      // Only what is on our disk counts toward commit (parallel append, thesis §10.2.1).
+      own.match = this.log.stableIndex()
+      own.next = this.log.lastIndex() + 1
     }
     // Raft §8: a no-op of the new term lets the leader commit (and learn) everything before it.
     this.appendEntries([{ index: 0, term: 0, type: EntryType.NoOp, data: new Uint8Array() }])
@@ -437,8 +444,10 @@ export class Raft {
       this.readStates.push({ index: this.log.committed, context })
       return
     }
+    // Batched (etcd's read batching): every read that arrives before the next Ready shares one
+    // heartbeat round, and a read that arrives while a round is in flight joins the round after it.
     this.readOnly.add(context, this.log.committed, this.id)
-    this.bcastHeartbeat(context)
+    this.readRoundPending = true
   }
 
   /**
@@ -881,16 +890,15 @@ export class Raft {
     let index = this.log.lastIndex()
     const stamped: Entry[] = entries.map((entry) => ({ ...entry, index: ++index, term: this.term }))
     for (const entry of stamped) this.uncommittedBytes += entrySizeBytes(entry)
-    const last = this.log.append(stamped)
-    const own = this.progress.get(this.id)
-    if (own !== undefined) own.maybeUpdate(last)
-    return last
+    // Our own entries count toward commit once persisted (onPersisted), not now: the host may send
+    // them to followers before its own write completes (parallel append, thesis §10.2.1).
+    return this.log.append(stamped)
   }
 
   /** Raft §5.3/§5.4.2: commit the highest index a majority holds, but only by counting an entry of our term. */
   private maybeCommit(): boolean {
     const quorumIndex = majorityValue(this.voters, (id) =>
-      id === this.id ? this.log.lastIndex() : (this.progress.get(id)?.match ?? 0),
+      id === this.id ? this.log.stableIndex() : (this.progress.get(id)?.match ?? 0),
     )
     if (quorumIndex <= this.log.committed) return false
     if (this.log.term(quorumIndex) !== this.term) return false
@@ -992,7 +1000,12 @@ export class Raft {
     if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
     if (message.context === undefined || !this.voters.has(message.from)) return
     const released = this.readOnly.acknowledge(message.context, message.from, this.voters)
-    for (const read of released) this.readStates.push(read)
+    for (const read of released) {
+      this.readStates.push(read)
+      if (read.context === this.readRoundContext) this.readRoundContext = undefined
+    }
+    // Reads that arrived during the round go out in the next one.
+    if (this.readRoundContext === undefined && this.readOnly.lastContext() !== undefined) this.readRoundPending = true
   }
 
   /** Send the next batch of entries (or a snapshot) to `to`. Returns whether anything was sent. */
@@ -1087,6 +1100,8 @@ export class Raft {
   }
 
   private bcastHeartbeat(context: string | undefined): void {
+    // A round carrying the newest read's context supersedes any in flight: its quorum releases all.
+    if (context !== undefined) this.readRoundContext = context
     for (const [id, progress] of this.progress) {
       if (id === this.id) continue
       // Never tell a follower to commit past what it is known to hold.
@@ -1106,9 +1121,27 @@ export class Raft {
 
   /** Flush a batched broadcast (called by RawNode before it builds a Ready). */
   flushBroadcast(): void {
+    if (this.readRoundPending && this.readRoundContext === undefined && this.role === Role.Leader) {
+      this.bcastHeartbeat(this.readOnly.lastContext())
+    }
+    this.readRoundPending = false
     if (!this.broadcastPending) return
     this.broadcastPending = false
     if (this.role === Role.Leader) this.bcastAppend()
+  }
+
+  /**
+   * The host persisted our log up to `index` (RawNode.advance). A leader's own entries count toward
+   * commit only now; if that completes a quorum, followers hear the new commit index.
+   */
+  onPersisted(): void {
+    if (this.role !== Role.Leader) return
+    const own = this.progress.get(this.id)
+    if (own === undefined || !own.maybeUpdate(this.log.stableIndex())) return
+    if (!this.maybeCommit() || this.role !== Role.Leader) return
+    for (const [id, progress] of this.progress) {
+      if (id !== this.id) this.sendAppend(id, progress.canBumpCommit(this.log.committed))
+    }
   }
 
   private send(message: Message): void {

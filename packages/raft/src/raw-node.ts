@@ -109,7 +109,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const raft = this.#raft
-    if (raft.broadcastPending) return true
+    if (raft.broadcastPending || raft.readRoundPending) return true
     const soft = this.softState()
     if (soft.leader !== this.previousSoftState.leader || soft.role !== this.previousSoftState.role) return true
     if (!hardStatesEqual(this.hardState(), this.previousHardState)) return true
@@ -170,6 +170,7 @@ export class RawNode {
     if (entries.length > 0) {
       const last = entries[entries.length - 1]!
       log.stableTo(last.index, last.term)
+      this.#raft.onPersisted()
     }
     this.#raft.pruneConfLog()
   }

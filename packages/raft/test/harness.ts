@@ -99,8 +99,15 @@ export class PatientRng implements Rng {
 /** A MemoryStorage as the driver's store: every write is durable the moment it is asked for. */
 class ImmediateStorage implements DriverStorage {
   readonly #storage: MemoryStorage
+  /** While set, writes wait (in order) until release(): a slow disk, under the test's control. */
+  held = false
+  readonly #waiting: Array<() => void> = []
   constructor(storage: MemoryStorage) {
     this.#storage = storage
+  }
+  release(): void {
+    this.held = false
+    for (const write of this.#waiting.splice(0)) write()
   }
   initialState(): ReturnType<MemoryStorage['initialState']> {
     return this.#storage.initialState()
@@ -121,11 +128,15 @@ class ImmediateStorage implements DriverStorage {
     return this.#storage.snapshot()
   }
   save(update: StorageUpdate, done: (error?: Error) => void): void {
-    // 1. Persist: snapshot, then entries and hard state.
-    if (update.snapshot !== undefined) this.#storage.applySnapshot(update.snapshot)
-    this.#storage.append(update.entries)
-    if (update.hardState !== undefined) this.#storage.setHardState(update.hardState)
-    done()
+    const write = (): void => {
+      // 1. Persist: snapshot, then entries and hard state.
+      if (update.snapshot !== undefined) this.#storage.applySnapshot(update.snapshot)
+      this.#storage.append(update.entries)
+      if (update.hardState !== undefined) this.#storage.setHardState(update.hardState)
+      done()
+    }
+    if (this.held) this.#waiting.push(write)
+    else write()
   }
   createSnapshot(index: number, confState: ConfState, data: Uint8Array, done: (error?: Error) => void): void {
     this.#storage.createSnapshot(index, confState, data)
@@ -169,6 +180,8 @@ class ManualTime implements DriverTime {
  */
 export class HarnessNode {
   readonly driver: ReplicaDriver<void>
+  /** @internal the harness holds and releases this replica's writes */
+  disk: ImmediateStorage | undefined
   readonly #replica: Replica
   /** @internal the harness moves this replica's clock */
   readonly time: ManualTime
@@ -283,9 +296,10 @@ export class Cluster {
       ...options.config,
       ...options.nodeConfig?.[replica.id],
     }
+    const disk = new ImmediateStorage(replica.storage)
     const driver = new ReplicaDriver<void>({
       id: replica.id,
-      storage: new ImmediateStorage(replica.storage),
+      storage: disk,
       transport: {
         send: (messages) => {
           for (const message of messages) {
@@ -322,6 +336,7 @@ export class Cluster {
       snapshotEveryEntries: Number.MAX_SAFE_INTEGER,
     })
     replica.node = new HarnessNode(driver, replica, time)
+    replica.node.disk = disk
     driver.start()
     this.processReadies()
   }
@@ -374,6 +389,17 @@ export class Cluster {
     this.crash(id)
     this.replica(id).storage = storage
     this.restart(id)
+  }
+
+  /** Replica `id`'s disk becomes slow: its writes wait until releaseWrites(id). */
+  holdWrites(id: NodeId): void {
+    this.node(id).disk!.held = true
+  }
+
+  /** Replica `id`'s waiting writes complete, in order (and its pipeline moves on). */
+  releaseWrites(id: NodeId): void {
+    this.node(id).disk!.release()
+    this.processReadies()
   }
 
   /** Replica `id`'s process is stopped for `ticks` (SIGSTOP): its clock moves on, nothing of it runs. */

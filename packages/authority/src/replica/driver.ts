@@ -17,7 +17,7 @@
  * core, and rides the next Ready: that is group commit. Every port callback may run synchronously
  * (the scenario tests' stores do) or later (LevelDB); the pipeline is re-entrancy safe either way.
  */
-import { RawNode, ReadMode, Role } from '@nodeledger/raft'
+import { MessageType, RawNode, ReadMode, Role } from '@nodeledger/raft'
 import type {
   BasicStatus,
   ConfChange,
@@ -488,8 +488,15 @@ export class ReplicaDriver<Result> {
     // The role as of this Ready, reported now: by the time the write completes, newer messages may
     // already have moved the core on (a pause, a burst), and a later report would mislabel the term.
     if (ready.softState !== undefined) this.#events.softState?.(ready.softState, this.#node.basicStatus().term)
+    // A leader's AppendEntries leave now, in parallel with its own write (thesis §10.2.1): the core
+    // counts the leader's entries toward commit only once advance() reports them durable. Everything
+    // else (votes, acknowledgements) waits for the write: it promises what is on disk.
+    const early: Message[] = []
+    const late: Message[] = []
+    for (const message of ready.messages) (message.type === MessageType.Append ? early : late).push(message)
+    if (early.length > 0) this.#transport.send(early)
     if (ready.snapshot === undefined && ready.entries.length === 0 && ready.hardState === undefined) {
-      this.#onPersisted(ready, undefined, 0)
+      this.#onPersisted(ready, late, undefined, 0)
       return
     }
     if (ready.entries.length > 0) this.#events.appending?.(ready.entries)
@@ -500,10 +507,10 @@ export class ReplicaDriver<Result> {
       ...(ready.snapshot !== undefined ? { snapshot: ready.snapshot } : {}),
       sync: ready.mustSync,
     }
-    this.#storage.save(update, (error) => this.#onPersisted(ready, error, this.#time.nowMs() - startedMs))
+    this.#storage.save(update, (error) => this.#onPersisted(ready, late, error, this.#time.nowMs() - startedMs))
   }
 
-  #onPersisted(ready: Ready, error: Error | undefined, latencyMs: number): void {
+  #onPersisted(ready: Ready, messages: readonly Message[], error: Error | undefined, latencyMs: number): void {
     try {
       if (error !== undefined) throw error
       if (ready.entries.length > 0 || ready.hardState !== undefined || ready.snapshot !== undefined) {
@@ -522,7 +529,7 @@ export class ReplicaDriver<Result> {
       }
       // 2. Send: only now may a vote or an acknowledgement leave (it is durable).
       this.#sendHeartbeatsNow()
-      if (ready.messages.length > 0) this.#transport.send(ready.messages)
+      if (messages.length > 0) this.#transport.send(messages)
       // 3. Apply.
       if (ready.snapshot !== undefined) this.#installSnapshot(ready.snapshot)
       for (const entry of ready.committedEntries) this.#apply(entry)

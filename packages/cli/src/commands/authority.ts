@@ -1,11 +1,17 @@
 import { Replica, loadClusterFile } from '@nodeledger/authority'
 import { ApiServer } from '@nodeledger/authority'
+import { resolve } from 'node:path'
+import { UsageError } from '../exit-codes.ts'
 import { createLogger } from '../logger.ts'
 
 export interface AuthorityOptions {
   cluster: string
   id: number
   initialClusterState: 'new' | 'existing'
+  /** For a member added after creation (the cluster file lists the founders only): all three. */
+  multiaddr?: string
+  keyFile?: string
+  dataDir?: string
   logLevel: string
   pretty: boolean
 }
@@ -17,11 +23,19 @@ const TRANSFER_ON_EXIT_TIMEOUT_MS = 2_000
 export async function runAuthority(options: AuthorityOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: `replica-${options.id}` })
   const cluster = await loadClusterFile(options.cluster)
+  let self: { multiaddr: string; keyFile: string; dataDir: string } | undefined
+  if (options.multiaddr !== undefined || options.keyFile !== undefined || options.dataDir !== undefined) {
+    if (options.multiaddr === undefined || options.keyFile === undefined || options.dataDir === undefined) {
+      throw new UsageError('a member added after creation needs all of --multiaddr, --key and --data')
+    }
+    self = { multiaddr: options.multiaddr, keyFile: resolve(options.keyFile), dataDir: resolve(options.dataDir) }
+  }
   const replica = await Replica.start({
     cluster,
     id: options.id,
     logger,
     initialClusterState: options.initialClusterState,
+    ...(self !== undefined ? { self } : {}),
   })
   const api = new ApiServer({ replica, logger })
   await api.start()
