@@ -248,6 +248,21 @@ describe('validation', () => {
       codeOf(() => decodeResponse('get', packAny({ v: 1, ok: false, error: { code: 'GONE', message: '' } }))),
     ).toBe('INVALID')
   })
+  it('encodeErrorResponse throws rather than write an error frame its own decoder refuses', () => {
+    const leader = peerId(5)
+    const hint = { id: 2, peerId: leader, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${leader}`] }
+    const notLeader = encodeErrorResponse(new ProtocolError('NOT_LEADER', 'replica 2 leads', { leader: hint }), 3)
+    const decoded = decodeResponse('submit', notLeader)
+    expect(decoded.ok === false && decoded.error.leader).toEqual(hint)
+    // What a replica once wrote for a proposal dropped in a leader handover: clients read it as INVALID, final.
+    expect(() => encodeErrorResponse(new ProtocolError('UNAVAILABLE', 'dropped', { leader: hint }), 3)).toThrow(
+      /clients refuse/,
+    )
+    const badHint = { ...hint, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${peerId(6)}`] }
+    expect(() => encodeErrorResponse(new ProtocolError('NOT_LEADER', 'x', { leader: badHint }))).toThrow(
+      /clients refuse/,
+    )
+  })
   it('msgpackr records (structures) in input are not trusted', () => {
     const withRecords = new Packr({ useRecords: true })
     const bytes = withRecords.pack({ v: 1, op: 'status' })
