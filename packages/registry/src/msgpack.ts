@@ -366,27 +366,37 @@ function writeHeader(length: number, fixBase: number, fixMax: number, f8: number
 
 function writeString(value: string): void {
   const charCount = value.length
+  // Fast path, most strings on the wire (keys, peer ids, multiaddrs, versions): short ASCII, where
+  // bytes equal chars, so the header is known before the bytes are written.
+  if (charCount < 0x100) {
+    const header = charCount < 32 ? 1 : 2
+    ensure(header + charCount)
+    const b = scratch
+    const start = position + header
+    let i = 0
+    for (; i < charCount; i++) {
+      const code = value.charCodeAt(i)
+      if (code >= 0x80) break
+      b[start + i] = code
+    }
+    if (i === charCount) {
+      if (header === 1) {
+        b[position] = 0xa0 | charCount
+      } else {
+        b[position] = 0xd9
+        b[position + 1] = charCount
+      }
+      position = start + charCount
+      return
+    }
+  }
   // UTF-8 takes at most 3 bytes per UTF-16 code unit. Reserve for the worst case, with the header
   // the worst case needs; move the bytes back if the real length needs a shorter header.
   const bytesMax = charCount * 3
   const headerGuess = bytesMax < 32 ? 1 : bytesMax < 0x100 ? 2 : bytesMax < 0x10000 ? 3 : 5
   ensure(headerGuess + bytesMax)
   const start = position + headerGuess
-  let length = 0
-  let ascii = charCount < 64
-  if (ascii) {
-    const b = scratch
-    for (let i = 0; i < charCount; i++) {
-      const code = value.charCodeAt(i)
-      if (code >= 0x80) {
-        ascii = false
-        break
-      }
-      b[start + i] = code
-    }
-    length = charCount
-  }
-  if (!ascii) length = textEncoder.encodeInto(value, scratch.subarray(start)).written
+  const length = textEncoder.encodeInto(value, scratch.subarray(start)).written
   const header = length < 32 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5
   if (header < headerGuess) scratch.copyWithin(position + header, start, start + length)
   writeHeader(length, 0xa0, 31, 0xd9, 0xda, 0xdb)
