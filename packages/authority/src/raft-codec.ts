@@ -1,20 +1,26 @@
-import { Packr } from 'msgpackr'
 import { CampaignReason, EntryType, MessageType } from '@nodeledger/raft'
 import type { ConfState, Entry, Message, SnapshotChunk } from '@nodeledger/raft'
+import { MsgpackError, packWire, unpackWire } from '@nodeledger/registry'
 import { ReplicaError } from './replica-errors.ts'
 
 /**
- * Raft messages on /nodeledger/raft/1 and /nodeledger/snapshot/1: one frame is a msgpackr array of
- * messages (all to the same peer), `[version, ...messages]`. Field names are kept (plain maps) so an
- * independent implementation can read them; docs/PROTOCOL.md lists them. Decoding checks every
- * field: a peer is trusted to be a replica (its peer id is checked) but not to be bug-free.
+ * Raft messages on /nodeledger/raft/1 and /nodeledger/snapshot/1 (docs/PROTOCOL.md "Raft
+ * messages"): one frame is a MessagePack array of messages (all to the same peer),
+ * `[version, ...messages]`. Field names are kept (plain maps) so an independent implementation can
+ * read them. The bytes are the wire dialect of PROTOCOL.md "Encoding" (the registry's msgpack.ts):
+ * terms and indexes are integers of any width up to 2^53 - 1, never floats; no extension types, so
+ * a frame cannot define structures for later frames. Decoding checks every field and refuses
+ * unknown ones: a peer is trusted to be a replica (its peer id is checked) but not to be bug-free.
  */
 const RAFT_FRAME_VERSION = 1
-/** Plain maps only: no record extension, so a frame cannot define structures for later frames. */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 
+/** Throws ReplicaError INVALID_FRAME for a message the wire cannot carry (a float or negative term, say). */
 export function encodeRaftFrame(messages: readonly Message[]): Uint8Array {
-  return packr.pack([RAFT_FRAME_VERSION, ...messages])
+  try {
+    return packWire([RAFT_FRAME_VERSION, ...messages])
+  } catch (error) {
+    throw invalid(`cannot be encoded: ${(error as Error).message}`)
+  }
 }
 
 const MESSAGE_TYPES = new Set<string>(Object.values(MessageType))
@@ -22,12 +28,36 @@ const ENTRY_TYPES = new Set<string>(Object.values(EntryType))
 const REASONS = new Set<string>(Object.values(CampaignReason))
 const MESSAGES_PER_FRAME_MAX = 4096
 
+// The keys each map may hold (PROTOCOL.md "Raft messages"): an unknown key is refused, as in every
+// nodeledger map, so a newer writer bumps the frame version instead of having fields dropped.
+const MESSAGE_KEYS = new Set([
+  'type',
+  'from',
+  'to',
+  'term',
+  'logTerm',
+  'index',
+  'entries',
+  'commit',
+  'reject',
+  'rejectHint',
+  'reason',
+  'context',
+  'sentTick',
+  'snapshot',
+  'bytesReceived',
+])
+const ENTRY_KEYS = new Set(['index', 'term', 'type', 'data'])
+const CHUNK_KEYS = new Set(['metadata', 'offset', 'totalBytes', 'data'])
+const METADATA_KEYS = new Set(['index', 'term', 'confState'])
+const CONF_STATE_KEYS = new Set(['voters', 'learners'])
+
 export function decodeRaftFrame(frame: Uint8Array, expectedFrom: number, self: number): Message[] {
   let decoded: unknown
   try {
-    decoded = packr.unpack(frame)
+    decoded = unpackWire(frame)
   } catch (error) {
-    throw invalid(`not msgpack: ${(error as Error).message}`)
+    throw invalid(`not wire MessagePack: ${error instanceof MsgpackError ? error.message : String(error)}`)
   }
   if (!Array.isArray(decoded) || decoded.length < 1) throw invalid('a frame is an array [version, ...messages]')
   if (decoded[0] !== RAFT_FRAME_VERSION)
@@ -40,8 +70,7 @@ export function decodeRaftFrame(frame: Uint8Array, expectedFrom: number, self: n
 }
 
 function checkMessage(raw: unknown, where: string, expectedFrom: number, self: number): Message {
-  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
-  const m = raw as Record<string, unknown>
+  const m = map(raw, where, MESSAGE_KEYS)
   if (typeof m.type !== 'string' || !MESSAGE_TYPES.has(m.type) || m.type === MessageType.Hup)
     throw invalid(`${where} has unknown type ${JSON.stringify(m.type)}`)
   // The transport authenticated the peer; a message claiming another sender is refused.
@@ -79,8 +108,7 @@ function checkMessage(raw: unknown, where: string, expectedFrom: number, self: n
 }
 
 function checkEntry(raw: unknown, where: string): Entry {
-  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
-  const e = raw as Record<string, unknown>
+  const e = map(raw, where, ENTRY_KEYS)
   if (typeof e.type !== 'string' || !ENTRY_TYPES.has(e.type)) throw invalid(`${where}.type is unknown`)
   return {
     index: natural(e.index, `${where}.index`),
@@ -91,12 +119,10 @@ function checkEntry(raw: unknown, where: string): Entry {
 }
 
 function checkChunk(raw: unknown, where: string): SnapshotChunk {
-  if (typeof raw !== 'object' || raw === null) throw invalid(`${where} is not a map`)
-  const c = raw as Record<string, unknown>
-  const metadata = c.metadata as Record<string, unknown> | undefined
-  if (typeof metadata !== 'object' || metadata === null) throw invalid(`${where}.metadata is missing`)
-  const conf = metadata.confState as Record<string, unknown> | undefined
-  if (typeof conf !== 'object' || conf === null || !Array.isArray(conf.voters) || !Array.isArray(conf.learners))
+  const c = map(raw, where, CHUNK_KEYS)
+  const metadata = map(c.metadata, `${where}.metadata`, METADATA_KEYS)
+  const conf = map(metadata.confState, `${where}.metadata.confState`, CONF_STATE_KEYS)
+  if (!Array.isArray(conf.voters) || !Array.isArray(conf.learners))
     throw invalid(`${where}.metadata.confState is malformed`)
   const confState: ConfState = {
     voters: conf.voters.map((id, i) => natural(id, `${where}.metadata.confState.voters[${i}]`)),
@@ -112,6 +138,14 @@ function checkChunk(raw: unknown, where: string): SnapshotChunk {
     totalBytes: natural(c.totalBytes, `${where}.totalBytes`),
     data: bytes(c.data, `${where}.data`),
   }
+}
+
+function map(raw: unknown, where: string, keys: ReadonlySet<string>): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Uint8Array)
+    throw invalid(`${where} is not a map`)
+  for (const key of Object.keys(raw))
+    if (!keys.has(key)) throw invalid(`${where} has an unknown key ${key.slice(0, 64)}`)
+  return raw as Record<string, unknown>
 }
 
 function natural(value: unknown, where: string): number {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
+import { Packr, Unpackr } from 'msgpackr'
 import { MessageType } from '@nodeledger/raft'
 import type { Message } from '@nodeledger/raft'
 import { decodeRaftFrame, encodeRaftFrame } from '../src/raft-codec.ts'
@@ -62,6 +63,47 @@ describe('raft frame codec', () => {
     expect(codeOf(() => decodeRaftFrame(encodeRaftFrame([{ ...append, type: MessageType.Hup }]), 2, 1))).toBe(
       'INVALID_FRAME',
     )
+  })
+
+  it('writes terms and indexes from 2^32 on as uint 64 and reads them back (PROTOCOL.md "Encoding")', () => {
+    const big = 2 ** 32 + 1
+    const late: Message = {
+      ...append,
+      term: big,
+      index: Number.MAX_SAFE_INTEGER - 1,
+      commit: big,
+      entries: [{ index: Number.MAX_SAFE_INTEGER, term: big, type: 'normal', data: new Uint8Array([1]) }],
+    }
+    const bytes = encodeRaftFrame([late])
+    // A reader that tells the formats apart: msgpackr's default returns a uint 64 as a bigint, a float 64 as a number.
+    const [, raw] = new Unpackr({ useRecords: false }).unpack(bytes) as [number, Record<string, unknown>]
+    expect(raw.term).toBe(BigInt(big))
+    expect(raw.index).toBe(BigInt(Number.MAX_SAFE_INTEGER - 1))
+    expect(decodeRaftFrame(bytes, 2, 1)[0]).toEqual(late)
+  })
+
+  it('refuses float terms (even integral ones, as msgpackr writes integers from 2^32 on) and unknown keys', () => {
+    const asMsgpackrWritesIt = new Packr({ useRecords: false }).pack([1, { ...append, term: 2 ** 32 + 1 }])
+    expect(codeOf(() => decodeRaftFrame(asMsgpackrWritesIt, 2, 1))).toBe('INVALID_FRAME')
+    const extra = new Packr({ useRecords: false }).pack([1, { ...append, entries: [], extra: 1 }])
+    expect(codeOf(() => decodeRaftFrame(extra, 2, 1))).toBe('INVALID_FRAME')
+    const extraInEntry = new Packr({ useRecords: false }).pack([
+      1,
+      { ...append, entries: [{ ...append.entries![0]!, note: 'x' }] },
+    ])
+    expect(codeOf(() => decodeRaftFrame(extraInEntry, 2, 1))).toBe('INVALID_FRAME')
+    const extraInConfState = new Packr({ useRecords: false }).pack([
+      1,
+      {
+        ...chunk,
+        snapshot: {
+          ...chunk.snapshot!,
+          metadata: { ...chunk.snapshot!.metadata, confState: { voters: [1], learners: [], witnesses: [] } },
+        },
+      },
+    ])
+    expect(codeOf(() => decodeRaftFrame(extraInConfState, 2, 1))).toBe('INVALID_FRAME')
+    expect(codeOf(() => encodeRaftFrame([{ ...append, term: 1.5 }]))).toBe('INVALID_FRAME')
   })
 
   it('never throws anything but INVALID_FRAME on random bytes', () => {

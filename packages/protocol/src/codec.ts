@@ -1,6 +1,6 @@
-import { Packr, Unpackr } from 'msgpackr'
 import {
   CATEGORIES,
+  MsgpackError,
   RegistryError,
   SELF_REPORTED_FIELDS,
   decodeCommand,
@@ -8,6 +8,8 @@ import {
   emptyRecord,
   encodeCommand,
   encodeRecord,
+  packWire,
+  unpackWire,
 } from '@nodeledger/registry'
 import type { Category, Delta, ListFilter, NodeData } from '@nodeledger/registry'
 import {
@@ -52,7 +54,9 @@ import type {
 } from './messages.ts'
 
 /**
- * The client API's codecs (PROTOCOL.md "Messages"). A frame is one MessagePack map with `v` first;
+ * The client API's codecs (PROTOCOL.md "Messages"). A frame is one MessagePack map with `v` first,
+ * in the wire dialect of PROTOCOL.md "Encoding" (the registry's msgpack.ts: integers as integers of
+ * any width up to 2^53 - 1, never floats, no extension types, distinct string keys);
  * records travel as MessagePack bin values holding the registry's own record encoding, so that the
  * registry's decoder (which checks every field and invariant) validates them and nothing here
  * restates its rules. Deltas travel as maps with named fields and are validated by round-tripping
@@ -65,11 +69,6 @@ import type {
  * after `v`; decodeRequest returns it, and a client routes the frames of a session with
  * decodeSessionResponse (or peekResponseId then decodeResponse).
  */
-
-// No record extension and no shared structures: every frame is read with an empty structure table,
-// so hostile input cannot define structures that change how later frames are read.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
 type Fields = Record<string, unknown>
 
@@ -266,7 +265,19 @@ export function encodeErrorResponse(error: unknown, id?: number): Uint8Array {
     { v: PROTOCOL_VERSION, ok: false, error: wireErrorToWire(errorToWire(error)) },
     checkOptionalId(id, 'response.id'),
   )
-  return pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+  const bytes = pack(wire, API_RESPONSE_FRAME_BYTES_MAX, 'response')
+  // Read it back as a client would (error frames are rare, so the cost is nothing): a frame its own
+  // decoder refuses, e.g. a leader hint on a code other than NOT_LEADER, would reach the client as
+  // INVALID, a final error, where the server meant something retryable. That is a server bug: throw.
+  try {
+    checkErrorFrame(unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'response'))
+  } catch (cause) {
+    throw new Error(
+      `encodeErrorResponse: would write an error frame that clients refuse (${(cause as Error).message})`,
+      { cause },
+    )
+  }
+  return bytes
 }
 
 export function encodeWatchEvent(event: WatchEvent): Uint8Array {
@@ -694,7 +705,7 @@ function checkString(value: unknown, what: string, lengthMax: number): string {
 function pack(value: Fields, bytesMax: number, what: string): Uint8Array {
   let bytes: Uint8Array
   try {
-    bytes = packr.pack(value)
+    bytes = packWire(value)
   } catch (error) {
     if (error instanceof ProtocolError) throw error
     throw fromRegistry(error, what)
@@ -710,9 +721,10 @@ function unpackFrame(bytes: unknown, bytesMax: number, what: string): Fields {
   if (bytes.length > bytesMax) throw tooLarge(what, `${bytes.length} bytes, at most ${bytesMax}`)
   let value: unknown
   try {
-    value = unpackr.unpack(bytes)
+    value = unpackWire(bytes)
   } catch (error) {
-    throw new ProtocolError('INVALID', `${what}: not well-formed MessagePack`, { cause: error })
+    const detail = error instanceof MsgpackError ? error.message : 'not well-formed MessagePack'
+    throw new ProtocolError('INVALID', `${what}: ${detail}`, { cause: error })
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
     throw invalid(what, 'a map')
@@ -728,9 +740,17 @@ function unpackFrame(bytes: unknown, bytesMax: number, what: string): Fields {
   return value as Fields
 }
 
-/** Exposed for frames that are not API messages (tests, tools): a MessagePack map or array, no structures. */
+/**
+ * Exposed for frames that are not API messages (tests, tools): any value in the wire dialect
+ * (PROTOCOL.md "Encoding"). Throws ProtocolError INVALID for a value it cannot carry (a float, a
+ * negative, an extension type).
+ */
 export function packValue(value: unknown): Uint8Array {
-  return packr.pack(value)
+  try {
+    return packWire(value)
+  } catch (error) {
+    throw fromRegistry(error, 'value')
+  }
 }
 
 function withoutUndefined(fields: Fields): Fields {
@@ -754,6 +774,7 @@ function fromRegistry(error: unknown, what: string): ProtocolError {
       cause: error,
     })
   }
+  if (error instanceof MsgpackError) return new ProtocolError('INVALID', `${what}: ${error.message}`, { cause: error })
   return new ProtocolError('INVALID', `${what}: could not be encoded or decoded`, { cause: error })
 }
 

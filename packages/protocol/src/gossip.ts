@@ -1,4 +1,4 @@
-import { Packr, Unpackr } from 'msgpackr'
+import { MsgpackError, packWire, unpackWire } from '@nodeledger/registry'
 import type { Delta } from '@nodeledger/registry'
 import { checkDelta, checkKeys, deltaToWire } from './codec.ts'
 import { GOSSIP_DELTA_BYTES_MAX, GOSSIP_DELTA_VERSION } from './constants.ts'
@@ -14,10 +14,8 @@ import { ProtocolError } from './errors.ts'
  * accepts is one the leader would accept for the log, and the other way round.
  */
 
-// As in codec.ts: no record extension and no shared structures, so each message is read from
-// scratch and one hostile message cannot change how the next is read.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
+// The wire dialect of PROTOCOL.md "Encoding" (the registry's msgpack.ts), as in codec.ts: integers
+// as integers, no floats, no extension types (so no shared structures), each message read from scratch.
 
 const WHAT = 'gossip delta'
 
@@ -29,9 +27,10 @@ const WHAT = 'gossip delta'
 export function encodeGossipDelta(delta: Delta): Uint8Array {
   let bytes: Uint8Array
   try {
-    bytes = packr.pack({ v: GOSSIP_DELTA_VERSION, delta: deltaToWire(delta) })
+    bytes = packWire({ v: GOSSIP_DELTA_VERSION, delta: deltaToWire(delta) })
   } catch (error) {
-    throw new ProtocolError('INVALID', `${WHAT}: could not be encoded`, { cause: error })
+    const detail = error instanceof MsgpackError ? error.message : 'could not be encoded'
+    throw new ProtocolError('INVALID', `${WHAT}: ${detail}`, { cause: error })
   }
   decodeGossipDelta(bytes)
   return bytes
@@ -51,9 +50,10 @@ export function decodeGossipDelta(bytes: Uint8Array): Delta {
     }
     let value: unknown
     try {
-      value = unpackr.unpack(bytes)
+      value = unpackWire(bytes)
     } catch (error) {
-      throw new ProtocolError('INVALID', `${WHAT}: not well-formed MessagePack`, { cause: error })
+      const detail = error instanceof MsgpackError ? error.message : 'not well-formed MessagePack'
+      throw new ProtocolError('INVALID', `${WHAT}: ${detail}`, { cause: error })
     }
     const envelope = checkKeys(value, WHAT, ['v', 'delta'], ['v', 'delta'])
     if (envelope.v !== GOSSIP_DELTA_VERSION) {

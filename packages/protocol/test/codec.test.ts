@@ -16,12 +16,11 @@ import {
   encodeWatchEvent,
   errorFromWire,
   errorToWire,
-  packValue,
   peekResponseId,
   REQUEST_ID_MAX,
 } from '../src/index.ts'
 import type { ApiRequest } from '../src/index.ts'
-import { peerId, sampleRecord, sampleStatus } from './helpers.ts'
+import { packAny, peerId, sampleRecord, sampleStatus } from './helpers.ts'
 
 const worker = peerId(1)
 
@@ -72,7 +71,7 @@ describe('requests round trip', () => {
       peerId: worker,
       consistency: 'linearizable',
     })
-    expect(decodeRequest(packValue({ v: 1, op: 'list' }))).toEqual({
+    expect(decodeRequest(packAny({ v: 1, op: 'list' }))).toEqual({
       op: 'list',
       filter: { limit: LIST_LIMIT_DEFAULT },
       consistency: 'linearizable',
@@ -92,12 +91,12 @@ describe('responses round trip', () => {
     }
   })
   it('presence: an unknown event or a missing peer id is INVALID', () => {
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'presence', peerId: worker, event: 'ping' })))).toBe(
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'presence', peerId: worker, event: 'ping' })))).toBe(
       'INVALID',
     )
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'presence', event: 'heartbeat' })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'presence', event: 'heartbeat' })))).toBe('INVALID')
     expect(
-      codeOf(() => decodeResponse('presence', packValue({ v: 1, ok: true, result: { active: 'yes', index: 1 } }))),
+      codeOf(() => decodeResponse('presence', packAny({ v: 1, ok: true, result: { active: 'yes', index: 1 } }))),
     ).toBe('INVALID')
   })
   it('submit', () => {
@@ -174,15 +173,15 @@ describe('validation', () => {
   it('an unknown version is INVALID and names the versions spoken', () => {
     let error: unknown
     try {
-      decodeRequest(packValue({ v: 2, op: 'status' }))
+      decodeRequest(packAny({ v: 2, op: 'status' }))
     } catch (caught) {
       error = caught
     }
     expect(error).toBeInstanceOf(ProtocolError)
     expect((error as ProtocolError).code).toBe('INVALID')
     expect((error as ProtocolError).message).toContain('1')
-    expect(codeOf(() => decodeResponse('status', packValue({ v: 0, ok: true, result: {} })))).toBe('INVALID')
-    expect(codeOf(() => decodeWatchFrame(packValue({ ok: true })))).toBe('INVALID')
+    expect(codeOf(() => decodeResponse('status', packAny({ v: 0, ok: true, result: {} })))).toBe('INVALID')
+    expect(codeOf(() => decodeWatchFrame(packAny({ ok: true })))).toBe('INVALID')
   })
   it('an oversized request frame is TOO_LARGE, on both sides', () => {
     expect(codeOf(() => decodeRequest(new Uint8Array(API_REQUEST_FRAME_BYTES_MAX + 1)))).toBe('TOO_LARGE')
@@ -190,24 +189,24 @@ describe('validation', () => {
     expect(codeOf(() => encodeRequest({ op: 'get', peerId: huge }))).toBe('TOO_LARGE')
   })
   it('limits beyond their maximum are TOO_LARGE, zero is INVALID', () => {
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'since', index: 0, limit: SINCE_LIMIT_MAX + 1 })))).toBe(
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'since', index: 0, limit: SINCE_LIMIT_MAX + 1 })))).toBe(
       'TOO_LARGE',
     )
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'since', index: 0, limit: 0 })))).toBe('INVALID')
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'list', filter: { limit: LIST_LIMIT_MAX + 1 } })))).toBe(
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'since', index: 0, limit: 0 })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'list', filter: { limit: LIST_LIMIT_MAX + 1 } })))).toBe(
       'TOO_LARGE',
     )
   })
   it('unknown ops, unknown keys and missing keys are INVALID', () => {
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'delete' })))).toBe('INVALID')
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'status', extra: 1 })))).toBe('INVALID')
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'watch' })))).toBe('INVALID')
-    expect(codeOf(() => decodeRequest(packValue({ v: 1, op: 'get', peerId: worker, consistency: 'eventual' })))).toBe(
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'delete' })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'status', extra: 1 })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'watch' })))).toBe('INVALID')
+    expect(codeOf(() => decodeRequest(packAny({ v: 1, op: 'get', peerId: worker, consistency: 'eventual' })))).toBe(
       'INVALID',
     )
   })
   it('deltas are checked by the registry: peer ids, seq, field names and values', () => {
-    const delta = (d: unknown) => () => decodeRequest(packValue({ v: 1, op: 'submit', delta: d }))
+    const delta = (d: unknown) => () => decodeRequest(packAny({ v: 1, op: 'submit', delta: d }))
     expect(codeOf(delta({ originPeerId: 'not-a-peer', seq: 1, fields: {} }))).toBe('INVALID')
     expect(codeOf(delta({ originPeerId: worker, seq: 0, fields: {} }))).toBe('INVALID')
     expect(codeOf(delta({ originPeerId: worker, seq: 1, fields: { isActive: true } }))).toBe('INVALID')
@@ -227,27 +226,42 @@ describe('validation', () => {
   it('records that break the registry invariants are INVALID', () => {
     const broken = { ...sampleRecord(1), observers: [] } // active without an observer
     expect(codeOf(() => decodeResponse('get', encodeResponse('get', { record: broken, index: 1 })))).toBe('INVALID')
-    expect(
-      codeOf(() => decodeResponse('get', packValue({ v: 1, ok: true, result: { record: 'text', index: 1 } }))),
-    ).toBe('INVALID')
+    expect(codeOf(() => decodeResponse('get', packAny({ v: 1, ok: true, result: { record: 'text', index: 1 } })))).toBe(
+      'INVALID',
+    )
   })
   it('leader hints need multiaddrs ending in the leader peer id, and only come with NOT_LEADER', () => {
     const leader = peerId(5)
     const hint = { id: 2, peerId: leader, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${peerId(6)}`] }
     expect(
       codeOf(() =>
-        decodeResponse('get', packValue({ v: 1, ok: false, error: { code: 'NOT_LEADER', message: '', leader: hint } })),
+        decodeResponse('get', packAny({ v: 1, ok: false, error: { code: 'NOT_LEADER', message: '', leader: hint } })),
       ),
     ).toBe('INVALID')
     const good = { ...hint, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${leader}`] }
     expect(
       codeOf(() =>
-        decodeResponse('get', packValue({ v: 1, ok: false, error: { code: 'STALE', message: '', leader: good } })),
+        decodeResponse('get', packAny({ v: 1, ok: false, error: { code: 'STALE', message: '', leader: good } })),
       ),
     ).toBe('INVALID')
     expect(
-      codeOf(() => decodeResponse('get', packValue({ v: 1, ok: false, error: { code: 'GONE', message: '' } }))),
+      codeOf(() => decodeResponse('get', packAny({ v: 1, ok: false, error: { code: 'GONE', message: '' } }))),
     ).toBe('INVALID')
+  })
+  it('encodeErrorResponse throws rather than write an error frame its own decoder refuses', () => {
+    const leader = peerId(5)
+    const hint = { id: 2, peerId: leader, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${leader}`] }
+    const notLeader = encodeErrorResponse(new ProtocolError('NOT_LEADER', 'replica 2 leads', { leader: hint }), 3)
+    const decoded = decodeResponse('submit', notLeader)
+    expect(decoded.ok === false && decoded.error.leader).toEqual(hint)
+    // What a replica once wrote for a proposal dropped in a leader handover: clients read it as INVALID, final.
+    expect(() => encodeErrorResponse(new ProtocolError('UNAVAILABLE', 'dropped', { leader: hint }), 3)).toThrow(
+      /clients refuse/,
+    )
+    const badHint = { ...hint, multiaddrs: [`/ip4/127.0.0.2/tcp/1/p2p/${peerId(6)}`] }
+    expect(() => encodeErrorResponse(new ProtocolError('NOT_LEADER', 'x', { leader: badHint }))).toThrow(
+      /clients refuse/,
+    )
   })
   it('msgpackr records (structures) in input are not trusted', () => {
     const withRecords = new Packr({ useRecords: true })
@@ -291,10 +305,10 @@ describe('session ids (PROTOCOL.md "Sessions")', () => {
 
   it('an id outside [0, 2^32 - 1] or not an integer is INVALID, whatever the op', () => {
     for (const id of [-1, REQUEST_ID_MAX + 1, 1.5, '1', null, true]) {
-      expect(codeOf(() => decodeRequest(packValue({ v: 1, id, op: 'status' })))).toBe('INVALID')
+      expect(codeOf(() => decodeRequest(packAny({ v: 1, id, op: 'status' })))).toBe('INVALID')
       expect(
         codeOf(() =>
-          decodeResponse('status', packValue({ v: 1, id, ok: false, error: { code: 'TIMEOUT', message: '' } })),
+          decodeResponse('status', packAny({ v: 1, id, ok: false, error: { code: 'TIMEOUT', message: '' } })),
         ),
       ).toBe('INVALID')
     }
@@ -326,15 +340,12 @@ describe('session ids (PROTOCOL.md "Sessions")', () => {
     expect(failed.id).toBe(1)
     expect(failed.response?.ok === false && failed.response.error.code).toBe('STALE')
     // An id nobody waits for (abandoned after its deadline) is not decoded further.
-    expect(decodeSessionResponse(packValue({ v: 1, id: 5, ok: true, result: 'anything' }), opOf)).toEqual({
+    expect(decodeSessionResponse(packAny({ v: 1, id: 5, ok: true, result: 'anything' }), opOf)).toEqual({
       id: 5,
       response: undefined,
     })
     // A bad result fails its own request, not the session.
-    const bad = decodeSessionResponse(
-      packValue({ v: 1, id: 1, ok: true, result: { index: 0, duplicate: false } }),
-      opOf,
-    )
+    const bad = decodeSessionResponse(packAny({ v: 1, id: 1, ok: true, result: { index: 0, duplicate: false } }), opOf)
     expect(bad.response?.ok === false && bad.response.error.code).toBe('INVALID')
   })
 
@@ -345,7 +356,7 @@ describe('session ids (PROTOCOL.md "Sessions")', () => {
     expect(
       codeOf(() => decodeSessionResponse(encodeResponse('submit', { index: 1, duplicate: false }), () => 'submit')),
     ).toBe('INVALID')
-    expect(codeOf(() => decodeSessionResponse(packValue({ v: 1, id: -3, ok: true, result: {} }), () => 'submit'))).toBe(
+    expect(codeOf(() => decodeSessionResponse(packAny({ v: 1, id: -3, ok: true, result: {} }), () => 'submit'))).toBe(
       'INVALID',
     )
     expect(codeOf(() => decodeSessionResponse(new Uint8Array([0xc1]), () => 'submit'))).toBe('INVALID')
@@ -353,7 +364,7 @@ describe('session ids (PROTOCOL.md "Sessions")', () => {
 
   it('watch frames never carry an id', () => {
     expect(
-      codeOf(() => decodeWatchFrame(packValue({ v: 1, id: 1, ok: true, event: { records: [], throughIndex: 1 } }))),
+      codeOf(() => decodeWatchFrame(packAny({ v: 1, id: 1, ok: true, event: { records: [], throughIndex: 1 } }))),
     ).toBe('INVALID')
   })
 })

@@ -2,15 +2,15 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import type { Delta } from '@nodeledger/registry'
 import {
+  packValue,
   GOSSIP_DELTA_BYTES_MAX,
   ProtocolError,
   decodeGossipDelta,
   encodeGossipDelta,
   encodeRequest,
-  packValue,
   validateGossipDelta,
 } from '../src/index.ts'
-import { peerId } from './helpers.ts'
+import { packAny, peerId } from './helpers.ts'
 
 const ORIGIN = peerId(1)
 const OTHER = peerId(2)
@@ -101,21 +101,21 @@ describe('gossip delta codec', () => {
       empty: new Uint8Array(0),
       'not msgpack': new Uint8Array([0xc1]),
       'trailing bytes': new Uint8Array([...encodeGossipDelta(DELTA), 0x00]),
-      'not a map': packValue([1, wire]),
-      'no v': packValue({ delta: wire }),
-      'v 2': packValue({ v: 2, delta: wire }),
-      'v as string': packValue({ v: '1', delta: wire }),
-      'no delta': packValue({ v: 1 }),
-      'unknown key': packValue({ v: 1, delta: wire, extra: true }),
-      'delta not a map': packValue({ v: 1, delta: [ORIGIN, 7, {}] }),
-      'seq 0': packValue({ v: 1, delta: { ...wire, seq: 0 } }),
-      'negative seq': packValue({ v: 1, delta: { ...wire, seq: -1 } }),
-      'fractional seq': packValue({ v: 1, delta: { ...wire, seq: 1.5 } }),
-      'bad origin': packValue({ v: 1, delta: { ...wire, originPeerId: 'Qm' } }),
-      'unknown delta key': packValue({ v: 1, delta: { ...wire, submitterPeerId: ORIGIN } }),
-      'observed field': packValue({ v: 1, delta: { ...wire, fields: { isActive: true } } }),
-      'wrong field type': packValue({ v: 1, delta: { ...wire, fields: { isStaked: 'yes' } } }),
-      'non-canonical multiaddr': packValue({
+      'not a map': packAny([1, wire]),
+      'no v': packAny({ delta: wire }),
+      'v 2': packAny({ v: 2, delta: wire }),
+      'v as string': packAny({ v: '1', delta: wire }),
+      'no delta': packAny({ v: 1 }),
+      'unknown key': packAny({ v: 1, delta: wire, extra: true }),
+      'delta not a map': packAny({ v: 1, delta: [ORIGIN, 7, {}] }),
+      'seq 0': packAny({ v: 1, delta: { ...wire, seq: 0 } }),
+      'negative seq': packAny({ v: 1, delta: { ...wire, seq: -1 } }),
+      'fractional seq': packAny({ v: 1, delta: { ...wire, seq: 1.5 } }),
+      'bad origin': packAny({ v: 1, delta: { ...wire, originPeerId: 'Qm' } }),
+      'unknown delta key': packAny({ v: 1, delta: { ...wire, submitterPeerId: ORIGIN } }),
+      'observed field': packAny({ v: 1, delta: { ...wire, fields: { isActive: true } } }),
+      'wrong field type': packAny({ v: 1, delta: { ...wire, fields: { isStaked: 'yes' } } }),
+      'non-canonical multiaddr': packAny({
         v: 1,
         delta: { ...wire, fields: { multiaddrs: ['/ip4/010.0.0.1/tcp/1'] } },
       }),
@@ -128,7 +128,7 @@ describe('gossip delta codec', () => {
   it('refuses oversized messages with TOO_LARGE, before parsing them', () => {
     // Garbage of the limit plus one byte: TOO_LARGE, not INVALID, so the size is checked first.
     expect(codeOf(() => decodeGossipDelta(new Uint8Array(GOSSIP_DELTA_BYTES_MAX + 1).fill(0xc1)))).toBe('TOO_LARGE')
-    const padded = packValue({
+    const padded = packAny({
       v: 1,
       delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(GOSSIP_DELTA_BYTES_MAX) } },
     })
@@ -137,7 +137,7 @@ describe('gossip delta codec', () => {
     expect(
       codeOf(() =>
         decodeGossipDelta(
-          packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(65) } } }),
+          packAny({ v: 1, delta: { originPeerId: ORIGIN, seq: 1, fields: { version: 'x'.repeat(65) } } }),
         ),
       ),
     ).toBe('TOO_LARGE')
@@ -179,8 +179,8 @@ describe('validateGossipDelta', () => {
     for (const bytes of [
       new Uint8Array(0),
       new Uint8Array([0xc1]),
-      packValue({ v: 2, delta: {} }),
-      packValue({ v: 1, delta: { originPeerId: ORIGIN, seq: 0, fields: {} } }),
+      packAny({ v: 2, delta: {} }),
+      packAny({ v: 1, delta: { originPeerId: ORIGIN, seq: 0, fields: {} } }),
     ]) {
       const outcome = validateGossipDelta({ data: bytes, from: ORIGIN }, nothingKnown)
       expect(outcome).toMatchObject({ result: 'reject', reason: 'INVALID' })
@@ -262,7 +262,7 @@ describe('validateGossipDelta properties', () => {
 
   function packedOrUndefined(value: unknown): Uint8Array | undefined {
     try {
-      return packValue(value)
+      return packAny(value)
     } catch {
       return undefined
     }

@@ -1,3 +1,4 @@
+import { Packr } from 'msgpackr'
 import { emptyRecord } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 import type { StatusResult } from '../src/index.ts'
@@ -59,4 +60,24 @@ export function sampleStatus(): StatusResult {
     registryDigest: 'ab'.repeat(32),
     version: '0.1.0',
   }
+}
+
+const anyPackr = new Packr({ useRecords: false })
+
+/**
+ * Any MessagePack, for hand-made and hostile frames the wire encoder (packValue) refuses to write:
+ * negatives, floats, extension types. msgpackr as it is, except that integers from 2^32 on go out
+ * as int64 (msgpackr writes them as float64, which a reader refuses for a reason the test is not about).
+ */
+export function packAny(value: unknown): Uint8Array {
+  return anyPackr.pack(bigIntegers(value))
+}
+
+function bigIntegers(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 2 ** 32 ? BigInt(value) : value
+  if (Array.isArray(value)) return value.map(bigIntegers)
+  if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, bigIntegers(entry)]))
+  }
+  return value
 }

@@ -1,5 +1,4 @@
 import { crc32 } from 'node:zlib'
-import { Packr, Unpackr } from 'msgpackr'
 import type { Command, CommandEnvelope, LivenessReason, ObservationEvent } from './commands.ts'
 import {
   CODEC_VERSION,
@@ -12,6 +11,7 @@ import {
 } from './constants.ts'
 import { RegistryError } from './errors.ts'
 import { SELF_REPORTED_FIELDS } from './model.ts'
+import { MsgpackError, packWire, unpackWire } from './msgpack.ts'
 import type { NodeData } from './model.ts'
 import {
   checkArray,
@@ -25,13 +25,14 @@ import {
 
 /**
  * The registry's bytes: commands (what the Raft log carries), records (what reads return over the
- * wire) and snapshots. Everything is msgpackr with positional arrays: no field names on the wire
- * for records, so a 300-byte record stays 300 bytes and decoding is a walk over an array. The
- * first element of every envelope is CODEC_VERSION; decoders refuse other versions.
+ * wire) and snapshots. Everything is wire MessagePack (msgpack.ts: integers as integers of any
+ * width up to 2^53 - 1, never floats, no extension types) with positional arrays: no field names on
+ * the wire for records, so a 300-byte record stays 300 bytes and decoding is a walk over an array.
+ * The first element of every envelope is CODEC_VERSION; decoders refuse other versions.
  *
- * msgpackr's own record extension (shared structures) is off on purpose: its structure table is
- * state shared between encoder and decoder, and hostile input could define structures. Positional
- * arrays give the same speed with no state.
+ * msgpackr's own record extension (shared structures) is never used: its structure table is state
+ * shared between encoder and decoder, and hostile input could define structures. Positional arrays
+ * give the same speed with no state.
  *
  *   command   [version, timestampMs, kind, ...payload]
  *     delta        kind 1: submitterPeerId, originPeerId, seq, [fieldId, value, fieldId, value, ...]
@@ -48,11 +49,6 @@ import {
  *
  * Every decoder throws only RegistryError: INVALID, TOO_LARGE, UNSUPPORTED_VERSION or CORRUPT.
  */
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-// No `structures`: msgpackr then starts every unpack with an empty structure table, so one input
-// cannot influence how the next is read.
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 
 const KIND_CODE = { delta: 1, observation: 2, 'replica-reset': 3, expire: 4, replicas: 5, liveness: 6 } as const
 const REASON_CODE = { heartbeat: 1, connected: 2, ttl: 3, left: 4, disconnected: 5 } as const satisfies Record<
@@ -105,13 +101,7 @@ export interface DecodeOptions {
  * read (TIGER_STYLE: validate right before writing). Throws RegistryError for an invalid command.
  */
 export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
-  let bytes: Uint8Array
-  try {
-    bytes = packr.pack(commandToArray(envelope))
-  } catch (error) {
-    if (error instanceof RegistryError) throw error
-    throw new RegistryError('INVALID', 'command could not be encoded', { cause: error })
-  }
+  const bytes = pack(() => commandToArray(envelope), 'command')
   decodeCommand(bytes)
   return bytes
 }
@@ -283,7 +273,7 @@ export function recordToArray(r: NodeData): unknown[] {
 }
 
 export function encodeRecord(record: NodeData): Uint8Array {
-  const bytes = packr.pack([CODEC_VERSION, recordToArray(record)])
+  const bytes = pack(() => [CODEC_VERSION, recordToArray(record)], `record ${String(record.peerId).slice(0, 128)}`)
   if (bytes.length > RECORD_BYTES_MAX) {
     throw new RegistryError('TOO_LARGE', `record ${record.peerId}: ${bytes.length} bytes, at most ${RECORD_BYTES_MAX}`)
   }
@@ -306,7 +296,7 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
   const records = new Array<unknown[]>(state.records.length)
   for (let i = 0; i < state.records.length; i++) records[i] = recordToArray(state.records[i]!)
   const counters = SNAPSHOT_COUNTERS.map((name) => state.counters[name])
-  const body = packr.pack([state.appliedIndex, state.clockMs, [...state.replicaPeerIds], counters, records])
+  const body = pack(() => [state.appliedIndex, state.clockMs, [...state.replicaPeerIds], counters, records], 'snapshot')
   const bytes = new Uint8Array(SNAPSHOT_HEADER_BYTES + body.length)
   bytes.set(SNAPSHOT_MAGIC, 0)
   bytes[4] = CODEC_VERSION
@@ -379,9 +369,21 @@ function checkBytes(bytes: unknown, what: string, bytesMax: number): asserts byt
 
 function unpack(bytes: Uint8Array, what: string): unknown {
   try {
-    return unpackr.unpack(bytes)
+    return unpackWire(bytes)
   } catch (error) {
-    throw new RegistryError('INVALID', `${what}: not well-formed MessagePack`, { cause: error })
+    const detail = error instanceof MsgpackError ? error.message : 'not well-formed MessagePack'
+    throw new RegistryError('INVALID', `${what}: ${detail}`, { cause: error })
+  }
+}
+
+/** Wire MessagePack of what `build` returns; a value the wire cannot carry (a float, a negative) is INVALID. */
+function pack(build: () => unknown, what: string): Uint8Array {
+  try {
+    return packWire(build())
+  } catch (error) {
+    if (error instanceof RegistryError) throw error
+    const detail = error instanceof MsgpackError ? error.message : 'could not be encoded'
+    throw new RegistryError('INVALID', `${what}: ${detail}`, { cause: error })
   }
 }
 

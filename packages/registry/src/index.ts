@@ -1,7 +1,7 @@
 /**
  * @nodeledger/registry: the NodeData registry that the Raft log replicates. NodeData records,
- * deltas and observations, their merge rules, the msgpackr codec and the deterministic state
- * machine. Imports nothing of ours; does no I/O and reads no clock.
+ * deltas and observations, their merge rules, the codec (and the wire MessagePack dialect every
+ * nodeledger protocol uses, msgpack.ts) and the deterministic state machine. Imports nothing of ours; does no I/O and reads no clock.
  *
  * @example
  * ```ts
@@ -58,6 +58,7 @@ export {
 } from './model.ts'
 export type { Category, NodeData, SelfReported, SelfReportedField } from './model.ts'
 export { decodeCommand, decodeRecord, decodeSnapshot, encodeCommand, encodeRecord, encodeSnapshot } from './codec.ts'
+export { MSGPACK_DEPTH_MAX, MsgpackError, checkWire, packWire, unpackWire } from './msgpack.ts'
 export type { DecodeOptions, SnapshotState } from './codec.ts'
 export { mergeDelta, observeJoined, observeLeft, endPresences, setLiveness } from './merge.ts'
 export type { MergeOutcome } from './merge.ts'

@@ -1,5 +1,6 @@
 import fc from 'fast-check'
-import { Packr } from 'msgpackr'
+import { Packr, Unpackr } from 'msgpackr'
+
 import { describe, expect, it } from 'vitest'
 import {
   CODEC_VERSION,
@@ -20,17 +21,17 @@ import {
   encodeCommand,
   encodeRecord,
   encodeSnapshot,
+  packWire,
 } from '../src/index.ts'
 import { recordToArray } from '../src/codec.ts'
 import type { CommandEnvelope, NodeData, RegistryErrorCode } from '../src/index.ts'
-import { REPLICA_A, deltaCommand, fullFields, observation, peerId } from './helpers.ts'
+import { REPLICA_A, deltaCommand, fullFields, observation, packAny, peerId } from './helpers.ts'
 
 /** A delta's wire fields from a plain object, for hand-made (possibly invalid) commands. */
 function wire(fields: Record<string, unknown>): unknown[] {
   return Object.entries(fields).flatMap(([name, value]) => [SELF_REPORTED_FIELDS.indexOf(name as never), value])
 }
 
-const packr = new Packr({ useRecords: false })
 const T0 = 1_700_000_000_000
 
 function codeOf(run: () => unknown): RegistryErrorCode | 'none' {
@@ -84,8 +85,8 @@ describe('command codec', () => {
   })
 
   it('rejects an unknown version with UNSUPPORTED_VERSION', () => {
-    expect(codeOf(() => decodeCommand(packr.pack([2, T0, 4, 1000])))).toBe('UNSUPPORTED_VERSION')
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 4, 1000])))).toBe('none')
+    expect(codeOf(() => decodeCommand(packAny([2, T0, 4, 1000])))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 4, 1000])))).toBe('none')
   })
 
   it('rejects malformed envelopes with INVALID', () => {
@@ -125,35 +126,35 @@ describe('command codec', () => {
     ]
     for (const value of cases)
       expect(
-        codeOf(() => decodeCommand(packr.pack(value))),
+        codeOf(() => decodeCommand(packAny(value))),
         JSON.stringify(value),
       ).toBe('INVALID')
   })
 
   it('accepts only canonical peer ids and multiaddrs', () => {
     const cid = 'bafzaajaiaejcbzcnbisdhwpv7kwhdkggx3p4urlfmrbd7d7eqbb6zxyidi7kvkux' // a CIDv1 form
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, cid])))).toBe('INVALID')
+    expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 3, cid])))).toBe('INVALID')
     expect(
-      codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'QmNotARealPeerIdButBase58XXXXXXXXXXXXXXXXXXX']))),
+      codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 3, 'QmNotARealPeerIdButBase58XXXXXXXXXXXXXXXXXXX']))),
     ).toBe('INVALID')
     const sloppy = [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: ['/ip4/1.2.3.4/tcp/0001'] })]
-    expect(codeOf(() => decodeCommand(packr.pack(sloppy)))).toBe('INVALID')
+    expect(codeOf(() => decodeCommand(packAny(sloppy)))).toBe('INVALID')
   })
 
   it('enforces the limits with TOO_LARGE', () => {
     const many = Array.from({ length: MULTIADDRS_MAX + 1 }, (_, i) => `/ip4/10.0.0.${i}/tcp/4001`)
     const tooMany = [CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: many })]
-    expect(codeOf(() => decodeCommand(packr.pack(tooMany)))).toBe('TOO_LARGE')
+    expect(codeOf(() => decodeCommand(packAny(tooMany)))).toBe('TOO_LARGE')
     const longAddress = `/dns4/${'a'.repeat(MULTIADDR_LENGTH_MAX)}.com/tcp/1`
     expect(
       codeOf(() =>
-        decodeCommand(packr.pack([CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: [longAddress] })])),
+        decodeCommand(packAny([CODEC_VERSION, T0, 1, peerId(1), peerId(1), 1, wire({ multiaddrs: [longAddress] })])),
       ),
     ).toBe('TOO_LARGE')
     expect(
       codeOf(() =>
         decodeCommand(
-          packr.pack([
+          packAny([
             CODEC_VERSION,
             T0,
             1,
@@ -165,11 +166,11 @@ describe('command codec', () => {
         ),
       ),
     ).toBe('TOO_LARGE')
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 3, 'A'.repeat(PEER_ID_LENGTH_MAX + 1)])))).toBe(
+    expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 3, 'A'.repeat(PEER_ID_LENGTH_MAX + 1)])))).toBe(
       'TOO_LARGE',
     )
     const replicas = Array.from({ length: REPLICAS_MAX + 1 }, (_, i) => peerId(100 + i)).sort()
-    expect(codeOf(() => decodeCommand(packr.pack([CODEC_VERSION, T0, 5, replicas])))).toBe('TOO_LARGE')
+    expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 5, replicas])))).toBe('TOO_LARGE')
     expect(codeOf(() => decodeCommand(new Uint8Array(COMMAND_BYTES_MAX + 1)))).toBe('TOO_LARGE')
   })
 
@@ -222,7 +223,7 @@ describe('command codec', () => {
     expect(codeOf(() => decodeCommand(record))).toBe('INVALID')
     const timestamp = Uint8Array.from([0xd6, 0xff, 0x00, 0x00, 0x00, 0x01])
     expect(codeOf(() => decodeCommand(timestamp))).toBe('INVALID')
-    const uint64 = packr.pack([CODEC_VERSION, T0, 4, 1000])
+    const uint64 = packWire([CODEC_VERSION, T0, 4, 1000]) // T0 as a uint 64
     expect(
       codeOf(() =>
         decodeCommand(Uint8Array.from([0x94, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x04, 0x01])),
@@ -256,6 +257,25 @@ describe('record codec', () => {
   it('writes record fields in RECORD_FIELDS order', () => {
     const record = maximalRecord()
     expect(recordToArray(record)).toEqual(RECORD_FIELDS.map((field) => record[field]))
+  })
+
+  it('writes integers from 2^32 on (epoch milliseconds, indexes) as uint 64, never as float 64', () => {
+    // A reader that tells the formats apart: msgpackr's default returns a uint 64 as a bigint, a float 64 as a number.
+    const formats = new Unpackr({ useRecords: false })
+    const record = maximalRecord()
+    const fields = (formats.unpack(encodeRecord(record)) as [number, unknown[]])[1]
+    for (const field of ['firstJoinedMs', 'lastJoinedMs', 'lastUpdatedMs', 'originSeq', 'changedIndex'] as const) {
+      expect(fields[RECORD_FIELDS.indexOf(field)], field).toBe(BigInt(record[field]))
+    }
+    const command = formats.unpack(encodeCommand({ timestampMs: T0, command: { kind: 'expire', ttlMs: 1000 } }))
+    expect((command as unknown[])[1], 'command.timestampMs').toBe(BigInt(T0))
+  })
+
+  it('refuses a record whose integers are float 64, as msgpackr writes integers from 2^32 on', () => {
+    const record = maximalRecord()
+    const asMsgpackrWritesIt = new Packr({ useRecords: false }).pack([CODEC_VERSION, recordToArray(record)])
+    expect(codeOf(() => decodeRecord(asMsgpackrWritesIt))).toBe('INVALID')
+    expect(decodeRecord(encodeRecord(record))).toEqual(record)
   })
 
   it('round-trips a record', () => {

@@ -1,3 +1,4 @@
+import { Packr } from 'msgpackr'
 import { encodeCommand } from '../src/index.ts'
 import type { Command, Delta, ObservationEvent, Registry, RegistryLogEntry, SelfReported } from '../src/index.ts'
 // Relative on purpose: testkit depends on the packages it tests, so a dependency back would be a cycle.
@@ -57,4 +58,24 @@ export function fullFields(seed: number): SelfReported {
     notFound: seed % 3,
     notFoundLastMs: 1_700_000_000_000 + seed * 5,
   }
+}
+
+const anyPackr = new Packr({ useRecords: false })
+
+/**
+ * Any MessagePack, for hand-made and hostile inputs the wire encoder (packWire) refuses to write:
+ * negatives, floats, extension types. msgpackr as it is, except that integers from 2^32 on go out
+ * as int64 (msgpackr writes them as float64, which a reader refuses for a reason the test is not about).
+ */
+export function packAny(value: unknown): Uint8Array {
+  return anyPackr.pack(bigIntegers(value))
+}
+
+function bigIntegers(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 2 ** 32 ? BigInt(value) : value
+  if (Array.isArray(value)) return value.map(bigIntegers)
+  if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, bigIntegers(entry)]))
+  }
+  return value
 }

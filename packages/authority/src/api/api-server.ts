@@ -1,4 +1,5 @@
 import type { Connection, Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
 import {
   API_PROTOCOL,
   API_REQUEST_FRAME_BYTES_MAX,
@@ -119,7 +120,7 @@ export class ApiServer {
     const wire = this.toProtocolError(error)
     this.counters.invalid++
     this.logger.debug({ peer: remotePeerId, code: wire.code }, 'bad request')
-    return encodeErrorResponse(wire, id)
+    return this.errorFrame(wire, id)
   }
 
   /** The answer frame to one unary request: its result, or its error. */
@@ -133,7 +134,7 @@ export class ApiServer {
       return await this.dispatch(request, remotePeerId, signal, id)
     } catch (error) {
       this.counters.errors++
-      return encodeErrorResponse(this.toProtocolError(error), id)
+      return this.errorFrame(error, id)
     }
   }
 
@@ -169,7 +170,7 @@ export class ApiServer {
     const start = (request: SessionRequest & { id: number }): void => {
       if (request.op === 'watch') {
         send(
-          encodeErrorResponse(
+          this.errorFrame(
             new ProtocolError('INVALID', 'watch is not allowed in a session; open a stream of its own'),
             request.id,
           ),
@@ -272,11 +273,17 @@ export class ApiServer {
         throw new ProtocolError(result.code === 'UNAUTHORIZED' ? 'UNAUTHORIZED' : 'INVALID', result.message)
       }
       case 'get': {
-        const index = await this.readBarrier(request.consistency, signal)
+        await this.readBarrier(request.consistency, signal)
+        // The index the registry is read at, taken in the same synchronous step as the read: the
+        // barrier's own index can be behind it, since entries keep being applied between the
+        // barrier resolving and this code running (PROTOCOL.md GetResult: "the replica's applied
+        // index the read was served at", so a record's changedIndex is never above it).
+        const index = replica.applied
         return encodeResponse('get', { record: replica.registry.get(request.peerId) ?? null, index }, id)
       }
       case 'list': {
-        const index = await this.readBarrier(request.consistency, signal)
+        await this.readBarrier(request.consistency, signal)
+        const index = replica.applied // with the read, as for get
         const limit = request.filter.limit ?? LIST_LIMIT_DEFAULT
         // One more than asked tells whether another page follows.
         const records = replica.registry.list({ ...request.filter, limit: limit + 1 })
@@ -351,9 +358,10 @@ export class ApiServer {
     }
   }
 
-  private async readBarrier(consistency: 'linearizable' | 'lease' | 'stale', signal: AbortSignal): Promise<number> {
+  /** Resolves once the registry may be read at `consistency`; read `replica.applied` with the registry, not before. */
+  private async readBarrier(consistency: 'linearizable' | 'lease' | 'stale', signal: AbortSignal): Promise<void> {
     if (consistency !== 'stale' && !this.replica.isLeader()) throw this.notLeader()
-    return await this.replica.readBarrier(consistency, signal)
+    await this.replica.readBarrier(consistency, signal)
   }
 
   /**
@@ -366,12 +374,7 @@ export class ApiServer {
     try {
       this.requireLeaderWithin(fromIndex)
     } catch (error) {
-      await this.answer(
-        lp,
-        stream,
-        encodeErrorResponse(this.toProtocolError(error)),
-        AbortSignal.timeout(this.requestTimeoutMs),
-      )
+      await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
       return
     }
     let throughIndex = fromIndex
@@ -396,7 +399,7 @@ export class ApiServer {
     } catch (error) {
       if (!signal.aborted) {
         try {
-          await lp.write(encodeErrorResponse(this.toProtocolError(error)), {
+          await lp.write(this.errorFrame(error), {
             signal: AbortSignal.timeout(this.requestTimeoutMs),
           })
         } catch {
@@ -427,7 +430,7 @@ export class ApiServer {
       members: this.replica.members().map((member) => ({
         id: member.id,
         peerId: member.peerId,
-        multiaddr: member.multiaddr,
+        multiaddr: canonical(member.multiaddr),
         voter: member.voter,
         started: member.started,
       })),
@@ -446,13 +449,29 @@ export class ApiServer {
     )
   }
 
+  /**
+   * The error frame for `error`. encodeErrorResponse refuses (throws) a frame its own decoder would
+   * refuse; that is a bug here, and the client still gets an answer it can read and retry.
+   */
+  private errorFrame(error: unknown, id?: number): Uint8Array {
+    try {
+      return encodeErrorResponse(this.toProtocolError(error), id)
+    } catch (bug) {
+      this.logger.error({ err: bug }, 'error frame refused by its own codec; answering UNAVAILABLE')
+      return encodeErrorResponse(new ProtocolError('UNAVAILABLE', 'internal error'), id)
+    }
+  }
+
   private toProtocolError(error: unknown): ProtocolError {
     if (error instanceof ProtocolError) return error
     if (error instanceof ReplicaRequestError) {
+      // A leader hint travels with NOT_LEADER only (PROTOCOL.md "Responses"): the replica may name
+      // the leader with other codes too (a dropped proposal is UNAVAILABLE), and a hint there would
+      // make the whole frame INVALID for the client, a final error instead of a retryable one.
       return new ProtocolError(
         error.code,
         error.message,
-        error.leader === undefined ? undefined : { leader: hint(error.leader) },
+        error.code !== 'NOT_LEADER' || error.leader === undefined ? undefined : { leader: hint(error.leader) },
       )
     }
     const name = (error as { name?: string }).name
@@ -481,5 +500,21 @@ function isEndOfStream(error: unknown): boolean {
 }
 
 function hint(member: LeaderAddress): LeaderHint {
-  return { id: member.id, peerId: member.peerId, multiaddrs: [member.multiaddr] }
+  return { id: member.id, peerId: member.peerId, multiaddrs: [canonical(member.multiaddr)] }
+}
+
+const canonicalMultiaddrs = new Map<string, string>()
+
+/**
+ * A cluster-file multiaddr in the canonical form the wire requires (PROTOCOL.md "Multiaddrs"): the
+ * cluster file accepts any form the parser reads (e.g. a port written 04001), and a client refuses
+ * a hint or member that is not canonical. Cached: the cluster's few addresses, parsed once each.
+ */
+function canonical(address: string): string {
+  let text = canonicalMultiaddrs.get(address)
+  if (text === undefined) {
+    text = multiaddr(address).toString()
+    canonicalMultiaddrs.set(address, text)
+  }
+  return text
 }

@@ -57,6 +57,7 @@ export class OutboundLink {
   private stopped = false
   private readonly shutdown = new AbortController()
   private wakeForFrames: (() => void) | undefined
+  private wakeScheduled = false
   private wakeFromBackoff: (() => void) | undefined
   private loop: Promise<void> | undefined
 
@@ -84,7 +85,16 @@ export class OutboundLink {
     if (this.queuedBytesCount + frame.byteLength > this.options.queueBytesMax) return false
     this.frames.push(frame)
     this.queuedBytesCount += frame.byteLength
-    this.wakeForFrames?.()
+    // Coalesce: the writer wakes once per turn of the event loop, after every frame queued in this
+    // turn (the messages of several Readies, heartbeats, responses), and writes them in one send:
+    // one muxer frame, one Noise message, one socket write, instead of one each per frame.
+    if (this.wakeForFrames !== undefined && !this.wakeScheduled) {
+      this.wakeScheduled = true
+      setImmediate(() => {
+        this.wakeScheduled = false
+        this.wakeForFrames?.()
+      })
+    }
     return true
   }
 

@@ -8,6 +8,7 @@
  *   node workload.ts --cluster FILE --clients 5 --keys 5 --out history.jsonl [--duration-ms N] [--think-ms 10]
  *                    [--write-fraction 0.5] [--readers 2]   (the first `readers` clients only read)
  *                    [--consistency linearizable]          (stale: the negative control, which must fail)
+ *                    [--independent 2]   (1: the last writer, 2: and the last reader run on IndependentClient)
  *
  * With --duration-ms it runs that long, reads every key a last time, and exits. Without it, it is
  * driven by JSON lines on stdin, answering each on stdout with the same `id`:
@@ -21,6 +22,11 @@
  * submit ok (applied or duplicate) is ok; any submit error is info (a timeout may have been
  * applied, and a retried submit whose first attempt was applied is answered STALE); a read's
  * answer is ok with (originSeq, version), or null for no record; a read's error is fail.
+ *
+ * Clients: AuthorityClient (@nodeledger/client), except `--independent` of them (by default the last
+ * reader and the last writer, keeping their roles) which run on IndependentClient, a minimal client
+ * written from docs/PROTOCOL.md alone with another MessagePack library: the history then checks the
+ * document as much as our own client. The same outcomes are recorded for both.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, join } from 'node:path'
@@ -32,6 +38,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromSeed } from '../fixtures.ts'
 import type { RegisterValue } from '../linearizability/index.ts'
 import { HistoryWriter } from './history-file.ts'
+import { IndependentClient } from './independent-client.ts'
 
 /** Per-attempt deadline of the workload's clients: short, so that an operation ends in a few seconds even when no leader answers. */
 export const WORKLOAD_REQUEST_TIMEOUT_MS = 1_000
@@ -53,6 +60,16 @@ export const WORKLOAD_PAUSE_AFTER_FAILURE_MS = 1_000
 const CLIENTS_MAX = 64
 const KEYS_MAX = 1_000
 
+/** What a workload loop needs of a client; AuthorityClient and IndependentClient both fit. */
+interface WorkloadClient {
+  submit(delta: { originPeerId: string; seq: number; fields: { version: string } }): Promise<unknown>
+  get(
+    peerId: string,
+    options: { consistency: Options['consistency'] },
+  ): Promise<{ record: { originSeq: number; version: string } | null }>
+  stop(): Promise<void>
+}
+
 interface ClusterFileShape {
   replicas: Array<{ id: number; multiaddr: string }>
   operators: Array<{ keyFile: string }>
@@ -68,6 +85,8 @@ interface Options {
   writeFraction: number
   readers: number
   consistency: 'linearizable' | 'lease' | 'stale'
+  /** Clients on IndependentClient: 0, 1 (the last writer) or 2 (and the last reader). */
+  independent: number
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -84,6 +103,7 @@ function parseOptions(argv: readonly string[]): Options {
       readers: { type: 'string', default: '2' },
       // Anything but linearizable is for the negative control only: stale reads the checker must catch.
       consistency: { type: 'string', default: 'linearizable' },
+      independent: { type: 'string', default: '2' },
     },
   })
   if (values.cluster === undefined || values.out === undefined)
@@ -95,6 +115,9 @@ function parseOptions(argv: readonly string[]): Options {
   if (!Number.isInteger(clients) || clients < 1 || clients > CLIENTS_MAX)
     throw new TypeError(`--clients must be 1..${CLIENTS_MAX}`)
   if (!Number.isInteger(keys) || keys < 1 || keys > KEYS_MAX) throw new TypeError(`--keys must be 1..${KEYS_MAX}`)
+  const independent = Number(values.independent)
+  if (!(independent === 0 || independent === 1 || independent === 2))
+    throw new TypeError('--independent must be 0, 1 or 2')
   const writeFraction = Number(values['write-fraction'])
   if (!(writeFraction >= 0 && writeFraction <= 1)) throw new TypeError('--write-fraction must be in [0, 1]')
   return {
@@ -107,6 +130,7 @@ function parseOptions(argv: readonly string[]): Options {
     writeFraction,
     readers: Math.min(clients - 1, Math.max(0, Number(values.readers) || 0)),
     consistency: parseConsistency(values.consistency),
+    independent,
   }
 }
 
@@ -127,7 +151,7 @@ class Workload {
   readonly #privateKey: PrivateKey
   readonly #keys: string[]
   readonly #history: HistoryWriter
-  readonly #clients: AuthorityClient[] = []
+  readonly #clients: WorkloadClient[] = []
   #statusClient: AuthorityClient | undefined
   #running = false
   #loops: Promise<void>[] = []
@@ -170,11 +194,32 @@ class Workload {
   async start(): Promise<void> {
     if (this.#running) return
     this.#running = true
-    for (let i = 0; i < this.#options.clients; i++)
-      this.#clients.push(await this.#client(WORKLOAD_REQUEST_TIMEOUT_MS, WORKLOAD_ATTEMPTS_MAX))
+    const independent = this.independentClients()
+    for (let i = 0; i < this.#options.clients; i++) {
+      this.#clients.push(
+        independent.includes(i)
+          ? new IndependentClient({
+              // The status client's node (same operator key): the independent client brings only its protocol code.
+              libp2p: this.#statusClient!.libp2p,
+              bootstrap: this.#multiaddrs,
+              requestTimeoutMs: WORKLOAD_REQUEST_TIMEOUT_MS,
+              attemptsMax: WORKLOAD_ATTEMPTS_MAX,
+            })
+          : await this.#client(WORKLOAD_REQUEST_TIMEOUT_MS, WORKLOAD_ATTEMPTS_MAX),
+      )
+    }
     this.#loops = this.#clients.map((client, i) =>
       this.#loop(client, i < this.#options.readers ? 0 : this.#options.writeFraction),
     )
+  }
+
+  /** Which clients run on IndependentClient: the last writer, then the last reader (roles unchanged). */
+  independentClients(): number[] {
+    const { clients, readers, independent } = this.#options
+    const chosen: number[] = []
+    if (independent >= 1 && clients - 1 >= readers) chosen.push(clients - 1)
+    if (independent >= 2 && readers >= 1) chosen.push(readers - 1)
+    return chosen
   }
 
   /**
@@ -183,7 +228,7 @@ class Workload {
    * replica it last found leading for as long as that one answers, which is what would expose an
    * old leader (cut off, or just woken from SIGSTOP) that served reads without confirming it still leads.
    */
-  async #loop(client: AuthorityClient, writeFraction: number): Promise<void> {
+  async #loop(client: WorkloadClient, writeFraction: number): Promise<void> {
     let process = this.#history.newProcess()
     while (this.#running) {
       let failed = false
@@ -281,7 +326,12 @@ async function main(): Promise<void> {
     privateKey,
   )
   await workload.open()
-  reply({ event: 'ready', timeOriginMs: performance.timeOrigin, keys: workload.keys })
+  reply({
+    event: 'ready',
+    timeOriginMs: performance.timeOrigin,
+    keys: workload.keys,
+    independentClients: workload.independentClients(),
+  })
 
   if (options.durationMs !== undefined) {
     await workload.start()

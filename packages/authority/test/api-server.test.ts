@@ -1,0 +1,207 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { streamPair } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { pino } from 'pino'
+import {
+  API_RESPONSE_FRAME_BYTES_MAX,
+  decodeResponse,
+  encodeRequest,
+  frameStream,
+  readFrame,
+  writeFrame,
+} from '@nodeledger/protocol'
+import type { ApiRequestInit, ApiResponse, ResultByOp, UnaryOp } from '@nodeledger/protocol'
+import { Registry, encodeCommand } from '@nodeledger/registry'
+import type { ApplyResult, Command } from '@nodeledger/registry'
+import { ApiServer } from '../src/api/api-server.ts'
+import type { ClusterMember } from '../src/cluster-file.ts'
+import { ReplicaRequestError } from '../src/replica-errors.ts'
+import type { Replica } from '../src/replica/replica.ts'
+
+/** Fresh Ed25519 peer ids (authority does not depend on testkit, which depends on authority). */
+const [SELF, OTHER, NODE, CLIENT] = await Promise.all(
+  Array.from({ length: 4 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()),
+)
+const member = (id: number, peerId: string, address: string): ClusterMember => ({
+  id,
+  peerId,
+  multiaddr: `${address}/p2p/${peerId}`,
+  dataDir: '/nowhere',
+  keyFile: '/nowhere',
+})
+const SELF_MEMBER = member(1, SELF!, '/ip4/127.0.0.11/tcp/4001')
+// Written in a form the cluster file accepts but the wire does not: the wire carries the canonical form.
+const OTHER_MEMBER = member(2, OTHER!, '/ip6/0:0:0:0:0:0:0:1/tcp/4002')
+const OTHER_CANONICAL = `/ip6/::1/tcp/4002/p2p/${OTHER}`
+
+type Handler = (stream: Stream, connection: { remotePeer: ReturnType<typeof peerIdFromString> }) => Promise<void>
+
+/**
+ * The replica as the ApiServer sees it: a real Registry, a log that applies at once, a read
+ * barrier that confirms the index applied when it was asked, and a libp2p that only registers the
+ * API handler (the test hands it in-memory streams).
+ */
+class FakeReplica extends EventTarget {
+  readonly registry = new Registry({ replicaPeerIds: [SELF!, OTHER!] })
+  readonly member = SELF_MEMBER
+  readonly cluster = {
+    clusterId: 'api-server-test',
+    operators: [],
+    replicas: [SELF_MEMBER, OTHER_MEMBER],
+    liveness: { ttlMs: 10_000, disconnectGraceMs: 2_000 },
+  }
+  readonly term = 1
+  appliedIndex = 0
+  handler: Handler | undefined
+  /** Runs after the barrier has fixed its index, before the caller goes on: entries still being applied. */
+  afterBarrier: (() => void) | undefined
+  /** What propose does instead of committing, when set. */
+  proposeFails: Error | undefined
+  readonly libp2p = Object.assign(this, {
+    handle: async (_protocol: string, handler: Handler) => {
+      this.handler = handler
+    },
+    unhandle: async () => {},
+    getConnections: () => [],
+  })
+
+  isLeader(): boolean {
+    return true
+  }
+  isMemberPeer(peerId: string): boolean {
+    return peerId === SELF || peerId === OTHER
+  }
+  members(): Array<ClusterMember & { voter: boolean; started: boolean }> {
+    return [SELF_MEMBER, OTHER_MEMBER].map((member) => ({ ...member, voter: true, started: true }))
+  }
+  leaderMember(): ClusterMember {
+    return SELF_MEMBER
+  }
+  get applied(): number {
+    return this.appliedIndex
+  }
+  apply(command: Command): { index: number; result: ApplyResult } {
+    this.appliedIndex++
+    const data = encodeCommand({ timestampMs: 1_760_000_000_000 + this.appliedIndex, command })
+    return { index: this.appliedIndex, result: this.registry.apply({ index: this.appliedIndex, data }) }
+  }
+  async propose(command: Command): Promise<{ index: number; result: ApplyResult }> {
+    if (this.proposeFails !== undefined) throw this.proposeFails
+    return this.apply(command)
+  }
+  async readBarrier(): Promise<number> {
+    const index = this.appliedIndex
+    const after = this.afterBarrier
+    if (after !== undefined) queueMicrotask(after)
+    return index
+  }
+  async waitApplied(): Promise<void> {}
+  status(): unknown {
+    return {
+      id: 1,
+      peerId: SELF,
+      role: 'leader',
+      term: 1,
+      leader: SELF_MEMBER,
+      commit: this.appliedIndex,
+      applied: this.appliedIndex,
+      firstIndex: 1,
+      lastIndex: this.appliedIndex,
+      snapshotIndex: 0,
+      voters: [1, 2],
+      learners: [],
+      registryRecords: this.registry.size,
+    }
+  }
+  registryDigest(): string {
+    return '0'.repeat(64)
+  }
+}
+
+function join(seq: number, version: string): Command {
+  return { kind: 'delta', submitterPeerId: NODE!, delta: { originPeerId: NODE!, seq, fields: { version } } }
+}
+
+let replica: FakeReplica
+let server: ApiServer
+
+beforeEach(async () => {
+  replica = new FakeReplica()
+  server = new ApiServer({ replica: replica as unknown as Replica, logger: pino({ level: 'silent' }) })
+  await server.start()
+})
+
+afterEach(async () => {
+  await server.stop()
+})
+
+/** One request on a one-request stream, answered by the server under test. */
+async function ask<O extends UnaryOp>(op: O, request: ApiRequestInit): Promise<ApiResponse<ResultByOp[O]>> {
+  const [outbound, inbound] = await streamPair()
+  const serving = replica.handler!(inbound, { remotePeer: peerIdFromString(CLIENT!) })
+  const lp = frameStream(outbound, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+  await writeFrame(lp, encodeRequest(request))
+  const frame = await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+  await serving
+  return decodeResponse(op, frame)
+}
+
+describe('ApiServer reads', () => {
+  it('get answers the applied index the registry was read at, not the read barrier index', async () => {
+    replica.apply(join(1, 'v1'))
+    let seq = 1
+    for (const consistency of ['linearizable', 'lease', 'stale'] as const) {
+      // While the read is confirmed, the next entry (which changes the record) is applied.
+      seq++
+      const next = join(seq, `v${seq}`)
+      replica.afterBarrier = () => replica.apply(next)
+      const response = await ask('get', { op: 'get', peerId: NODE!, consistency })
+      if (!response.ok) throw response.error
+      const { record, index } = response.result
+      expect(record?.version).toBe(`v${seq}`)
+      expect(record!.changedIndex, consistency).toBeLessThanOrEqual(index)
+      expect(index).toBe(replica.applied)
+    }
+  })
+
+  it('list answers the applied index its page was read at', async () => {
+    replica.apply(join(1, 'v1'))
+    replica.afterBarrier = () => replica.apply(join(2, 'v2'))
+    const response = await ask('list', { op: 'list', filter: {} })
+    if (!response.ok) throw response.error
+    expect(response.result.records.map((record) => record.version)).toEqual(['v2'])
+    for (const record of response.result.records) expect(record.changedIndex).toBeLessThanOrEqual(response.result.index)
+  })
+})
+
+describe('ApiServer errors', () => {
+  it('a dropped proposal is UNAVAILABLE without a leader hint, which the client decodes and may retry', async () => {
+    // The replica names the leader on more codes than NOT_LEADER (a proposal dropped in a handover).
+    replica.proposeFails = new ReplicaRequestError('UNAVAILABLE', 'proposal dropped', SELF_MEMBER)
+    const response = await ask('submit', { op: 'submit', delta: { originPeerId: CLIENT!, seq: 1, fields: {} } })
+    expect(response.ok).toBe(false)
+    if (response.ok) return
+    expect(response.error.code).toBe('UNAVAILABLE')
+    expect(response.error.leader).toBeUndefined()
+  })
+
+  it('NOT_LEADER keeps its hint, with the multiaddr in canonical form', async () => {
+    replica.proposeFails = new ReplicaRequestError('NOT_LEADER', 'replica 2 leads', OTHER_MEMBER)
+    const response = await ask('submit', { op: 'submit', delta: { originPeerId: CLIENT!, seq: 1, fields: {} } })
+    if (response.ok) throw new Error('expected NOT_LEADER')
+    expect(response.error.code).toBe('NOT_LEADER')
+    expect(response.error.leader).toEqual({
+      id: 2,
+      peerId: OTHER,
+      multiaddrs: [OTHER_CANONICAL],
+    })
+  })
+
+  it('status lists members with canonical multiaddrs', async () => {
+    const response = await ask('status', { op: 'status' })
+    if (!response.ok) throw response.error
+    expect(response.result.members.map((m) => m.multiaddr)).toEqual([SELF_MEMBER.multiaddr, OTHER_CANONICAL])
+  })
+})
