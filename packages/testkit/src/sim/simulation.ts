@@ -246,6 +246,8 @@ export class Simulation {
   /** Terms some replica campaigned in (persisted with a vote for itself) or led: the only terms anyone may adopt. */
   private readonly campaignTerms = new Set<number>([0, 1])
   private lastLeaderTerm = 0
+  /** Every replica that has been a voter in some membership: its id is never added again. */
+  private readonly everVoters = new Set<NodeId>()
   /** Crashes scheduled for new leaders: replica id -> step. */
   private readonly scheduledCrashes = new Map<NodeId, number>()
   private probeAckedAfterHeal = false
@@ -279,6 +281,7 @@ export class Simulation {
     this.rng = new SimRng(options.seed)
     this.network = new SimNetwork(this.rng, { ...options.network })
     const voters = Array.from({ length: options.voterCount }, (_, i) => i + 1)
+    for (const id of voters) this.everVoters.add(id)
     const conf: ConfState = { voters, learners: [] }
     for (let id = 1; id <= options.voterCount + options.spareNodeCount; id++) {
       // Spare replicas start with an empty membership: they wait to be added as learners.
@@ -1003,9 +1006,14 @@ export class Simulation {
     const commit = driver.basicStatus().commit
     const members = new Set([...conf.voters, ...conf.learners])
     const options: ConfChange[] = []
+    // Ids are never reused once they voted (as in production: `member add` refuses a retired id): a
+    // snapshot taken while it voted would list it as a voter, and a learner that lost its disk under
+    // that id could never be restored.
+    for (const id of conf.voters) this.everVoters.add(id)
     for (const replica of this.replicas.values()) {
-      if (!members.has(replica.id) && !replica.retired)
+      if (!members.has(replica.id) && !replica.retired && !this.everVoters.has(replica.id)) {
         options.push({ type: ConfChangeType.AddLearner, nodeId: replica.id })
+      }
     }
     for (const id of conf.learners) {
       // Promote only a learner that has caught up (as `member promote` requires).
@@ -1019,6 +1027,8 @@ export class Simulation {
   }
 
   private proposeChange(leader: SimReplica, change: ConfChange): void {
+    // Once proposed, some log may hold it: the id counts as having voted.
+    if (change.type === ConfChangeType.AddVoter) this.everVoters.add(change.nodeId)
     try {
       const ticket = leader.driver!.proposeConfChange(change, () => {})
       this.stats.confChanges++
