@@ -39,3 +39,9 @@ export const LEASE_SWEEP_INTERVAL_MS = 250
 export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256
 /** Software version reported by status (and `nodeledger --version`). */
 export const SOFTWARE_VERSION = '0.2.0'
+/**
+ * A learner may be promoted to voter once it holds the log to within this many entries of the
+ * leader's commit (etcd: 90% of the leader's match): it then counts toward commit without first
+ * holding everyone up while it catches up.
+ */
+export const PROMOTE_LAG_ENTRIES_MAX = 1_000

@@ -43,7 +43,7 @@ export class ReplicaError extends Error {
 /** Why a replica refused a request: the API server maps these to wire error codes one to one. */
 export class ReplicaRequestError extends Error {
   static override readonly name = 'ReplicaRequestError'
-  readonly code: 'NOT_LEADER' | 'UNAVAILABLE' | 'TIMEOUT' | 'STALE' | 'INVALID'
+  readonly code: 'NOT_LEADER' | 'UNAVAILABLE' | 'TIMEOUT' | 'STALE' | 'INVALID' | 'CONFLICT' | 'NOT_READY' | 'REFUSED'
   readonly leader: LeaderAddress | undefined
   constructor(code: ReplicaRequestError['code'], message: string, leader?: LeaderAddress) {
     super(message)

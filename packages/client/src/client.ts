@@ -26,11 +26,14 @@ import type {
   GetResult,
   LeaderHint,
   ListResult,
+  MemberRequest,
+  MemberResult,
   ResultByOp,
   PresenceResult,
   SinceResult,
   StatusResult,
   SubmitResult,
+  TransferResult,
   UnaryOp,
   WatchEvent,
 } from '@nodeledger/protocol'
@@ -223,6 +226,20 @@ export class AuthorityClient {
 
   async since(index: number, limit: number, options: RequestOptions = {}): Promise<SinceResult> {
     return this.#request('since', { op: 'since', index, limit }, 'leader', options.signal)
+  }
+
+  /**
+   * A membership change on the leader (operators only; PROTOCOL.md "Membership"): add a learner,
+   * promote a caught-up learner, remove a member. Answers once the change is applied on the leader.
+   * A retry after an unknown outcome may answer CONFLICT or INVALID if the first one took effect.
+   */
+  async member(request: Omit<MemberRequest, 'op'>, options: RequestOptions = {}): Promise<MemberResult> {
+    return this.#request('member', { op: 'member', ...request }, 'leader', options.signal)
+  }
+
+  /** Hand leadership to voter `to` (operators only); answers once it leads. */
+  async transferLeader(to: number, options: RequestOptions = {}): Promise<TransferResult> {
+    return this.#request('transfer', { op: 'transfer', to }, 'leader', options.signal)
   }
 
   /**

@@ -104,6 +104,9 @@ export class FakeCluster {
         return { kind: 'watch', events: [], end: 'hold' }
       case 'presence':
         return { kind: 'result', result: { active: request.event === 'heartbeat', index: this.lastIndex } }
+      case 'member':
+      case 'transfer':
+        return { kind: 'error', error: new ProtocolError('UNAUTHORIZED', 'the fake cluster changes no membership') }
     }
   }
 

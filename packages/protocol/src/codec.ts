@@ -29,7 +29,7 @@ import {
 } from './constants.ts'
 import { PROTOCOL_ERROR_CODES, ProtocolError, errorFromWire, errorToWire } from './errors.ts'
 import type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
-import { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
+import { CONSISTENCIES, CONSISTENCY_DEFAULT, MEMBER_ACTIONS, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
 import type {
   ApiRequest,
   ApiRequestInit,
@@ -38,7 +38,11 @@ import type {
   Consistency,
   GetResult,
   ListResult,
+  MemberAction,
+  MemberRequest,
+  MemberResult,
   MemberStatus,
+  TransferResult,
   Op,
   ResultByOp,
   Role,
@@ -118,6 +122,17 @@ function requestToWire(request: ApiRequestInit): Fields {
       return { v: PROTOCOL_VERSION, op: 'status' }
     case 'presence':
       return { v: PROTOCOL_VERSION, op: 'presence', peerId: request.peerId, event: request.event }
+    case 'member':
+      return withoutUndefined({
+        v: PROTOCOL_VERSION,
+        op: 'member',
+        action: request.action,
+        memberId: request.memberId,
+        peerId: request.peerId,
+        multiaddr: request.multiaddr,
+      })
+    case 'transfer':
+      return { v: PROTOCOL_VERSION, op: 'transfer', to: request.to }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
@@ -177,9 +192,40 @@ function requestFromFrame(frame: Fields): ApiRequest {
       }
       return { op, peerId: checkPeerId(frame.peerId, 'request.peerId'), event: frame.event as PresenceEvent }
     }
+    case 'member':
+      return checkMemberRequest(frame)
+    case 'transfer':
+      checkKeys(frame, 'request', ['v', 'id', 'op', 'to'], ['to'])
+      return { op, to: checkPositive(frame.to, 'request.to') }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
+}
+
+/** `add` carries the new member's peer id and address; `promote` and `remove` name a member only. */
+function checkMemberRequest(frame: Fields): MemberRequest {
+  const raw = checkKeys(
+    frame,
+    'request',
+    ['v', 'id', 'op', 'action', 'memberId', 'peerId', 'multiaddr'],
+    ['action', 'memberId'],
+  )
+  if (typeof raw.action !== 'string' || !(MEMBER_ACTIONS as readonly string[]).includes(raw.action)) {
+    throw invalid('request.action', MEMBER_ACTIONS.join(', '))
+  }
+  const action = raw.action as MemberAction
+  const memberId = checkPositive(raw.memberId, 'request.memberId')
+  if (action !== 'add') {
+    if (raw.peerId !== undefined || raw.multiaddr !== undefined) {
+      throw invalid('request.peerId', `no peerId or multiaddr with ${action} (only add names them)`)
+    }
+    return { op: 'member', action, memberId }
+  }
+  if (raw.peerId === undefined || raw.multiaddr === undefined) {
+    throw invalid('request.multiaddr', 'a peerId and a multiaddr ending in /p2p/<peerId> with add')
+  }
+  const addressed = checkAddressedPeer(raw.peerId, [raw.multiaddr], 'request')
+  return { op: 'member', action, memberId, peerId: addressed.peerId, multiaddr: addressed.multiaddrs[0]! }
 }
 
 function checkConsistency(value: unknown): Consistency {
@@ -311,6 +357,14 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
       const r = result as PresenceResult
       return { active: r.active, index: r.index }
     }
+    case 'member': {
+      const r = result as MemberResult
+      return { index: r.index, members: r.members.map(memberToWire) }
+    }
+    case 'transfer': {
+      const r = result as TransferResult
+      return { leader: r.leader }
+    }
     case 'status': {
       const r = result as StatusResult
       return {
@@ -325,13 +379,7 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
         firstIndex: r.firstIndex,
         lastIndex: r.lastIndex,
         snapshotIndex: r.snapshotIndex,
-        members: r.members.map((m) => ({
-          id: m.id,
-          peerId: m.peerId,
-          multiaddr: m.multiaddr,
-          voter: m.voter,
-          started: m.started,
-        })),
+        members: r.members.map(memberToWire),
         registryRecords: r.registryRecords,
         registryDigest: r.registryDigest,
         version: r.version,
@@ -497,6 +545,14 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
       const raw = checkKeys(value, 'result', ['active', 'index'], ['active', 'index'])
       return { active: checkBoolean(raw.active, 'result.active'), index: checkUnsigned(raw.index, 'result.index') }
     }
+    case 'member': {
+      const raw = checkKeys(value, 'result', ['index', 'members'], ['index', 'members'])
+      return { index: checkPositive(raw.index, 'result.index'), members: checkMembers(raw.members) }
+    }
+    case 'transfer': {
+      const raw = checkKeys(value, 'result', ['leader'], ['leader'])
+      return { leader: checkPositive(raw.leader, 'result.leader') }
+    }
     case 'watch':
       throw invalid('op', 'watch frames are read with decodeWatchFrame')
   }
@@ -529,22 +585,7 @@ function checkStatus(value: unknown): StatusResult {
   )
   if (typeof raw.role !== 'string' || !(ROLES as readonly string[]).includes(raw.role))
     throw invalid('result.role', ROLES.join(', '))
-  const memberList = checkArray(raw.members, 'result.members')
-  if (memberList.length > MEMBERS_MAX)
-    throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
-  const members = memberList.map((member, i): MemberStatus => {
-    const what = `result.members[${i}]`
-    const keys = ['id', 'peerId', 'multiaddr', 'voter', 'started']
-    const m = checkKeys(member, what, keys, keys)
-    const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
-    return {
-      id: checkPositive(m.id, `${what}.id`),
-      peerId: addressed.peerId,
-      multiaddr: addressed.multiaddrs[0]!,
-      voter: checkBoolean(m.voter, `${what}.voter`),
-      started: checkBoolean(m.started, `${what}.started`),
-    }
-  })
+  const members = checkMembers(raw.members)
   const version = checkString(raw.version, 'result.version', SOFTWARE_VERSION_LENGTH_MAX)
   if (!/^[\x20-\x7e]*$/.test(version)) throw invalid('result.version', 'printable ASCII')
   return {
@@ -563,6 +604,36 @@ function checkStatus(value: unknown): StatusResult {
     registryRecords: checkUnsigned(raw.registryRecords, 'result.registryRecords'),
     registryDigest: checkDigest(raw.registryDigest, 'result.registryDigest'),
     version,
+  }
+}
+
+/** A membership (status, member results): at most MEMBERS_MAX members with canonical addresses. */
+function checkMembers(value: unknown): MemberStatus[] {
+  const memberList = checkArray(value, 'result.members')
+  if (memberList.length > MEMBERS_MAX)
+    throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
+  return memberList.map((member, i): MemberStatus => {
+    const what = `result.members[${i}]`
+    const keys = ['id', 'peerId', 'multiaddr', 'voter', 'started']
+    const m = checkKeys(member, what, keys, keys)
+    const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
+    return {
+      id: checkPositive(m.id, `${what}.id`),
+      peerId: addressed.peerId,
+      multiaddr: addressed.multiaddrs[0]!,
+      voter: checkBoolean(m.voter, `${what}.voter`),
+      started: checkBoolean(m.started, `${what}.started`),
+    }
+  })
+}
+
+function memberToWire(member: MemberStatus): Fields {
+  return {
+    id: member.id,
+    peerId: member.peerId,
+    multiaddr: member.multiaddr,
+    voter: member.voter,
+    started: member.started,
   }
 }
 

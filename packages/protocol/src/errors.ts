@@ -10,6 +10,11 @@
  *   TOO_LARGE    a frame, string, array or page beyond its limit
  *   UNAVAILABLE  no quorum, shutting down, or the connection or stream failed
  *   NOT_FOUND    the requested index was compacted away, or the requested thing does not exist
+ *   CONFLICT     a membership change names an id, peer id or address already in use (or an id
+ *                that was a member before: ids are never reused)
+ *   NOT_READY    a learner is not caught up enough to be promoted yet; ask again later
+ *   REFUSED      a membership change the cluster must not make as it stands: removing the last
+ *                voter, removing the leader before handing over leadership
  */
 export type ProtocolErrorCode =
   | 'NOT_LEADER'
@@ -20,6 +25,9 @@ export type ProtocolErrorCode =
   | 'TOO_LARGE'
   | 'UNAVAILABLE'
   | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'NOT_READY'
+  | 'REFUSED'
 
 export const PROTOCOL_ERROR_CODES: readonly ProtocolErrorCode[] = [
   'NOT_LEADER',
@@ -30,6 +38,9 @@ export const PROTOCOL_ERROR_CODES: readonly ProtocolErrorCode[] = [
   'TOO_LARGE',
   'UNAVAILABLE',
   'NOT_FOUND',
+  'CONFLICT',
+  'NOT_READY',
+  'REFUSED',
 ]
 
 /** Codes after which the same request may succeed on another replica or a little later. */

@@ -32,7 +32,7 @@ export {
   isRetryable,
 } from './errors.ts'
 export type { LeaderHint, ProtocolErrorCode, WireError } from './errors.ts'
-export { CONSISTENCIES, CONSISTENCY_DEFAULT, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
+export { CONSISTENCIES, CONSISTENCY_DEFAULT, MEMBER_ACTIONS, OPS, PRESENCE_EVENTS, ROLES } from './messages.ts'
 export type {
   ApiRequest,
   ApiRequestInit,
@@ -43,6 +43,9 @@ export type {
   GetResult,
   ListRequest,
   ListResult,
+  MemberAction,
+  MemberRequest,
+  MemberResult,
   MemberStatus,
   Op,
   PresenceEvent,
@@ -57,6 +60,8 @@ export type {
   StatusResult,
   SubmitRequest,
   SubmitResult,
+  TransferRequest,
+  TransferResult,
   UnaryOp,
   WatchEvent,
   WatchFrame,

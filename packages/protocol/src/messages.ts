@@ -16,8 +16,22 @@ export type Consistency = 'linearizable' | 'lease' | 'stale'
 export const CONSISTENCIES: readonly Consistency[] = ['linearizable', 'lease', 'stale']
 export const CONSISTENCY_DEFAULT: Consistency = 'linearizable'
 
-export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status' | 'presence'
-export const OPS: readonly Op[] = ['submit', 'get', 'list', 'since', 'watch', 'status', 'presence']
+export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status' | 'presence' | 'member' | 'transfer'
+export const OPS: readonly Op[] = [
+  'submit',
+  'get',
+  'list',
+  'since',
+  'watch',
+  'status',
+  'presence',
+  'member',
+  'transfer',
+]
+
+/** A membership change an operator asks the leader for (PROTOCOL.md "Membership"). */
+export type MemberAction = 'add' | 'promote' | 'remove'
+export const MEMBER_ACTIONS: readonly MemberAction[] = ['add', 'promote', 'remove']
 
 /** What a node tells the leader about its own liveness (PROTOCOL.md "Presence"). */
 export type PresenceEvent = 'heartbeat' | 'leave'
@@ -61,8 +75,29 @@ export interface PresenceRequest {
   readonly event: PresenceEvent
 }
 
+/**
+ * One single-server membership change, by an operator, on the leader: `add` a learner (a new id, with
+ * its peer id and address), `promote` a caught-up learner to voter, `remove` a member.
+ */
+export interface MemberRequest {
+  readonly op: 'member'
+  readonly action: MemberAction
+  /** The member's Raft id (`id` is a session's request id). */
+  readonly memberId: number
+  /** `add` only: the new member's peer id, and its multiaddr (ending in /p2p/<peerId>). */
+  readonly peerId?: string
+  readonly multiaddr?: string
+}
+/** Hand leadership to voter `to` (thesis §3.10); answered once it leads. */
+export interface TransferRequest {
+  readonly op: 'transfer'
+  readonly to: number
+}
+
 export type ApiRequest =
   | SubmitRequest
+  | MemberRequest
+  | TransferRequest
   | GetRequest
   | ListRequest
   | SinceRequest
@@ -79,6 +114,8 @@ export type UnaryOp = Exclude<Op, 'watch'>
 /** What a caller builds: reads may leave consistency out (linearizable). */
 export type ApiRequestInit =
   | SubmitRequest
+  | MemberRequest
+  | TransferRequest
   | (Omit<GetRequest, 'consistency'> & { readonly consistency?: Consistency })
   | (Omit<ListRequest, 'consistency'> & { readonly consistency?: Consistency })
   | SinceRequest
@@ -99,6 +136,17 @@ export interface SubmitResult {
 export interface PresenceResult {
   readonly active: boolean
   readonly index: number
+}
+
+/** `index`: the entry that made the change (applied on the leader); `members`: the membership after it. */
+export interface MemberResult {
+  readonly index: number
+  readonly members: readonly MemberStatus[]
+}
+
+/** `leader`: the voter that leads now (the one asked for). */
+export interface TransferResult {
+  readonly leader: number
 }
 
 /** `index`: the applied index the read was served at. */
@@ -178,6 +226,8 @@ export interface ResultByOp {
   readonly watch: WatchEvent
   readonly status: StatusResult
   readonly presence: PresenceResult
+  readonly member: MemberResult
+  readonly transfer: TransferResult
 }
 
 /** A decoded response: the result, or the server's error as a throwable ProtocolError. */

@@ -224,6 +224,10 @@ const requests: ApiRequestInit[] = [
   { op: 'status' },
   { op: 'presence', peerId: worker, event: 'heartbeat' },
   { op: 'presence', peerId: worker, event: 'leave' },
+  { op: 'member', action: 'add', memberId: 4, peerId: worker, multiaddr: `/ip4/127.0.0.14/tcp/4001/p2p/${worker}` },
+  { op: 'member', action: 'promote', memberId: BIG },
+  { op: 'member', action: 'remove', memberId: 1 },
+  { op: 'transfer', to: 2 },
 ]
 
 const records = [bigRecord(1), bigRecord(2), bigRecord(3)].sort((a, b) => (a.peerId < b.peerId ? -1 : 1))
@@ -249,6 +253,15 @@ const results: { [O in UnaryOp]: ResultByOp[O][] } = {
     { active: true, index: BIG },
     { active: false, index: 0 },
   ],
+  member: [
+    {
+      index: BIG,
+      members: [
+        { id: 1, peerId: worker, multiaddr: `/ip4/127.0.0.11/tcp/4001/p2p/${worker}`, voter: false, started: false },
+      ],
+    },
+  ],
+  transfer: [{ leader: 2 }],
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -115,6 +115,23 @@ export class Registry {
     return result
   }
 
+  /**
+   * The replicas changed (a membership change committed at `index`, which the replica's state
+   * machine applies): the same rule as a `replicas` command, without a command envelope, at the
+   * registry's own clock. Never throws for a valid peer id list (a committed entry must apply the same
+   * everywhere); the index must follow the last one applied.
+   */
+  setReplicas(index: number, replicaPeerIds: readonly string[]): ApplyResult {
+    assert(Number.isSafeInteger(index), () => `entry index ${index} is an integer`)
+    assert(index > this.#appliedIndex, () => `entry ${index} applied after ${this.#appliedIndex}: indexes increase`)
+    const sorted = checkPeerIdSet([...replicaPeerIds].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
+    const result = this.#applyCommand({ kind: 'replicas', replicaPeerIds: sorted }, this.#clockMs, index)
+    this.#appliedIndex = index
+    if (result.status === 'applied') this.#counters.entriesApplied++
+    else this.#counters.entriesStale++
+    return result
+  }
+
   #rejected(index: number, error: RegistryError): ApplyResult {
     this.#appliedIndex = index
     this.#counters.entriesRejected++

@@ -311,7 +311,41 @@ export class ApiServer {
             : await this.leases.leave(request.peerId, signal)
         return encodeResponse('presence', result, id)
       }
+      case 'member': {
+        this.requireOperator(remotePeerId, 'change the membership')
+        if (!replica.isLeader()) throw this.notLeader()
+        const { index } = await replica.changeMembership(request, signal)
+        return encodeResponse('member', { index, members: this.membersOfRecord() }, id)
+      }
+      case 'transfer': {
+        this.requireOperator(remotePeerId, 'transfer leadership')
+        if (!replica.isLeader()) throw this.notLeader()
+        if (request.to === replica.id) return encodeResponse('transfer', { leader: replica.id }, id)
+        const transferred = await replica.transferLeadershipTo(request.to, this.requestTimeoutMs)
+        if (!transferred) throw new ProtocolError('TIMEOUT', `replica ${request.to} did not take over in time`)
+        return encodeResponse('transfer', { leader: request.to }, id)
+      }
     }
+  }
+
+  private requireOperator(remotePeerId: string, what: string): void {
+    if (this.operators.has(remotePeerId)) return
+    this.counters.unauthorized++
+    throw new ProtocolError(
+      'UNAUTHORIZED',
+      `peer ${remotePeerId} may not ${what}: only the cluster file's operators may`,
+    )
+  }
+
+  /** The membership of record (the log's), not the cluster file's. */
+  private membersOfRecord(): StatusResult['members'] {
+    return this.replica.members().map((member) => ({
+      id: member.id,
+      peerId: member.peerId,
+      multiaddr: canonical(member.multiaddr),
+      voter: member.voter,
+      started: member.started,
+    }))
   }
 
   /** since and watch are the leader's (PROTOCOL.md "Consistency"); an index beyond its log is NOT_FOUND. */
@@ -426,14 +460,7 @@ export class ApiServer {
       firstIndex: status.firstIndex,
       lastIndex: status.lastIndex,
       snapshotIndex: status.snapshotIndex,
-      // The membership of record (the log's), not the cluster file's.
-      members: this.replica.members().map((member) => ({
-        id: member.id,
-        peerId: member.peerId,
-        multiaddr: canonical(member.multiaddr),
-        voter: member.voter,
-        started: member.started,
-      })),
+      members: this.membersOfRecord(),
       registryRecords: status.registryRecords,
       registryDigest: this.replica.registryDigest(),
       version: SOFTWARE_VERSION,

@@ -68,9 +68,21 @@ export function decodeMemberContext(text: string | undefined): MemberContext {
  */
 export class Members {
   readonly #byId = new Map<NodeId, Member>()
+  /** Ids that were members and were removed: never used again (a new member gets a new id). */
+  readonly #retired = new Set<NodeId>()
 
-  constructor(members: readonly Member[] = []) {
+  constructor(members: readonly Member[] = [], retired: Iterable<NodeId> = []) {
     for (const member of members) this.#byId.set(member.id, member)
+    for (const id of retired) this.#retired.add(id)
+  }
+
+  /** Whether `id` was a member once and was removed. */
+  isRetired(id: NodeId): boolean {
+    return this.#retired.has(id)
+  }
+
+  retiredIds(): NodeId[] {
+    return [...this.#retired].sort((a, b) => a - b)
   }
 
   get(id: NodeId): Member | undefined {
@@ -98,7 +110,14 @@ export class Members {
    */
   apply(entry: Entry): { change: ConfChange; member: Member | undefined } {
     const change = decodeConfChange(entry.data)
-    const context = decodeMemberContext(change.context)
+    // The proposer wrote the context; one that does not decode is kept out rather than stopping
+    // every replica's apply on the same entry.
+    let context: MemberContext = {}
+    try {
+      context = decodeMemberContext(change.context)
+    } catch {
+      context = {}
+    }
     const existing = this.#byId.get(change.nodeId)
     switch (change.type) {
       case ConfChangeType.AddLearner:
@@ -116,6 +135,7 @@ export class Members {
       }
       case ConfChangeType.RemoveNode:
         this.#byId.delete(change.nodeId)
+        this.#retired.add(change.nodeId)
         return { change, member: existing }
     }
   }
@@ -125,7 +145,10 @@ export class Members {
     return this.all().map((member) => [member.id, member.peerId, member.multiaddr, member.started])
   }
 
-  static fromArray(rows: unknown): Members {
+  static fromArray(rows: unknown, retired: unknown = []): Members {
+    if (!Array.isArray(retired) || !retired.every((id) => Number.isSafeInteger(id) && id > 0)) {
+      throw new ReplicaError('INVALID_CLUSTER', 'retired member ids are not an array of ids')
+    }
     if (!Array.isArray(rows)) throw new ReplicaError('INVALID_CLUSTER', 'members is not an array')
     const members: Member[] = []
     for (const row of rows) {
@@ -141,6 +164,6 @@ export class Members {
       }
       members.push({ id: row[0], peerId: row[1], multiaddr: row[2], started: row[3] })
     }
-    return new Members(members)
+    return new Members(members, retired as number[])
   }
 }

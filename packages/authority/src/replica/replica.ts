@@ -11,7 +11,8 @@ import type { ConfChange, ConfState, Entry, Message, NodeId } from '@nodeledger/
 import { encodeCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command, Registry } from '@nodeledger/registry'
 import type { Libp2p } from '@libp2p/interface'
-import type { StatusResult } from '@nodeledger/protocol'
+import type { MemberRequest, StatusResult } from '@nodeledger/protocol'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { SOFTWARE_VERSION } from '../constants.ts'
 import type { ClusterFile, ClusterMember } from '../cluster-file.ts'
@@ -252,7 +253,9 @@ export class Replica {
       const stateMachine = new ReplicaStateMachine(founders)
       const snapshot = storage.snapshot()
       if (snapshot.data.byteLength > 0) stateMachine.restore(snapshot)
-      checkClusterFile(cluster, id, membersOfRecord(storage, stateMachine.members, founders), member, logger)
+      // A learner joining empty has no membership of its own yet: its peers' was checked (join.ts).
+      if (!storage.empty)
+        checkClusterFile(cluster, id, membersOfRecord(storage, stateMachine.members, founders), member, logger)
       const replica = new Replica({ options, member, storage, libp2p, stateMachine })
       await replica.#raftLinks.start()
       await replica.#snapshotLinks.start()
@@ -423,10 +426,79 @@ export class Replica {
     return { index, result }
   }
 
-  /** A single-server membership change (operators, member commands): resolves once applied here. */
-  async proposeMembership(change: ConfChange, signal: AbortSignal): Promise<{ index: number }> {
+  /**
+   * An operator's membership change (PROTOCOL.md "Membership"), checked here before it is proposed,
+   * resolved once applied on this leader. Refusals: CONFLICT (the id, peer id or address is in use,
+   * or the id was a member once: ids are never reused), NOT_READY (a learner not caught up yet),
+   * REFUSED (the last voter; the leader itself: transfer first), INVALID (no such learner or member).
+   */
+  async changeMembership(request: MemberRequest, signal: AbortSignal): Promise<{ index: number }> {
+    this.#requireRunning()
+    const change = this.#checkMembershipChange(request)
     const { index } = await this.#proposeWith(signal, (done) => this.#driver.proposeConfChange(change, done))
     return { index }
+  }
+
+  #checkMembershipChange(request: MemberRequest): ConfChange {
+    const id = request.memberId
+    const members = this.#stateMachine.members
+    const conf = this.#driver.confState()
+    const isVoter = conf.voters.includes(id)
+    const isLearner = conf.learners.includes(id)
+    switch (request.action) {
+      case 'add': {
+        const peerId = request.peerId!
+        const address = request.multiaddr!
+        if (isVoter || isLearner || members.get(id) !== undefined) {
+          throw new ReplicaRequestError('CONFLICT', `replica ${id} is already a member`)
+        }
+        if (members.isRetired(id)) {
+          throw new ReplicaRequestError(
+            'CONFLICT',
+            `replica id ${id} was a member and was removed: ids are never reused; pick a new one`,
+          )
+        }
+        for (const member of members.all()) {
+          if (member.peerId === peerId)
+            throw new ReplicaRequestError('CONFLICT', `peer ${peerId} is already replica ${member.id}`)
+          if (sameAddress(member.multiaddr, address)) {
+            throw new ReplicaRequestError('CONFLICT', `address ${address} is already replica ${member.id}'s`)
+          }
+        }
+        return {
+          type: ConfChangeType.AddLearner,
+          nodeId: id,
+          context: encodeMemberContext({ peerId, multiaddr: address, started: false }),
+        }
+      }
+      case 'promote': {
+        if (isVoter) throw new ReplicaRequestError('CONFLICT', `replica ${id} is already a voter`)
+        if (!isLearner) throw new ReplicaRequestError('INVALID', `replica ${id} is not a learner: add it first`)
+        const progress = this.#driver.status().progress?.[id]
+        const commit = this.#driver.basicStatus().commit
+        const match = progress?.match ?? 0
+        if (progress === undefined || progress.lostState || match + constants.PROMOTE_LAG_ENTRIES_MAX < commit) {
+          throw new ReplicaRequestError(
+            'NOT_READY',
+            `learner ${id} holds the log up to ${match}, the leader's commit is ${commit}: it can vote once it is within ${constants.PROMOTE_LAG_ENTRIES_MAX} entries; ask again when it has caught up`,
+          )
+        }
+        return { type: ConfChangeType.AddVoter, nodeId: id }
+      }
+      case 'remove': {
+        if (!isVoter && !isLearner) throw new ReplicaRequestError('INVALID', `replica ${id} is not a member`)
+        if (isVoter && conf.voters.length === 1) {
+          throw new ReplicaRequestError('REFUSED', `replica ${id} is the last voter: a cluster needs one`)
+        }
+        if (id === this.id) {
+          throw new ReplicaRequestError(
+            'REFUSED',
+            `replica ${id} leads: hand leadership over first (nodeledger transfer-leader --to N), then remove it`,
+          )
+        }
+        return { type: ConfChangeType.RemoveNode, nodeId: id }
+      }
+    }
   }
 
   #proposeWith(
@@ -632,6 +704,18 @@ export class Replica {
   }
 }
 
+/** Two multiaddrs name the same listener when their transport parts are equal (the /p2p/ part aside). */
+function sameAddress(a: string, b: string): boolean {
+  const strip = (address: string): string => {
+    try {
+      return multiaddr(address).decapsulateCode(421).toString()
+    } catch {
+      return address
+    }
+  }
+  return strip(a) === strip(b)
+}
+
 // -------------------------------------------------------------------------------------------------
 // Start-up checks
 
@@ -680,7 +764,7 @@ function checkIdentity(
 
 /** The directory as of the stored snapshot plus every membership change in the stored log. */
 function membersOfRecord(storage: LevelStorage, fromSnapshot: Members, founders: readonly Member[]): Members {
-  const members = new Members(fromSnapshot.size > 0 ? fromSnapshot.all() : founders)
+  const members = new Members(fromSnapshot.size > 0 ? fromSnapshot.all() : founders, fromSnapshot.retiredIds())
   const first = storage.firstIndex()
   const last = storage.lastIndex()
   if (last >= first) {

@@ -1,8 +1,7 @@
 import { crc32 } from 'node:zlib'
-import { Packr, Unpackr } from 'msgpackr'
 import { EntryType } from '@nodeledger/raft'
 import type { Entry, Snapshot } from '@nodeledger/raft'
-import { Registry, encodeCommand } from '@nodeledger/registry'
+import { Registry, RegistryError, packWire, unpackWire } from '@nodeledger/registry'
 import type { ApplyResult } from '@nodeledger/registry'
 import { ReplicaError } from '../replica-errors.ts'
 import type { DriverStateMachine } from './driver.ts'
@@ -17,7 +16,8 @@ import { RegistryDigest } from './registry-digest.ts'
  * it, which peer ids the registry accepts observations from. A snapshot holds both.
  *
  *   snapshot  "NLSM" | version (1 byte) | crc32 of body (4 bytes, big endian) | body
- *     body = msgpack [members: [[id, peerId, multiaddr, started], ...], registry snapshot (bin)]
+ *     body = msgpack [members: [[id, peerId, multiaddr, started], ...], registry snapshot (bin),
+ *                     retired: [id, ...] (members removed: their ids are never used again)]
  *
  * A snapshot written before the member directory existed is a bare registry snapshot ("NLRS"):
  * its members are then the founders of the cluster file, all started.
@@ -52,14 +52,19 @@ export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | und
     this.#members.apply(entry)
     const after = this.#members.all().map((member) => member.peerId)
     if (before.join('\n') !== after.join('\n')) {
-      // The registry takes observations only from replicas: the new set, at this entry's index,
-      // through its own `replicas` command (which also ends presences a removed replica held).
-      const command = encodeCommand({
-        timestampMs: 0,
-        command: { kind: 'replicas', replicaPeerIds: [...after].sort() },
-      })
-      const result = this.registry.apply({ index: entry.index, data: command })
-      if (result.status === 'applied') this.#digest.markChanged(result.peerIds)
+      // The registry takes observations only from replicas: the new set, at this entry's index, by
+      // the rule of its `replicas` command (which also ends presences a removed replica held).
+      // A committed entry must apply alike everywhere, and never crash every replica at once: a set
+      // the registry refuses (a member without a valid peer id) leaves the previous one.
+      try {
+        const result = this.registry.setReplicas(
+          entry.index,
+          after.filter((peerId) => peerId !== ''),
+        )
+        if (result.status === 'applied') this.#digest.markChanged(result.peerIds)
+      } catch (error) {
+        if (!(error instanceof RegistryError)) throw error
+      }
     }
     this.onMembersChanged?.(this.#members.all())
     return undefined
@@ -83,8 +88,6 @@ export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | und
   }
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
 const MAGIC = [0x4e, 0x4c, 0x53, 0x4d] // "NLSM": nodeledger state machine
 const LEGACY_MAGIC = [0x4e, 0x4c, 0x52, 0x53] // "NLRS": a bare registry snapshot
 const VERSION = 1
@@ -92,7 +95,7 @@ const HEADER_BYTES = 9
 
 /** The state machine's snapshot bytes (also what `snapshot save` writes, inside its own envelope). */
 export function encodeStateSnapshot(members: Members, registrySnapshot: Uint8Array): Uint8Array {
-  const body = packr.pack([members.toArray(), registrySnapshot])
+  const body = packWire([members.toArray(), registrySnapshot, members.retiredIds()])
   const bytes = new Uint8Array(HEADER_BYTES + body.byteLength)
   bytes.set(MAGIC, 0)
   bytes[4] = VERSION
@@ -121,14 +124,14 @@ export function decodeStateSnapshot(
   if (crc32(body) >>> 0 !== stored) throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot checksum does not match')
   let decoded: unknown
   try {
-    decoded = unpackr.unpack(body)
+    decoded = unpackWire(body)
   } catch (error) {
     throw new ReplicaError('CORRUPT_SNAPSHOT', `snapshot body is not msgpack: ${(error as Error).message}`)
   }
-  if (!Array.isArray(decoded) || decoded.length !== 2 || !(decoded[1] instanceof Uint8Array)) {
-    throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot body is not [members, registry]')
+  if (!Array.isArray(decoded) || decoded.length !== 3 || !(decoded[1] instanceof Uint8Array)) {
+    throw new ReplicaError('CORRUPT_SNAPSHOT', 'snapshot body is not [members, registry, retired]')
   }
-  return { members: Members.fromArray(decoded[0]), registry: decoded[1] }
+  return { members: Members.fromArray(decoded[0], decoded[2]), registry: decoded[1] }
 }
 
 function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {

@@ -26,6 +26,8 @@ export interface StartOptions {
   env?: Readonly<Record<string, string>>
   /** Default: `new` when the replica's data dir does not exist yet, else `existing`. */
   initialClusterState?: 'new' | 'existing'
+  /** A member added after creation (not in the cluster file): where it listens, its key, its data dir. */
+  self?: { multiaddr: string; keyFile: string; dataDir: string }
 }
 
 export interface ClusterFileShape {
@@ -107,7 +109,12 @@ export class ProcessCluster {
     // the cluster (`new`); any other start is `existing`. A wiped founder under `new` is refused by
     // its peers, who know it ran.
     const dataDir = this.file.replicas.find((replica) => replica.id === id)?.dataDir
-    const state = options.initialClusterState ?? (dataDir !== undefined && !existsSync(dataDir) ? 'new' : 'existing')
+    const founderNeverRan = options.self === undefined && dataDir !== undefined && !existsSync(dataDir)
+    const state = options.initialClusterState ?? (founderNeverRan ? 'new' : 'existing')
+    const self =
+      options.self === undefined
+        ? []
+        : ['--multiaddr', options.self.multiaddr, '--key', options.self.keyFile, '--data', options.self.dataDir]
     const argv = [
       ...this.prefix,
       process.execPath,
@@ -119,6 +126,7 @@ export class ProcessCluster {
       String(id),
       '--initial-cluster-state',
       state,
+      ...self,
     ]
     const env = options.env === undefined ? process.env : { ...process.env, ...options.env }
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
