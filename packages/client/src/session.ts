@@ -13,7 +13,7 @@ import {
   frameStream,
   readFrame,
   streamError,
-  writeFrame,
+  WriteBatcher,
 } from '@nodeledger/protocol'
 import type { ApiRequestInit, ApiResponse, ResultByOp, UnaryOp } from '@nodeledger/protocol'
 import { deadline } from './backoff.ts'
@@ -73,7 +73,7 @@ export class Session {
   readonly #end = new AbortController()
   #opening: Promise<LengthPrefixedStream<Stream>> | undefined
   #stream: Stream | undefined
-  #writing: Promise<void> = Promise.resolve()
+  #writer: WriteBatcher<{ id: number; bytes: Uint8Array }> | undefined
   #nextId = 0
   #ended: ProtocolError | undefined
 
@@ -202,24 +202,46 @@ export class Session {
   }
 
   /**
-   * Queues one frame behind the previous ones. A request abandoned before its turn is dropped
-   * unsent (and frees its slot at once, as no answer will come); a failed write ends the session.
+   * Queues one frame; every request made in one turn of the event loop leaves in one write. A
+   * request abandoned before its write is dropped unsent (and frees its slot at once, as no answer
+   * will come); a failed write ends the session.
    */
   #write(lp: LengthPrefixedStream<Stream>, id: number, bytes: Uint8Array): void {
-    this.#writing = this.#writing.then(async () => {
-      const pending = this.#pending.get(id)
-      if (this.#ended !== undefined || pending === undefined) return
-      if (pending.abandoned) {
-        this.#release(id)
-        return
-      }
-      pending.sent = true
-      try {
-        await writeFrame(lp, bytes, { maxBytes: API_REQUEST_FRAME_BYTES_MAX, signal: this.#end.signal })
-      } catch (error) {
-        if (this.#ended === undefined) this.#fail(asSessionError(error, this.target))
-      }
-    })
+    if (bytes.byteLength > API_REQUEST_FRAME_BYTES_MAX) {
+      this.#pending
+        .get(id)
+        ?.fail(
+          new ProtocolError(
+            'TOO_LARGE',
+            `request frame of ${bytes.byteLength} bytes, at most ${API_REQUEST_FRAME_BYTES_MAX}`,
+          ),
+        )
+      this.#release(id)
+      return
+    }
+    if (this.#writer === undefined) {
+      this.#writer = new WriteBatcher<{ id: number; bytes: Uint8Array }>(lp, {
+        toFrames: (items) => {
+          const frames: Uint8Array[] = []
+          for (const item of items) {
+            const pending = this.#pending.get(item.id)
+            if (this.#ended !== undefined || pending === undefined) continue
+            if (pending.abandoned) {
+              this.#release(item.id)
+              continue
+            }
+            pending.sent = true
+            frames.push(item.bytes)
+          }
+          return frames
+        },
+        onError: (error) => {
+          if (this.#ended === undefined) this.#fail(asSessionError(error, this.target))
+        },
+        signal: this.#end.signal,
+      })
+    }
+    this.#writer.write({ id, bytes })
   }
 
   /** The caller stopped waiting. A sent request keeps its slot until its late answer (see Pending). */

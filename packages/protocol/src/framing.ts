@@ -151,3 +151,95 @@ export function streamError(error: unknown, signal: AbortSignal | undefined, wha
   if (name === 'UnexpectedEOFError') return new ProtocolError('UNAVAILABLE', `${what}: stream ended`, { cause: error })
   return new ProtocolError('UNAVAILABLE', `${what}: stream failed (${name || 'unknown error'})`, { cause: error })
 }
+
+export interface WriteBatcherOptions<T> {
+  /** Turns the items queued since the last write into the frames to write now (may drop some). */
+  readonly toFrames: (items: T[]) => Uint8Array[]
+  /** A write failed (the stream is gone): the batcher stops; what is queued is dropped. */
+  readonly onError: (error: unknown) => void
+  /** Aborts a write waiting on the stream (the owner's end). */
+  readonly signal?: AbortSignal
+  /** A write that waits on the stream longer than this fails (a peer that stopped reading). */
+  readonly writeTimeoutMs?: number
+  /** Bytes per write at most (a longer queue goes out in several writes). */
+  readonly batchBytesMax?: number
+}
+
+/** 1 MiB per write: big enough to carry a turn's worth of answers, small enough to interleave streams. */
+export const WRITE_BATCH_BYTES_MAX = 1024 * 1024
+
+/**
+ * Writes to one stream, coalesced: everything queued during one turn of the event loop leaves in
+ * one write (lpStream.writeV: one muxer frame, one Noise message, one socket write), instead of one
+ * write per frame, which is what a session answering many requests at once would otherwise do. The
+ * next write waits for the previous one (and the stream's drain): backpressure reaches the caller's
+ * queue, which its own in-flight limit bounds.
+ */
+export class WriteBatcher<T> {
+  readonly #lp: Pick<LengthPrefixedStream, 'writeV'>
+  readonly #options: WriteBatcherOptions<T>
+  readonly #batchBytesMax: number
+  #queue: T[] = []
+  #scheduled = false
+  #writing: Promise<void> = Promise.resolve()
+  #failed = false
+  readonly counters = { writes: 0, frames: 0 }
+
+  constructor(lp: Pick<LengthPrefixedStream, 'writeV'>, options: WriteBatcherOptions<T>) {
+    this.#lp = lp
+    this.#options = options
+    this.#batchBytesMax = options.batchBytesMax ?? WRITE_BATCH_BYTES_MAX
+  }
+
+  write(item: T): void {
+    if (this.#failed) return
+    this.#queue.push(item)
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      this.#writing = this.#writing.then(() => this.#flush())
+    })
+  }
+
+  /** Resolves once everything queued so far was written (or dropped after a failure). */
+  async drained(): Promise<void> {
+    while (this.#scheduled || this.#queue.length > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      await this.#writing
+    }
+    await this.#writing
+  }
+
+  #writeSignal(): AbortSignal | undefined {
+    const { signal, writeTimeoutMs } = this.#options
+    if (writeTimeoutMs === undefined) return signal
+    const timeout = AbortSignal.timeout(writeTimeoutMs)
+    return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#failed || this.#queue.length === 0) return
+    const frames = this.#options.toFrames(this.#queue.splice(0))
+    let start = 0
+    while (start < frames.length && !this.#failed) {
+      let end = start
+      let bytes = 0
+      while (end < frames.length && (end === start || bytes + frames[end]!.byteLength <= this.#batchBytesMax)) {
+        bytes += frames[end]!.byteLength
+        end++
+      }
+      try {
+        await this.#lp.writeV(frames.slice(start, end), { signal: this.#writeSignal() })
+        this.counters.writes++
+        this.counters.frames += end - start
+      } catch (error) {
+        this.#failed = true
+        this.#queue = []
+        this.#options.onError(error)
+        return
+      }
+      start = end
+    }
+  }
+}

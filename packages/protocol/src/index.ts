@@ -89,8 +89,10 @@ export {
   streamError,
   varintBytes,
   writeFrame,
+  WriteBatcher,
+  WRITE_BATCH_BYTES_MAX,
 } from './framing.ts'
-export type { FrameStreamOptions, ReadFrameOptions, WriteFrameOptions } from './framing.ts'
+export type { FrameStreamOptions, ReadFrameOptions, WriteBatcherOptions, WriteFrameOptions } from './framing.ts'
 export { deadline } from './deadline.ts'
 export { decodeGossipDelta, encodeGossipDelta, validateGossipDelta } from './gossip.ts'
 export type { GossipDeltaMessage, GossipValidation, GossipValidationReason, GossipValidationResult } from './gossip.ts'
