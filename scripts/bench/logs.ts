@@ -101,6 +101,9 @@ export function electionFrom(
     electedMs: won.atMs - killedAtMs,
     campaignMs,
     campaigns,
+    timeline: before
+      .map((change) => `${change.member} ${change.role} +${Math.round(change.atMs - killedAtMs)}`)
+      .join(', '),
   }
   if (fastPathBelowMs !== undefined && campaignMs !== null)
     election.path = campaignMs < fastPathBelowMs ? 'leader-lost' : 'timeout'

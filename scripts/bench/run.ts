@@ -473,8 +473,10 @@ function failoverReport(results: Record<SystemName, SystemResults>): string {
       for (const trial of [...result.trialDetails]
         .filter((t) => t.clientGapMs !== null)
         .sort((a, b) => b.clientGapMs! - a.clientGapMs!)
-        .slice(0, 3))
+        .slice(0, 3)) {
         out.push(`    ${trialLine(trial)}`)
+        if (trial.timeline !== null) out.push(`      role changes after the kill (member role +ms): ${trial.timeline}`)
+      }
     }
   }
   return out.join('\n')
@@ -859,7 +861,8 @@ async function main(): Promise<void> {
   cleanups.add(() => progress.stop())
   const random = seededRandom(options.seed)
   const loadAtStart = loadavg().map((value) => round(value, 2))
-  process.stderr.write(`${uptimeLine()}\n`)
+  const startLine = uptimeLine()
+  process.stderr.write(`${startLine}\n`)
   const profiler = options.profile ? new RunProfiler(join(runDir, 'profiles')) : undefined
 
   const etcdBinary = options.etcd ? findEtcdBinary() : undefined
@@ -978,7 +981,7 @@ async function main(): Promise<void> {
   const errors = (['nodeledger', 'etcd'] as const)
     .filter((s) => results[s].error !== undefined)
     .map((s) => `${s}: ${results[s].error}`)
-  process.stdout.write(`\nat the end: ${uptimeLine()}\n\n${table}\n\n`)
+  process.stdout.write(`\nat the start: ${startLine}\nat the end:   ${uptimeLine()}\n\n${table}\n\n`)
   for (const line of lines) process.stdout.write(`${JSON.stringify(line)}\n`)
   for (const error of errors) process.stdout.write(`error ${error}\n`)
   if (failoverText !== '') process.stdout.write(`\n${failoverText}\n`)

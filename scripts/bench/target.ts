@@ -71,6 +71,8 @@ export interface Election {
   campaignMs: number | null
   /** Campaigns (a member becoming pre-candidate or candidate) between the kill and the win, all members. */
   campaigns: number
+  /** Every role change between the kill and the win: `2 pre-candidate +41, 2 follower +60, ..., 1 leader +662` (member, role, ms). */
+  timeline: string
   /**
    * `leader-lost`: the campaign began sooner than an election timeout could have started it (the
    * winner saw the leader's connection close); `timeout`: a full election timeout ran out first.

@@ -199,6 +199,8 @@ export interface FailoverTrial {
   term: number | null
   /** Campaigns by any member between the kill and the win (more than one: a split vote or a retry). */
   campaigns: number | null
+  /** The members' role changes from the kill to the win (member, role, ms after the kill). */
+  timeline: string | null
   /** nodeledger: whether the leader-lost fast path elected the new leader, or a full election timeout. */
   path: 'leader-lost' | 'timeout' | null
   /** clientGap - serverGap: the new leader was there, the client had not yet been acknowledged, ms. */
@@ -276,6 +278,7 @@ export async function failover(
       newLeader: null,
       term: null,
       campaigns: null,
+      timeline: null,
       path: null,
       clientAfterElectionMs: null,
       clientFailures: 0,
@@ -338,6 +341,7 @@ export async function failover(
         detail.newLeader = election.newLeader
         detail.term = election.term
         detail.campaigns = election.campaigns
+        detail.timeline = election.timeline
         detail.path = election.path ?? null
         if (detail.clientGapMs !== null)
           detail.clientAfterElectionMs = round(detail.clientGapMs - election.electedMs, 1)
