@@ -864,6 +864,10 @@ async function main(): Promise<void> {
   const startLine = uptimeLine()
   process.stderr.write(`${startLine}\n`)
   const profiler = options.profile ? new RunProfiler(join(runDir, 'profiles')) : undefined
+  if (options.profile && !['seq', 'conc', 'reads'].some((w) => options.only.has(w as WorkloadOption)))
+    process.stderr.write(
+      "--profile covers seq, conc and reads (and their 5-replica rows): failover's leader dies by SIGKILL, which writes no profile, and the workers run in processes of their own\n",
+    )
 
   const etcdBinary = options.etcd ? findEtcdBinary() : undefined
   if (options.etcd && etcdBinary === undefined) {
