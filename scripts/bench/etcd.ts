@@ -7,11 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Etcd3 } from 'etcd3'
 import type { IStatusResponse } from 'etcd3'
 import { noop } from 'cockatiel'
-import type { BenchTarget, WriteRequest } from './target.ts'
+import { etcdRoleChange, linesFrom, logSize, waitForElection } from './logs.ts'
+import type { BenchTarget, ClientEvent, Election, LogMark, RoleChange, WriteRequest } from './target.ts'
 
 /**
- * A 3-member etcd cluster on loopback (127.0.0.21-23, one port pair for all), data dirs in a temp
- * dir, fsync on (no --unsafe-no-fsync): the same durability nodeledger gives.
+ * A 3- or 5-member etcd cluster on loopback (127.0.0.21-25, one port pair for all), data dirs in a
+ * temp dir, fsync on (no --unsafe-no-fsync): the same durability nodeledger gives. Logs at info
+ * level, so that they carry raft's role changes ("became leader at term 5") for the failover.
  */
 
 export interface EtcdTiming {
@@ -65,12 +67,12 @@ export class EtcdCluster {
   private readonly token: string
   private stopped = false
 
-  private constructor(binary: string, timing: EtcdTiming, clientPort: number) {
+  private constructor(binary: string, timing: EtcdTiming, clientPort: number, members: 3 | 5) {
     this.binary = binary
     this.timing = timing
     this.dir = mkdtempSync(join(tmpdir(), 'nodeledger-bench-etcd-'))
     this.token = `bench-${process.pid}-${Date.now()}`
-    this.members = [1, 2, 3].map((id) => {
+    this.members = Array.from({ length: members }, (_, index) => index + 1).map((id) => {
       const host = `127.0.0.${20 + id}`
       const clientUrl = `http://${host}:${clientPort}`
       return {
@@ -92,8 +94,8 @@ export class EtcdCluster {
     })
   }
 
-  static create(binary: string, timing: EtcdTiming, clientPort = 42379): EtcdCluster {
-    return new EtcdCluster(binary, timing, clientPort)
+  static create(binary: string, timing: EtcdTiming, clientPort = 42379, members: 3 | 5 = 3): EtcdCluster {
+    return new EtcdCluster(binary, timing, clientPort, members)
   }
 
   start(id: number): void {
@@ -124,7 +126,7 @@ export class EtcdCluster {
       '--election-timeout',
       String(this.timing.electionTimeoutMs),
       '--log-level',
-      'warn',
+      'info',
       '--logger',
       'zap',
     ]
@@ -205,6 +207,7 @@ export class EtcdTarget implements BenchTarget {
   private readonly valueBytes: number
   private leaderId: number | undefined
   private leaderSearch: Promise<number> | undefined
+  private readonly events: ClientEvent[] = []
 
   constructor(cluster: EtcdCluster, peerIds: readonly string[], valueBytes: number) {
     this.cluster = cluster
@@ -226,6 +229,7 @@ export class EtcdTarget implements BenchTarget {
         .exec()
     } catch (error) {
       this.forget(leader)
+      this.note('attempt failed', errorCode(error))
       throw error
     }
   }
@@ -284,8 +288,30 @@ export class EtcdTarget implements BenchTarget {
     )
   }
 
+  markLogs(): LogMark {
+    return new Map(this.memberIds.map((id) => [id, logSize(this.cluster.member(id).logPath)]))
+  }
+
+  /** etcd 3.4 has no leader-lost fast path (and PreVote is off): every election waits out a timeout. */
+  election(mark: LogMark, killed: number, killedAtMs: number, timeoutMs: number): Promise<Election | undefined> {
+    const read = (): RoleChange[] =>
+      this.memberIds.flatMap((id) =>
+        linesFrom(this.cluster.member(id).logPath, mark.get(id) ?? 0).flatMap((line) => etcdRoleChange(id, line) ?? []),
+      )
+    return waitForElection(read, killed, killedAtMs, undefined, timeoutMs)
+  }
+
+  takeClientEvents(): ClientEvent[] {
+    return this.events.splice(0, this.events.length)
+  }
+
   async close(): Promise<void> {
     await this.cluster.stopAll()
+  }
+
+  private note(what: string, code?: string): void {
+    this.events.push({ atMs: Date.now(), what, ...(code === undefined ? {} : { code }) })
+    if (this.events.length > 1_000) this.events.splice(0, this.events.length - 1_000)
   }
 
   private forget(leader: number): void {
@@ -313,6 +339,7 @@ export class EtcdTarget implements BenchTarget {
         const { id, status } = answer.value
         if (status.leader !== '0' && status.leader === status.header.member_id) {
           this.leaderId = id
+          this.note('leader found')
           return id
         }
       }
@@ -320,4 +347,11 @@ export class EtcdTarget implements BenchTarget {
     }
     throw new Error(`no etcd member claims the lead within ${REQUEST_TIMEOUT_MS} ms`)
   }
+}
+
+/** etcd3's error classes (GRPCUnavailableError, ...) keep `name` at "Error": their constructor's name says more. */
+function errorCode(error: unknown): string {
+  if (!(error instanceof Error)) return 'error'
+  const name = error.constructor.name
+  return name !== '' && name !== 'Error' ? name : error.message.slice(0, 40)
 }

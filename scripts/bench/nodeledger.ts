@@ -1,38 +1,44 @@
-import { readFileSync, writeFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { DEFAULT_TIMING, loadOrCreateKey } from '@nodeledger/authority'
 import { AuthorityClient } from '@nodeledger/client'
+import type { ClientLogger } from '@nodeledger/client'
 import { ProcessCluster } from '@nodeledger/testkit'
 import type { ClusterFileShape } from '@nodeledger/testkit'
+import { linesFrom, logSize, nodeledgerRoleChange, waitForElection } from './logs.ts'
 import { DeltaFactory } from './payload.ts'
 import type { Peers } from './payload.ts'
-import type { BenchTarget, Cleanup, WriteRequest } from './target.ts'
+import type { BenchTarget, ClientEvent, Cleanup, Election, LogMark, RoleChange, WriteRequest } from './target.ts'
 
 /**
- * A 3-replica nodeledger cluster of real `nodeledger authority` processes (ProcessCluster, each
- * replica on its own 127.0.0.x), driven by one AuthorityClient holding the operator key, which may
- * submit deltas for any origin.
+ * A 3- or 5-replica nodeledger cluster of real `nodeledger authority` processes (ProcessCluster,
+ * each replica on its own 127.0.0.x), driven by one AuthorityClient holding the operator key, which
+ * may submit deltas for any origin.
  */
 
 type Timing = ClusterFileShape['timing']
 
-/**
- * Backoff of the bench's client between attempts: 5 ms, up to 20 ms. The etcd side looks for its
- * new leader every 5 ms, so both clients knock at the same pace and the failover gap measures the
- * cluster, not the client's patience (the client's defaults, 20 ms doubling to 500 ms, can add up to
- * a few hundred ms on top of an election).
- */
-const CLIENT_BACKOFF_BASE_MS = 5
-const CLIENT_BACKOFF_MAX_MS = 20
+/** Client events kept between two takeClientEvents calls (a failover trial has a few dozen). */
+const CLIENT_EVENTS_MAX = 1_000
+/** A replica asked to stop (SIGTERM: a leader hands over, then exits and writes its profile) gets this long. */
+const GRACEFUL_STOP_TIMEOUT_MS = 15_000
 /** Attempts inside one client call; the failover loop retries calls on top of this. */
 const CLIENT_ATTEMPTS_MAX = 20
 const CLIENT_REQUEST_TIMEOUT_MS = 2_000
 
 export interface OpenNodeledgerOptions {
   timing: 'default' | 'equal'
+  replicas: 3 | 5
+  /**
+   * Run every replica under `node --cpu-prof`, writing to `<profileDir>/replica-<id>/` when it
+   * exits; close() then stops them gracefully (SIGTERM) so that they do.
+   */
+  profileDir?: string
+  /** The client's backoff between attempts (run.ts: 5 ms up to 20 ms); undefined: the client's own defaults. */
+  clientBackoff: { baseMs: number; maxMs: number } | undefined
   equalTiming: { heartbeatIntervalMs: number; electionTimeoutMs: number }
   peers: Peers
   /**
@@ -67,13 +73,14 @@ export function nodeledgerTimingLabel(
   return label(timing === 'default' ? DEFAULT_TIMING : equalTiming(equal))
 }
 
-export async function openNodeledger(options: OpenNodeledgerOptions): Promise<BenchTarget> {
-  const cluster = ProcessCluster.create({ replicas: 3 })
+export async function openNodeledger(options: OpenNodeledgerOptions): Promise<NodeledgerTarget> {
+  const cluster = ProcessCluster.create({ replicas: options.replicas })
   const stopCluster: Cleanup = () => cluster.stopAll()
   options.cleanups.add(stopCluster)
+  const timing = options.timing === 'equal' ? equalTiming(options.equalTiming) : DEFAULT_TIMING
   if (options.timing === 'equal') {
     const file = JSON.parse(readFileSync(cluster.clusterPath, 'utf8')) as ClusterFileShape
-    file.timing = equalTiming(options.equalTiming)
+    file.timing = timing
     writeFileSync(cluster.clusterPath, JSON.stringify(file, null, 2))
   }
   // Key paths in the cluster file are relative to its directory.
@@ -81,15 +88,33 @@ export async function openNodeledger(options: OpenNodeledgerOptions): Promise<Be
   const peerIds = options.peers.peerIds
   const submitterPeerId = options.submitAs === 'operator' ? peerIdFromPrivateKey(operatorKey).toString() : peerIds[0]!
   options.factoryHolder.factory ??= new DeltaFactory(submitterPeerId, peerIds[0]!)
-  cluster.startAll()
+  const startOptions = (id: number): { env?: Record<string, string> } => {
+    if (options.profileDir === undefined) return {}
+    const dir = join(options.profileDir, `replica-${id}`)
+    mkdirSync(dir, { recursive: true })
+    // ProcessCluster runs `node main.ts authority ...`; NODE_OPTIONS gives that node --cpu-prof.
+    const inherited = process.env.NODE_OPTIONS ?? ''
+    return { env: { NODE_OPTIONS: `${inherited} --cpu-prof --cpu-prof-dir=${dir}`.trim() } }
+  }
+  for (const id of cluster.ids) cluster.start(id, startOptions(id))
+  const events: ClientEvent[] = []
+  const record = (fields: object, what: string): void => {
+    if (what !== 'attempt failed' && what !== 'giving up' && what !== 'leader found') return
+    const code = (fields as { code?: unknown }).code
+    events.push({ atMs: Date.now(), what, ...(typeof code === 'string' ? { code } : {}) })
+    if (events.length > CLIENT_EVENTS_MAX) events.splice(0, events.length - CLIENT_EVENTS_MAX)
+  }
+  const logger: ClientLogger = { debug: record, warn: record }
   const newClient = (privateKey: PrivateKey): AuthorityClient =>
     new AuthorityClient({
       bootstrap: cluster.multiaddrs,
       privateKey,
       requestTimeoutMs: CLIENT_REQUEST_TIMEOUT_MS,
       attemptsMax: CLIENT_ATTEMPTS_MAX,
-      backoffBaseMs: CLIENT_BACKOFF_BASE_MS,
-      backoffMaxMs: CLIENT_BACKOFF_MAX_MS,
+      ...(options.clientBackoff === undefined
+        ? {}
+        : { backoffBaseMs: options.clientBackoff.baseMs, backoffMaxMs: options.clientBackoff.maxMs }),
+      logger,
     })
   const operator = newClient(operatorKey)
   const clients =
@@ -100,15 +125,38 @@ export async function openNodeledger(options: OpenNodeledgerOptions): Promise<Be
   }
   options.cleanups.add(stopClients)
   await Promise.all(all.map((client) => client.start()))
-  const target = new NodeledgerTarget(cluster, operator, clients, peerIds, options.factoryHolder.factory)
+  const target = new NodeledgerTarget({
+    cluster,
+    client: operator,
+    clients,
+    peerIds,
+    factory: options.factoryHolder.factory,
+    timing,
+    events,
+    startOptions,
+    profiled: options.profileDir !== undefined,
+  })
   options.cleanups.delete(stopClients)
   options.cleanups.delete(stopCluster)
   return target
 }
 
-class NodeledgerTarget implements BenchTarget {
+interface NodeledgerTargetInit {
+  cluster: ProcessCluster
+  client: AuthorityClient
+  clients: readonly AuthorityClient[]
+  peerIds: readonly string[]
+  factory: DeltaFactory
+  timing: Timing
+  events: ClientEvent[]
+  startOptions: (id: number) => { env?: Record<string, string> }
+  profiled: boolean
+}
+
+export class NodeledgerTarget implements BenchTarget {
   readonly system = 'nodeledger' as const
   readonly memberIds: readonly number[]
+  readonly timing: Timing
   private readonly cluster: ProcessCluster
   /** Status and leader queries. */
   private readonly client: AuthorityClient
@@ -116,21 +164,22 @@ class NodeledgerTarget implements BenchTarget {
   private readonly clients: readonly AuthorityClient[]
   private readonly peerIds: readonly string[]
   private readonly factory: DeltaFactory
+  private readonly events: ClientEvent[]
+  private readonly startOptions: (id: number) => { env?: Record<string, string> }
+  private readonly profiled: boolean
   private closed = false
 
-  constructor(
-    cluster: ProcessCluster,
-    client: AuthorityClient,
-    clients: readonly AuthorityClient[],
-    peerIds: readonly string[],
-    factory: DeltaFactory,
-  ) {
-    this.cluster = cluster
-    this.client = client
-    this.clients = clients
-    this.peerIds = peerIds
-    this.factory = factory
-    this.memberIds = cluster.ids
+  constructor(init: NodeledgerTargetInit) {
+    this.cluster = init.cluster
+    this.client = init.client
+    this.clients = init.clients
+    this.peerIds = init.peerIds
+    this.factory = init.factory
+    this.timing = init.timing
+    this.events = init.events
+    this.startOptions = init.startOptions
+    this.profiled = init.profiled
+    this.memberIds = init.cluster.ids
   }
 
   async write(request: WriteRequest): Promise<void> {
@@ -156,7 +205,36 @@ class NodeledgerTarget implements BenchTarget {
   }
 
   async restart(member: number): Promise<void> {
-    this.cluster.start(member)
+    this.cluster.start(member, this.startOptions(member))
+  }
+
+  markLogs(): LogMark {
+    return new Map(this.memberIds.map((id) => [id, logSize(this.cluster.logPath(id))]))
+  }
+
+  /**
+   * A campaign that starts sooner after the kill than an election timeout minus one heartbeat
+   * cannot be the timeout's (the followers had the leader's appends until the kill): it is the
+   * leader-lost path (the connection to the leader closed). With lease reads on, that path waits
+   * out the election timeout too, so the log cannot tell them apart.
+   */
+  election(mark: LogMark, killed: number, killedAtMs: number, timeoutMs: number): Promise<Election | undefined> {
+    const { tickIntervalMs, heartbeatTicks, electionTimeoutTicks, leaseReads } = this.timing
+    const fastPathBelowMs = leaseReads ? undefined : (electionTimeoutTicks - heartbeatTicks) * tickIntervalMs
+    const read = (): RoleChange[] =>
+      this.memberIds.flatMap((id) =>
+        linesFrom(this.cluster.logPath(id), mark.get(id) ?? 0).flatMap((line) => nodeledgerRoleChange(id, line) ?? []),
+      )
+    return waitForElection(read, killed, killedAtMs, fastPathBelowMs, timeoutMs)
+  }
+
+  takeClientEvents(): ClientEvent[] {
+    return this.events.splice(0, this.events.length)
+  }
+
+  /** The replica's pid while it runs. */
+  pidOf(member: number): number | undefined {
+    return this.cluster.pidOf(member)
   }
 
   async waitHealthy(timeoutMs: number): Promise<void> {
@@ -186,6 +264,17 @@ class NodeledgerTarget implements BenchTarget {
     if (this.closed) return
     this.closed = true
     await Promise.all([this.client, ...this.clients].map((client) => client.stop().catch(() => {})))
+    // A profiled replica writes its profile only when it exits on its own: SIGTERM, then SIGKILL if it hangs.
+    if (this.profiled) {
+      await Promise.all(
+        this.memberIds
+          .filter((id) => this.cluster.isRunning(id))
+          .map(async (id) => {
+            this.cluster.signal(id, 'SIGTERM')
+            await this.cluster.waitExit(id, GRACEFUL_STOP_TIMEOUT_MS).catch(() => this.cluster.kill(id, 'SIGKILL'))
+          }),
+      )
+    }
     await this.cluster.stopAll()
   }
 }

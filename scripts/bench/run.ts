@@ -1,11 +1,18 @@
 /**
  * `pnpm bench`: the same workloads against a nodeledger cluster and a 3-member etcd cluster, one
  * after the other in one run, on loopback, both fsyncing. Prints a table and one JSON line per
- * workload (nodeledger, etcd, and their ratio) on stdout, progress on stderr, and writes the lot
- * to .run/bench/<timestamp>.json.
+ * workload (nodeledger, etcd, and their ratio) on stdout, the failover gaps' distribution (and,
+ * with --profile, the top functions), progress on stderr, and writes the lot to
+ * .run/bench/<timestamp>.json, with one SVG chart per workload (and the profiles) in
+ * .run/bench/<timestamp>/.
  *
  *   pnpm bench -- --only seq,conc,reads,failover --trials 20 --duration-s 10 --no-etcd
+ *   pnpm bench -- --only seq,conc --replicas 5 --profile
+ *   pnpm bench -- --only failover --failover-trials 50 --client-backoff default
  *   pnpm bench -- --only gossip,catchup --no-etcd --gossip-workers 50,100,200 --catchup-trials 5
+ *
+ * Before each system's run of each workload the bench waits (up to --settle-s) for the 1-minute
+ * load average to fall to 0.5 per core, records it, and marks the figures taken above that (`!`).
  *
  * `gossip` and `catchup` measure workers (NodeEventTrackers), which etcd has no counterpart of:
  * their rows have nodeledger figures only.
@@ -13,15 +20,30 @@
  * A benchmark, not a test: it fails only when a system cannot be started or stays broken.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { COLORS, LIGHT_COLORS, percentileChart, sortedChart } from './charts.ts'
+import type { Series } from './charts.ts'
 import { EtcdCluster, EtcdTarget, ETCD_TIMING_DEFAULT, etcdVersion, findEtcdBinary } from './etcd.ts'
 import type { EtcdTiming } from './etcd.ts'
+import { SETTLE_S_DEFAULT, loadedAbove, settleLoad, uptimeLine } from './load.ts'
+import type { LoadReading } from './load.ts'
 import { DeltaFactory, PEER_POOL_SIZE_DEFAULT, generatePeers } from './payload.ts'
+import {
+  ClientProfiler,
+  covers,
+  formatTop,
+  monotonicUs,
+  profileFiles,
+  readProfile,
+  sliceProfile,
+  topFunctions,
+} from './profile.ts'
+import type { ProfileSummary, Window } from './profile.ts'
 import { Progress } from './progress.ts'
-import { ratios, round } from './stats.ts'
+import { CHART_PERCENTILES, GAP_BUCKETS_MS, bucketLabel, histogram, ratios, round } from './stats.ts'
 import type { BenchTarget, Cleanup, SystemName } from './target.ts'
 import {
   KeyPool,
@@ -32,7 +54,7 @@ import {
   sequentialWrites,
   HEALTHY_TIMEOUT_MS,
 } from './workloads.ts'
-import type { FailoverResult, ThroughputResult } from './workloads.ts'
+import type { FailoverResult, FailoverTrial, ThroughputResult } from './workloads.ts'
 import type { CatchupResult, GossipResult } from './worker-workloads.ts'
 import {
   CATCHUP_RECORDS_DEFAULT,
@@ -47,6 +69,13 @@ type WorkloadOption = (typeof WORKLOADS)[number]
 
 /** Equal timeouts for the second failover run: heartbeat 50 ms, election 300 ms on both systems. */
 export const EQUAL_TIMING = { heartbeatIntervalMs: 50, electionTimeoutMs: 300 } as const
+/**
+ * Backoff of the bench's nodeledger client between attempts: 5 ms, up to 20 ms (`--client-backoff
+ * 5,20`). The etcd side looks for its new leader every 5 ms, so both clients knock at the same pace
+ * and the failover gap measures the cluster, not the client's patience. `--client-backoff default`
+ * runs the client's own (20 ms doubling to 500 ms), what an application gets.
+ */
+const CLIENT_BACKOFF_BENCH = { baseMs: 5, maxMs: 20 } as const
 const TRIALS_MAX = 200
 const DURATION_S_MAX = 300
 /** Worker counts the gossip workload accepts: 2 (someone to gossip to) up to 1000 (20 worker hosts). */
@@ -58,7 +87,14 @@ const CATCHUP_RECORDS_MAX = 1_000_000
 interface Options {
   only: Set<WorkloadOption>
   trials: number
+  failoverTrials: number
   durationS: number
+  /** 5: the seq and conc rows run a second time against 5-replica (5-member) clusters. */
+  replicas: 3 | 5
+  profile: boolean
+  settleS: number
+  /** The nodeledger client's backoff; undefined: the client's defaults. */
+  clientBackoff: { baseMs: number; maxMs: number } | undefined
   etcd: boolean
   nodeledger: boolean
   etcdPort: number
@@ -76,7 +112,15 @@ function parseOptions(argv: string[]): Options {
     options: {
       only: { type: 'string', default: WORKLOADS.join(',') },
       trials: { type: 'string', default: '20' },
+      'failover-trials': { type: 'string' },
       'duration-s': { type: 'string', default: '10' },
+      replicas: { type: 'string', default: '3' },
+      profile: { type: 'boolean', default: false },
+      'settle-s': { type: 'string', default: String(SETTLE_S_DEFAULT) },
+      'client-backoff': {
+        type: 'string',
+        default: `${CLIENT_BACKOFF_BENCH.baseMs},${CLIENT_BACKOFF_BENCH.maxMs}`,
+      },
       'no-etcd': { type: 'boolean', default: false },
       'no-nodeledger': { type: 'boolean', default: false },
       'etcd-port': { type: 'string', default: '42379' },
@@ -92,7 +136,14 @@ function parseOptions(argv: string[]): Options {
   if (values.help) {
     process.stdout.write(
       'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
-        '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n',
+        '             [--failover-trials N (default: --trials)] [--client-backoff 5,20|default] [--replicas 3|5] [--profile] [--settle-s 60]\n' +
+        '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n' +
+        '  --replicas 5      also run seq and conc against a 5-replica nodeledger cluster and a 5-member etcd\n' +
+        '  --profile         CPU profiles of the leader replica and of the bench process per nodeledger workload\n' +
+        '                    (seq, conc, reads), saved under .run/bench/<timestamp>/profiles, top 15 printed\n' +
+        '  --settle-s N      wait up to N s before each measurement for the 1-min load to reach 0.5 per core\n' +
+        '  --client-backoff  the nodeledger client\'s retry backoff, base,max ms (default 5,20; "default": the\n' +
+        "                    client's own 20,500)\n",
     )
     process.exit(0)
   }
@@ -110,6 +161,20 @@ function parseOptions(argv: string[]): Options {
     throw new TypeError(`--submit-as: origin or operator, got "${submitAs}"`)
   const trials = integer('--trials', values.trials, 1, TRIALS_MAX)
   const durationS = integer('--duration-s', values['duration-s'], 1, DURATION_S_MAX)
+  const replicas = integer('--replicas', values.replicas, 3, 5)
+  if (replicas !== 3 && replicas !== 5) throw new TypeError(`--replicas: 3 or 5, got "${values.replicas}"`)
+  const backoffText = values['client-backoff']
+  let clientBackoff: Options['clientBackoff']
+  if (backoffText !== 'default') {
+    const [base, max, ...rest] = backoffText.split(',')
+    if (base === undefined || max === undefined || rest.length > 0)
+      throw new TypeError(`--client-backoff: base,max in ms or "default", got "${backoffText}"`)
+    clientBackoff = {
+      baseMs: integer('--client-backoff base', base, 1, 10_000),
+      maxMs: integer('--client-backoff max', max, 1, 60_000),
+    }
+    if (clientBackoff.maxMs < clientBackoff.baseMs) throw new TypeError('--client-backoff: max below base')
+  }
   const gossipWorkers = values['gossip-workers']
     .split(',')
     .map((s) => s.trim())
@@ -119,7 +184,15 @@ function parseOptions(argv: string[]): Options {
   return {
     only,
     trials,
+    failoverTrials:
+      values['failover-trials'] === undefined
+        ? trials
+        : integer('--failover-trials', values['failover-trials'], 1, TRIALS_MAX),
     durationS,
+    replicas,
+    profile: values.profile,
+    settleS: integer('--settle-s', values['settle-s'], 0, 600),
+    clientBackoff,
     etcd: !values['no-etcd'],
     nodeledger: !values['no-nodeledger'],
     etcdPort: integer('--etcd-port', values['etcd-port'], 1024, 65_000),
@@ -192,64 +265,57 @@ async function withTarget<T>(open: () => Promise<BenchTarget>, body: (target: Be
 
 // ---- results ----
 
+/** A system's result of one workload, with the load it was taken under. */
+type Measured<T> = T & LoadReading
+
 type SystemResults = {
-  'seq-writes'?: ThroughputResult
-  'conc-writes'?: ThroughputResult
-  reads?: ThroughputResult
-  'failover-default'?: FailoverResult & { sameAsDefault?: boolean }
-  'failover-equal'?: FailoverResult & { sameAsDefault?: boolean }
-  [gossip: `gossip-${number}`]: GossipResult | undefined
-  'catchup-cold'?: CatchupResult
-  'catchup-warm'?: CatchupResult
+  'seq-writes'?: Measured<ThroughputResult>
+  'conc-writes'?: Measured<ThroughputResult>
+  reads?: Measured<ThroughputResult>
+  'failover-default'?: Measured<FailoverResult> & { sameAsDefault?: boolean }
+  'failover-equal'?: Measured<FailoverResult> & { sameAsDefault?: boolean }
+  'seq-writes-5r'?: Measured<ThroughputResult>
+  'conc-writes-5r'?: Measured<ThroughputResult>
+  [gossip: `gossip-${number}`]: Measured<GossipResult> | undefined
+  'catchup-cold'?: Measured<CatchupResult>
+  'catchup-warm'?: Measured<CatchupResult>
   error?: string
 }
 
+type WorkloadName = keyof Omit<SystemResults, 'error'>
+
 type WorkloadRow = {
-  workload: keyof Omit<SystemResults, 'error'>
-  metrics: Array<[string, string, 'higher' | 'lower']>
+  workload: WorkloadName
+  metrics: Array<[string, string, 'higher' | 'lower' | '-']>
 }
 
+const THROUGHPUT_METRICS = (ops: string): WorkloadRow['metrics'] => [
+  ['opsPerS', `${ops}/s`, 'higher'],
+  ['p50Ms', 'p50 ms', 'lower'],
+  ['p99Ms', 'p99 ms', 'lower'],
+  ['p999Ms', 'p99.9 ms', 'lower'],
+]
+
+const FAILOVER_METRICS: WorkloadRow['metrics'] = [
+  ['p50Ms', 'client gap p50 ms', 'lower'],
+  ['p99Ms', 'client gap p99 ms', 'lower'],
+  ['serverP50Ms', 'server gap p50 ms', 'lower'],
+  ['serverP99Ms', 'server gap p99 ms', 'lower'],
+  ['clientAfterElectionP50Ms', 'client-server p50 ms', 'lower'],
+  ['clientAfterElectionMaxMs', 'client-server max ms', 'lower'],
+  ['leaderLostTrials', 'leader-lost trials', 'higher'],
+  ['timeoutTrials', 'timeout trials', 'lower'],
+  ['failedTrials', 'failed trials', 'lower'],
+]
+
 const WORKLOAD_ROWS: WorkloadRow[] = [
-  {
-    workload: 'seq-writes',
-    metrics: [
-      ['opsPerS', 'writes/s', 'higher'],
-      ['p50Ms', 'p50 ms', 'lower'],
-      ['p99Ms', 'p99 ms', 'lower'],
-    ],
-  },
-  {
-    workload: 'conc-writes',
-    metrics: [
-      ['opsPerS', 'writes/s', 'higher'],
-      ['p50Ms', 'p50 ms', 'lower'],
-      ['p99Ms', 'p99 ms', 'lower'],
-    ],
-  },
-  {
-    workload: 'reads',
-    metrics: [
-      ['opsPerS', 'reads/s', 'higher'],
-      ['p50Ms', 'p50 ms', 'lower'],
-      ['p99Ms', 'p99 ms', 'lower'],
-    ],
-  },
-  {
-    workload: 'failover-default',
-    metrics: [
-      ['p50Ms', 'gap p50 ms', 'lower'],
-      ['p99Ms', 'gap p99 ms', 'lower'],
-      ['failedTrials', 'failed trials', 'lower'],
-    ],
-  },
-  {
-    workload: 'failover-equal',
-    metrics: [
-      ['p50Ms', 'gap p50 ms', 'lower'],
-      ['p99Ms', 'gap p99 ms', 'lower'],
-      ['failedTrials', 'failed trials', 'lower'],
-    ],
-  },
+  { workload: 'seq-writes', metrics: THROUGHPUT_METRICS('writes') },
+  { workload: 'conc-writes', metrics: THROUGHPUT_METRICS('writes') },
+  { workload: 'reads', metrics: THROUGHPUT_METRICS('reads') },
+  { workload: 'failover-default', metrics: FAILOVER_METRICS },
+  { workload: 'failover-equal', metrics: FAILOVER_METRICS },
+  { workload: 'seq-writes-5r', metrics: THROUGHPUT_METRICS('writes') },
+  { workload: 'conc-writes-5r', metrics: THROUGHPUT_METRICS('writes') },
 ]
 
 /** One gossip row per worker count: latency to 99% of the other workers, over the deltas. */
@@ -290,6 +356,10 @@ const CATCHUP_ROWS: WorkloadRow[] = [
   },
 ]
 
+function allRows(options: Options): WorkloadRow[] {
+  return [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS]
+}
+
 /** The JSON line's names: writesPerS for writes, readsPerS for reads. */
 function renamed(workload: string, result: object | undefined): Record<string, unknown> | null {
   if (result === undefined) return null
@@ -300,10 +370,16 @@ function renamed(workload: string, result: object | undefined): Record<string, u
   return Object.fromEntries(entries)
 }
 
+/** The table's name of a workload: the 5-replica rows say so. */
+function rowName(workload: string): string {
+  return workload.endsWith('-5r') ? `${workload.slice(0, -3)} (5 replicas)` : workload
+}
+
 function report(results: Record<SystemName, SystemResults>, options: Options): { lines: object[]; table: string } {
   const lines: object[] = []
   const rows: string[][] = [['workload', 'metric', 'nodeledger', 'etcd', 'ratio nl/etcd', 'better']]
-  for (const { workload, metrics } of [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS]) {
+  let anyLoaded = false
+  for (const { workload, metrics } of allRows(options)) {
     const ours = results.nodeledger[workload]
     const theirs = results.etcd[workload]
     if (ours === undefined && theirs === undefined) continue
@@ -315,107 +391,460 @@ function report(results: Record<SystemName, SystemResults>, options: Options): {
       etcd: theirsOut,
       ratio: oursOut !== null && theirsOut !== null ? ratios(oursOut, theirsOut) : null,
     })
+    const mark = (result: LoadReading | undefined): string => (result?.loaded === true ? '!' : '')
+    anyLoaded ||= ours?.loaded === true || theirs?.loaded === true
     for (const [metric, label, better] of metrics) {
       const a = (ours as Record<string, unknown> | undefined)?.[metric]
       const b = (theirs as Record<string, unknown> | undefined)?.[metric]
+      if (a === undefined && b === undefined) continue
       const ratio =
         typeof a === 'number' && typeof b === 'number' && b !== 0 && Number.isFinite(a) && Number.isFinite(b)
           ? String(round(a / b, 2))
           : '-'
-      rows.push([workload, label, cell(a), cell(b), metric.startsWith('failed') ? '-' : ratio, better])
+      rows.push([
+        rowName(workload),
+        label,
+        cell(a, mark(ours)),
+        cell(b, mark(theirs)),
+        metric.endsWith('Trials') ? '-' : ratio,
+        better,
+      ])
     }
+    rows.push([
+      rowName(workload),
+      'load 1m before',
+      cell(ours?.loadAvg1m, mark(ours)),
+      cell(theirs?.loadAvg1m, mark(theirs)),
+      '-',
+      '-',
+    ])
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
   const format = (row: string[]): string =>
     row.map((text, column) => (column < 2 ? text.padEnd(widths[column]!) : text.padStart(widths[column]!))).join('  ')
-  const table = [format(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(format)].join('\n')
-  return { lines, table }
+  const tableLines = [format(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(format)]
+  if (results.etcd['seq-writes-5r'] === undefined && results.nodeledger['seq-writes-5r'] !== undefined)
+    tableLines.push('(5 replicas: nodeledger only in this run)')
+  if (anyLoaded)
+    tableLines.push(
+      `! taken while the 1-min load average was above ${loadedAbove().toFixed(2)} (0.5 per core): other work was running, the figure is noisy`,
+    )
+  return { lines, table: tableLines.join('\n') }
 }
 
-function cell(value: unknown): string {
+function cell(value: unknown, mark = ''): string {
   if (typeof value !== 'number') return '-'
   if (!Number.isFinite(value)) return String(value)
-  return Math.abs(value) >= 100 ? String(Math.round(value)) : String(round(value, 2))
+  return `${Math.abs(value) >= 100 ? String(Math.round(value)) : String(round(value, 2))}${mark}`
+}
+
+// ---- the failover gaps' distribution ----
+
+/** Trials whose client gap is at least this many times the median count as slow. */
+const SLOW_TRIAL_FACTOR = 1.5
+
+function failoverReport(results: Record<SystemName, SystemResults>): string {
+  const out: string[] = []
+  for (const workload of ['failover-default', 'failover-equal'] as const) {
+    const systems = (['nodeledger', 'etcd'] as const).flatMap((system) => {
+      const result = results[system][workload]
+      return result === undefined ? [] : [{ system, result }]
+    })
+    if (systems.length === 0) continue
+    out.push(`${workload}: trials per gap bucket; server = kill to new leader (its log), client = kill to first ack`)
+    const header = ['  gap ms'.padEnd(12)]
+    for (const { system } of systems) header.push(`${system} server`.padStart(18), 'client'.padStart(7))
+    out.push(header.join(''))
+    const counts = systems.map(({ result }) => ({
+      server: histogram(result.serverGapsMs, GAP_BUCKETS_MS),
+      client: histogram(result.gapsMs, GAP_BUCKETS_MS),
+    }))
+    for (let bucket = 0; bucket <= GAP_BUCKETS_MS.length; bucket++) {
+      if (counts.every(({ server, client }) => server[bucket] === 0 && client[bucket] === 0)) continue
+      const row = [`  ${bucketLabel(GAP_BUCKETS_MS, bucket)}`.padEnd(12)]
+      for (const { server, client } of counts)
+        row.push(String(server[bucket]).padStart(18), String(client[bucket]).padStart(7))
+      out.push(row.join(''))
+    }
+    for (const { system, result } of systems) {
+      out.push(`  ${system} (${result.timing})${result.sameAsDefault === true ? ', the default-timing trials' : ''}:`)
+      out.push(`    ${pathLine(result)}`)
+      out.push(`    ${slowLine(result.trialDetails)}`)
+      for (const trial of [...result.trialDetails]
+        .filter((t) => t.clientGapMs !== null)
+        .sort((a, b) => b.clientGapMs! - a.clientGapMs!)
+        .slice(0, 3)) {
+        out.push(`    ${trialLine(trial)}`)
+        if (trial.timeline !== null) out.push(`      role changes after the kill (member role +ms): ${trial.timeline}`)
+      }
+    }
+  }
+  return out.join('\n')
+}
+
+function pathLine(result: FailoverResult): string {
+  const parts = [`${result.trials} trials`, `${result.serverGapsMs.length} with the election in the logs`]
+  if (result.leaderLostTrials !== undefined)
+    parts.push(`${result.leaderLostTrials} leader-lost fast path`, `${result.timeoutTrials ?? 0} full election timeout`)
+  if (result.failedTrials > 0) parts.push(`${result.failedTrials} failed (${result.firstError ?? '?'})`)
+  return parts.join(', ')
+}
+
+/**
+ * The hypothesis under test: a slow trial is slow because of the client (its backoff, its search
+ * for the new leader) rather than the election. A slow trial whose client-server difference is
+ * larger than its server gap was mostly the client's.
+ */
+function slowLine(trials: readonly FailoverTrial[]): string {
+  const gaps = trials.flatMap((t) => (t.clientGapMs === null ? [] : [t.clientGapMs])).sort((a, b) => a - b)
+  if (gaps.length === 0) return 'no trial acknowledged a write'
+  const median = gaps[Math.floor((gaps.length - 1) / 2)]!
+  const slow = trials.filter((t) => t.clientGapMs !== null && t.clientGapMs >= SLOW_TRIAL_FACTOR * median)
+  const known = slow.filter((t) => t.serverGapMs !== null)
+  const clientBound = known.filter((t) => t.clientAfterElectionMs! > t.serverGapMs!)
+  return `slow trials (client gap >= ${SLOW_TRIAL_FACTOR}x the median ${Math.round(median)} ms): ${slow.length}; mostly after the election (client-bound): ${clientBound.length}, mostly the election: ${known.length - clientBound.length}${slow.length > known.length ? `, no election in the logs: ${slow.length - known.length}` : ''}`
+}
+
+function trialLine(t: FailoverTrial): string {
+  if (t.error !== undefined) return `trial ${t.trial}: failed (${t.error})`
+  const ms = (value: number | null): string => (value === null ? '?' : `${Math.round(value)} ms`)
+  const election =
+    t.serverGapMs === null
+      ? 'no election in the logs'
+      : `elected ${ms(t.serverGapMs)} (replica ${t.newLeader}, term ${t.term}, campaign at ${ms(t.campaignMs)}${t.path === null ? '' : `, ${t.path}`}${t.campaigns !== null && t.campaigns > 1 ? `, ${t.campaigns} campaigns` : ''})`
+  const failures =
+    t.clientFailures === 0
+      ? 'no failed attempt'
+      : `${t.clientFailures} failed attempts (${t.clientFailureCodes}), the last at ${ms(t.lastFailureMs)}`
+  return `trial ${t.trial}: client ${ms(t.clientGapMs)} = ${election} + ${ms(t.clientAfterElectionMs)} client; ${failures}${t.callRetries > 0 ? `, ${t.callRetries} calls retried` : ''}`
+}
+
+// ---- charts ----
+
+function loadNote(result: LoadReading | undefined): string {
+  if (result === undefined) return '-'
+  return `${result.loadAvg1m.toFixed(2)}${result.loaded ? '!' : ''}`
+}
+
+/** One SVG per workload into `dir`; returns the paths written. */
+function writeCharts(dir: string, results: Record<SystemName, SystemResults>, options: Options): string[] {
+  const written: string[] = []
+  const systems = ['nodeledger', 'etcd'] as const
+  for (const { workload } of allRows(options)) {
+    const present = systems.flatMap((system) => {
+      const result = results[system][workload]
+      return result === undefined ? [] : [{ system, result: result as unknown as Measured<Record<string, unknown>> }]
+    })
+    if (present.length === 0) continue
+    const loads = present.map(({ system, result }) => `${system} ${loadNote(result)}`).join(', ')
+    const subtitle = `1-min load before: ${loads} (! above ${loadedAbove().toFixed(2)}: noisy) · ${new Date().toISOString().slice(0, 16)}`
+    let svg: string
+    if (workload.startsWith('failover')) {
+      const series: Series[] = present.flatMap(({ system, result }) => [
+        { name: `${system} client gap`, color: COLORS[system], values: result.gapsMs as number[] },
+        {
+          name: `${system} server gap`,
+          color: LIGHT_COLORS[system],
+          dashed: true,
+          values: result.serverGapsMs as number[],
+        },
+      ])
+      svg = sortedChart({
+        title: `${workload}: failover gap per trial, sorted (load ${present.map(({ result }) => loadNote(result)).join(' / ')})`,
+        subtitle,
+        series,
+        xLabel: 'trial, fastest to slowest',
+        yLabel: 'gap ms (log)',
+      })
+    } else if (workload.startsWith('catchup')) {
+      svg = sortedChart({
+        title: `${workload}: time to caught up per trial, sorted (load ${present.map(({ result }) => loadNote(result)).join(' / ')})`,
+        subtitle,
+        series: present.map(({ system, result }) => ({
+          name: system,
+          color: COLORS[system],
+          values: result.caughtUpMs as number[],
+        })),
+        xLabel: 'trial, fastest to slowest',
+        yLabel: 'ms (log)',
+      })
+    } else {
+      svg = percentileChart({
+        title: `${rowName(workload)}: latency percentiles (load ${present.map(({ result }) => loadNote(result)).join(' / ')})`,
+        subtitle,
+        labels: CHART_PERCENTILES.map(([, label]) => label),
+        series: present.map(({ system, result }) => ({
+          name: system,
+          color: COLORS[system],
+          values: CHART_PERCENTILES.map(([key]) =>
+            typeof result[key] === 'number' ? (result[key] as number) : Number.NaN,
+          ),
+        })),
+        yLabel: 'latency ms (log)',
+      })
+    }
+    const path = join(dir, `${workload}.svg`)
+    writeFileSync(path, svg)
+    written.push(path)
+  }
+  return written
+}
+
+// ---- profiles (--profile) ----
+
+interface ProfiledWindow {
+  workload: string
+  cluster: string
+  window: Window
+  leader: number | undefined
+  leaderAfter: number | undefined
+  client: ProfileSummary
+  clientFile: string
+}
+
+interface WorkloadProfile {
+  /** The replica that led when the workload began (the one whose profile is reported). */
+  leader: number | undefined
+  /** It led when the workload ended too. */
+  leaderThroughout: boolean
+  windowMs: number
+  leaderFile?: string
+  leaderTop?: ProfileSummary
+  /** Why there is no leader profile, if there is none. */
+  leaderMissing?: string
+  clientFile: string
+  clientTop: ProfileSummary
+}
+
+/**
+ * The bench process is profiled around each workload (inspector); the replicas run under
+ * --cpu-prof for their cluster's whole life, write their profile when they exit, and each
+ * workload's window is cut out of the leader's afterwards (finishCluster).
+ */
+class RunProfiler {
+  readonly dir: string
+  private readonly client = new ClientProfiler()
+  private readonly windows: ProfiledWindow[] = []
+  readonly profiles: Record<string, WorkloadProfile> = {}
+
+  constructor(dir: string) {
+    this.dir = dir
+  }
+
+  /** Where the replicas of `cluster` write their profiles. */
+  rawDir(cluster: string): string {
+    return join(this.dir, 'raw', cluster)
+  }
+
+  async around<T>(workload: string, cluster: string, target: BenchTarget, body: () => Promise<T>): Promise<T> {
+    const leader = await target.leader().catch(() => undefined)
+    await this.client.start()
+    const startUs = monotonicUs()
+    try {
+      return await body()
+    } finally {
+      const endUs = monotonicUs()
+      const profile = await this.client.stop()
+      const dir = join(this.dir, workload)
+      mkdirSync(dir, { recursive: true })
+      const clientFile = join(dir, 'client.cpuprofile')
+      writeFileSync(clientFile, JSON.stringify(profile))
+      const leaderAfter = await target.leader().catch(() => undefined)
+      this.windows.push({
+        workload,
+        cluster,
+        window: { startUs, endUs },
+        leader,
+        leaderAfter,
+        client: topFunctions(profile, ROOT),
+        clientFile,
+      })
+    }
+  }
+
+  /** After `cluster`'s replicas exited: cut each of its workloads out of the leader's profile. */
+  finishCluster(cluster: string): void {
+    for (const entry of this.windows.filter((w) => w.cluster === cluster)) {
+      const result: WorkloadProfile = {
+        leader: entry.leader,
+        leaderThroughout: entry.leader !== undefined && entry.leader === entry.leaderAfter,
+        windowMs: Math.round((entry.window.endUs - entry.window.startUs) / 1000),
+        clientFile: entry.clientFile,
+        clientTop: entry.client,
+      }
+      if (entry.leader === undefined) {
+        result.leaderMissing = 'no replica led when the workload began'
+      } else {
+        const files = profileFiles(join(this.rawDir(cluster), `replica-${entry.leader}`))
+        const profile = files.map(readProfile).find((candidate) => covers(candidate, entry.window))
+        if (profile === undefined) {
+          result.leaderMissing = `no profile of replica ${entry.leader} covers the workload (${files.length} files: it did not exit on its own?)`
+        } else {
+          const sliced = sliceProfile(profile, entry.window)
+          const leaderFile = join(this.dir, entry.workload, `leader-replica-${entry.leader}.cpuprofile`)
+          writeFileSync(leaderFile, JSON.stringify(sliced))
+          result.leaderFile = leaderFile
+          result.leaderTop = topFunctions(sliced, ROOT)
+        }
+      }
+      this.profiles[entry.workload] = result
+    }
+  }
+
+  report(): string {
+    const out: string[] = []
+    for (const [workload, profile] of Object.entries(this.profiles)) {
+      out.push(
+        `profile ${workload} (${profile.windowMs} ms): leader replica ${profile.leader ?? '?'}${profile.leaderThroughout ? ', led throughout' : ', leadership changed during the workload'}`,
+      )
+      if (profile.leaderTop !== undefined && profile.leaderFile !== undefined)
+        out.push(
+          formatTop(`leader replica ${profile.leader} (${relative(ROOT, profile.leaderFile)})`, profile.leaderTop),
+        )
+      else out.push(`leader: ${profile.leaderMissing}`)
+      out.push(formatTop(`client, the bench process (${relative(ROOT, profile.clientFile)})`, profile.clientTop), '')
+    }
+    return out.join('\n')
+  }
 }
 
 // ---- the run ----
 
-async function runSystem(
-  system: SystemName,
-  options: Options,
-  open: (timing: 'default' | 'equal') => Promise<BenchTarget>,
-  timingOf: (timing: 'default' | 'equal') => string,
-  keys: KeyPool,
-  progress: Progress,
-  random: () => number,
-): Promise<SystemResults> {
+interface SystemRun {
+  system: SystemName
+  options: Options
+  /** A cluster: default or equal timing, 3 or 5 members, profiled into `profileDir` (nodeledger only). */
+  open: (timing: 'default' | 'equal', replicas: 3 | 5, profileDir?: string) => Promise<BenchTarget>
+  timingOf: (timing: 'default' | 'equal') => string
+  keys: KeyPool
+  progress: Progress
+  random: () => number
+  profiler: RunProfiler | undefined
+}
+
+async function runSystem(run: SystemRun): Promise<SystemResults> {
+  const { system, options, open, timingOf, keys, progress, random, profiler } = run
   const results: SystemResults = {}
   const durationMs = options.durationS * 1000
-  const needsMain =
-    options.only.has('seq') || options.only.has('conc') || options.only.has('reads') || options.only.has('failover')
-  if (needsMain) {
-    await withTarget(
-      () => open('default'),
-      async (target) => {
-        await target.waitHealthy(HEALTHY_TIMEOUT_MS)
-        // A short warm-up: connections made, JIT warm, leader settled; not measured.
-        await sequentialWrites(target, keys, 1_000, progress)
-        if (options.only.has('seq')) results['seq-writes'] = await sequentialWrites(target, keys, durationMs, progress)
-        if (options.only.has('conc'))
-          results['conc-writes'] = await concurrentWrites(target, keys, durationMs, progress)
-        if (options.only.has('reads')) results.reads = await linearizableReads(target, keys, durationMs, progress)
-        if (options.only.has('failover'))
-          results['failover-default'] = await failover(
-            target,
-            keys,
-            options.trials,
-            timingOf('default'),
-            progress,
-            random,
-          )
-      },
+  const only = options.only
+  /** Waits for the load to settle, records it, runs the workload. */
+  const measure = async <T extends object>(workload: string, body: () => Promise<T>): Promise<Measured<T>> => {
+    const load = await settleLoad(`${system} ${workload}`, options.settleS, progress)
+    const result = await body()
+    return { ...result, ...load }
+  }
+  /** measure, and profile with the cluster's label when profiling. */
+  const measureProfiled = <T extends object>(
+    workload: string,
+    target: BenchTarget,
+    cluster: string | undefined,
+    body: () => Promise<T>,
+  ): Promise<Measured<T>> =>
+    measure(workload, () =>
+      profiler !== undefined && cluster !== undefined ? profiler.around(workload, cluster, target, body) : body(),
+    )
+  const withCluster = async (
+    timing: 'default' | 'equal',
+    replicas: 3 | 5,
+    profiled: string | undefined,
+    body: (target: BenchTarget) => Promise<void>,
+  ): Promise<void> => {
+    try {
+      await withTarget(
+        () => open(timing, replicas, profiled === undefined ? undefined : profiler?.rawDir(profiled)),
+        async (target) => {
+          await target.waitHealthy(HEALTHY_TIMEOUT_MS)
+          // A short warm-up: connections made, JIT warm, leader settled; not measured.
+          await sequentialWrites(target, keys, 1_000, progress)
+          await body(target)
+        },
+      )
+    } finally {
+      if (profiled !== undefined) profiler?.finishCluster(profiled)
+    }
+  }
+
+  const throughput = only.has('seq') || only.has('conc') || only.has('reads')
+  // A profiled cluster must outlive its workloads' windows and end gracefully (a replica writes its
+  // profile when it exits; the failover's SIGKILL would lose the leader's): failover gets its own.
+  const profileMain = profiler !== undefined && throughput ? 'nodeledger-3r' : undefined
+  const failoverOnMain = only.has('failover') && profileMain === undefined
+  const runFailover = async (target: BenchTarget): Promise<void> => {
+    results['failover-default'] = await measure('failover-default', () =>
+      failover(target, keys, options.failoverTrials, timingOf('default'), progress, random),
     )
   }
-  if (options.only.has('failover')) {
+  if (throughput || only.has('failover')) {
+    await withCluster('default', 3, profileMain, async (target) => {
+      if (only.has('seq'))
+        results['seq-writes'] = await measureProfiled('seq-writes', target, profileMain, () =>
+          sequentialWrites(target, keys, durationMs, progress),
+        )
+      if (only.has('conc'))
+        results['conc-writes'] = await measureProfiled('conc-writes', target, profileMain, () =>
+          concurrentWrites(target, keys, durationMs, progress),
+        )
+      if (only.has('reads'))
+        results.reads = await measureProfiled('reads', target, profileMain, () =>
+          linearizableReads(target, keys, durationMs, progress),
+        )
+      if (failoverOnMain) await runFailover(target)
+    })
+  }
+  if (only.has('failover') && !failoverOnMain) await withCluster('default', 3, undefined, runFailover)
+  if (only.has('failover')) {
     if (timingOf('equal') === timingOf('default') && results['failover-default'] !== undefined) {
       progress.log(
         `${system}: equal timeouts are its defaults (${timingOf('default')}); the default-timing failover trials stand for both`,
       )
       results['failover-equal'] = { ...results['failover-default'], sameAsDefault: true }
     } else {
-      await withTarget(
-        () => open('equal'),
-        async (target) => {
-          await target.waitHealthy(HEALTHY_TIMEOUT_MS)
-          await sequentialWrites(target, keys, 500, progress)
-          results['failover-equal'] = await failover(target, keys, options.trials, timingOf('equal'), progress, random)
-        },
-      )
+      await withCluster('equal', 3, undefined, async (target) => {
+        results['failover-equal'] = await measure('failover-equal', () =>
+          failover(target, keys, options.failoverTrials, timingOf('equal'), progress, random),
+        )
+      })
     }
   }
+  if (options.replicas === 5 && (only.has('seq') || only.has('conc'))) {
+    const profile5 = profiler !== undefined ? 'nodeledger-5r' : undefined
+    await withCluster('default', 5, profile5, async (target) => {
+      if (only.has('seq'))
+        results['seq-writes-5r'] = await measureProfiled('seq-writes-5r', target, profile5, () =>
+          sequentialWrites(target, keys, durationMs, progress),
+        )
+      if (only.has('conc'))
+        results['conc-writes-5r'] = await measureProfiled('conc-writes-5r', target, profile5, () =>
+          concurrentWrites(target, keys, durationMs, progress),
+        )
+    })
+  }
   // Workers are nodeledger's alone; each workload starts its own cluster.
-  if (system === 'nodeledger' && (options.only.has('gossip') || options.only.has('catchup'))) {
+  if (system === 'nodeledger' && (only.has('gossip') || only.has('catchup'))) {
     const { catchup, gossipPropagation } = await import('./worker-workloads.ts')
-    if (options.only.has('gossip')) {
+    if (only.has('gossip')) {
       for (const workers of options.gossipWorkers) {
-        results[`gossip-${workers}`] = await gossipPropagation({
-          workers,
-          deltas: options.gossipDeltas,
-          progress,
-          random,
-          cleanups,
-        })
+        results[`gossip-${workers}`] = await measure(`gossip-${workers}`, () =>
+          gossipPropagation({
+            workers,
+            deltas: options.gossipDeltas,
+            progress,
+            random,
+            cleanups,
+          }),
+        )
       }
     }
-    if (options.only.has('catchup')) {
+    if (only.has('catchup')) {
+      const load = await settleLoad(`${system} catchup`, options.settleS, progress)
       const { cold, warm } = await catchup({
         records: options.catchupRecords,
         trials: options.catchupTrials,
         progress,
         cleanups,
       })
-      results['catchup-cold'] = cold
-      results['catchup-warm'] = warm
+      results['catchup-cold'] = { ...cold, ...load }
+      results['catchup-warm'] = { ...warm, ...load }
     }
   }
   return results
@@ -424,9 +853,21 @@ async function runSystem(
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2))
   const startedAt = new Date()
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
+  const outRoot = join(ROOT, '.run/bench')
+  const runDir = join(outRoot, stamp)
+  mkdirSync(runDir, { recursive: true })
   const progress = new Progress()
   cleanups.add(() => progress.stop())
   const random = seededRandom(options.seed)
+  const loadAtStart = loadavg().map((value) => round(value, 2))
+  const startLine = uptimeLine()
+  process.stderr.write(`${startLine}\n`)
+  const profiler = options.profile ? new RunProfiler(join(runDir, 'profiles')) : undefined
+  if (options.profile && !['seq', 'conc', 'reads'].some((w) => options.only.has(w as WorkloadOption)))
+    process.stderr.write(
+      "--profile covers seq, conc and reads (and their 5-replica rows): failover's leader dies by SIGKILL, which writes no profile, and the workers run in processes of their own\n",
+    )
 
   const etcdBinary = options.etcd ? findEtcdBinary() : undefined
   if (options.etcd && etcdBinary === undefined) {
@@ -445,7 +886,12 @@ async function main(): Promise<void> {
     options: {
       only: [...options.only],
       trials: options.trials,
+      failoverTrials: options.failoverTrials,
       durationS: options.durationS,
+      replicas: options.replicas,
+      profile: options.profile,
+      settleS: options.settleS,
+      clientBackoff: options.clientBackoff ?? 'default',
       seed: options.seed,
       ...(options.only.has('gossip')
         ? { gossipWorkers: options.gossipWorkers, gossipDeltas: options.gossipDeltas }
@@ -454,7 +900,14 @@ async function main(): Promise<void> {
         ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials }
         : {}),
     },
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryBytes: totalmem(),
+      node: process.version,
+      loadAvgAtStart: loadAtStart,
+      loadedAbove: loadedAbove(),
+    },
   }
 
   if (options.nodeledger) {
@@ -462,24 +915,32 @@ async function main(): Promise<void> {
       // Imported only when used, so that a broken nodeledger build still lets etcd be measured.
       const { openNodeledger, nodeledgerTimingLabel } = await import('./nodeledger.ts')
       const factoryHolder: { factory?: DeltaFactory } = {}
-      results.nodeledger = await runSystem(
-        'nodeledger',
+      results.nodeledger = await runSystem({
+        system: 'nodeledger',
         options,
-        (timing) =>
+        open: (timing, replicas, profileDir) =>
           openNodeledger({
             timing,
+            replicas,
+            ...(profileDir === undefined ? {} : { profileDir }),
+            clientBackoff: options.clientBackoff,
             peers,
             submitAs: options.submitAs,
             factoryHolder,
             cleanups,
             equalTiming: EQUAL_TIMING,
           }),
-        (timing) => nodeledgerTimingLabel(timing, EQUAL_TIMING),
-        new KeyPool(peerIds.length),
+        timingOf: (timing) => nodeledgerTimingLabel(timing, EQUAL_TIMING),
+        keys: new KeyPool(peerIds.length),
         progress,
         random,
-      )
-      meta.nodeledger = { valueBytes: factoryHolder.factory?.encodedBytes, submitAs: options.submitAs }
+        profiler,
+      })
+      meta.nodeledger = {
+        valueBytes: factoryHolder.factory?.encodedBytes,
+        submitAs: options.submitAs,
+        clientBackoff: options.clientBackoff ?? 'the client defaults (20 ms doubling to 500 ms)',
+      }
     } catch (error) {
       results.nodeledger.error = describe(error)
       progress.log(`nodeledger failed: ${describe(error)}`)
@@ -494,21 +955,22 @@ async function main(): Promise<void> {
     const timingFor = (timing: 'default' | 'equal'): EtcdTiming =>
       timing === 'default' ? ETCD_TIMING_DEFAULT : EQUAL_TIMING
     try {
-      results.etcd = await runSystem(
-        'etcd',
+      results.etcd = await runSystem({
+        system: 'etcd',
         options,
-        async (timing) => {
-          const cluster = EtcdCluster.create(etcdBinary, timingFor(timing), options.etcdPort)
+        open: async (timing, replicas) => {
+          const cluster = EtcdCluster.create(etcdBinary, timingFor(timing), options.etcdPort, replicas)
           cleanups.add(() => cluster.stopAll())
           cluster.startAll()
           return new EtcdTarget(cluster, peerIds, valueBytes)
         },
-        (timing) =>
+        timingOf: (timing) =>
           `heartbeat ${timingFor(timing).heartbeatIntervalMs} ms, election ${timingFor(timing).electionTimeoutMs} ms`,
-        new KeyPool(peerIds.length),
+        keys: new KeyPool(peerIds.length),
         progress,
         random,
-      )
+        profiler: undefined,
+      })
     } catch (error) {
       results.etcd.error = describe(error)
       progress.log(`etcd failed: ${describe(error)}`)
@@ -518,20 +980,38 @@ async function main(): Promise<void> {
 
   progress.stop()
   const { lines, table } = report(results, options)
+  const failoverText = failoverReport(results)
+  const profileText = profiler?.report() ?? ''
   const errors = (['nodeledger', 'etcd'] as const)
     .filter((s) => results[s].error !== undefined)
     .map((s) => `${s}: ${results[s].error}`)
-  process.stdout.write(`\n${table}\n\n`)
+  process.stdout.write(`\nat the start: ${startLine}\nat the end:   ${uptimeLine()}\n\n${table}\n\n`)
   for (const line of lines) process.stdout.write(`${JSON.stringify(line)}\n`)
   for (const error of errors) process.stdout.write(`error ${error}\n`)
-  const outDir = join(ROOT, '.run/bench')
-  mkdirSync(outDir, { recursive: true })
-  const outPath = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
+  if (failoverText !== '') process.stdout.write(`\n${failoverText}\n`)
+  if (profileText !== '') process.stdout.write(`\n${profileText}`)
+  const charts = writeCharts(runDir, results, options)
+  const outPath = join(outRoot, `${stamp}.json`)
   writeFileSync(
     outPath,
-    `${JSON.stringify({ ...meta, finishedAt: new Date().toISOString(), results: lines, errors, table }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        ...meta,
+        finishedAt: new Date().toISOString(),
+        loadAvgAtEnd: loadavg().map((value) => round(value, 2)),
+        results: lines,
+        errors,
+        table,
+        charts: charts.map((path) => relative(ROOT, path)),
+        ...(profiler === undefined ? {} : { profiles: profiler.profiles }),
+      },
+      null,
+      2,
+    )}\n`,
   )
-  process.stdout.write(`\nwritten to ${outPath}\n`)
+  process.stdout.write(
+    `\nwritten to ${relative(ROOT, outPath)}; charts${profiler === undefined ? '' : ' and profiles'} in ${relative(ROOT, runDir)}/\n`,
+  )
   if (lines.length === 0) process.exitCode = 1
 }
 

@@ -182,10 +182,58 @@ export function linearizableReads(
   )
 }
 
+/** How long after a trial's first acknowledgement the bench waits for the election's log lines. */
+export const ELECTION_LOG_TIMEOUT_MS = 2_000
+
+/** One failover trial: what the client saw, and what the servers' logs say happened meanwhile. */
+export interface FailoverTrial {
+  trial: number
+  killed: number
+  /** The kill until the first write acknowledged after it (the client-observed gap), ms. */
+  clientGapMs: number | null
+  /** The kill until a new leader's log says it leads (the server-side gap), ms; null if no log says so. */
+  serverGapMs: number | null
+  /** The kill until the winner's campaign began, ms. */
+  campaignMs: number | null
+  newLeader: number | null
+  term: number | null
+  /** Campaigns by any member between the kill and the win (more than one: a split vote or a retry). */
+  campaigns: number | null
+  /** The members' role changes from the kill to the win (member, role, ms after the kill). */
+  timeline: string | null
+  /** nodeledger: whether the leader-lost fast path elected the new leader, or a full election timeout. */
+  path: 'leader-lost' | 'timeout' | null
+  /** clientGap - serverGap: the new leader was there, the client had not yet been acknowledged, ms. */
+  clientAfterElectionMs: number | null
+  /** Failed attempts inside the client (nodeledger) or the target (etcd) between the kill and the ack. */
+  clientFailures: number
+  /** Those failures by code, e.g. `UNAVAILABLE 5, NOT_LEADER 1`. */
+  clientFailureCodes: string
+  /** The kill until the last of those failures, ms: after it, one attempt that succeeded. */
+  lastFailureMs: number | null
+  /** Calls that threw (the client's attempts ran out) and that the bench loop retried. */
+  callRetries: number
+  error?: string
+}
+
 export interface FailoverResult extends LatencySummary {
   trials: number
   failedTrials: number
+  /** Client-observed gaps (kill to first acknowledged write) of the trials that did not fail, ms. */
   gapsMs: number[]
+  /** Server-side gaps (kill to a new leader elected) of the trials whose logs say, ms. */
+  serverGapsMs: number[]
+  serverP50Ms: number
+  serverP90Ms: number
+  serverP99Ms: number
+  serverMaxMs: number
+  /** Median of clientGap - serverGap. */
+  clientAfterElectionP50Ms: number
+  clientAfterElectionMaxMs: number
+  /** nodeledger only: trials elected by the leader-lost fast path, and by a full election timeout. */
+  leaderLostTrials?: number
+  timeoutTrials?: number
+  trialDetails: FailoverTrial[]
   timing: string
   firstError?: string
 }
@@ -194,10 +242,10 @@ export interface FailoverResult extends LatencySummary {
  * Failover under a 1-client sequential write load. Each trial: writes for FAILOVER_WARMUP_MS (plus
  * a little jitter so the kill does not fall on one phase of the heartbeat), then, right after an
  * acknowledgement and with no write in flight, SIGKILL of the leader; the writer keeps going,
- * retrying each write every FAILOVER_RETRY_DELAY_MS until it is acknowledged. The gap runs from the
- * last acknowledgement before the kill to the first one after, so it includes one write's latency
- * on the new leader. Then the killed member restarts and the cluster must be healthy again before
- * the next trial.
+ * retrying each write every FAILOVER_RETRY_DELAY_MS until it is acknowledged. The client gap runs
+ * from the kill to the first acknowledgement after it, so it includes one write's latency on the
+ * new leader; the server gap from the kill to the new leader's "became leader" log line. Then the
+ * killed member restarts and the cluster must be healthy again before the next trial.
  */
 export async function failover(
   target: BenchTarget,
@@ -208,17 +256,36 @@ export async function failover(
   random: () => number,
 ): Promise<FailoverResult> {
   const bar = progress.phase(`${target.system} failover (${timing})`, trials, 'trials')
-  const gapsMs: number[] = []
-  let failedTrials = 0
+  const details: FailoverTrial[] = []
   let firstError: string | undefined
   for (let trial = 0; trial < trials; trial++) {
     await target.waitHealthy(HEALTHY_TIMEOUT_MS)
     const leader = await target.leader()
     const killAfter = performance.now() + FAILOVER_WARMUP_MS + random() * 100
-    let lastAckBeforeKill = Number.NaN
+    let killedAt = Number.NaN
+    let killedAtMs = Number.NaN
     let firstAckAfterKill = Number.NaN
     let killed: Promise<void> | undefined
+    let mark: ReturnType<BenchTarget['markLogs']> | undefined
+    let callRetries = 0
     const trialDeadline = killAfter + FAILOVER_TRIAL_TIMEOUT_MS
+    const detail: FailoverTrial = {
+      trial: trial + 1,
+      killed: leader,
+      clientGapMs: null,
+      serverGapMs: null,
+      campaignMs: null,
+      newLeader: null,
+      term: null,
+      campaigns: null,
+      timeline: null,
+      path: null,
+      clientAfterElectionMs: null,
+      clientFailures: 0,
+      clientFailureCodes: '',
+      lastFailureMs: null,
+      callRetries: 0,
+    }
     try {
       while (Number.isNaN(firstAckAfterKill)) {
         const request = keys.take()
@@ -235,6 +302,7 @@ export async function failover(
                 throw new Error(
                   `no write acknowledged within ${FAILOVER_TRIAL_TIMEOUT_MS} ms of the kill (last error: ${describe(error)})`,
                 )
+              callRetries++
               await sleep(FAILOVER_RETRY_DELAY_MS)
             }
           }
@@ -245,29 +313,88 @@ export async function failover(
         if (killed !== undefined) {
           firstAckAfterKill = ackAt
         } else if (ackAt >= killAfter) {
-          lastAckBeforeKill = ackAt
+          mark = target.markLogs()
+          target.takeClientEvents()
+          killedAtMs = Date.now()
+          killedAt = performance.now()
           killed = target.kill(leader)
         }
       }
-      const gapMs = firstAckAfterKill - lastAckBeforeKill
-      gapsMs.push(round(gapMs, 1))
+      const gapMs = firstAckAfterKill - killedAt
+      detail.clientGapMs = round(gapMs, 1)
       bar.update(trial + 1, `last ${Math.round(gapMs)} ms`)
     } catch (error) {
-      failedTrials++
-      firstError ??= describe(error)
-      bar.update(trial + 1, `trial ${trial + 1} failed: ${describe(error)}`)
+      detail.error = describe(error)
+      firstError ??= detail.error
+      bar.update(trial + 1, `trial ${trial + 1} failed: ${detail.error}`)
     }
     if (killed !== undefined) {
+      const events = target.takeClientEvents().filter((event) => event.what === 'attempt failed')
+      detail.clientFailures = events.length
+      detail.clientFailureCodes = countCodes(events.map((event) => event.code ?? '?'))
+      detail.lastFailureMs = events.length === 0 ? null : round(events[events.length - 1]!.atMs - killedAtMs, 1)
+      detail.callRetries = callRetries
+      const election = await target.election(mark!, leader, killedAtMs, ELECTION_LOG_TIMEOUT_MS)
+      if (election !== undefined) {
+        detail.serverGapMs = election.electedMs
+        detail.campaignMs = election.campaignMs
+        detail.newLeader = election.newLeader
+        detail.term = election.term
+        detail.campaigns = election.campaigns
+        detail.timeline = election.timeline
+        detail.path = election.path ?? null
+        if (detail.clientGapMs !== null)
+          detail.clientAfterElectionMs = round(detail.clientGapMs - election.electedMs, 1)
+      }
       await killed
       await target.restart(leader)
     }
+    details.push(detail)
   }
   await target.waitHealthy(HEALTHY_TIMEOUT_MS)
+  const gapsMs = details.flatMap((d) => (d.error === undefined && d.clientGapMs !== null ? [d.clientGapMs] : []))
+  const serverGapsMs = details.flatMap((d) => (d.serverGapMs === null ? [] : [d.serverGapMs]))
+  const after = summarize(details.flatMap((d) => (d.clientAfterElectionMs === null ? [] : [d.clientAfterElectionMs])))
   const summary = summarize(gapsMs)
-  bar.done(`p50 ${summary.p50Ms} ms p99 ${summary.p99Ms} ms${failedTrials > 0 ? ` ${failedTrials} failed` : ''}`)
-  const result: FailoverResult = { ...summary, trials, failedTrials, gapsMs, timing }
+  const server = summarize(serverGapsMs)
+  const failedTrials = details.filter((d) => d.error !== undefined).length
+  const paths = details.flatMap((d) => (d.path === null ? [] : [d.path]))
+  bar.done(
+    `client p50 ${summary.p50Ms} ms p99 ${summary.p99Ms} ms, server p50 ${server.p50Ms} ms p99 ${server.p99Ms} ms${failedTrials > 0 ? ` ${failedTrials} failed` : ''}`,
+  )
+  const result: FailoverResult = {
+    ...summary,
+    trials,
+    failedTrials,
+    gapsMs,
+    serverGapsMs,
+    serverP50Ms: server.p50Ms,
+    serverP90Ms: server.p90Ms,
+    serverP99Ms: server.p99Ms,
+    serverMaxMs: server.maxMs,
+    clientAfterElectionP50Ms: after.p50Ms,
+    clientAfterElectionMaxMs: after.maxMs,
+    ...(paths.length > 0
+      ? {
+          leaderLostTrials: paths.filter((path) => path === 'leader-lost').length,
+          timeoutTrials: paths.filter((path) => path === 'timeout').length,
+        }
+      : {}),
+    trialDetails: details,
+    timing,
+  }
   if (firstError !== undefined) result.firstError = firstError
   return result
+}
+
+/** `UNAVAILABLE 5, NOT_LEADER 1`: codes by count, most first. */
+function countCodes(codes: readonly string[]): string {
+  const counts = new Map<string, number>()
+  for (const code of codes) counts.set(code, (counts.get(code) ?? 0) + 1)
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, count]) => `${code} ${count}`)
+    .join(', ')
 }
 
 export function describe(error: unknown): string {
