@@ -585,6 +585,16 @@ export class Raft {
         this.leaderLost = false
         this.lead = NONE
         this.electionElapsed = 0
+      } else if (
+        this.role === Role.PreCandidate &&
+        this.leaderLost &&
+        message.reason === CampaignReason.LeaderLost &&
+        message.from < this.id
+      ) {
+        // Both of us lost the leader and probed at once (the stagger was shorter than a pre-vote
+        // round trip on a loaded host): both would win the pre-vote, campaign together and split
+        // the vote, costing a full election timeout. The lower id goes first, as the stagger meant.
+        this.becomeFollower(this.term, NONE)
       }
     } else {
       this.send({ type: responseType, from: this.id, to: message.from, term: this.term, reject: true })

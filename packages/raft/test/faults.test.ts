@@ -213,3 +213,30 @@ describe('what a Ready asks the host to sync', () => {
     expect(persisted.some((write) => !write.synced)).toBe(true)
   })
 })
+
+describe('leader-lost campaigns that start together', () => {
+  // Found by the failover bench (its role changes per trial): on a loaded machine both followers
+  // became pre-candidates before either heard the other, both won the pre-vote, campaigned within
+  // 6 ms and split the vote; a full election timeout followed (500-740 ms instead of ~100).
+  it('the higher id yields to the lower one, so the vote does not split', () => {
+    const cluster = new Cluster({ voters: [1, 2, 3] })
+    cluster.elect(1)
+    cluster.tick(HEARTBEAT_TICKS)
+    cluster.crash(1)
+    cluster.node(2).reportUnreachable(1)
+    cluster.node(3).reportUnreachable(1)
+    // Both stagger timers run out before any message moves.
+    for (
+      let i = 0;
+      i < 3 * ELECTION_TIMEOUT_TICKS &&
+      !(cluster.status(2).role === 'pre-candidate' && cluster.status(3).role === 'pre-candidate');
+      i++
+    ) {
+      cluster.tickNode(2)
+      cluster.tickNode(3)
+    }
+    expect([cluster.status(2).role, cluster.status(3).role]).toEqual(['pre-candidate', 'pre-candidate'])
+    cluster.deliverAll()
+    expect(cluster.leaders()).toEqual([2])
+  })
+})
