@@ -1,12 +1,11 @@
 import {
   CATEGORIES,
+  checkDelta as registryCheckDelta,
   MsgpackError,
   RegistryError,
   SELF_REPORTED_FIELDS,
-  decodeCommand,
   decodeRecord,
   emptyRecord,
-  encodeCommand,
   encodeRecord,
   packWire,
   unpackWire,
@@ -80,15 +79,18 @@ type Fields = Record<string, unknown>
 // Requests
 
 /**
- * Encodes a request frame, then decodes it: what we write must be what a replica accepts. With
- * `id` (an integer in [0, REQUEST_ID_MAX]) the frame belongs to a session; an id out of range is
- * INVALID like any other bad value.
+ * Encodes a request frame after checking it by the rules decodeRequest applies (what we write must
+ * be what a replica accepts). With `id` (an integer in [0, REQUEST_ID_MAX]) the frame belongs to a
+ * session; an id out of range is INVALID like any other bad value.
  */
 export function encodeRequest(request: ApiRequestInit, id?: number): Uint8Array {
-  const bytes = pack(withId(requestToWire(request), id), API_REQUEST_FRAME_BYTES_MAX, 'request')
-  const decoded = decodeRequest(bytes)
-  if (decoded.id !== id) throw new Error(`encodeRequest: id ${String(id)} read back as ${String(decoded.id)}`)
-  return bytes
+  return guarded('request', () => {
+    // Checked as the server will check it, on the map itself (a bad delta or peer id fails here,
+    // typed, with no request sent), then packed once: no pack-and-read-back round trip.
+    const wire = withId(requestToWire(request), checkOptionalId(id, 'request.id'))
+    requestFromFrame(wire)
+    return pack(wire, API_REQUEST_FRAME_BYTES_MAX, 'request')
+  })
 }
 
 /** `id` right after `v`, before the rest, so a reader sees the routing key first. */
@@ -268,18 +270,11 @@ function checkFilter(value: unknown): ListFilter {
  * submit and gossip alike). Throws ProtocolError INVALID or TOO_LARGE.
  */
 export function checkDelta(value: unknown, what: string): Delta {
+  // The map must hold exactly these keys (PROTOCOL.md "Encoding"); the values are the registry's to judge.
   const raw = checkKeys(value, what, ['originPeerId', 'seq', 'fields'], ['originPeerId', 'seq', 'fields'])
-  const fields = checkKeys(raw.fields, `${what}.fields`, SELF_REPORTED_FIELDS, [])
-  const originPeerId = checkPeerId(raw.originPeerId, `${what}.originPeerId`)
-  const seq = checkUnsigned(raw.seq, `${what}.seq`)
-  if (seq === 0) throw invalid(`${what}.seq`, 'a sequence number of at least 1')
+  checkKeys(raw.fields, `${what}.fields`, SELF_REPORTED_FIELDS, [])
   try {
-    const delta = { originPeerId, seq, fields: withoutUndefined(fields) } as Delta
-    const envelope = decodeCommand(
-      encodeCommand({ timestampMs: 1, command: { kind: 'delta', submitterPeerId: originPeerId, delta } }),
-    )
-    if (envelope.command.kind !== 'delta') throw invalid(what, 'a delta')
-    return envelope.command.delta
+    return registryCheckDelta(raw, what)
   } catch (error) {
     throw fromRegistry(error, what)
   }

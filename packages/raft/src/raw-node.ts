@@ -175,6 +175,11 @@ export class RawNode {
     this.#raft.pruneConfLog()
   }
 
+  /** Whether this replica leads now (no allocation: every request asks). */
+  isLeader(): boolean {
+    return this.#raft.role === 'leader'
+  }
+
   /** Role, term, commit and log bounds, with no allocation beyond the answer (for hot paths). */
   basicStatus(): BasicStatus {
     const raft = this.#raft

@@ -106,6 +106,19 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   return bytes
 }
 
+/**
+ * Encodes a command built only from values already validated (a delta from `checkDelta`, peer ids
+ * that passed `checkPeerId`): packed once, without the read-back of encodeCommand, which on the
+ * leader's submit path would validate the same delta a second time. The size limit still holds.
+ */
+export function encodeValidatedCommand(envelope: CommandEnvelope): Uint8Array {
+  const bytes = pack(() => commandToArray(envelope), 'command')
+  if (bytes.length > COMMAND_BYTES_MAX) {
+    throw new RegistryError('TOO_LARGE', `command: ${bytes.length} bytes, at most ${COMMAND_BYTES_MAX}`)
+  }
+  return bytes
+}
+
 function commandToArray(envelope: CommandEnvelope): unknown[] {
   const { timestampMs, command } = envelope
   switch (command.kind) {

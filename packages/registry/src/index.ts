@@ -57,7 +57,16 @@ export {
   uptimeMs,
 } from './model.ts'
 export type { Category, NodeData, SelfReported, SelfReportedField } from './model.ts'
-export { decodeCommand, decodeRecord, decodeSnapshot, encodeCommand, encodeRecord, encodeSnapshot } from './codec.ts'
+export {
+  decodeCommand,
+  decodeRecord,
+  decodeSnapshot,
+  encodeCommand,
+  encodeRecord,
+  encodeSnapshot,
+  encodeValidatedCommand,
+} from './codec.ts'
+export { checkDelta } from './validate.ts'
 export { MSGPACK_DEPTH_MAX, MsgpackError, checkWire, packWire, unpackWire } from './msgpack.ts'
 export type { DecodeOptions, SnapshotState } from './codec.ts'
 export { mergeDelta, observeJoined, observeLeft, endPresences, setLiveness } from './merge.ts'

@@ -100,6 +100,20 @@ export class Registry {
       assert(error instanceof RegistryError, 'decodeCommand throws only RegistryError')
       return this.#rejected(entry.index, error)
     }
+    return this.applyDecoded(entry.index, envelope)
+  }
+
+  /**
+   * Applies the command of entry `index` already decoded: the leader proposed it and holds the
+   * envelope `decodeCommand(entry.data)` would give (it encoded those bytes from it), so it need not
+   * decode its own entries again. Followers decode (apply).
+   */
+  applyDecoded(index: number, envelope: CommandEnvelope): ApplyResult {
+    const entry = { index }
+    assert(
+      entry.index > this.#appliedIndex,
+      () => `entry ${entry.index} applied after ${this.#appliedIndex}: indexes increase`,
+    )
     // A new leader's clock may lag the old one's: time in the registry never runs backwards.
     this.#clockMs = Math.max(this.#clockMs, envelope.timestampMs)
     let result: ApplyResult

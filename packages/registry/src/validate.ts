@@ -252,3 +252,31 @@ export function recordInvariantBroken(record: NodeData): string | undefined {
     return 'uptimeAccumulatedMs within the span since first join'
   return undefined
 }
+
+/**
+ * A delta as the API and gossip carry it: `{ originPeerId, seq, fields: { name: value } }`. The one
+ * place the delta rules live (PROTOCOL.md "Delta"): the origin is a canonical peer id, seq at least
+ * 1, every field a self-reported one with a valid value. Returns a fresh Delta holding exactly the
+ * fields given (none undefined); throws RegistryError INVALID or TOO_LARGE.
+ */
+export function checkDelta(
+  value: unknown,
+  what: string,
+): { originPeerId: string; seq: number; fields: Partial<SelfReported> } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(what, 'a map')
+  const raw = value as Record<string, unknown>
+  const originPeerId = checkPeerId(raw.originPeerId, `${what}.originPeerId`)
+  const seq = checkUnsigned(raw.seq, `${what}.seq`)
+  if (seq === 0) throw invalid(`${what}.seq`, 'a sequence number of at least 1')
+  const given = raw.fields
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw invalid(`${what}.fields`, 'a map')
+  const fields: Record<string, unknown> = {}
+  for (const [name, fieldValue] of Object.entries(given as Record<string, unknown>)) {
+    if (fieldValue === undefined) continue
+    if (!(SELF_REPORTED_FIELDS as readonly string[]).includes(name)) {
+      throw invalid(`${what}.fields.${name.slice(0, 64)}`, `a self-reported field (${SELF_REPORTED_FIELDS.join(', ')})`)
+    }
+    fields[name] = checkSelfReportedField(name as SelfReportedField, fieldValue, `${what}.fields.${name}`, true)
+  }
+  return { originPeerId, seq, fields: fields as Partial<SelfReported> }
+}

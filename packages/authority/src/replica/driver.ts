@@ -396,7 +396,7 @@ export class ReplicaDriver<Result> {
   }
 
   get isLeader(): boolean {
-    return this.#node.basicStatus().role === Role.Leader
+    return this.#node.isLeader()
   }
 
   // ---------------------------------------------------------------------------------------------

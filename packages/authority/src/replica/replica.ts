@@ -8,7 +8,7 @@ import {
   decodeConfChange,
 } from '@nodeledger/raft'
 import type { ConfChange, ConfState, Entry, Message, NodeId } from '@nodeledger/raft'
-import { encodeCommand } from '@nodeledger/registry'
+import { encodeValidatedCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command, Registry } from '@nodeledger/registry'
 import type { Libp2p } from '@libp2p/interface'
 import type { MemberRequest, StatusResult } from '@nodeledger/protocol'
@@ -420,8 +420,15 @@ export class Replica {
    * unknown), UNAVAILABLE "replaced by a new leader" (definitely not applied) or "outcome unknown".
    */
   async propose(command: Command, signal: AbortSignal): Promise<{ index: number; result: ApplyResult }> {
-    const data = encodeCommand({ timestampMs: this.#clock(), command })
-    const { index, result } = await this.#proposeWith(signal, (done) => this.#driver.propose(data, done))
+    // Encoded once: the command is built from validated values (the API decoder checked the delta,
+    // peer ids come from records and the membership), and applying it here reuses the envelope.
+    const envelope = { timestampMs: this.#clock(), command }
+    const data = encodeValidatedCommand(envelope)
+    const { index, result } = await this.#proposeWith(signal, (done) => {
+      const ticket = this.#driver.propose(data, done)
+      this.#stateMachine.proposed(ticket.index, ticket.term, envelope)
+      return ticket
+    })
     if (result === undefined) throw new Error(`entry ${index} applied without a registry result`)
     return { index, result }
   }

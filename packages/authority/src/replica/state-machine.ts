@@ -2,7 +2,7 @@ import { crc32 } from 'node:zlib'
 import { EntryType } from '@nodeledger/raft'
 import type { Entry, Snapshot } from '@nodeledger/raft'
 import { Registry, RegistryError, packWire, unpackWire } from '@nodeledger/registry'
-import type { ApplyResult } from '@nodeledger/registry'
+import type { ApplyResult, CommandEnvelope } from '@nodeledger/registry'
 import { ReplicaError } from '../replica-errors.ts'
 import type { DriverStateMachine } from './driver.ts'
 import { Members } from './members.ts'
@@ -27,6 +27,8 @@ export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | und
   #members: Members
   readonly #digest = new RegistryDigest()
   readonly #legacyMembers: readonly Member[]
+  /** Commands this replica proposed while leading, by index (bounded by the driver's proposal limit). */
+  readonly #proposed = new Map<number, { term: number; envelope: CommandEnvelope }>()
   /** Told of every applied membership change (the replica updates its links). */
   onMembersChanged: ((members: readonly Member[]) => void) | undefined
 
@@ -41,9 +43,23 @@ export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | und
     return this.#members
   }
 
+  /**
+   * The command this leader proposed at `index` in `term`, as it built it: applying that entry then
+   * needs no decode (the bytes were encoded from it). Followers, and an entry a new leader put at
+   * that index instead, decode as usual.
+   */
+  proposed(index: number, term: number, envelope: CommandEnvelope): void {
+    this.#proposed.set(index, { term, envelope })
+  }
+
   apply(entry: Entry): ApplyResult | undefined {
     if (entry.type === EntryType.Normal) {
-      const result = this.registry.apply({ index: entry.index, data: entry.data })
+      const own = this.#proposed.get(entry.index)
+      if (own !== undefined) this.#proposed.delete(entry.index)
+      const result =
+        own !== undefined && own.term === entry.term
+          ? this.registry.applyDecoded(entry.index, own.envelope)
+          : this.registry.apply({ index: entry.index, data: entry.data })
       if (result.status === 'applied') this.#digest.markChanged(result.peerIds)
       return result
     }
@@ -71,6 +87,7 @@ export class ReplicaStateMachine implements DriverStateMachine<ApplyResult | und
   }
 
   restore(snapshot: Snapshot): void {
+    for (const index of this.#proposed.keys()) if (index <= snapshot.metadata.index) this.#proposed.delete(index)
     const { members, registry } = decodeStateSnapshot(snapshot.data, this.#legacyMembers)
     this.registry.restore(registry, { verify: false })
     this.#members = members
