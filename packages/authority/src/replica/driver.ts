@@ -17,7 +17,7 @@
  * core, and rides the next Ready: that is group commit. Every port callback may run synchronously
  * (the scenario tests' stores do) or later (LevelDB); the pipeline is re-entrancy safe either way.
  */
-import { MessageType, RawNode, ReadMode, Role } from '@nodeledger/raft'
+import { MessageType, RawNode, ReadMode } from '@nodeledger/raft'
 import type {
   BasicStatus,
   ConfChange,
