@@ -189,6 +189,26 @@ describe('LevelStorage: writes', () => {
     expect(storage.lastIndex()).toBe(3)
   })
 
+  // Raft needs no durable commit index: a commit-only Ready (sync false) costs no disk write; the
+  // next synced batch, a snapshot or close() carries it, and a crash only loses it (harmlessly).
+  it('a commit-only hard state is not written until the next batch, snapshot or close', async () => {
+    const dir = await tempDir()
+    const first = await LevelStorage.open(dir, { bootstrap: { confState: CONF, data: new Uint8Array() } })
+    await first.save({ entries: entries(2, 6, 1), hardState: { term: 1, vote: 1, commit: 1 }, sync: true })
+    const saves = first.stats().saves
+    await first.save({ entries: [], hardState: { term: 1, vote: 1, commit: 4 }, sync: false })
+    expect(first.stats().saves).toBe(saves)
+    expect(first.initialState().hardState.commit).toBe(4)
+    // A snapshot beyond the commit on disk carries the commit along (open() requires commit >= snapshot).
+    await first.save({ entries: [], hardState: { term: 1, vote: 1, commit: 5 }, sync: false })
+    await first.createSnapshot(5, CONF, new TextEncoder().encode('at 5'))
+    await first.save({ entries: [], hardState: { term: 1, vote: 1, commit: 6 }, sync: false })
+    await first.close()
+    const second = await open(dir)
+    expect(second.snapshot().metadata.index).toBe(5)
+    expect(second.initialState().hardState.commit).toBe(6)
+  })
+
   it('refuses a hard state whose commit is outside [snapshot index, last index] or whose term decreases', async () => {
     const dir = await tempDir()
     const storage = await open(dir)
