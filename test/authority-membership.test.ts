@@ -116,6 +116,8 @@ describe('membership of record, changed one server at a time', () => {
     ).toBe('CONFLICT')
     // A learner that never started cannot be promoted.
     await client.member({ action: 'add', memberId: 5, peerId: five.peerId, multiaddr: five.multiaddr })
+    // Not even while the commit is within the lag bound of nothing: it never answered.
+    expect(await refusal(() => client.member({ action: 'promote', memberId: 5 }))).toBe('NOT_READY')
     await submitMany(client, await makePeerIds(8), new Map(), 1_100, 16)
     expect(await refusal(() => client.member({ action: 'promote', memberId: 5 }))).toBe('NOT_READY')
     await client.member({ action: 'remove', memberId: 5 })
@@ -129,5 +131,80 @@ describe('membership of record, changed one server at a time', () => {
     const removed = await client.member({ action: 'remove', memberId: leader.id })
     expect(removed.members.map((member) => member.id)).not.toContain(leader.id)
     expect((await statuses(client)).filter((status) => status?.role === 'leader')).toHaveLength(1)
+  })
+})
+
+/**
+ * A member that joins while the leader is a replica that joined later than the snapshot it sends:
+ * the snapshot's membership does not name the leader, and neither does the cluster file (the
+ * founders only). The joiner keeps the membership its peer reported until its log has one.
+ */
+describe('a new member joining from a leader newer than its snapshot', () => {
+  let cluster: ProcessCluster
+  let client: AuthorityClient
+
+  beforeAll(async () => {
+    // 300 entries between snapshots: 4 installs one taken before it joined and takes none of its own.
+    cluster = ProcessCluster.create({ replicas: 3, snapshotEveryEntries: 300 })
+    cluster.startAll()
+    client = await operatorClient(cluster, 5000)
+    await leaderOf(client)
+  })
+
+  afterAll(async () => {
+    await client?.stop()
+    await cluster?.stopAll()
+  })
+
+  let fiveAddress = ''
+  async function addAndPromote(id: number): Promise<void> {
+    const keyFile = join(cluster.dir, `replica-${id}`, 'peer.key')
+    const peerId = peerIdFromPrivateKey(await loadOrCreateKey(keyFile)).toString()
+    const port = cluster.multiaddrs[0]!.split('/tcp/')[1]!.split('/')[0]
+    const self = {
+      multiaddr: `/ip4/127.0.0.${10 + id}/tcp/${port}/p2p/${peerId}`,
+      keyFile,
+      dataDir: join(cluster.dir, `replica-${id}`, 'data'),
+    }
+    if (id === 5) fiveAddress = self.multiaddr
+    await client.member({ action: 'add', memberId: id, peerId, multiaddr: self.multiaddr })
+    cluster.start(id, { self })
+    await waitUntil(
+      `member ${id} to be promotable`,
+      async () => {
+        try {
+          return await client.member({ action: 'promote', memberId: id })
+        } catch (error) {
+          if (error instanceof ProtocolError && error.code === 'NOT_READY') return undefined
+          throw error
+        }
+      },
+      60_000,
+    )
+  }
+
+  it('5 catches up from leader 4, whose stored snapshot predates 4', async () => {
+    const peerIds = await makePeerIds(32)
+    const seqs = new Map<string, number>()
+    await submitMany(client, peerIds, seqs, 400, 16)
+    await addAndPromote(4)
+    expect(cluster.logText(4)).toContain('snapshot installed')
+    const transferred = await client.transferLeader(4)
+    expect(transferred.leader).toBe(4)
+    await addAndPromote(5)
+    expect(cluster.logText(5)).toContain('snapshot installed')
+    await submitMany(client, peerIds, seqs, 50, 8)
+    // 5 answers as a caught-up voter of record, the membership its log holds naming leader 4.
+    const five = await waitUntil(
+      'member 5 to apply the writes',
+      async () => {
+        const status = await client.status(fiveAddress)
+        return status.applied >= status.commit && status.commit > 0 ? status : undefined
+      },
+      30_000,
+    )
+    expect(five.members.find((member) => member.id === 5)).toMatchObject({ voter: true, started: true })
+    expect(five.members.find((member) => member.id === 4)).toMatchObject({ voter: true })
+    expect(five.leader?.id).toBe(4)
   })
 })

@@ -29,8 +29,14 @@ import type { ClusterFile } from '../cluster-file.ts'
  */
 export type InitialClusterState = 'new' | 'existing'
 
-/** What an empty replica found out from its peers: bootstrap the cluster, or join it empty as a learner. */
-export type EmptyStart = 'bootstrap' | 'join'
+/**
+ * What an empty replica found out from its peers: bootstrap the cluster, or join it empty as a
+ * learner. A joiner keeps the membership its peer reported: the leader may have joined after the
+ * cluster file was written, and after the snapshot it will send, so neither names it.
+ */
+export type EmptyStart =
+  | { readonly kind: 'bootstrap' }
+  | { readonly kind: 'join'; readonly via: number; readonly members: StatusResult['members'] }
 
 export interface EmptyStartOptions {
   readonly libp2p: Libp2p
@@ -113,7 +119,7 @@ export async function decideEmptyStart(options: EmptyStartOptions): Promise<Empt
             { via: peer.id },
             'data dir is empty and this replica is a learner: joining; the leader sends a snapshot',
           )
-          return 'join'
+          return { kind: 'join', via: peer.id, members: status.members }
         }
         throw new ReplicaError(
           'NEEDS_NEW',
@@ -138,7 +144,7 @@ export async function decideEmptyStart(options: EmptyStartOptions): Promise<Empt
     }
     if (mode === 'new' && agreeing >= Math.floor(founders / 2) + 1) {
       logger.info({ agreeing, founders }, 'a majority of the founders agree the cluster is new: bootstrapping it')
-      return 'bootstrap'
+      return { kind: 'bootstrap' }
     }
     const nowMs = Date.now()
     if (nowMs - lastWaitingLogMs >= WAITING_LOG_EVERY_MS) {

@@ -11,7 +11,7 @@ import type { ConfChange, ConfState, Entry, Message, NodeId } from '@nodeledger/
 import { encodeValidatedCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command, Registry } from '@nodeledger/registry'
 import type { Libp2p } from '@libp2p/interface'
-import type { MemberRequest, StatusResult } from '@nodeledger/protocol'
+import type { MemberRequest, MemberStatus, StatusResult } from '@nodeledger/protocol'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { SOFTWARE_VERSION } from '../constants.ts'
@@ -100,7 +100,10 @@ export class Replica {
   readonly #raftLinks: PeerLinks
   readonly #snapshotLinks: PeerLinks
   readonly #applyWaiters = new ApplyWaiters()
-  /** Members learned from conf changes appended but not yet applied (the leader dials them at once). */
+  /**
+   * Members learned from conf changes appended but not yet applied (the leader dials them at once),
+   * and on a learner that joined empty, the membership its peer reported until its log has one.
+   */
   readonly #pendingMembers = new Map<NodeId, PeerAddress>()
   #membershipTimer: NodeJS.Timeout | undefined
   #stopped = false
@@ -115,8 +118,14 @@ export class Replica {
     storage: LevelStorage
     libp2p: Libp2p
     stateMachine: ReplicaStateMachine
+    /** A learner joining empty: the membership its peer reported (see EmptyStart). */
+    joinedMembers: readonly MemberStatus[]
   }) {
     const { options } = parts
+    for (const member of parts.joinedMembers) {
+      if (member.id !== options.id && member.peerId !== '')
+        this.#pendingMembers.set(member.id, { peerId: member.peerId, multiaddr: member.multiaddr })
+    }
     this.id = options.id
     this.cluster = options.cluster
     this.member = parts.member
@@ -222,6 +231,7 @@ export class Replica {
           `key ${member.keyFile} is peer ${libp2p.peerId.toString()}, but replica ${id} is ${member.peerId}`,
         )
       }
+      let joinedMembers: readonly MemberStatus[] = []
       if (storage.empty) {
         const mode = options.initialClusterState ?? 'existing'
         const unhandle = await serveStartingStatus(libp2p, () => startingStatusFor(cluster, id, member, founders))
@@ -234,7 +244,8 @@ export class Replica {
             logger,
             signal: new AbortController().signal,
           })
-          if (decision === 'bootstrap') {
+          if (decision.kind === 'join') joinedMembers = decision.members
+          if (decision.kind === 'bootstrap') {
             const data = encodeStateSnapshot(
               new Members(founders),
               new ReplicaStateMachine(founders).registry.snapshot(),
@@ -256,7 +267,7 @@ export class Replica {
       // A learner joining empty has no membership of its own yet: its peers' was checked (join.ts).
       if (!storage.empty)
         checkClusterFile(cluster, id, membersOfRecord(storage, stateMachine.members, founders), member, logger)
-      const replica = new Replica({ options, member, storage, libp2p, stateMachine })
+      const replica = new Replica({ options, member, storage, libp2p, stateMachine, joinedMembers })
       await replica.#raftLinks.start()
       await replica.#snapshotLinks.start()
       replica.#driver.start()
@@ -321,8 +332,9 @@ export class Replica {
 
   /** The links follow the membership of record (and members appended but not yet applied). */
   #syncPeers(): void {
+    const members = this.#stateMachine.members
     for (const id of this.#pendingMembers.keys()) {
-      if (this.#stateMachine.members.get(id) !== undefined) this.#pendingMembers.delete(id)
+      if (members.get(id) !== undefined || members.isRetired(id)) this.#pendingMembers.delete(id)
     }
     if (this.#stopped) return
     const peers = this.#peerAddresses()
@@ -337,6 +349,16 @@ export class Replica {
         peers.set(member.id, { peerId: member.peerId, multiaddr: member.multiaddr })
     }
     for (const [id, address] of this.#pendingMembers) if (!peers.has(id)) peers.set(id, address)
+    // The bootstrap list's members too, unless the log retired them or gave their peer to another id:
+    // a replica that installs a snapshot taken before the current leader joined knows the leader only
+    // from the list until the log past the snapshot arrives, and that log comes from the leader.
+    const members = this.#stateMachine.members
+    const peerIds = new Set([...peers.values()].map((address) => address.peerId))
+    for (const entry of this.cluster.replicas) {
+      if (entry.id === this.id || peers.has(entry.id) || members.isRetired(entry.id)) continue
+      if (peerIds.has(entry.peerId)) continue
+      peers.set(entry.id, { peerId: entry.peerId, multiaddr: entry.multiaddr })
+    }
     return peers
   }
 
@@ -484,7 +506,18 @@ export class Replica {
         const progress = this.#driver.status().progress?.[id]
         const commit = this.#driver.basicStatus().commit
         const match = progress?.match ?? 0
-        if (progress === undefined || progress.lostState || match + constants.PROMOTE_LAG_ENTRIES_MAX < commit) {
+        // Caught up means the learner answered: it acknowledged an entry (match > 0), the leader streams
+        // to it (replicate: not probing, not sending a snapshot). The lag bound alone would pass a learner
+        // that never received anything while the commit is small. (recentActive is not asked: CheckQuorum
+        // clears it every election timeout, so it would refuse a healthy learner now and then.)
+        const answered = progress !== undefined && !progress.lostState && match > 0 && progress.state === 'replicate'
+        if (!answered) {
+          throw new ReplicaRequestError(
+            'NOT_READY',
+            `learner ${id} has not caught up (it holds the log up to ${match}, ${progress === undefined ? 'the leader has no progress for it' : `the leader's progress for it is ${progress.state}`}): is it started with --initial-cluster-state existing? ask again when it has caught up`,
+          )
+        }
+        if (match + constants.PROMOTE_LAG_ENTRIES_MAX < commit) {
           throw new ReplicaRequestError(
             'NOT_READY',
             `learner ${id} holds the log up to ${match}, the leader's commit is ${commit}: it can vote once it is within ${constants.PROMOTE_LAG_ENTRIES_MAX} entries; ask again when it has caught up`,
