@@ -301,6 +301,15 @@ export class EtcdTarget implements BenchTarget {
     return waitForElection(read, killed, killedAtMs, undefined, timeoutMs)
   }
 
+  pids(): ReadonlyMap<number, number> {
+    const pids = new Map<number, number>()
+    for (const id of this.memberIds) {
+      const pid = this.cluster.member(id).child?.pid
+      if (pid !== undefined) pids.set(id, pid)
+    }
+    return pids
+  }
+
   takeClientEvents(): ClientEvent[] {
     return this.events.splice(0, this.events.length)
   }

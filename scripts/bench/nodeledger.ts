@@ -232,6 +232,15 @@ export class NodeledgerTarget implements BenchTarget {
     return this.events.splice(0, this.events.length)
   }
 
+  pids(): ReadonlyMap<number, number> {
+    const pids = new Map<number, number>()
+    for (const id of this.memberIds) {
+      const pid = this.cluster.pidOf(id)
+      if (pid !== undefined) pids.set(id, pid)
+    }
+    return pids
+  }
+
   /** The replica's pid while it runs. */
   pidOf(member: number): number | undefined {
     return this.cluster.pidOf(member)

@@ -24,6 +24,8 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { cpuPerOps, readCpu } from './cpu.ts'
+import type { CpuPerOps } from './cpu.ts'
 import { COLORS, LIGHT_COLORS, percentileChart, sortedChart } from './charts.ts'
 import type { Series } from './charts.ts'
 import { EtcdCluster, EtcdTarget, ETCD_TIMING_DEFAULT, etcdVersion, findEtcdBinary } from './etcd.ts'
@@ -269,13 +271,13 @@ async function withTarget<T>(open: () => Promise<BenchTarget>, body: (target: Be
 type Measured<T> = T & LoadReading
 
 type SystemResults = {
-  'seq-writes'?: Measured<ThroughputResult>
-  'conc-writes'?: Measured<ThroughputResult>
-  reads?: Measured<ThroughputResult>
+  'seq-writes'?: Measured<ThroughputResult & Partial<CpuPerOps>>
+  'conc-writes'?: Measured<ThroughputResult & Partial<CpuPerOps>>
+  reads?: Measured<ThroughputResult & Partial<CpuPerOps>>
   'failover-default'?: Measured<FailoverResult> & { sameAsDefault?: boolean }
   'failover-equal'?: Measured<FailoverResult> & { sameAsDefault?: boolean }
-  'seq-writes-5r'?: Measured<ThroughputResult>
-  'conc-writes-5r'?: Measured<ThroughputResult>
+  'seq-writes-5r'?: Measured<ThroughputResult & Partial<CpuPerOps>>
+  'conc-writes-5r'?: Measured<ThroughputResult & Partial<CpuPerOps>>
   [gossip: `gossip-${number}`]: Measured<GossipResult> | undefined
   'catchup-cold'?: Measured<CatchupResult>
   'catchup-warm'?: Measured<CatchupResult>
@@ -294,6 +296,10 @@ const THROUGHPUT_METRICS = (ops: string): WorkloadRow['metrics'] => [
   ['p50Ms', 'p50 ms', 'lower'],
   ['p99Ms', 'p99 ms', 'lower'],
   ['p999Ms', 'p99.9 ms', 'lower'],
+  ['leaderCpuMsPer1k', 'leader CPU ms/1k', 'lower'],
+  ['followersCpuMsPer1k', 'followers CPU ms/1k', 'lower'],
+  ['clientCpuMsPer1k', 'client CPU ms/1k', 'lower'],
+  ['leaderCpuPct', 'leader CPU %', '-'],
 ]
 
 const FAILOVER_METRICS: WorkloadRow['metrics'] = [
@@ -739,10 +745,24 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
     target: BenchTarget,
     cluster: string | undefined,
     body: () => Promise<T>,
-  ): Promise<Measured<T>> =>
-    measure(workload, () =>
-      profiler !== undefined && cluster !== undefined ? profiler.around(workload, cluster, target, body) : body(),
-    )
+  ): Promise<Measured<T & Partial<CpuPerOps>>> =>
+    measure(workload, async () => {
+      // CPU per operation, the figure a noisy machine bends least (cpu.ts): read around the body.
+      const leader = await target.leader()
+      const before = readCpu(target.pids())
+      const startedMs = performance.now()
+      const result =
+        profiler !== undefined && cluster !== undefined
+          ? await profiler.around(workload, cluster, target, body)
+          : await body()
+      const wallS = (performance.now() - startedMs) / 1000
+      const operations = (result as { opsPerS?: number }).opsPerS
+      const cpu =
+        operations === undefined
+          ? undefined
+          : cpuPerOps(before, readCpu(target.pids()), leader, Math.round(operations * wallS), wallS)
+      return cpu === undefined ? result : { ...result, ...cpu }
+    })
   const withCluster = async (
     timing: 'default' | 'equal',
     replicas: 3 | 5,

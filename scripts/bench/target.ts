@@ -45,6 +45,8 @@ export interface BenchTarget {
    * leader. Waits up to `timeoutMs` for the lines to reach the log files; undefined if they never do.
    */
   election(mark: LogMark, killed: number, killedAtMs: number, timeoutMs: number): Promise<Election | undefined>
+  /** Each running member's pid (for its CPU time: cpu.ts). */
+  pids(): ReadonlyMap<number, number>
   /** What the client did since the last call (nodeledger: its failed attempts), for a failover trial. */
   takeClientEvents(): ClientEvent[]
   close(): Promise<void>
