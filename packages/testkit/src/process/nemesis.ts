@@ -31,6 +31,10 @@ export interface NemesisContext {
   /** How many times this nemesis was injected before in this run (0 the first time). */
   readonly occurrence: number
   readonly log: (message: string) => void
+  /** Test only: pause-leader makes the sticky readers read `stale` from the paused replica (ChaosOptions). */
+  readonly staleReadsOnResume?: boolean
+  /** Milliseconds since the run began (the axis faults are timed on). */
+  readonly runMs?: () => number
 }
 
 export interface InjectedFault {
@@ -41,7 +45,16 @@ export interface InjectedFault {
   /** Watches the cluster for the hold's length; returns what went wrong (nothing, usually). */
   during(): Promise<string[]>
   heal(): Promise<void>
+  /** What the nemesis checked or did that is no finding, for the report (filled in as it goes). */
+  readonly notes?: readonly string[]
+  /** pause-leader: the sticky readers' reads waiting at the paused replica when it got SIGCONT. */
+  readonly readsAtResume?: number
+  /** pause-leader with staleReadsOnResume: when the readers read stale, in run ms. */
+  readonly staleWindow?: { readonly startMs: number; readonly endMs: number }
 }
+
+/** An InjectedFault a nemesis fills in while it heals. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 export interface Nemesis {
   readonly name: NemesisName
@@ -146,21 +159,63 @@ const killAny: Nemesis = {
   },
 }
 
+/** With staleReadsOnResume, the readers go on reading stale this long after SIGCONT: the resumed replica's first answers. */
+const STALE_READS_AFTER_RESUME_MS = 1_000
+
 const pauseLeader: Nemesis = {
   name: 'pause-leader',
   description:
-    'SIGSTOP the leader, SIGCONT it when healed: on waking it must neither serve a stale read nor commit alone',
+    'SIGSTOP the leader, SIGCONT it when healed: on waking it must neither serve a stale read (the sticky readers read at lease consistency when the run enables leaseReads, and have a read waiting at it) nor commit alone',
   async inject(context) {
+    const { cluster } = context
     const leader = await currentLeader(context)
-    context.cluster.pause(leader.id)
-    return {
+    const runMs = context.runMs ?? (() => 0)
+    const notes: string[] = []
+    let staleFromMs: number | undefined
+    if (context.staleReadsOnResume === true) {
+      // The negative check: the readers, who ask the leader they know, now read stale, as the lease
+      // bug once answered them; before the pause, so the reads that wait at the paused replica are.
+      await cluster.agent.request('readers', { consistency: 'stale' })
+      staleFromMs = runMs()
+    }
+    cluster.pause(leader.id)
+    const fault: Mutable<InjectedFault> = {
       kind: 'pause-leader',
       label: `SIGSTOP ${describeLeader(leader)}`,
       targets: [leader.id],
+      notes,
       during: hold(context),
-      heal: async () => context.cluster.resume(leader.id),
+      heal: async () => {
+        // The reads that wait at the paused replica are the first it answers on waking: with a
+        // lease counted in ticks (the old bug) it served them from its stale state.
+        const waiting = await readsWaitingAt(cluster, leader.id).catch(() => [])
+        fault.readsAtResume = waiting.length
+        notes.push(
+          waiting.length === 0
+            ? `no reader read was waiting at r${leader.id} when it got SIGCONT`
+            : `SIGCONT r${leader.id} with ${waiting.length} reader read(s) waiting at it (${waiting.map((read) => `${read.consistency}, sent ${read.ageMs} ms before`).join('; ')})`,
+        )
+        cluster.resume(leader.id)
+        if (staleFromMs !== undefined) {
+          await sleep(STALE_READS_AFTER_RESUME_MS)
+          await cluster.agent.request('readers', { consistency: null })
+          fault.staleWindow = { startMs: staleFromMs, endMs: runMs() }
+        }
+      },
     }
+    return fault
   },
+}
+
+/** The sticky readers' reads in flight at replica `id` (their client's cached leader is it). */
+async function readsWaitingAt(
+  cluster: NetnsCluster,
+  id: number,
+): Promise<Array<{ client: number; ageMs: number; consistency: string }>> {
+  const answer = await cluster.agent.request('inflight')
+  const peerId = cluster.processes.peerIdOf(id)
+  const reads = answer.reads as Array<{ client: number; ageMs: number; consistency: string; target: string | null }>
+  return reads.filter((read) => read.target?.endsWith(`/p2p/${peerId}`) === true)
 }
 
 const partitionLeader: Nemesis = {
