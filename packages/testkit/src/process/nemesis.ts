@@ -530,7 +530,9 @@ async function replaceMember(cluster: NetnsCluster, old: number): Promise<{ id: 
   // Replica bug (see the chaos report): a new member restores the directory of the snapshot it is
   // sent, and refuses raft and snapshot streams from any peer not in it; if the leader joined after
   // that snapshot, the new member refuses the leader and never catches up. A snapshot taken now
-  // lists every current member, the leader included.
+  // lists every current member, the leader included. Every member must answer first: one still
+  // starting has no SIGUSR2 handler yet.
+  await cluster.waitConverged(WIPE_PRECONDITION_TIMEOUT_MS)
   await cluster.snapshotNow()
   const member = await cluster.prepareMember()
   const added = await cluster.member({

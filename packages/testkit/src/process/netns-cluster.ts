@@ -375,7 +375,8 @@ export class NetnsCluster {
 
   /**
    * Snapshot now (`kill -USR2`, the CLI's snapshot on demand) on every running member, and wait until
-   * each has logged it: the snapshot a new member is then sent lists every current member.
+   * each has logged it: the snapshot a new member is then sent lists every current member. Each must
+   * have started (answered a status): the CLI installs its handler once the API serves.
    */
   async snapshotNow(timeoutMs = 10_000): Promise<void> {
     const count = (id: number): number => this.processes.logOfLastStart(id).split('"msg":"snapshot on demand"').length
