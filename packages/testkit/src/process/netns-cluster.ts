@@ -426,8 +426,11 @@ export class NetnsCluster {
   }
 
   /**
-   * After a replacement: the cluster file's replicas become the current members (the bootstrap list
-   * a later new member asks, once no founder is left), and the workload's clients start over from it.
+   * After a replacement: the cluster file's replicas become the current members, and the workload's
+   * clients start over from them. The file is the bootstrap list: a member joining later asks the
+   * replicas listed there whether it was added (no founder may be left), and until its snapshot
+   * arrives they are the only peers whose raft and snapshot streams it accepts (the leader must be
+   * one of them).
    */
   async publishMembership(): Promise<void> {
     this.processes.writeBootstrapList()
