@@ -3,6 +3,11 @@
  * cycling through the nemeses while five clients write and read, then judging the history.
  *
  *   pnpm chaos --nemesis all|<name>[,<name>] --minutes 10 [--replicas 3|5] [--out DIR] [--seed N]
+ *              [--lease-reads | --no-lease-reads]
+ *
+ * Lease reads (cluster file timing.leaseReads, and the sticky readers reading at `lease`) are on
+ * for the whole run when pause-leader is among the nemeses, off otherwise; --lease-reads or
+ * --no-lease-reads decides instead. The writers' reads stay linearizable either way.
  *
  * Writes report.json, report.md and timeline.svg to the run dir (default .run/chaos/<timestamp>/).
  * Exit 0 when the history is linearizable, no acknowledged write was lost, no two leaders shared a
@@ -28,6 +33,7 @@ interface Options {
   replicas: 3 | 5
   out: string
   seed: number | undefined
+  leaseReads: boolean | undefined
 }
 
 function parseOptions(): Options {
@@ -39,18 +45,22 @@ function parseOptions(): Options {
       replicas: { type: 'string', default: '3' },
       out: { type: 'string' },
       seed: { type: 'string' },
+      'lease-reads': { type: 'boolean' },
+      'no-lease-reads': { type: 'boolean' },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help) {
     console.log(
-      `usage: pnpm chaos --nemesis all|<name>[,<name>] --minutes 10 [--replicas 3|5] [--out DIR] [--seed N]\nnemeses: ${NEMESIS_NAMES.join(', ')}`,
+      `usage: pnpm chaos --nemesis all|<name>[,<name>] --minutes 10 [--replicas 3|5] [--out DIR] [--seed N] [--lease-reads|--no-lease-reads]\nnemeses: ${NEMESIS_NAMES.join(', ')}\nlease reads: on by default when pause-leader is among the nemeses`,
     )
     process.exit(0)
   }
   const minutes = Number(values.minutes)
   if (!(minutes > 0 && minutes <= MINUTES_MAX)) throw new TypeError(`--minutes must be in (0, ${MINUTES_MAX}]`)
   if (values.replicas !== '3' && values.replicas !== '5') throw new TypeError('--replicas must be 3 or 5')
+  if (values['lease-reads'] === true && values['no-lease-reads'] === true)
+    throw new TypeError('--lease-reads and --no-lease-reads contradict each other')
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   return {
     nemeses: parseNemeses(values.nemesis),
@@ -58,6 +68,7 @@ function parseOptions(): Options {
     replicas: values.replicas === '5' ? 5 : 3,
     out: values.out ?? join(ROOT, '.run/chaos', stamp),
     seed: values.seed === undefined ? undefined : Number(values.seed),
+    leaseReads: values['lease-reads'] === true ? true : values['no-lease-reads'] === true ? false : undefined,
   }
 }
 
@@ -84,8 +95,9 @@ async function main(): Promise<number> {
   )
   const totalS = Math.round(durationMs / 1000)
   bar.start(totalS, 0, { elapsed_s: 0, total_s: totalS, faults: 0, nemesis: 'starting', ops: 0, leader: '-' })
+  const leaseReads = options.leaseReads ?? options.nemeses.includes('pause-leader')
   console.error(
-    `chaos: ${options.nemeses.join(', ')} for ${options.minutes} min on ${options.replicas} replicas; run dir ${options.out}`,
+    `chaos: ${options.nemeses.join(', ')} for ${options.minutes} min on ${options.replicas} replicas, lease reads ${leaseReads ? 'on' : 'off'}; run dir ${options.out}`,
   )
   let report: ChaosReport
   try {
@@ -95,6 +107,7 @@ async function main(): Promise<number> {
       durationMs,
       runDir: options.out,
       ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...(options.leaseReads === undefined ? {} : { leaseReads: options.leaseReads }),
       onProgress: (progress) => {
         const elapsedS = Math.round(progress.elapsedMs / 1000)
         bar.update(Math.min(elapsedS, totalS), {
@@ -125,6 +138,10 @@ async function main(): Promise<number> {
     ...report.findings,
   ])
     console.log(`  ${problem}`)
+  console.log(
+    `clients: ${report.clients.map((client) => `${client.index} ${client.role} ${client.implementation}${client.sticky ? ' sticky' : ''} ${client.readConsistency}`).join('; ')}`,
+  )
+  console.log(`members at the end: ${report.finalMembers.map((id) => `r${id}`).join(' ')}`)
   console.log(`report: ${paths.markdown}\ntimeline: ${paths.svg}`)
   return report.valid ? 0 : 1
 }

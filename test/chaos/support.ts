@@ -49,6 +49,8 @@ export async function expectNemesisSurvived(
   // a loaded one restarts replicas slowly).
   expect(report.ops.writeOk, where).toBeGreaterThan(20)
   expect(report.ops.readOk, where).toBeGreaterThan(20)
+  // Every client, the sticky readers included, got answers (a client that only failed would check nothing).
+  for (const client of report.clients) expect(client.ok, `client ${client.index}; ${where}`).toBeGreaterThan(5)
   expect(
     report.keys.every((key) => key.finalSeq !== 'unreadable'),
     where,

@@ -146,6 +146,27 @@ describe('IndependentClient against the API (fake replicas, our codecs on the se
     expect(cluster.count('submit')[0]).toBe(before + 1)
   })
 
+  it('a caller that gives up (signal) keeps the cached leader; a request deadline passing forgets it', async () => {
+    // The chaos workload's sticky readers rest on this: a silent (paused) leader is asked again.
+    cluster.leaderId = 2
+    const key = peerIdFromSeed(7)
+    await client.get(key, { consistency: 'lease' })
+    expect(client.leader).toBe(cluster.replica(2).multiaddr)
+    cluster.replica(2).behaviour = (request, self) =>
+      request.op === 'get' ? { kind: 'hang' } : cluster.standard(request, self)
+    for (let i = 0; i < 3; i++)
+      expect(await codeOf(client.get(key, { consistency: 'lease', signal: AbortSignal.timeout(100) }))).toBe('TIMEOUT')
+    expect(client.leader).toBe(cluster.replica(2).multiaddr)
+    expect(cluster.count('get')).toEqual([0, 4, 0])
+    expect(cluster.count('status')).toEqual([1, 0, 0])
+    // Its own deadline (500 ms here) is the replica's silence: the client moves on and rediscovers.
+    const patient = client.get(key, { consistency: 'lease', signal: AbortSignal.timeout(5_000) })
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    cluster.replica(2).behaviour = (request, self) => cluster.standard(request, self)
+    await patient
+    expect(cluster.count('status')[0]! + cluster.count('status')[2]!).toBeGreaterThan(1)
+  })
+
   it('gives up after attemptsMax with the last retryable error; a dropped session fails its requests UNAVAILABLE', async () => {
     cluster.leaderId = 0 // nobody leads: status names no leader
     expect(await codeOf(client.submit({ originPeerId: peerIdFromSeed(6), seq: 1, fields: { version: 'z' } }))).toBe(

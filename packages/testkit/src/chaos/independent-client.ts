@@ -328,12 +328,21 @@ export class IndependentClient {
     return { index, duplicate: bool(result.duplicate, 'result.duplicate') }
   }
 
+  /**
+   * `signal`: the caller gives up when it aborts (TIMEOUT), leaving the cached leader alone, as
+   * opposed to a request deadline passing, after which the client forgets that replica.
+   */
   async get(
     peerId: string,
-    options: { consistency?: IndependentConsistency } = {},
+    options: { consistency?: IndependentConsistency; signal?: AbortSignal } = {},
   ): Promise<{ record: IndependentRecord | null; index: number }> {
     const consistency = options.consistency ?? 'linearizable'
-    const result = await this.#request('get', { peerId, consistency }, consistency === 'stale' ? 'any' : 'leader')
+    const result = await this.#request(
+      'get',
+      { peerId, consistency },
+      consistency === 'stale' ? 'any' : 'leader',
+      options.signal,
+    )
     const index = uint(result.index, 'result.index')
     const record = result.record === undefined || result.record === null ? null : decodeRecord(result.record)
     if (record !== null && record.peerId !== peerId)
@@ -351,17 +360,21 @@ export class IndependentClient {
     this.#sessions.clear()
   }
 
-  async #request(op: string, fields: Fields, route: 'leader' | 'any'): Promise<Fields> {
+  async #request(op: string, fields: Fields, route: 'leader' | 'any', callerSignal?: AbortSignal): Promise<Fields> {
     let lastError: IndependentClientError | undefined
     let followHint = false
     for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
-      if (attempt > 0 && !followHint) await this.#backoff(attempt)
+      if (attempt > 0 && !followHint) await this.#backoff(attempt, callerSignal)
+      if (aborted(callerSignal)) throw callerGaveUp()
       followHint = false
       try {
-        const target = route === 'leader' ? await this.#leaderTarget() : (this.#leader ?? this.#nextReplica())
-        return await this.#once(op, fields, target)
+        const target =
+          route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
+        return await this.#once(op, fields, target, callerSignal)
       } catch (caught) {
         if (this.#stopped.signal.aborted) throw unavailable('client stopped')
+        // The caller's patience, not the replica's silence: the cached leader stays.
+        if (aborted(callerSignal)) throw callerGaveUp()
         const error = caught instanceof IndependentClientError ? caught : unavailable(String(caught))
         if (!RETRYABLE.has(error.code)) throw error
         lastError = error
@@ -379,8 +392,12 @@ export class IndependentClient {
   }
 
   /** One attempt under the request deadline, on the target's session. */
-  async #once(op: string, fields: Fields, target: Multiaddr): Promise<Fields> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.#requestTimeoutMs), this.#stopped.signal])
+  async #once(op: string, fields: Fields, target: Multiaddr, callerSignal?: AbortSignal): Promise<Fields> {
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.#requestTimeoutMs),
+      this.#stopped.signal,
+      ...(callerSignal === undefined ? [] : [callerSignal]),
+    ])
     const key = target.toString()
     let session = this.#sessions.get(key)
     if (session === undefined || session.ended) {
@@ -396,9 +413,9 @@ export class IndependentClient {
     return asMap(frame.result, 'result')
   }
 
-  async #leaderTarget(): Promise<Multiaddr> {
+  async #leaderTarget(callerSignal?: AbortSignal): Promise<Multiaddr> {
     if (this.#leader !== undefined) return this.#leader
-    const status = await this.#once('status', {}, this.#nextReplica())
+    const status = await this.#once('status', {}, this.#nextReplica(), callerSignal)
     if (status.leader === null || status.leader === undefined)
       throw unavailable(`replica ${String(status.id)} knows no leader`)
     const leaderMap = asMap(status.leader, 'result.leader')
@@ -426,10 +443,11 @@ export class IndependentClient {
   }
 
   /** Jittered exponential backoff: base 20 ms, doubling, capped at 500 ms. */
-  async #backoff(attempt: number): Promise<void> {
+  async #backoff(attempt: number, callerSignal?: AbortSignal): Promise<void> {
     const capMs = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1))
     const delayMs = capMs * (0.5 + this.#random() / 2)
-    const stopped = this.#stopped.signal
+    const stopped =
+      callerSignal === undefined ? this.#stopped.signal : AbortSignal.any([this.#stopped.signal, callerSignal])
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer)
@@ -440,6 +458,15 @@ export class IndependentClient {
       stopped.addEventListener('abort', done, { once: true })
     })
   }
+}
+
+/** A function, not an inline test: TypeScript would narrow `signal.aborted` to false across awaits. */
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true
+}
+
+function callerGaveUp(): IndependentClientError {
+  return new IndependentClientError('TIMEOUT', 'the caller gave up waiting')
 }
 
 function unavailable(message: string): IndependentClientError {

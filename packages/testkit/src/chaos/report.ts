@@ -35,7 +35,7 @@ export function markdown(report: ChaosReport): string {
     '',
   )
   lines.push(
-    `${report.replicas} replicas, nemeses ${report.nemeses.join(', ')}, ${seconds(report.durationMs)} of workload, seed ${report.seed}.`,
+    `${report.replicas} replicas, nemeses ${report.nemeses.join(', ')}, ${seconds(report.durationMs)} of workload, seed ${report.seed}; lease reads ${report.leaseReads ? 'on' : 'off'} (cluster file timing.leaseReads); members at the end ${report.finalMembers.map((id) => `r${id}`).join(' ')}.`,
     '',
   )
   lines.push('![timeline](timeline.svg)', '')
@@ -58,6 +58,16 @@ export function markdown(report: ChaosReport): string {
   )
   lines.push(`| lost acknowledged writes | ${report.lostWrites.length} |`)
   lines.push(`| split brain (two leaders in one term) | ${report.splitBrain.length} |`, '')
+  lines.push('## Clients', '')
+  lines.push(
+    '| client | role | implementation | sticky | reads at | ok / fail / info |',
+    '| --- | --- | --- | --- | --- | --- |',
+  )
+  for (const client of report.clients)
+    lines.push(
+      `| ${client.index} | ${client.role} | ${client.implementation} | ${client.sticky ? 'yes: asks the replica it last believed led' : 'no'} | ${client.readConsistency} | ${client.ok} / ${client.fail} / ${client.info} |`,
+    )
+  lines.push('')
   lines.push('## Verdict per key', '')
   lines.push(
     '| key | verdict | operations | highest acknowledged seq | final read seq |',
@@ -69,10 +79,10 @@ export function markdown(report: ChaosReport): string {
     )
   lines.push('')
   lines.push('## Faults', '')
-  lines.push('| at | kind | what | healed at | recovered after heal |', '| --- | --- | --- | --- | --- |')
+  lines.push('| at | kind | what | healed at | recovered after heal | notes |', '| --- | --- | --- | --- | --- | --- |')
   for (const fault of report.faults) {
     lines.push(
-      `| ${seconds(fault.startMs)} | ${fault.kind} | ${fault.label} | ${seconds(fault.healMs)} | ${fault.recoveredMs === null ? '**no**' : seconds(fault.recoveredMs - fault.healMs)} |`,
+      `| ${seconds(fault.startMs)} | ${fault.kind} | ${fault.label} | ${seconds(fault.healMs)} | ${fault.recoveredMs === null ? '**no**' : seconds(fault.recoveredMs - fault.healMs)} | ${fault.notes.join('; ').replace(/\|/g, '/')} |`,
     )
   }
   lines.push('')
@@ -111,6 +121,7 @@ const FAULT_COLORS: Record<string, string> = {
   'partition-one-way': '#17becf',
   'kill-all': '#7f0000',
   'clock-skew': '#bcbd22',
+  'wipe-a-replica': '#393b79',
 }
 
 function escapeXml(text: string): string {

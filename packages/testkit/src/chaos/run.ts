@@ -8,6 +8,7 @@ import { NetnsCluster } from '../process/netns-cluster.ts'
 import type { FinalReads, ReplicaObservation } from '../process/netns-cluster.ts'
 import { SimRng } from '../sim/rng.ts'
 import { readHistory } from './history-file.ts'
+import type { WorkloadClientInfo } from './workload.ts'
 
 /**
  * One chaos run on real processes: a cluster in a network namespace, the workload recording a
@@ -35,6 +36,21 @@ export interface ChaosOptions {
   readonly thinkMs?: number
   /** The clients' reads; `stale` makes the negative control (a run that must be found not linearizable). */
   readonly readConsistency?: 'linearizable' | 'lease' | 'stale'
+  /**
+   * The cluster file's `timing.leaseReads`, and `lease` reads by the sticky readers (the writers'
+   * reads stay `readConsistency`). Default: on when pause-leader is among the nemeses, for the whole
+   * run: the setting is the cluster file's, read by a replica when it starts, so switching it for
+   * one nemesis would mean restarting every replica, a fault of its own that would blur what each
+   * nemesis shows; and lease reads under the other nemeses (a cut-off or deposed leader's lease) are
+   * worth judging too.
+   */
+  readonly leaseReads?: boolean
+  /**
+   * Test only (the pause-leader negative check): while pause-leader holds, and for a second after
+   * SIGCONT, the sticky readers read `stale` from the paused replica (as the lease bug once served
+   * them), which the checker must find not linearizable.
+   */
+  readonly staleReadsOnResume?: boolean
   /** Where the history, the status samples and (on failure) the replicas' logs are kept. */
   readonly runDir: string
   readonly seed?: number
@@ -60,6 +76,12 @@ export interface FaultRecord {
   /** When a leader was back and every replica had caught up; null if that did not happen in time. */
   readonly recoveredMs: number | null
   readonly findings: readonly string[]
+  /** What the nemesis saw that is no fault (what it checked, a replacement's new id). */
+  readonly notes: readonly string[]
+  /** pause-leader: reads by sticky readers waiting at the paused replica when it got SIGCONT. */
+  readonly readsAtResume?: number
+  /** pause-leader with staleReadsOnResume: when the readers read stale (run ms). */
+  readonly staleWindow?: { readonly startMs: number; readonly endMs: number }
 }
 
 export interface StatusSample {
@@ -100,6 +122,14 @@ export interface ChaosReport {
   readonly seed: number
   readonly replicas: number
   readonly nemeses: readonly NemesisName[]
+  /** Whether the cluster served lease reads (cluster file timing.leaseReads). */
+  readonly leaseReads: boolean
+  /** Each client: role, implementation, whether it sticks, the consistency of its reads. */
+  readonly clients: readonly WorkloadClientInfo[]
+  /** The members at the end (ids grow as replicas are replaced). */
+  readonly finalMembers: readonly number[]
+  /** Add to a history time to get run time (ms since the workload started, as faults are timed). */
+  readonly historyToRunMs: number
   readonly durationMs: number
   readonly ops: {
     readonly total: number
@@ -168,7 +198,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const historyPath = join(options.runDir, 'history.jsonl')
   const startedAt = new Date().toISOString()
 
-  const cluster = NetnsCluster.start({ replicas: options.replicas })
+  const leaseReads = options.leaseReads ?? options.nemeses.includes('pause-leader')
+  const readConsistency = options.readConsistency ?? 'linearizable'
+  const cluster = NetnsCluster.start({ replicas: options.replicas, leaseReads })
   let keepLogs = true
   try {
     const agent = await cluster.startAgent({
@@ -176,7 +208,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       clients: options.clients ?? CHAOS_DEFAULTS.clients,
       keys: options.keys ?? CHAOS_DEFAULTS.keys,
       thinkMs: options.thinkMs ?? CHAOS_DEFAULTS.thinkMs,
-      readConsistency: options.readConsistency ?? 'linearizable',
+      readConsistency,
+      // The readers that stick to the replica they last believed led: lease reads when leases are
+      // on, so they ask a paused old leader the moment it resumes; the negative control's stale
+      // reads are everyone's.
+      readerConsistency: leaseReads && readConsistency === 'linearizable' ? 'lease' : readConsistency,
     })
     await cluster.waitForLeader(30_000)
     await agent.request('start')
@@ -219,17 +255,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       while (watching) {
         const started = Date.now()
         try {
-          const answer = await agent.request('status')
-          const timeMs = now()
-          const statuses = answer.statuses as Array<{ status?: ReplicaObservation['status']; error?: string }>
-          record(
-            statuses.map((entry, i) => ({
-              id: cluster.ids[i]!,
-              ...(entry.status === undefined ? { error: entry.error ?? 'UNAVAILABLE' } : { status: entry.status }),
-            })),
-            timeMs,
-          )
-          const counts = answer.counts as { ok: number; fail: number; info: number }
+          // The members of the moment: a replaced replica leaves, its replacement comes in.
+          const { observations, counts } = await cluster.observeWithCounts()
+          record(observations, now())
           ops = counts.ok + counts.fail + counts.info
         } catch {
           // The agent is busy or gone; the next round tries again.
@@ -259,7 +287,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       try {
         const occurrence = occurrences.get(nemesis.name) ?? 0
         occurrences.set(nemesis.name, occurrence + 1)
-        fault = await nemesis.inject({ cluster, rng, holdMs, occurrence, log })
+        fault = await nemesis.inject({
+          cluster,
+          rng,
+          holdMs,
+          occurrence,
+          log,
+          staleReadsOnResume: options.staleReadsOnResume === true,
+          runMs: now,
+        })
       } catch (error) {
         findings.push(`${nemesis.name}: injection failed: ${(error as Error).message}`)
         cluster.ensureWhole()
@@ -270,7 +306,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const during = await fault.during()
       currentNemesis = `${nemesis.name} (healing)`
       const healMs = now()
-      await fault.heal()
+      try {
+        await fault.heal()
+      } catch (error) {
+        during.push(`the heal failed: ${(error as Error).message}`)
+        cluster.ensureWhole()
+      }
       let recoveredMs: number | null = null
       try {
         await cluster.waitConverged(RECOVERY_TIMEOUT_MS)
@@ -287,6 +328,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         healMs,
         recoveredMs,
         findings: during,
+        notes: fault.notes ?? [],
+        ...(fault.readsAtResume === undefined ? {} : { readsAtResume: fault.readsAtResume }),
+        ...(fault.staleWindow === undefined ? {} : { staleWindow: fault.staleWindow }),
       })
       findings.push(...during.map((finding) => `${fault.kind} at ${startMs} ms: ${finding}`))
       currentNemesis = 'quiet'
@@ -310,6 +354,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const events = readHistory(historyPath)
     const report = judge({
+      leaseReads,
+      // As of the finish: with each client's operation counts.
+      clients: (finished.clients as WorkloadClientInfo[] | undefined) ?? agent.clients,
+      finalMembers: cluster.ids,
       events,
       final,
       timeOriginMs: agent.timeOriginMs,
@@ -337,6 +385,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 interface JudgeInput {
+  readonly leaseReads: boolean
+  readonly clients: readonly WorkloadClientInfo[]
+  readonly finalMembers: readonly number[]
   readonly events: readonly HistoryEvent[]
   readonly final: FinalReads
   readonly timeOriginMs: number
@@ -443,6 +494,10 @@ function judge(input: JudgeInput): ChaosReport {
     seed: input.seed,
     replicas: input.options.replicas,
     nemeses: input.options.nemeses,
+    leaseReads: input.leaseReads,
+    clients: input.clients,
+    finalMembers: input.finalMembers,
+    historyToRunMs: input.timeOriginMs - input.runStartWallMs,
     durationMs: input.durationMs,
     ops,
     faults: input.faults,

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import type { StatusResult } from '@nodeledger/protocol'
+import type { MemberResult, StatusResult } from '@nodeledger/protocol'
+import type { WorkloadClientInfo } from '../chaos/workload.ts'
 import type { RegisterValue } from '../linearizability/index.ts'
 import { Netns, faketimeEnv } from './netns.ts'
 import { ProcessCluster, waitUntil } from './process-cluster.ts'
@@ -16,6 +17,8 @@ const AGENT_REQUEST_TIMEOUT_MS = 60_000
 export interface NetnsClusterOptions {
   readonly replicas: 3 | 5
   readonly snapshotEveryEntries?: number
+  /** The cluster file's `timing.leaseReads`: the leader serves `lease` reads from its lease. */
+  readonly leaseReads?: boolean
 }
 
 /** One replica's answer to a status ask made from inside the namespace. */
@@ -33,7 +36,14 @@ export interface WorkloadOptions {
   readonly thinkMs: number
   /** Consistency of the clients' reads; anything but linearizable is for the negative control. */
   readonly readConsistency?: 'linearizable' | 'lease' | 'stale'
+  /** Consistency of the sticky readers' reads (default: readConsistency): `lease` with leaseReads. */
+  readonly readerConsistency?: 'linearizable' | 'lease' | 'stale'
 }
+
+/** A membership change's answer, as the workload agent relays it (it holds the operator key). */
+export type MemberAnswer =
+  | { readonly ok: true; readonly result: MemberResult }
+  | { readonly ok: false; readonly code: string; readonly message: string }
 
 export interface WorkloadCounts {
   readonly ok: number
@@ -57,6 +67,8 @@ export class WorkloadAgent {
   /** Wall-clock ms of the agent's performance.now() zero: history time + this = Date.now() time. */
   timeOriginMs = 0
   keys: string[] = []
+  /** What each client is: role, implementation, read consistency, history process. */
+  clients: WorkloadClientInfo[] = []
 
   private constructor(child: ChildProcess) {
     this.#child = child
@@ -84,6 +96,8 @@ export class WorkloadAgent {
       String(options.thinkMs),
       '--consistency',
       options.readConsistency ?? 'linearizable',
+      '--reader-consistency',
+      options.readerConsistency ?? options.readConsistency ?? 'linearizable',
     ]
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
     child.stderr!.pipe(createWriteStream(logPath, { flags: 'a' }))
@@ -101,6 +115,7 @@ export class WorkloadAgent {
     const first = await withTimeout(ready, AGENT_REQUEST_TIMEOUT_MS, 'the workload agent to start')
     agent.timeOriginMs = first.timeOriginMs as number
     agent.keys = first.keys as string[]
+    agent.clients = first.clients as WorkloadClientInfo[]
     return agent
   }
 
@@ -119,11 +134,11 @@ export class WorkloadAgent {
     else waiter.resolve(message)
   }
 
-  async request(cmd: string): Promise<Record<string, unknown>> {
+  async request(cmd: string, args?: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (this.#exited) throw new Error('workload agent has exited')
     const id = this.#nextId++
     const answer = new Promise<Record<string, unknown>>((resolve, reject) => this.#pending.set(id, { resolve, reject }))
-    this.#child.stdin!.write(`${JSON.stringify({ id, cmd })}\n`)
+    this.#child.stdin!.write(`${JSON.stringify(args === undefined ? { id, cmd } : { id, cmd, args })}\n`)
     return await withTimeout(answer, AGENT_REQUEST_TIMEOUT_MS, `the workload agent's answer to ${cmd}`)
   }
 
@@ -143,6 +158,11 @@ export class WorkloadAgent {
  * address (replica N on 127.0.0.(10+N)), with the faults of issue 6 at hand: kill, pause,
  * restart with a skewed clock, and iptables partitions between replica addresses. The workload
  * agent runs in the namespace too and answers status asks for the harness.
+ *
+ * The membership may change (the wipe-a-replica nemesis replaces a replica): `ids` are the
+ * current members as the harness knows them, never 1..n after a replacement, and every fault
+ * (partitions included) is cut between current members. A new member's address needs nothing of
+ * the namespace: its loopback is 127.0.0.0/8, every address of which is local.
  *
  * @example
  * ```ts
@@ -179,6 +199,7 @@ export class NetnsCluster {
         prefix: netns.execPrefix,
         port: 7000,
         ...(options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: options.snapshotEveryEntries }),
+        ...(options.leaseReads === undefined ? {} : { leaseReads: options.leaseReads }),
       })
     } catch (error) {
       netns.delete()
@@ -219,14 +240,30 @@ export class NetnsCluster {
     return this.#agent
   }
 
-  /** Every replica's status, asked from inside the namespace; a dead, paused or cut-off one gives an error. */
-  async observe(): Promise<ReplicaObservation[]> {
-    const answer = await this.agent.request('status')
-    const statuses = answer.statuses as Array<{ multiaddr: string; status?: StatusResult; error?: string }>
-    return statuses.map((entry, i) => {
-      const id = this.ids[i]!
-      return entry.status !== undefined ? { id, status: entry.status } : { id, error: entry.error ?? 'UNAVAILABLE' }
-    })
+  /**
+   * Every member's status (or those of `ids`, retired ones allowed), asked from inside the
+   * namespace; a dead, paused or cut-off one gives an error.
+   */
+  async observe(ids: readonly number[] = this.ids): Promise<ReplicaObservation[]> {
+    const answer = await this.observeWithCounts(ids)
+    return answer.observations
+  }
+
+  /** `observe`, with the workload's operation counts of the same moment. */
+  async observeWithCounts(
+    ids: readonly number[] = this.ids,
+  ): Promise<{ observations: ReplicaObservation[]; counts: WorkloadCounts & { writeOk: number } }> {
+    const targets = ids.map((id) => ({ id, multiaddr: this.processes.multiaddrOf(id) }))
+    const answer = await this.agent.request('status', { targets })
+    const statuses = answer.statuses as Array<{ id: number; status?: StatusResult; error?: string }>
+    return {
+      observations: statuses.map((entry) =>
+        entry.status !== undefined
+          ? { id: entry.id, status: entry.status }
+          : { id: entry.id, error: entry.error ?? 'UNAVAILABLE' },
+      ),
+      counts: answer.counts as WorkloadCounts & { writeOk: number },
+    }
   }
 
   /** The leader with the highest term among those that answer (a cut-off old leader may still think it leads). */
@@ -325,6 +362,79 @@ export class NetnsCluster {
 
   heal(): void {
     this.netns.heal()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Membership (the operator's `member replace`, step by step)
+
+  /** Delete the replica's data dir (it must be stopped): its disk is lost. */
+  wipe(id: number): void {
+    if (this.isRunning(id)) throw new Error(`replica ${id} runs: stop it before wiping its data dir`)
+    rmSync(this.processes.dataDirOf(id), { recursive: true, force: true })
+  }
+
+  /**
+   * Snapshot now (`kill -USR2`, the CLI's snapshot on demand) on every running member, and wait until
+   * each has logged it: the snapshot a new member is then sent lists every current member. Each must
+   * have started (answered a status): the CLI installs its handler once the API serves.
+   */
+  async snapshotNow(timeoutMs = 10_000): Promise<void> {
+    const count = (id: number): number => this.processes.logOfLastStart(id).split('"msg":"snapshot on demand"').length
+    const targets = this.ids.filter((id) => this.isRunning(id) && !this.isPaused(id))
+    const before = new Map(targets.map((id) => [id, count(id)]))
+    for (const id of targets) this.processes.signal(id, 'SIGUSR2')
+    await waitUntil(
+      `a snapshot on demand by ${targets.map((id) => `r${id}`).join(' ')}`,
+      () => targets.every((id) => count(id) > before.get(id)!),
+      timeoutMs,
+      100,
+    )
+  }
+
+  /** A membership change through the API as the operator (the workload agent holds the operator key). */
+  async member(request: {
+    action: 'add' | 'promote' | 'remove'
+    memberId: number
+    peerId?: string
+    multiaddr?: string
+  }): Promise<MemberAnswer> {
+    return (await this.agent.request('member', { ...request })) as unknown as MemberAnswer
+  }
+
+  /** The key, data dir and address of a new member under the next id never used (not yet added or started). */
+  async prepareMember(): Promise<{ id: number; peerId: string; multiaddr: string }> {
+    const member = await this.processes.prepareMember()
+    return { id: member.id, peerId: member.peerId, multiaddr: member.multiaddr }
+  }
+
+  /** Start a member added through the API (`--multiaddr --key --data --initial-cluster-state existing`); it is a member from now on. */
+  startMember(id: number): void {
+    this.processes.admit(id)
+    this.processes.start(id, { initialClusterState: 'existing' })
+  }
+
+  /**
+   * `id` is no member any more, as far as the harness goes: out of `ids`, never restarted, its data
+   * dir deleted (its log stays). It must not be running.
+   */
+  retire(id: number): void {
+    if (this.isRunning(id)) throw new Error(`replica ${id} runs: stop it before retiring it`)
+    this.processes.retire(id)
+    this.#paused.delete(id)
+    this.#skewMs.delete(id)
+    rmSync(this.processes.dataDirOf(id), { recursive: true, force: true })
+  }
+
+  /**
+   * After a replacement: the cluster file's replicas become the current members, and the workload's
+   * clients start over from them. The file is the bootstrap list: a member joining later asks the
+   * replicas listed there whether it was added (no founder may be left), and until its snapshot
+   * arrives they are the only peers whose raft and snapshot streams it accepts (the leader must be
+   * one of them).
+   */
+  async publishMembership(): Promise<void> {
+    this.processes.writeBootstrapList()
+    await this.agent.request('members', { multiaddrs: this.processes.multiaddrs })
   }
 
   /** Make the cluster whole: no rules, nothing paused, every replica running (skewed ones left as they are). */

@@ -1,17 +1,37 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, createWriteStream, rmSync } from 'node:fs'
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, isAbsolute, join } from 'node:path'
+import { dirname, isAbsolute, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadOrCreateKey } from '@nodeledger/authority'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
 const CLI = join(ROOT, 'packages/cli/src/main.ts')
+/**
+ * Member ids stay below this: replica N listens on the loopback address 10 + N past 127.0.0.0
+ * (127.0.0.11 for replica 1, as `cluster init` writes; 127.0.1.0 for replica 246), and the whole
+ * of 127.0.0.0/16 is more than any run adds. Ids are never reused, so a long run that replaces
+ * replicas again and again walks up this range.
+ */
+export const MEMBER_ID_MAX = 60_000
 
 export interface ProcessClusterOptions {
   replicas: 3 | 5
   /** Override cluster-file settings (snapshotEveryEntries, timing). */
   snapshotEveryEntries?: number
+  /** The cluster file's `timing.leaseReads`: the leader serves `lease` reads from its lease. Default off. */
+  leaseReads?: boolean
   /** TCP port every replica listens on (each has its own 127.0.0.x); default: random in 20000-39999. */
   port?: number
   /**
@@ -21,13 +41,23 @@ export interface ProcessClusterOptions {
   prefix?: readonly string[]
 }
 
+/** Where a replica added after creation listens, its key and its data dir (`--multiaddr --key --data`). */
+export interface MemberSelf {
+  multiaddr: string
+  keyFile: string
+  dataDir: string
+}
+
 export interface StartOptions {
   /** Extra environment for this start only (e.g. libfaketime's, to skew its clock). */
   env?: Readonly<Record<string, string>>
   /** Default: `new` when the replica's data dir does not exist yet, else `existing`. */
   initialClusterState?: 'new' | 'existing'
-  /** A member added after creation (not in the cluster file): where it listens, its key, its data dir. */
-  self?: { multiaddr: string; keyFile: string; dataDir: string }
+  /**
+   * A member added after creation (not in the cluster file): where it listens, its key, its data
+   * dir. Default for a member made by `prepareMember`: its own.
+   */
+  self?: MemberSelf
 }
 
 export interface ClusterFileShape {
@@ -37,35 +67,54 @@ export interface ClusterFileShape {
   timing: { tickIntervalMs: number; heartbeatTicks: number; electionTimeoutTicks: number; leaseReads: boolean }
 }
 
+/** A replica the harness knows of: a founder of the cluster file, or a member added since. */
+interface KnownReplica extends MemberSelf {
+  readonly id: number
+  readonly peerId: string
+  /** Added after creation: started with its own --multiaddr, --key and --data. */
+  readonly added: boolean
+}
+
+interface Running {
+  readonly child: ChildProcess
+  readonly exit: Promise<number | null>
+}
+
 /**
  * Real replica processes for integration and fault tests: `nodeledger authority` children, each
  * logging to its own file in a temporary run dir, killed and restarted at will. Everything listens
  * on loopback (127.0.0.11 upwards).
+ *
+ * The membership can change: `prepareMember` makes the key, data dir and address of a new member
+ * (the next id never used), `admit` and `retire` move ids in and out of `ids` (the members as the
+ * harness knows them), and `writeBootstrapList` rewrites the cluster file's replicas to the current
+ * members, as an operator keeps the bootstrap list current after replacing a replica. The
+ * membership of record is the replicas' log's; the API changes it (PROTOCOL.md "Membership").
  */
 export class ProcessCluster {
   readonly dir: string
   readonly clusterPath: string
-  readonly file: ClusterFileShape
-  private readonly children = new Map<number, ChildProcess>()
-  private readonly exits = new Map<number, Promise<number | null>>()
+  readonly port: number
+  #file: ClusterFileShape
+  readonly #known = new Map<number, KnownReplica>()
+  readonly #members = new Set<number>()
+  readonly #children = new Map<number, Running>()
+  /** Exit code of each replica's last process, once it ended (kept for waitExit after the fact). */
+  readonly #lastExit = new Map<number, number | null>()
+  /** Size of each replica's log when its current process started: what it logged since is its own. */
+  readonly #logOffset = new Map<number, number>()
   private readonly prefix: readonly string[]
 
   private constructor(dir: string, prefix: readonly string[] = []) {
     this.dir = dir
     this.prefix = prefix
     this.clusterPath = join(dir, 'cluster.json')
-    const raw = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
-    // Paths in the file are relative to it; callers get them absolute.
-    const absolute = (path: string): string => (isAbsolute(path) ? path : join(dir, path))
-    this.file = {
-      ...raw,
-      replicas: raw.replicas.map((replica) => ({
-        ...replica,
-        dataDir: absolute(replica.dataDir),
-        keyFile: absolute(replica.keyFile),
-      })),
-      operators: raw.operators.map((operator) => ({ ...operator, keyFile: absolute(operator.keyFile) })),
+    this.#file = this.#readFile()
+    for (const replica of this.#file.replicas) {
+      this.#known.set(replica.id, { ...replica, peerId: peerIdOf(replica.multiaddr), added: false })
+      this.#members.add(replica.id)
     }
+    this.port = Number(/\/tcp\/(\d+)/.exec(this.#file.replicas[0]!.multiaddr)![1])
   }
 
   static create(options: ProcessClusterOptions): ProcessCluster {
@@ -78,24 +127,107 @@ export class ProcessCluster {
     )
     if (init.status !== 0) throw new Error(`cluster init failed (${init.status}): ${init.stderr}`)
     const clusterPath = join(dir, 'cluster.json')
-    if (options.snapshotEveryEntries !== undefined) {
+    if (options.snapshotEveryEntries !== undefined || options.leaseReads !== undefined) {
       const file = JSON.parse(readFileSync(clusterPath, 'utf8')) as ClusterFileShape
-      file.snapshotEveryEntries = options.snapshotEveryEntries
+      if (options.snapshotEveryEntries !== undefined) file.snapshotEveryEntries = options.snapshotEveryEntries
+      if (options.leaseReads !== undefined) file.timing.leaseReads = options.leaseReads
       writeFileSync(clusterPath, JSON.stringify(file, null, 2))
     }
     return new ProcessCluster(dir, options.prefix)
   }
 
-  get ids(): number[] {
-    return this.file.replicas.map((replica) => replica.id)
+  /** The cluster file as last written, paths made absolute. */
+  get file(): ClusterFileShape {
+    return this.#file
   }
 
+  /** The members as the harness knows them (founders, plus members admitted, minus members retired), ascending. */
+  get ids(): number[] {
+    return [...this.#members].sort((a, b) => a - b)
+  }
+
+  /** The current members' multiaddrs, in id order: the bootstrap list a client needs. */
   get multiaddrs(): string[] {
-    return this.file.replicas.map((replica) => replica.multiaddr)
+    return this.ids.map((id) => this.multiaddrOf(id))
   }
 
   multiaddrOf(id: number): string {
-    return this.file.replicas.find((replica) => replica.id === id)!.multiaddr
+    return this.#replica(id).multiaddr
+  }
+
+  peerIdOf(id: number): string {
+    return this.#replica(id).peerId
+  }
+
+  dataDirOf(id: number): string {
+    return this.#replica(id).dataDir
+  }
+
+  /** Every replica id this cluster ever had, retired ones included. */
+  get knownIds(): number[] {
+    return [...this.#known.keys()].sort((a, b) => a - b)
+  }
+
+  /** The id a new member gets: one above every id this cluster ever had (ids are never reused). */
+  nextMemberId(): number {
+    return Math.max(0, ...this.#known.keys()) + 1
+  }
+
+  /**
+   * Make a new member's key, data dir path and address under the next unused id, as an operator
+   * does before `member add`: `replica-N/peer.key`, `replica-N/data`, 127.0.0.(10+N) on the
+   * cluster's port. It is known (startable) but not yet a member: `admit` it once added.
+   */
+  async prepareMember(): Promise<KnownReplica> {
+    const id = this.nextMemberId()
+    if (id > MEMBER_ID_MAX) throw new Error(`no member id left: ids are never reused and ${MEMBER_ID_MAX} is the last`)
+    const replicaDir = join(this.dir, `replica-${id}`)
+    mkdirSync(replicaDir, { recursive: true })
+    const keyFile = join(replicaDir, 'peer.key')
+    const peerId = (await loadOrCreateKey(keyFile)).publicKey.toString()
+    const replica: KnownReplica = {
+      id,
+      peerId,
+      multiaddr: `/ip4/${loopbackAddressOf(id)}/tcp/${this.port}/p2p/${peerId}`,
+      keyFile,
+      dataDir: join(replicaDir, 'data'),
+      added: true,
+    }
+    this.#known.set(id, replica)
+    return replica
+  }
+
+  /** `id` counts as a member from now on (in `ids`, restarted by whoever makes the cluster whole). */
+  admit(id: number): void {
+    this.#replica(id)
+    this.#members.add(id)
+  }
+
+  /** `id` is a member no more: out of `ids`, never started again by the harness. Its process must be stopped. */
+  retire(id: number): void {
+    this.#members.delete(id)
+  }
+
+  /**
+   * Rewrite the cluster file's replicas to the current members (the file is the bootstrap list: a
+   * member joining later asks the replicas listed there, and clients start from it). Atomic: a
+   * replica starting meanwhile reads the old file or the new, never half of one.
+   */
+  writeBootstrapList(): void {
+    const raw = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
+    raw.replicas = this.ids.map((id) => {
+      const replica = this.#replica(id)
+      return {
+        id,
+        multiaddr: replica.multiaddr,
+        dataDir: relative(this.dir, replica.dataDir),
+        keyFile: relative(this.dir, replica.keyFile),
+      }
+    })
+    const temporary = `${this.clusterPath}.tmp`
+    writeFileSync(temporary, `${JSON.stringify(raw, null, 2)}\n`)
+    renameSync(temporary, this.clusterPath)
+    this.#file = this.#readFile()
   }
 
   logPath(id: number): string {
@@ -103,18 +235,25 @@ export class ProcessCluster {
   }
 
   start(id: number, options: StartOptions = {}): void {
-    if (this.children.has(id)) throw new Error(`replica ${id} is already running`)
+    if (this.#children.has(id)) throw new Error(`replica ${id} is already running`)
+    const known = this.#known.get(id)
+    // A member added after creation is started with its own address, key and data dir, always.
+    const self = options.self ?? (known?.added === true ? known : undefined)
+    if (options.self !== undefined && known === undefined) {
+      // A caller that made the member itself (test/authority-membership.test.ts): know it from now on.
+      this.#known.set(id, { id, ...options.self, peerId: peerIdOf(options.self.multiaddr), added: true })
+      this.#members.add(id)
+    }
+    this.#logOffset.set(id, existsSync(this.logPath(id)) ? statSync(this.logPath(id)).size : 0)
     const log = createWriteStream(this.logPath(id), { flags: 'a' })
     // As scripts/cluster.sh does: a founder whose data dir was never created takes part in creating
     // the cluster (`new`); any other start is `existing`. A wiped founder under `new` is refused by
     // its peers, who know it ran.
-    const dataDir = this.file.replicas.find((replica) => replica.id === id)?.dataDir
-    const founderNeverRan = options.self === undefined && dataDir !== undefined && !existsSync(dataDir)
+    const dataDir = known?.dataDir
+    const founderNeverRan = self === undefined && dataDir !== undefined && !existsSync(dataDir)
     const state = options.initialClusterState ?? (founderNeverRan ? 'new' : 'existing')
-    const self =
-      options.self === undefined
-        ? []
-        : ['--multiaddr', options.self.multiaddr, '--key', options.self.keyFile, '--data', options.self.dataDir]
+    const selfArgs =
+      self === undefined ? [] : ['--multiaddr', self.multiaddr, '--key', self.keyFile, '--data', self.dataDir]
     const argv = [
       ...this.prefix,
       process.execPath,
@@ -126,14 +265,25 @@ export class ProcessCluster {
       String(id),
       '--initial-cluster-state',
       state,
-      ...self,
+      ...selfArgs,
     ]
     const env = options.env === undefined ? process.env : { ...process.env, ...options.env }
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env })
     child.stdout!.pipe(log)
     child.stderr!.pipe(log)
-    this.children.set(id, child)
-    this.exits.set(id, new Promise((resolve) => child.once('exit', (code) => resolve(code))))
+    this.#lastExit.delete(id)
+    const running: Running = {
+      child,
+      exit: new Promise((resolve) =>
+        child.once('exit', (code) => {
+          // A replica that ends on its own (a refusal to start, a fatal error) is not running any more.
+          if (this.#children.get(id) === running) this.#children.delete(id)
+          this.#lastExit.set(id, code)
+          resolve(code)
+        }),
+      ),
+    }
+    this.#children.set(id, running)
   }
 
   startAll(): void {
@@ -142,26 +292,26 @@ export class ProcessCluster {
 
   /** The replica's pid while it runs (the node process itself: the prefix must exec, not fork). */
   pidOf(id: number): number | undefined {
-    return this.children.get(id)?.pid
+    return this.#children.get(id)?.child.pid
   }
 
   isRunning(id: number): boolean {
-    return this.children.has(id)
+    return this.#children.has(id)
   }
 
-  /** Wait (at most `timeoutMs`) for replica `id` to exit on its own; returns its exit code. */
+  /** Wait (at most `timeoutMs`) for replica `id` to exit on its own; returns its exit code (also when it already has). */
   async waitExit(id: number, timeoutMs: number): Promise<number | null> {
-    const exit = this.exits.get(id)
-    if (exit === undefined) throw new Error(`replica ${id} is not running`)
+    const running = this.#children.get(id)
+    if (running === undefined) {
+      if (this.#lastExit.has(id)) return this.#lastExit.get(id)!
+      throw new Error(`replica ${id} is not running`)
+    }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`replica ${id} did not exit within ${timeoutMs} ms`)), timeoutMs)
     })
     try {
-      const code = await Promise.race([exit, timeout])
-      this.children.delete(id)
-      this.exits.delete(id)
-      return code
+      return await Promise.race([running.exit, timeout])
     } finally {
       clearTimeout(timer)
     }
@@ -169,17 +319,14 @@ export class ProcessCluster {
 
   /** Send a signal and wait for the process to end. */
   async kill(id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-    const child = this.children.get(id)
-    if (child === undefined) return null
-    child.kill(signal)
-    const code = await this.exits.get(id)!
-    this.children.delete(id)
-    this.exits.delete(id)
-    return code
+    const running = this.#children.get(id)
+    if (running === undefined) return null
+    running.child.kill(signal)
+    return await running.exit
   }
 
   signal(id: number, signal: NodeJS.Signals): void {
-    this.children.get(id)?.kill(signal)
+    this.#children.get(id)?.child.kill(signal)
   }
 
   /** The last lines of a replica's log, for a failing test's message. */
@@ -199,10 +346,55 @@ export class ProcessCluster {
     }
   }
 
+  /** What the replica's latest process logged (the log file is appended to across restarts). */
+  logOfLastStart(id: number): string {
+    try {
+      return readFileSync(this.logPath(id))
+        .subarray(this.#logOffset.get(id) ?? 0)
+        .toString('utf8')
+    } catch {
+      return ''
+    }
+  }
+
   async stopAll(options: { keepDir?: boolean } = {}): Promise<void> {
-    await Promise.all([...this.children.keys()].map((id) => this.kill(id, 'SIGKILL')))
+    await Promise.all([...this.#children.keys()].map((id) => this.kill(id, 'SIGKILL')))
     if (options.keepDir !== true) rmSync(this.dir, { recursive: true, force: true })
   }
+
+  #replica(id: number): KnownReplica {
+    const replica = this.#known.get(id)
+    if (replica === undefined) throw new Error(`replica ${id} is unknown to this cluster`)
+    return replica
+  }
+
+  #readFile(): ClusterFileShape {
+    const raw = JSON.parse(readFileSync(this.clusterPath, 'utf8')) as ClusterFileShape
+    // Paths in the file are relative to it; callers get them absolute.
+    const absolute = (path: string): string => (isAbsolute(path) ? path : join(this.dir, path))
+    return {
+      ...raw,
+      replicas: raw.replicas.map((replica) => ({
+        ...replica,
+        dataDir: absolute(replica.dataDir),
+        keyFile: absolute(replica.keyFile),
+      })),
+      operators: raw.operators.map((operator) => ({ ...operator, keyFile: absolute(operator.keyFile) })),
+    }
+  }
+}
+
+/** Replica N's loopback address: 10 + N past 127.0.0.0 (127.0.0.11 for 1, as `cluster init` writes). */
+export function loopbackAddressOf(id: number): string {
+  if (!Number.isSafeInteger(id) || id < 1 || id > MEMBER_ID_MAX) throw new RangeError(`member id ${id} out of range`)
+  const offset = 10 + id
+  return `127.0.${offset >> 8}.${offset & 255}`
+}
+
+function peerIdOf(multiaddr: string): string {
+  const match = /\/p2p\/([^/]+)$/.exec(multiaddr)
+  if (match === null) throw new Error(`${multiaddr} does not end in /p2p/<peerId>`)
+  return match[1]!
 }
 
 /** Poll `condition` every `intervalMs` until it holds or `timeoutMs` passes (then throw with `what`). */
