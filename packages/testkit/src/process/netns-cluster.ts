@@ -373,24 +373,6 @@ export class NetnsCluster {
     rmSync(this.processes.dataDirOf(id), { recursive: true, force: true })
   }
 
-  /**
-   * Snapshot now (`kill -USR2`, the CLI's snapshot on demand) on every running member, and wait until
-   * each has logged it: the snapshot a new member is then sent lists every current member. Each must
-   * have started (answered a status): the CLI installs its handler once the API serves.
-   */
-  async snapshotNow(timeoutMs = 10_000): Promise<void> {
-    const count = (id: number): number => this.processes.logOfLastStart(id).split('"msg":"snapshot on demand"').length
-    const targets = this.ids.filter((id) => this.isRunning(id) && !this.isPaused(id))
-    const before = new Map(targets.map((id) => [id, count(id)]))
-    for (const id of targets) this.processes.signal(id, 'SIGUSR2')
-    await waitUntil(
-      `a snapshot on demand by ${targets.map((id) => `r${id}`).join(' ')}`,
-      () => targets.every((id) => count(id) > before.get(id)!),
-      timeoutMs,
-      100,
-    )
-  }
-
   /** A membership change through the API as the operator (the workload agent holds the operator key). */
   async member(request: {
     action: 'add' | 'promote' | 'remove'
