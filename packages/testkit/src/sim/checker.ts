@@ -27,6 +27,8 @@ export class SafetyChecker {
   /** State machine safety: index -> digest of the entry some replica applied there. */
   readonly appliedByIndex = new Map<number, { term: number; digest: string }>()
   highestAppliedIndex = 0
+  /** index -> term of the entry some replica's commit index covered (a superset of what was applied). */
+  private readonly committedByIndex = new Map<number, number>()
 
   private record(step: number, message: string): void {
     if (this.violations.length < 50) this.violations.push(`step ${step}: ${message}`)
@@ -70,17 +72,36 @@ export class SafetyChecker {
   }
 
   /**
-   * Raft §5.4 leader completeness: a new leader holds every entry already applied anywhere (applied
-   * implies committed). `termAt` answers from the leader's log; undefined below its snapshot is fine.
+   * A replica's commit index covers `index`, holding term `term` there. Committed entries never
+   * change (Raft §5.4.3, stated at commit rather than at apply): a commit that is later overwritten
+   * is caught here even if no replica applied it before the overwrite.
+   */
+  onCommitted(step: number, id: NodeId, index: number, term: number): void {
+    const existing = this.committedByIndex.get(index)
+    if (existing === undefined) this.committedByIndex.set(index, term)
+    else if (existing !== term)
+      this.record(
+        step,
+        `state machine safety: replica ${id} committed ${index}@${term}, another committed ${index}@${existing}`,
+      )
+  }
+
+  /**
+   * Raft §5.4 leader completeness: a new leader holds every entry already committed anywhere (every
+   * applied entry was committed). `termAt` answers from the leader's log; undefined below its
+   * snapshot is fine. An entry committed after this check began was committed in an older term by a
+   * quorum that overlaps the new leader's voters, so checking at election time only is sound.
    */
   onBecameLeader(step: number, id: NodeId, firstIndex: number, termAt: (index: number) => number | undefined): void {
-    for (const [index, applied] of this.appliedByIndex) {
+    const committed = new Map(this.committedByIndex)
+    for (const [index, applied] of this.appliedByIndex) committed.set(index, applied.term)
+    for (const [index, committedTerm] of committed) {
       if (index < firstIndex) continue
       const term = termAt(index)
-      if (term !== applied.term) {
+      if (term !== committedTerm) {
         this.record(
           step,
-          `leader completeness: new leader ${id} has ${term === undefined ? 'no entry' : `term ${term}`} at committed index ${index} (committed term ${applied.term})`,
+          `leader completeness: new leader ${id} has ${term === undefined ? 'no entry' : `term ${term}`} at committed index ${index} (committed term ${committedTerm})`,
         )
         return
       }

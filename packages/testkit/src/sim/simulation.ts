@@ -2,6 +2,7 @@ import {
   ConfChangeType,
   EntryType,
   MemoryStorage,
+  MessageType,
   RaftAssertionError,
   RaftError,
   ReadMode,
@@ -189,6 +190,8 @@ interface SimReplica {
   retired: boolean
   /** Highest term this replica persisted (the pre-vote check). */
   persistedTerm: number
+  /** The commit index up to which this process's committed entries were told to the checker. */
+  commitObserved: number
 }
 
 interface ClientOp {
@@ -306,6 +309,7 @@ export class Simulation {
         appliedIndex: 0,
         retired: false,
         persistedTerm: storage.initialState().hardState.term,
+        commitObserved: 0,
       }
       this.replicas.set(id, replica)
       this.startReplica(replica)
@@ -445,13 +449,23 @@ export class Simulation {
     throw new Error(`livelock: replicas kept producing work within step ${this.step}`)
   }
 
-  /** Real-time order: the highest commit index anyone has reached is committed for every later read. */
+  /**
+   * Real-time order: the highest commit index anyone has reached is committed for every later read.
+   * Every entry a commit index covers is told to the checker (committed entries never change).
+   */
   private observeCommit(): void {
     for (const replica of this.replicas.values()) {
       const driver = replica.driver
       if (driver === undefined) continue
-      const commit = driver.basicStatus().commit
+      const status = driver.basicStatus()
+      const commit = status.commit
       if (commit > this.commitSeen) this.commitSeen = commit
+      if (commit <= replica.commitObserved) continue
+      for (let index = Math.max(replica.commitObserved + 1, status.firstIndex); index <= commit; index++) {
+        const term = driver.logTerm(index)
+        if (term !== undefined) this.checker.onCommitted(this.step, replica.id, index, term)
+      }
+      replica.commitObserved = commit
     }
   }
 
@@ -483,6 +497,7 @@ export class Simulation {
     replica.paused = false
     replica.timer = undefined
     replica.persistedTerm = replica.disk.initialState().hardState.term
+    replica.commitObserved = 0
     const time: DriverTime = {
       nowMs: () => this.step,
       every: (_intervalMs, callback) => {
@@ -499,6 +514,9 @@ export class Simulation {
       transport: {
         send: (messages) => {
           for (const message of messages) {
+            // A vote request is a campaign in its term, whether or not the candidate's own write of
+            // that term is durable yet (the driver's order is the driver's business, checked elsewhere).
+            if (message.type === MessageType.Vote) this.campaignTerms.add(message.term)
             this.network.send(message, this.step)
           }
         },
@@ -622,6 +640,7 @@ export class Simulation {
 
   private onSoftState(replica: SimReplica, role: Role, leader: NodeId, term: number): void {
     this.trace(`n${replica.id} ${role} leader=${leader} term=${term}`)
+    if (role === Role.Candidate) this.campaignTerms.add(term)
     if (role !== Role.Leader) return
     this.campaignTerms.add(term)
     const driver = replica.driver!
