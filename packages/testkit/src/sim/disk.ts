@@ -6,6 +6,8 @@ import type { DriverStorage, StorageUpdate } from '@nodeledger/authority/driver'
 export interface DiskObserver {
   persistedEntry(entry: Entry, previousTerm: number): void
   persistedHardState(hardState: HardState): void
+  /** A write was issued; it will be durable at `completeAtMs` unless the process dies first. */
+  writeIssued?(completeAtMs: number): void
 }
 
 interface PendingWrite {
@@ -128,6 +130,7 @@ export class SimDisk implements DriverStorage {
     const completeAtMs = Math.max(this.nowMs + this.#latencyMs(), this.#lastCompleteAtMs)
     this.#lastCompleteAtMs = completeAtMs
     this.#pending.push({ completeAtMs, run, done })
+    this.#observer.writeIssued?.(completeAtMs)
   }
 
   /** Writes due by `nowMs`, made durable now; their callbacks are returned for the process to run. */

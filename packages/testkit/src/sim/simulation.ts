@@ -1,6 +1,7 @@
 import {
   ConfChangeType,
   EntryType,
+  confStatesEqual,
   MemoryStorage,
   MessageType,
   RaftAssertionError,
@@ -23,6 +24,11 @@ export interface FaultOptions {
   restartProbability: number
   /** Crash between persisting a Ready and sending its messages. */
   crashMidReadyProbability: number
+  /**
+   * Per write: the process dies while the write is in flight (kill -9 during fsync), so the write
+   * never happens. Nothing the process sent may have depended on it (the driver sends after persist).
+   */
+  crashMidWriteProbability: number
   /** A crash is a power loss (an unsynced commit index is forgotten too) this often. */
   powerLossProbability: number
   partitionProbability: number
@@ -41,6 +47,22 @@ export interface FaultOptions {
   resumeProbability: number
   /** A replica loses its disk and restarts empty; a voter so hit must be replaced (it is retired). */
   diskLossProbability: number
+  /**
+   * A disk loss strikes the voter that holds entries another voter lacks (it acknowledged most
+   * recently), and the leader crashes in the same event (one power failure in a rack) this often:
+   * the acknowledged write then lives on fewer replicas than counted it.
+   */
+  diskLossWithLeaderProbability: number
+  /**
+   * Per tick while none runs: an operator starts a membership plan (grow by one or two voters,
+   * shrink, replace a voter, remove the leader), proposing each step as soon as the last one was
+   * accepted (not committed), retrying steps the leader refuses.
+   */
+  membershipPlanProbability: number
+  /** After a membership change is accepted, the leader crashes within two ticks this often. */
+  crashAfterConfChangeProbability: number
+  /** After a membership change is accepted, the network partitions within two ticks this often. */
+  partitionAfterConfChangeProbability: number
 }
 
 export interface SimulationOptions {
@@ -64,6 +86,8 @@ export interface SimulationOptions {
   stickyClientCount: number
   keyCount: number
   opProbability: number
+  /** The share of client operations that are reads (a registry is read far more than written). */
+  readFraction: number
   leaseReadProbability: number
   /** The cluster serves lease reads (and so followers wait out the lease before voting). */
   leaseReads: boolean
@@ -128,15 +152,17 @@ export function optionsForSeed(seed: number): SimulationOptions {
     heartbeatTicks: 2,
     snapshotEveryEntries: rng.intBetween(8, 60),
     snapshotChunkBytes: rng.pick([16, 64, 1024]),
-    entriesPerMessageMax: rng.pick([1, 2, 8]),
+    entriesPerMessageMax: rng.pick([1, 1, 2, 8]),
     fsyncLatencyMsMax: rng.pick([0, 2, 6, 15]),
     clientCount: 4,
     stickyClientCount: rng.intBetween(1, 2),
     keyCount: rng.intBetween(1, 4),
     opProbability: rng.pick([0.2, 0.5, 0.9]),
+    readFraction: rng.pick([0.5, 0.8]),
     leaseReadProbability: rng.pick([0, 0.3, 0.7]),
     leaseReads: rng.chance(0.5),
-    opTimeoutTicks: 60,
+    // Impatient clients give up on a replica that does not answer (a paused one) and ask again.
+    opTimeoutTicks: rng.pick([12, 25, 60]),
     network: {
       packetLossProbability: lossy ? rng.pick([0.01, 0.05, 0.15]) : 0,
       packetDuplicateProbability: lossy ? rng.pick([0, 0.02, 0.1]) : 0,
@@ -154,10 +180,15 @@ export function optionsForSeed(seed: number): SimulationOptions {
       confChangeProbability: rng.pick([0, 0.02, 0.06, 0.12]),
       transferProbability: rng.pick([0, 0.01, 0.03]),
       spuriousUnreachableProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
-      crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
+      crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3, 0.6]) : 0,
       pauseProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
       resumeProbability: rng.pick([0.03, 0.08]),
       diskLossProbability: faulty ? rng.pick([0, 0, 0.004, 0.015]) : 0,
+      crashMidWriteProbability: faulty ? rng.pick([0, 0.002, 0.01]) : 0,
+      diskLossWithLeaderProbability: rng.pick([0, 0.5]),
+      membershipPlanProbability: rng.pick([0, 0.02, 0.06]),
+      crashAfterConfChangeProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
+      partitionAfterConfChangeProbability: faulty ? rng.pick([0, 0.2, 0.5]) : 0,
     },
     keepTrace: false,
   }
@@ -167,6 +198,28 @@ interface KvValue {
   readonly value: string
   readonly index: number
 }
+
+/** One step of an operator's membership plan, resolved against the leader's membership when it runs. */
+type PlanStep = 'add-learner' | 'promote' | 'remove-follower' | 'remove-leader' | 'remove-any'
+
+/**
+ * What operators do to a running cluster. Each step is proposed as soon as the last was accepted
+ * (a script does not wait for the commit); the leader must refuse while a change is uncommitted.
+ */
+const MEMBERSHIP_PLANS: ReadonlyArray<{ name: string; steps: readonly PlanStep[] }> = [
+  { name: 'grow by one', steps: ['add-learner', 'promote'] },
+  { name: 'grow by two', steps: ['add-learner', 'add-learner', 'promote', 'promote'] },
+  { name: 'shrink by one', steps: ['remove-follower'] },
+  { name: 'shrink by two', steps: ['remove-follower', 'remove-follower'] },
+  { name: 'replace a voter', steps: ['add-learner', 'promote', 'remove-any'] },
+  { name: 'replace the leader', steps: ['add-learner', 'promote', 'remove-leader'] },
+  { name: 'remove the leader', steps: ['remove-leader'] },
+]
+/** Plans keep 3 to 6 voters (even sizes included: that is where single-server changes are delicate). */
+const PLAN_VOTERS_MIN = 3
+const PLAN_VOTERS_MAX = 6
+/** A plan still unfinished after this many ticks is abandoned (its learner may never catch up). */
+const PLAN_TICKS_MAX = 120
 
 /** One simulated replica process: its disk survives crashes; everything else is rebuilt on restart. */
 interface SimReplica {
@@ -192,6 +245,8 @@ interface SimReplica {
   persistedTerm: number
   /** The commit index up to which this process's committed entries were told to the checker. */
   commitObserved: number
+  /** Was ever made a voter (a founder, or a promotion some leader accepted). */
+  wasVoter: boolean
 }
 
 interface ClientOp {
@@ -249,8 +304,12 @@ export class Simulation {
   /** Terms some replica campaigned in (persisted with a vote for itself) or led: the only terms anyone may adopt. */
   private readonly campaignTerms = new Set<number>([0, 1])
   private lastLeaderTerm = 0
-  /** Crashes scheduled for new leaders: replica id -> step. */
-  private readonly scheduledCrashes = new Map<NodeId, number>()
+  /** Crashes scheduled (a new leader, a write in flight, a leader that just changed the membership). */
+  private readonly scheduledCrashes = new Map<NodeId, { atStep: number; why: string }>()
+  /** A partition scheduled after a membership change (-1: none). */
+  private scheduledPartitionStep = -1
+  /** The operator's membership plan in progress: the steps left, the learner it added, when it began. */
+  private plan: { name: string; steps: PlanStep[]; learner: NodeId; startTick: number } | undefined
   private probeAckedAfterHeal = false
   private healTick = 0
   private readonly stats: SimulationStats = {
@@ -291,6 +350,7 @@ export class Simulation {
         {
           persistedEntry: (entry, previousTerm) => this.checker.onPersisted(this.step, id, entry, previousTerm),
           persistedHardState: (hardState) => this.checkTermAdopted(replica, hardState.term, hardState.vote),
+          writeIssued: (completeAtMs) => this.maybeCrashMidWrite(replica, completeAtMs),
         },
         () => this.rng.intBetween(0, options.fsyncLatencyMsMax),
       )
@@ -310,6 +370,7 @@ export class Simulation {
         retired: false,
         persistedTerm: storage.initialState().hardState.term,
         commitObserved: 0,
+        wasVoter: id <= options.voterCount,
       }
       this.replicas.set(id, replica)
       this.startReplica(replica)
@@ -397,14 +458,18 @@ export class Simulation {
       if (replica.driver === undefined || replica.paused || replica.timer === undefined) continue
       if ((this.step + replica.tickOffsetMs) % this.options.stepsPerTick === 0) replica.timer()
     }
-    for (const [id, atStep] of this.scheduledCrashes) {
-      if (atStep > this.step) continue
+    for (const [id, crash] of this.scheduledCrashes) {
+      if (crash.atStep > this.step) continue
       this.scheduledCrashes.delete(id)
       const replica = this.replicas.get(id)!
       if (replica.driver !== undefined && this.faultsActive) {
-        this.trace(`n${id} crash (new leader)`)
+        this.trace(`n${id} crash (${crash.why})`)
         this.crash(replica)
       }
+    }
+    if (this.scheduledPartitionStep === this.step) {
+      this.scheduledPartitionStep = -1
+      if (this.faultsActive) this.partitionRandomly()
     }
     this.quiesce()
     if (this.step % this.options.stepsPerTick === 0) {
@@ -560,6 +625,18 @@ export class Simulation {
     driver.start()
   }
 
+  private scheduleCrash(id: NodeId, atStep: number, why: string): void {
+    const existing = this.scheduledCrashes.get(id)
+    if (existing === undefined || existing.atStep > atStep) this.scheduledCrashes.set(id, { atStep, why })
+  }
+
+  /** Kill -9 during fsync: the process dies at some step before the write it just issued is durable. */
+  private maybeCrashMidWrite(replica: SimReplica, completeAtMs: number): void {
+    if (!this.faultsActive || completeAtMs <= this.step) return
+    if (!this.rng.chance(this.options.faults.crashMidWriteProbability)) return
+    this.scheduleCrash(replica.id, this.rng.intBetween(this.step + 1, completeAtMs), 'a write in flight')
+  }
+
   private crash(replica: SimReplica): void {
     this.stats.crashes++
     if (replica.driver !== undefined) this.collectDriverCounters(replica.driver.counters)
@@ -597,15 +674,18 @@ export class Simulation {
     replica.paused = false
     const inbox = replica.inbox
     replica.inbox = []
-    const readsFirst = this.rng.chance(0.5)
+    // Which of its pending events the process handles first depends on where in its event loop it
+    // was stopped: the peers' messages, the clients' requests (a lease read then comes before any
+    // news of a new leader and before the tick timer fires), or the overdue tick timer (Node runs
+    // expired timers before it polls sockets), then the requests, then the messages.
+    const order = this.rng.pick(['messages first', 'reads first', 'timer first'] as const)
     this.trace(
-      `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting${readsFirst ? ', reads first' : ''})`,
+      `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting, ${order})`,
     )
+    if (order === 'timer first') replica.timer?.()
     if (inbox.length === 0) return
-    // What waited in its sockets is read at once, or after the requests that also waited there
-    // (a lease read then comes before any news of a new leader, and before the tick timer fires).
-    if (readsFirst) replica.deferred.push(() => replica.driver?.step(inbox))
-    else replica.driver?.step(inbox)
+    if (order === 'messages first') replica.driver?.step(inbox)
+    else replica.deferred.push(() => replica.driver?.step(inbox))
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -651,7 +731,7 @@ export class Simulation {
     if (term !== this.lastLeaderTerm) this.stats.leaderChanges++
     this.lastLeaderTerm = term
     if (this.faultsActive && this.rng.chance(this.options.faults.crashNewLeaderProbability)) {
-      this.scheduledCrashes.set(replica.id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick))
+      this.scheduleCrash(replica.id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick), 'new leader')
     }
   }
 
@@ -673,7 +753,7 @@ export class Simulation {
       if (!this.faultsActive && (client !== 0 || this.probeAckedAfterHeal)) continue
       const mustWrite = !this.faultsActive
       if (!mustWrite && !this.rng.chance(this.options.opProbability)) continue
-      this.invoke(client, mustWrite ? 'write' : this.rng.chance(0.5) ? 'write' : 'read')
+      this.invoke(client, mustWrite ? 'write' : this.rng.chance(this.options.readFraction) ? 'read' : 'write')
     }
   }
 
@@ -896,7 +976,16 @@ export class Simulation {
       b!.driver!.reportUnreachable(a!.id)
     }
     const leader = this.leader()
-    if (leader !== undefined && this.rng.chance(faults.confChangeProbability)) this.changeMembership(leader)
+    // An operator replaces a failed member before changing anything else (operate() removes it):
+    // shrinking meanwhile could leave a quorum that needs the dead one's vote.
+    const conf = leader?.driver?.confState()
+    const failedMember = [...this.replicas.values()].some(
+      (replica) => replica.retired && conf !== undefined && [...conf.voters, ...conf.learners].includes(replica.id),
+    )
+    if (leader !== undefined && !failedMember) {
+      if (this.rng.chance(faults.confChangeProbability)) this.changeMembership(leader)
+      if (leader.driver !== undefined) this.runPlan(leader)
+    }
     if (leader !== undefined && this.rng.chance(faults.transferProbability)) {
       const voters = leader.driver!.confState().voters.filter((id) => id !== leader.id)
       if (voters.length > 0) {
@@ -924,7 +1013,22 @@ export class Simulation {
     const conf = leader.driver!.confState()
     const candidates = [...this.replicas.values()].filter((replica) => !replica.retired && replica.driver !== undefined)
     if (candidates.length === 0) return
-    const victim = this.rng.pick(candidates)
+    let victim = this.rng.pick(candidates)
+    let withLeader = false
+    if (this.rng.chance(this.options.faults.diskLossWithLeaderProbability)) {
+      // The voter that acknowledged the most while another voter lags: what it lost was counted
+      // towards a commit, and now lives on fewer replicas than counted it. The leader goes down in
+      // the same event, so the lagging voters are the ones left to elect someone.
+      const progress = leader.driver!.status().progress ?? {}
+      const followers = conf.voters.filter((id) => id !== leader.id && candidates.some((replica) => replica.id === id))
+      const match = (id: NodeId): number => (id === leader.id ? Number.POSITIVE_INFINITY : (progress[id]?.match ?? 0))
+      let best: NodeId | undefined
+      for (const id of followers) if (best === undefined || match(id) > match(best)) best = id
+      if (best !== undefined && match(best) > Math.min(...conf.voters.map(match))) {
+        victim = this.replicas.get(best)!
+        withLeader = true
+      }
+    }
     // A member anywhere (some replica's log may already make it a voter) is retired: an empty voter
     // can never be restored in place. A replica no one has added yet holds nothing to lose.
     const member = [...this.replicas.values()].some((replica) => {
@@ -939,6 +1043,10 @@ export class Simulation {
         (replica) => !replica.retired && !conf.voters.includes(replica.id) && !conf.learners.includes(replica.id),
       )
       if (retiredMembers.length > 0 || spares.length === 0) return
+      // Nor while a membership change is uncommitted: a leader removing itself that crashes then
+      // needs every other voter's help (it no longer campaigns, its longer log refuses the others).
+      const status = leader.driver!.basicStatus()
+      if (!confStatesEqual(conf, leader.driver!.confStateAt(status.commit))) return
       // Losing it must leave a quorum of healthy voters in every membership some replica may be
       // using (an uncommitted change included): past that, the cluster is lost for good, in life too.
       for (const replica of this.replicas.values()) {
@@ -948,12 +1056,20 @@ export class Simulation {
         if (view.voters.length < 3 || healthy.length < Math.floor(view.voters.length / 2) + 1) return
       }
       victim.retired = true
+    } else if (victim.wasVoter) {
+      // A former voter whose disk is gone is not brought back under its old id (etcd never reuses a
+      // member id either). The core cannot take it back: the leader's newest snapshot may still list
+      // it as a voter, and an empty voter refuses a snapshot (see the report in mutation-check.ts).
+      victim.retired = true
     }
     this.stats.diskLosses++
-    this.trace(`n${victim.id} loses its disk${member ? ' (a member: retired, to be replaced)' : ''}`)
+    this.trace(
+      `n${victim.id} loses its disk${member ? ' (a member: retired, to be replaced)' : ''}${withLeader ? `; leader n${leader.id} crashes with it` : ''}`,
+    )
     this.crash(victim)
     victim.disk.lose()
     this.startReplica(victim)
+    if (withLeader && leader.driver !== undefined) this.crash(leader)
   }
 
   /**
@@ -985,8 +1101,36 @@ export class Simulation {
   private partitionRandomly(): void {
     const ids = [...this.replicas.keys()]
     this.stats.partitions++
-    const shape = this.rng.intBetween(0, 2)
-    if (shape === 0) {
+    // The network changes shape: half the time the old cuts heal as the new one appears.
+    if (this.network.hasPartitions() && this.rng.chance(0.5)) this.network.heal()
+    const shape = this.rng.intBetween(0, 3)
+    const leader = this.leader()
+    if (shape === 3 && leader !== undefined) {
+      // The leader's rack or zone is cut off with fewer than a quorum of the voters: the majority
+      // elects a new leader while the old one, with a follower or two, still believes it leads.
+      const conf = leader.driver!.confState()
+      const others = this.rng.shuffle(conf.voters.filter((id) => id !== leader.id))
+      const most = Math.floor((others.length + 1) / 2) - 1
+      const count = this.rng.chance(0.7) ? most : this.rng.intBetween(0, Math.max(0, most))
+      const minority = new Set([leader.id, ...others.slice(0, count)])
+      for (const id of ids) if (!conf.voters.includes(id) && this.rng.chance(0.5)) minority.add(id)
+      const groupA = ids.filter((id) => minority.has(id))
+      const groupB = ids.filter((id) => !minority.has(id))
+      // Sometimes the majority's side sees its connections to the leader's side close (resets):
+      // without leases to wait out it campaigns at once, while the old leader has yet to notice.
+      const majoritySeesClose = this.rng.chance(0.5)
+      this.trace(
+        `partition [${groupA.join(',')}] (the leader's, a minority) | [${groupB.join(',')}]${majoritySeesClose ? ' (the majority sees the connections close)' : ''}`,
+      )
+      this.network.partition(groupA, groupB)
+      if (majoritySeesClose) {
+        for (const id of groupB) {
+          const other = this.replicas.get(id)!
+          if (other.paused) continue
+          for (const gone of groupA) other.driver?.reportUnreachable(gone)
+        }
+      }
+    } else if (shape === 0 || shape === 3) {
       const shuffled = this.rng.shuffle(ids)
       const cut = this.rng.intBetween(1, ids.length - 1)
       const groupA = shuffled.slice(0, cut)
@@ -994,7 +1138,6 @@ export class Simulation {
       this.trace(`partition [${groupA.join(',')}] | [${groupB.join(',')}]`)
       this.network.partition(groupA, groupB)
     } else if (shape === 1) {
-      const leader = this.leader()
       const isolated = leader?.id ?? this.rng.pick(ids)
       const others = ids.filter((id) => id !== isolated)
       this.network.partition([isolated], others)
@@ -1037,15 +1180,93 @@ export class Simulation {
     this.proposeChange(leader, this.rng.pick(options))
   }
 
-  private proposeChange(leader: SimReplica, change: ConfChange): void {
+  /** Returns whether the leader accepted the change (it may still be lost). */
+  private proposeChange(leader: SimReplica, change: ConfChange): boolean | 'invalid' {
     try {
       const ticket = leader.driver!.proposeConfChange(change, () => {})
+      if (change.type === ConfChangeType.AddVoter) this.replicas.get(change.nodeId)!.wasVoter = true
       this.stats.confChanges++
       this.trace(`n${leader.id} propose ${change.type} n${change.nodeId} at ${ticket.index}`)
     } catch (error) {
       if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
       this.trace(`n${leader.id} refused ${change.type} n${change.nodeId}: ${error.code}`)
+      return error instanceof RaftError && error.code === 'INVALID' ? 'invalid' : false
     }
+    if (!this.faultsActive) return true
+    // Reconfigurations happen when things fail: the leader may die, or the network split, while the
+    // change is still on its way to a quorum.
+    const faults = this.options.faults
+    if (this.rng.chance(faults.crashAfterConfChangeProbability))
+      this.scheduleCrash(
+        leader.id,
+        this.step + this.rng.intBetween(0, 2 * this.options.stepsPerTick),
+        'after a membership change',
+      )
+    if (this.scheduledPartitionStep < 0 && this.rng.chance(faults.partitionAfterConfChangeProbability))
+      this.scheduledPartitionStep = this.step + this.rng.intBetween(1, 2 * this.options.stepsPerTick)
+    return true
+  }
+
+  /** The operator's plan: start one now and then, and propose its next step to the current leader. */
+  private runPlan(leader: SimReplica): void {
+    const plan = this.plan
+    if (plan === undefined) {
+      if (!this.rng.chance(this.options.faults.membershipPlanProbability)) return
+      const chosen = this.rng.pick(MEMBERSHIP_PLANS)
+      this.plan = { name: chosen.name, steps: [...chosen.steps], learner: 0, startTick: this.tickNumber }
+      this.trace(`operator plan: ${chosen.name}`)
+      return
+    }
+    if (this.tickNumber - plan.startTick > PLAN_TICKS_MAX) {
+      this.trace(`operator plan abandoned: ${plan.name}`)
+      this.plan = undefined
+      return
+    }
+    const driver = leader.driver!
+    const conf = driver.confState()
+    const step = plan.steps[0]!
+    let change: ConfChange | undefined
+    const removable = conf.voters.length > PLAN_VOTERS_MIN
+    if (step === 'add-learner') {
+      const candidates = [...this.replicas.values()].filter(
+        (replica) =>
+          !replica.retired &&
+          replica.driver !== undefined &&
+          !conf.voters.includes(replica.id) &&
+          !conf.learners.includes(replica.id),
+      )
+      if (candidates.length > 0) {
+        plan.learner = this.rng.pick(candidates).id
+        change = { type: ConfChangeType.AddLearner, nodeId: plan.learner }
+      }
+    } else if (step === 'promote') {
+      const progress = driver.status().progress ?? {}
+      const commit = driver.basicStatus().commit
+      const learners = conf.learners.filter((id) => !this.replicas.get(id)!.retired)
+      if (learners.length > 0 && conf.voters.length < PLAN_VOTERS_MAX) {
+        const caughtUp = learners.filter((id) => (progress[id]?.match ?? 0) >= commit)
+        // Promote only a learner that has caught up (as `member promote` requires): wait for one.
+        if (caughtUp.length === 0) return
+        change = {
+          type: ConfChangeType.AddVoter,
+          nodeId: caughtUp.includes(plan.learner) ? plan.learner : this.rng.pick(caughtUp),
+        }
+      }
+    } else if (removable) {
+      const followers = conf.voters.filter((id) => id !== leader.id)
+      const target =
+        step === 'remove-leader'
+          ? leader.id
+          : step === 'remove-follower'
+            ? this.rng.pick(followers)
+            : this.rng.pick(conf.voters)
+      change = { type: ConfChangeType.RemoveNode, nodeId: target }
+    }
+    const accepted = change === undefined ? 'invalid' : this.proposeChange(leader, change)
+    // Refused: try again next tick. Impossible now (no spare, too few voters): skip the step.
+    if (accepted === false) return
+    plan.steps.shift()
+    if (plan.steps.length === 0) this.plan = undefined
   }
 
   private stopFaults(): void {
