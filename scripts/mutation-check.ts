@@ -114,7 +114,9 @@ const MUTATIONS: Mutation[] = [
   {
     id: 'timer-ignores-stalls',
     name: 'driver: a late tick timer delivers one tick and does not report the stall to the lease clock',
-    edits: [{ file: DRIVER, find: 'if (owed >= DRIVER_DEFAULTS.stallTicksMin) this.#reportStall(owed - 1)', replace: '' }],
+    edits: [
+      { file: DRIVER, find: 'if (owed >= DRIVER_DEFAULTS.stallTicksMin) this.#reportStall(owed - 1)', replace: '' },
+    ],
   },
   {
     id: 'prevote-raises-term',
@@ -130,7 +132,9 @@ const MUTATIONS: Mutation[] = [
   {
     id: 'conf-change-two-at-once',
     name: 'accept a membership change while another is uncommitted (thesis §4.1: one at a time)',
-    edits: [{ file: `${CORE}/raft.ts`, find: 'if (this.lastConfIndex() > this.log.committed) {', replace: 'if (false) {' }],
+    edits: [
+      { file: `${CORE}/raft.ts`, find: 'if (this.lastConfIndex() > this.log.committed) {', replace: 'if (false) {' },
+    ],
   },
   {
     id: 'conf-change-before-term-commit',
@@ -213,8 +217,7 @@ const firstSeed = positiveInteger(args.from, '--from')
 const workers = positiveInteger(args.workers, '--workers')
 const wanted = args.only?.split(',').map((id) => id.trim())
 for (const id of wanted ?? [])
-  if (!MUTATIONS.some((mutation) => mutation.id === id))
-    throw new Error(`--only: no mutation "${id}" (see --list)`)
+  if (!MUTATIONS.some((mutation) => mutation.id === id)) throw new Error(`--only: no mutation "${id}" (see --list)`)
 const selected = MUTATIONS.filter((mutation) => wanted === undefined || wanted.includes(mutation.id))
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -245,7 +248,11 @@ function buildScratch(): string {
   cpSync(join(root, DRIVER), join(scratch, 'authority/src/replica/driver.ts'))
   writeFileSync(
     join(scratch, 'authority/package.json'),
-    JSON.stringify({ name: '@nodeledger/authority', type: 'module', exports: { './driver': './src/replica/driver.ts' } }),
+    JSON.stringify({
+      name: '@nodeledger/authority',
+      type: 'module',
+      exports: { './driver': './src/replica/driver.ts' },
+    }),
   )
   cpSync(join(root, 'packages/testkit/src'), join(scratch, 'testkit/src'), { recursive: true })
   writeFileSync(join(scratch, 'testkit/package.json'), '{"type":"module"}')
@@ -318,7 +325,9 @@ function run(mutation: Mutation): Outcome {
     const output = result.stdout
     const summary = output.trim().split('\n').pop() ?? ''
     if (!/^seeds=\d+ /.test(summary))
-      throw new Error(`mutation ${mutation.id}: the simulator did not finish:\n${output.slice(-2000)}\n${result.stderr}`)
+      throw new Error(
+        `mutation ${mutation.id}: the simulator did not finish:\n${output.slice(-2000)}\n${result.stderr}`,
+      )
     const failed = [...output.matchAll(/^seed (\d+) FAILED/gm)].map((match) => Number(match[1])).sort((a, b) => a - b)
     const violation =
       failed.length === 0
@@ -376,7 +385,9 @@ for (const mutation of selected) {
   const verdict = caught ? 'CAUGHT  ' : 'SURVIVED'
   const unexpected = caught === (mutation.safe === true)
   if (unexpected) problems++
-  console.log(`${verdict}  ${mutation.id} (${mutation.edits.map((edit) => edit.file).join(', ')})${unexpected ? '  <-- unexpected' : ''}`)
+  console.log(
+    `${verdict}  ${mutation.id} (${mutation.edits.map((edit) => edit.file).join(', ')})${unexpected ? '  <-- unexpected' : ''}`,
+  )
   console.log(`          ${mutation.name}`)
   if (caught)
     console.log(
@@ -384,7 +395,9 @@ for (const mutation of selected) {
     )
   else console.log(`          ${outcome.summary}`)
 }
-console.log(`\n| mutation | file | first failing seed | 3 voters | 5 voters | seeds failed / ${seedBudget} | violation |`)
+console.log(
+  `\n| mutation | file | first failing seed | 3 voters | 5 voters | seeds failed / ${seedBudget} | violation |`,
+)
 console.log('|---|---|---|---|---|---|---|')
 for (const { mutation, failed, violation } of outcomes) {
   const files = [...new Set(mutation.edits.map((edit) => edit.file.split('/').pop()))].join(', ')

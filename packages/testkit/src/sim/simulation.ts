@@ -48,6 +48,8 @@ export interface FaultOptions {
   pauseProbability: number
   /** A pause strikes the leader (rather than anyone) this often. */
   pauseLeaderProbability: number
+  /** A resumed process handles the messages that waited first this often (else reads or the timer first). */
+  resumeMessagesFirstShare: number
   resumeProbability: number
   /** The share of partitions that cut the leader off with a minority of the voters (the rest: random cuts, an isolated replica, a one-way block). */
   leaderMinorityPartitionShare: number
@@ -201,6 +203,7 @@ export function optionsForSeed(seed: number): SimulationOptions {
       crashNewLeaderWithinTicks: 3,
       pauseProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
       pauseLeaderProbability: 0.5,
+      resumeMessagesFirstShare: 1 / 3,
       leaderMinorityPartitionShare: 0.25,
       resumeProbability: rng.pick([0.03, 0.08]),
       diskLossProbability: faulty ? rng.pick([0, 0, 0.004, 0.015]) : 0,
@@ -212,8 +215,9 @@ export function optionsForSeed(seed: number): SimulationOptions {
     },
     keepTrace: false,
   }
-  // Figure 8 needs the longest chain of events: elections get twice the share.
-  const profile = rng.pick([...SEED_PROFILES, 'elections'] as const)
+  // Weighted by how long a chain of events their bugs need: Figure 8 the longest (elections), then
+  // a paused leader's reads (leases) and a voter restored after losing its disk (disks).
+  const profile = rng.pick([...SEED_PROFILES, 'leases', 'disks', 'disks', 'elections', 'elections'] as const)
   options.profile = profile
   const faults = options.faults
   switch (profile) {
@@ -229,6 +233,7 @@ export function optionsForSeed(seed: number): SimulationOptions {
       options.opTimeoutTicks = rng.pick([8, 12, 25])
       faults.pauseProbability = rng.pick([0.02, 0.05])
       faults.pauseLeaderProbability = 0.9
+      faults.resumeMessagesFirstShare = 0.1
       faults.leaderMinorityPartitionShare = 0.7
       faults.healProbability = rng.pick([0.03, 0.06])
       faults.resumeProbability = rng.pick([0.03, 0.06])
@@ -244,9 +249,15 @@ export function optionsForSeed(seed: number): SimulationOptions {
       break
     case 'disks':
       // Disks die under replicas that just acknowledged, with the leader in the same power event.
+      // The next leader dies young too, while the replaced voter is still catching up (one entry per
+      // message, from a snapshot well behind the commit).
+      options.entriesPerMessageMax = 1
+      options.snapshotEveryEntries = rng.intBetween(30, 60)
+      options.network.packetLossProbability = rng.pick([0.05, 0.15])
       faults.diskLossProbability = rng.pick([0.01, 0.03])
       faults.diskLossWithLeaderProbability = rng.pick([0.5, 0.9])
-      faults.crashNewLeaderProbability = rng.pick([0.3, 0.6])
+      faults.crashNewLeaderProbability = rng.pick([0.5, 0.8])
+      faults.crashNewLeaderWithinTicks = 6
       faults.restartProbability = rng.pick([0.1, 0.3])
       break
     case 'elections':
@@ -760,7 +771,9 @@ export class Simulation {
     // was stopped: the peers' messages, the clients' requests (a lease read then comes before any
     // news of a new leader and before the tick timer fires), or the overdue tick timer (Node runs
     // expired timers before it polls sockets), then the requests, then the messages.
-    const order = this.rng.pick(['messages first', 'reads first', 'timer first'] as const)
+    const order = this.rng.chance(this.options.faults.resumeMessagesFirstShare)
+      ? 'messages first'
+      : this.rng.pick(['reads first', 'timer first'] as const)
     this.trace(
       `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting, ${order})`,
     )
