@@ -1159,7 +1159,7 @@ export class Simulation {
     } else if (victim.wasVoter) {
       // A former voter whose disk is gone is not brought back under its old id (etcd never reuses a
       // member id either). The core cannot take it back: the leader's newest snapshot may still list
-      // it as a voter, and an empty voter refuses a snapshot (see the report in mutation-check.ts).
+      // it as a voter, and an empty voter refuses such a snapshot for good (a liveness gap in the core).
       victim.retired = true
     }
     this.stats.diskLosses++
