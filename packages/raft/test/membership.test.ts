@@ -110,6 +110,33 @@ describe('membership changes', () => {
     expect(cluster.status(1).confState).toEqual({ voters: [1, 2, 3], learners: [4, 5] })
   })
 
+  // Reference: Ongaro, "bug in single-server membership changes" (raft-dev, 2015): a new leader must
+  // commit an entry of its own term before it proposes a change, or its change may commit on a
+  // quorum that misses an uncommitted change of an earlier leader. The simulator catches the
+  // mutation that drops this rule only rarely (it needs an even membership and a timed second
+  // fault), so the rule is also pinned here.
+  it('a new leader refuses a change with DROPPED until an entry of its term is committed', () => {
+    const cluster = new Cluster({ voters: [1, 2, 3] })
+    cluster.elect(1)
+    cluster.crash(1)
+    // The new leader's no-op never reaches anyone: nothing of its term commits.
+    cluster.dropIf((message) => message.type === MessageType.Append)
+    const leader = 2
+    cluster.elect(leader)
+    expect(cluster.status(leader).commit).toBeLessThan(cluster.status(leader).lastIndex)
+    expectRaftError(
+      () => cluster.node(leader).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 }),
+      'DROPPED',
+    )
+    cluster.dropIf(undefined)
+    cluster.tick(HEARTBEAT_TICKS)
+    cluster.deliverAll()
+    expect(cluster.status(leader).commit).toBe(cluster.status(leader).lastIndex)
+    cluster.proposeConfChange(leader, { type: ConfChangeType.AddLearner, nodeId: 4 })
+    cluster.deliverAll()
+    expect(cluster.status(leader).confState).toEqual({ voters: [1, 2, 3], learners: [4] })
+  })
+
   // Reference: thesis §4.2.2 — a leader removed from the configuration steps down once the change
   // is committed (it manages the cluster until then without counting itself).
   it('a leader removing itself keeps leading until the change commits, then steps down', () => {

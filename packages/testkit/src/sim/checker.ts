@@ -27,6 +27,12 @@ export class SafetyChecker {
   /** State machine safety: index -> digest of the entry some replica applied there. */
   readonly appliedByIndex = new Map<number, { term: number; digest: string }>()
   highestAppliedIndex = 0
+  /**
+   * index -> the entry's term, and the lowest term any replica was in when its commit index covered
+   * the entry (or it applied it): an upper bound on the term in which a leader committed it. A
+   * follower learns a commit from a leader of its own term, so the lowest is the committing term.
+   */
+  private readonly committedByIndex = new Map<number, { term: number; commitTerm: number }>()
 
   private record(step: number, message: string): void {
     if (this.violations.length < 50) this.violations.push(`step ${step}: ${message}`)
@@ -55,7 +61,8 @@ export class SafetyChecker {
   }
 
   /** Raft §5.4.3 state machine safety: no two replicas apply different entries at one index. */
-  onApplied(step: number, id: NodeId, entry: Entry): void {
+  onApplied(step: number, id: NodeId, entry: Entry, replicaTerm: number): void {
+    this.onCommitted(step, id, entry.index, entry.term, replicaTerm)
     const digest = entryDigest(entry)
     const existing = this.appliedByIndex.get(entry.index)
     if (existing === undefined) {
@@ -70,17 +77,41 @@ export class SafetyChecker {
   }
 
   /**
-   * Raft §5.4 leader completeness: a new leader holds every entry already applied anywhere (applied
-   * implies committed). `termAt` answers from the leader's log; undefined below its snapshot is fine.
+   * A replica's commit index covers `index`, holding term `term` there. Committed entries never
+   * change (Raft §5.4.3, stated at commit rather than at apply): a commit that is later overwritten
+   * is caught here even if no replica applied it before the overwrite.
    */
-  onBecameLeader(step: number, id: NodeId, firstIndex: number, termAt: (index: number) => number | undefined): void {
-    for (const [index, applied] of this.appliedByIndex) {
-      if (index < firstIndex) continue
+  onCommitted(step: number, id: NodeId, index: number, term: number, replicaTerm: number): void {
+    const existing = this.committedByIndex.get(index)
+    if (existing === undefined) this.committedByIndex.set(index, { term, commitTerm: replicaTerm })
+    else if (existing.term !== term)
+      this.record(
+        step,
+        `state machine safety: replica ${id} committed ${index}@${term}, another committed ${index}@${existing.term}`,
+      )
+    else if (replicaTerm < existing.commitTerm) existing.commitTerm = replicaTerm
+  }
+
+  /**
+   * Raft §5.4 leader completeness: the new leader of `leaderTerm` holds every entry committed in an
+   * earlier term (a leader of an old term, say one whose votes waited out a pause, need not hold
+   * what was committed in later terms). `termAt` answers from the leader's log; undefined below its
+   * snapshot is fine. Entries committed after this check are covered by the quorum overlap.
+   */
+  onBecameLeader(
+    step: number,
+    id: NodeId,
+    leaderTerm: number,
+    firstIndex: number,
+    termAt: (index: number) => number | undefined,
+  ): void {
+    for (const [index, committed] of this.committedByIndex) {
+      if (index < firstIndex || committed.commitTerm >= leaderTerm) continue
       const term = termAt(index)
-      if (term !== applied.term) {
+      if (term !== committed.term) {
         this.record(
           step,
-          `leader completeness: new leader ${id} has ${term === undefined ? 'no entry' : `term ${term}`} at committed index ${index} (committed term ${applied.term})`,
+          `leader completeness: new leader ${id} of term ${leaderTerm} has ${term === undefined ? 'no entry' : `term ${term}`} at index ${index}, committed in term ${committed.commitTerm} (entry term ${committed.term})`,
         )
         return
       }

@@ -6,6 +6,8 @@ import type { DriverStorage, StorageUpdate } from '@nodeledger/authority/driver'
 export interface DiskObserver {
   persistedEntry(entry: Entry, previousTerm: number): void
   persistedHardState(hardState: HardState): void
+  /** A write was issued; it will be durable at `completeAtMs` unless the process dies first. */
+  writeIssued?(completeAtMs: number): void
 }
 
 interface PendingWrite {
@@ -17,8 +19,14 @@ interface PendingWrite {
 /**
  * A simulated disk under the real driver: writes complete after a seeded fsync latency, in the
  * order they were issued, and change what the core reads only once complete (as LevelStorage's
- * mirror does). A crash loses every write still in flight; a power loss also forgets an unsynced
- * commit index (the only thing ever written without fsync); a disk loss is a new, empty disk.
+ * mirror does). A write is one LevelDB batch: synced, it is on the platter when it completes, and so
+ * is every write before it (they share one write-ahead log); unsynced (`sync: false`), it completes
+ * into the OS page cache, which a process crash keeps and a power loss forgets. So a crash loses every
+ * write still in flight; a power loss also forgets whatever completed unsynced since the last synced
+ * write (in correct code only a commit-only hard state is ever unsynced: Ready.mustSync). LevelStorage
+ * does not write a commit-only hard state at all (the next batch carries it), so any crash forgets a
+ * commit index that only such a write carried. The OS would flush its cache within seconds, longer
+ * than a whole simulated run, so that is not modelled. A disk loss is a new, empty disk.
  */
 export class SimDisk implements DriverStorage {
   /** What survived on the platter. */
@@ -26,11 +34,25 @@ export class SimDisk implements DriverStorage {
   readonly #observer: DiskObserver
   readonly #latencyMs: () => number
   #pending: PendingWrite[] = []
+  /**
+   * The commit index as of the last write that was not commit-only: LevelStorage writes no
+   * commit-only hard state (Raft needs no durable commit), so even a process crash forgets a commit
+   * index newer than this.
+   */
+  #writtenCommit = 0
   /** The hard state as of the last synced write: what a power loss leaves. */
   #syncedHardState: HardState
+  /**
+   * The platter, when a write other than a commit-only one completed unsynced since the last synced
+   * write (never in correct code): a copy of the store taken just before that write. Commit-only
+   * unsynced writes are undone through #syncedHardState alone, which saves copying the log.
+   */
+  #platter: MemoryStorage | undefined
   #lastCompleteAtMs = 0
   writes = 0
   unsyncedWrites = 0
+  /** Power losses that forgot more than a commit index (entries, a term or a vote written unsynced). */
+  forgottenOnPowerLoss = 0
 
   /** `latencyMs` draws each write's fsync latency. */
   constructor(storage: MemoryStorage, observer: DiskObserver, latencyMs: () => number) {
@@ -38,6 +60,7 @@ export class SimDisk implements DriverStorage {
     this.#observer = observer
     this.#latencyMs = latencyMs
     this.#syncedHardState = storage.initialState().hardState
+    this.#writtenCommit = this.#syncedHardState.commit
   }
 
   // Reads: the durable image.
@@ -65,6 +88,13 @@ export class SimDisk implements DriverStorage {
 
   save(update: StorageUpdate, done: (error?: Error) => void): void {
     this.#enqueue(done, () => {
+      const before = this.storage.initialState().hardState
+      const commitOnly =
+        update.snapshot === undefined &&
+        update.entries.length === 0 &&
+        (update.hardState === undefined ||
+          (update.hardState.term === before.term && update.hardState.vote === before.vote))
+      if (!update.sync && !commitOnly && this.#platter === undefined) this.#platter = copyStorage(this.storage)
       const storage = this.storage
       if (update.snapshot !== undefined) storage.applySnapshot(update.snapshot)
       if (update.entries.length > 0) {
@@ -84,16 +114,26 @@ export class SimDisk implements DriverStorage {
         this.#observer.persistedHardState(update.hardState)
       }
       this.writes++
-      if (update.sync) this.#syncedHardState = storage.initialState().hardState
+      // LevelStorage does not write a commit-only hard state at all: the next batch carries it.
+      if (!commitOnly) this.#writtenCommit = storage.initialState().hardState.commit
+      if (update.sync) this.#synced()
       else this.unsyncedWrites++
     })
   }
 
   createSnapshot(index: number, confState: ConfState, data: Uint8Array, done: (error?: Error) => void): void {
+    // LevelStorage writes a snapshot in one synced batch.
     this.#enqueue(done, () => {
       this.storage.createSnapshot(index, confState, data)
-      this.#syncedHardState = this.storage.initialState().hardState
+      this.#writtenCommit = this.storage.initialState().hardState.commit
+      this.#synced()
     })
+  }
+
+  /** A synced write completed: everything written so far is on the platter. */
+  #synced(): void {
+    this.#syncedHardState = this.storage.initialState().hardState
+    this.#platter = undefined
   }
 
   #enqueue(done: (error?: Error) => void, run: () => void): void {
@@ -101,6 +141,7 @@ export class SimDisk implements DriverStorage {
     const completeAtMs = Math.max(this.nowMs + this.#latencyMs(), this.#lastCompleteAtMs)
     this.#lastCompleteAtMs = completeAtMs
     this.#pending.push({ completeAtMs, run, done })
+    this.#observer.writeIssued?.(completeAtMs)
   }
 
   /** Writes due by `nowMs`, made durable now; their callbacks are returned for the process to run. */
@@ -119,19 +160,29 @@ export class SimDisk implements DriverStorage {
     return this.#pending.length > 0
   }
 
-  /** The process died: writes in flight never happened. With `powerLoss`, an unsynced commit is forgotten too. */
+  /**
+   * The process died: writes in flight never happened. With `powerLoss`, whatever completed unsynced
+   * since the last synced write is forgotten too.
+   */
   crash(powerLoss: boolean): void {
     this.#pending = []
     this.#lastCompleteAtMs = 0
+    if (powerLoss && this.#platter !== undefined) {
+      this.forgottenOnPowerLoss++
+      this.storage = this.#platter
+    }
+    this.#platter = undefined
     const hardState = this.storage.initialState().hardState
-    if (powerLoss && hardState.commit !== this.#syncedHardState.commit) {
-      // Only a commit-only hard state is ever written unsynced (Ready.mustSync); term and vote match.
+    const durableCommit = powerLoss ? Math.min(this.#syncedHardState.commit, this.#writtenCommit) : this.#writtenCommit
+    if (hardState.commit > durableCommit) {
+      // What remains unwritten (or unsynced) is a commit-only hard state: term and vote are on disk.
       this.storage.setHardState({
         ...hardState,
-        commit: Math.max(this.#syncedHardState.commit, this.storage.firstIndex() - 1),
+        commit: Math.max(durableCommit, this.storage.firstIndex() - 1),
       })
     }
     this.#syncedHardState = this.storage.initialState().hardState
+    this.#writtenCommit = this.#syncedHardState.commit
   }
 
   /** The disk is replaced by an empty one. */
@@ -139,6 +190,19 @@ export class SimDisk implements DriverStorage {
     this.#pending = []
     this.#lastCompleteAtMs = 0
     this.storage = new MemoryStorage()
-    this.#syncedHardState = this.storage.initialState().hardState
+    this.#writtenCommit = 0
+    this.#synced()
   }
+}
+
+/** A copy of a store through its public interface: the snapshot, the entries after it, the hard state. */
+function copyStorage(storage: MemoryStorage): MemoryStorage {
+  const copy = new MemoryStorage()
+  const snapshot = storage.snapshot()
+  if (snapshot.metadata.index > 0) copy.applySnapshot(snapshot)
+  const first = storage.firstIndex()
+  const last = storage.lastIndex()
+  if (last >= first) copy.append(storage.entries(first, last + 1, Number.POSITIVE_INFINITY))
+  copy.setHardState(storage.initialState().hardState)
+  return copy
 }

@@ -1,7 +1,9 @@
 import {
   ConfChangeType,
   EntryType,
+  confStatesEqual,
   MemoryStorage,
+  MessageType,
   RaftAssertionError,
   RaftError,
   ReadMode,
@@ -22,6 +24,11 @@ export interface FaultOptions {
   restartProbability: number
   /** Crash between persisting a Ready and sending its messages. */
   crashMidReadyProbability: number
+  /**
+   * Per write: the process dies while the write is in flight (kill -9 during fsync), so the write
+   * never happens. Nothing the process sent may have depended on it (the driver sends after persist).
+   */
+  crashMidWriteProbability: number
   /** A crash is a power loss (an unsynced commit index is forgotten too) this often. */
   powerLossProbability: number
   partitionProbability: number
@@ -35,15 +42,41 @@ export interface FaultOptions {
    * that leaves old-term entries on a quorum and rival terms elsewhere (the paper's Figure 8).
    */
   crashNewLeaderProbability: number
+  /** ...within this many ticks of its election. */
+  crashNewLeaderWithinTicks: number
   /** A replica is stopped (SIGSTOP): its timers, I/O callbacks and inbox wait while the others go on. */
   pauseProbability: number
+  /** A pause strikes the leader (rather than anyone) this often. */
+  pauseLeaderProbability: number
+  /** A resumed process handles the messages that waited first this often (else reads or the timer first). */
+  resumeMessagesFirstShare: number
   resumeProbability: number
+  /** The share of partitions that cut the leader off with a minority of the voters (the rest: random cuts, an isolated replica, a one-way block). */
+  leaderMinorityPartitionShare: number
   /** A replica loses its disk and restarts empty; a voter so hit must be replaced (it is retired). */
   diskLossProbability: number
+  /**
+   * A disk loss strikes the voter that holds entries another voter lacks (it acknowledged most
+   * recently), and the leader crashes in the same event (one power failure in a rack) this often:
+   * the acknowledged write then lives on fewer replicas than counted it.
+   */
+  diskLossWithLeaderProbability: number
+  /**
+   * Per tick while none runs: an operator starts a membership plan (grow by one or two voters,
+   * shrink, replace a voter, remove the leader), proposing each step as soon as the last one was
+   * accepted (not committed), retrying steps the leader refuses.
+   */
+  membershipPlanProbability: number
+  /** After a membership change is accepted, the leader crashes within two ticks this often. */
+  crashAfterConfChangeProbability: number
+  /** After a membership change is accepted, the network partitions within two ticks this often. */
+  partitionAfterConfChangeProbability: number
 }
 
 export interface SimulationOptions {
   seed: number
+  /** The family of faults the seed leans on (see optionsForSeed). */
+  profile: SeedProfile
   voterCount: number
   spareNodeCount: number
   /** Simulator steps per tick; one step is one virtual millisecond. */
@@ -63,6 +96,8 @@ export interface SimulationOptions {
   stickyClientCount: number
   keyCount: number
   opProbability: number
+  /** The share of client operations that are reads (a registry is read far more than written). */
+  readFraction: number
   leaseReadProbability: number
   /** The cluster serves lease reads (and so followers wait out the lease before voting). */
   leaseReads: boolean
@@ -111,13 +146,22 @@ export interface SimulationResult {
   stats: SimulationStats
 }
 
+/**
+ * Each seed leans on one family of faults (swarm testing: a seed that runs every fault at once
+ * rarely lines up the few that one bug needs). `mixed` draws every knob on its own; the others draw
+ * the same way, then turn their family up.
+ */
+export const SEED_PROFILES = ['mixed', 'leases', 'membership', 'disks', 'elections', 'durability'] as const
+export type SeedProfile = (typeof SEED_PROFILES)[number]
+
 /** A seed decides everything: cluster size, fault mix, network quality, workload. */
 export function optionsForSeed(seed: number): SimulationOptions {
   const rng = new SimRng(seed ^ 0x5eed)
   const lossy = rng.chance(0.7)
   const faulty = rng.chance(0.85)
-  return {
+  const options: SimulationOptions = {
     seed,
+    profile: 'mixed',
     voterCount: seed % 2 === 0 ? 3 : 5,
     spareNodeCount: 2,
     stepsPerTick: 10,
@@ -127,15 +171,17 @@ export function optionsForSeed(seed: number): SimulationOptions {
     heartbeatTicks: 2,
     snapshotEveryEntries: rng.intBetween(8, 60),
     snapshotChunkBytes: rng.pick([16, 64, 1024]),
-    entriesPerMessageMax: rng.pick([1, 2, 8]),
+    entriesPerMessageMax: rng.pick([1, 1, 2, 8]),
     fsyncLatencyMsMax: rng.pick([0, 2, 6, 15]),
     clientCount: 4,
     stickyClientCount: rng.intBetween(1, 2),
     keyCount: rng.intBetween(1, 4),
     opProbability: rng.pick([0.2, 0.5, 0.9]),
+    readFraction: rng.pick([0.5, 0.8]),
     leaseReadProbability: rng.pick([0, 0.3, 0.7]),
     leaseReads: rng.chance(0.5),
-    opTimeoutTicks: 60,
+    // Impatient clients give up on a replica that does not answer (a paused one) and ask again.
+    opTimeoutTicks: rng.pick([12, 25, 60]),
     network: {
       packetLossProbability: lossy ? rng.pick([0.01, 0.05, 0.15]) : 0,
       packetDuplicateProbability: lossy ? rng.pick([0, 0.02, 0.1]) : 0,
@@ -153,19 +199,120 @@ export function optionsForSeed(seed: number): SimulationOptions {
       confChangeProbability: rng.pick([0, 0.02, 0.06, 0.12]),
       transferProbability: rng.pick([0, 0.01, 0.03]),
       spuriousUnreachableProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
-      crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
+      crashNewLeaderProbability: faulty ? rng.pick([0, 0.1, 0.3, 0.6]) : 0,
+      crashNewLeaderWithinTicks: 3,
       pauseProbability: faulty ? rng.pick([0, 0.01, 0.03]) : 0,
+      pauseLeaderProbability: 0.5,
+      resumeMessagesFirstShare: 1 / 3,
+      leaderMinorityPartitionShare: 0.25,
       resumeProbability: rng.pick([0.03, 0.08]),
       diskLossProbability: faulty ? rng.pick([0, 0, 0.004, 0.015]) : 0,
+      crashMidWriteProbability: faulty ? rng.pick([0, 0.002, 0.01]) : 0,
+      diskLossWithLeaderProbability: rng.pick([0, 0.5]),
+      membershipPlanProbability: rng.pick([0, 0.02, 0.06]),
+      crashAfterConfChangeProbability: faulty ? rng.pick([0, 0.1, 0.3]) : 0,
+      partitionAfterConfChangeProbability: faulty ? rng.pick([0, 0.2, 0.5]) : 0,
     },
     keepTrace: false,
   }
+  // Weighted by how long a chain of events their bugs need: Figure 8 the longest (elections), then
+  // a paused leader's reads (leases) and a voter restored after losing its disk (disks).
+  const profile = rng.pick([...SEED_PROFILES, 'leases', 'disks', 'disks', 'elections', 'elections'] as const)
+  options.profile = profile
+  const faults = options.faults
+  switch (profile) {
+    case 'mixed':
+      break
+    case 'leases':
+      // Reads served by a leader that was paused or cut off: leases, ReadIndex rounds, the lease clock.
+      // Without leases the majority campaigns as soon as it sees the old leader's connections close,
+      // which leaves the old leader longest believing it leads: the ReadIndex round's test.
+      options.leaseReads = rng.chance(0.5)
+      options.leaseReadProbability = rng.pick([0.5, 0.9])
+      options.readFraction = 0.8
+      options.opTimeoutTicks = rng.pick([8, 12, 25])
+      faults.pauseProbability = rng.pick([0.02, 0.05])
+      faults.pauseLeaderProbability = 0.9
+      faults.resumeMessagesFirstShare = 0.1
+      faults.leaderMinorityPartitionShare = 0.7
+      faults.healProbability = rng.pick([0.03, 0.06])
+      faults.resumeProbability = rng.pick([0.03, 0.06])
+      faults.partitionProbability = rng.pick([0.02, 0.05])
+      break
+    case 'membership':
+      // Operators reconfiguring a cluster that fails meanwhile.
+      faults.membershipPlanProbability = rng.pick([0.05, 0.15])
+      faults.confChangeProbability = rng.pick([0.02, 0.06])
+      faults.crashAfterConfChangeProbability = rng.pick([0.2, 0.5])
+      faults.partitionAfterConfChangeProbability = rng.pick([0.3, 0.7])
+      faults.crashNewLeaderProbability = rng.pick([0.1, 0.3])
+      break
+    case 'disks':
+      // Disks die under replicas that just acknowledged, with the leader in the same power event.
+      // The next leader dies young too, while the replaced voter is still catching up (one entry per
+      // message, from a snapshot well behind the commit).
+      options.entriesPerMessageMax = 1
+      options.snapshotEveryEntries = rng.intBetween(30, 60)
+      options.network.packetLossProbability = rng.pick([0.05, 0.15])
+      faults.diskLossProbability = rng.pick([0.01, 0.03])
+      faults.diskLossWithLeaderProbability = rng.pick([0.5, 0.9])
+      faults.crashNewLeaderProbability = rng.pick([0.5, 0.8])
+      faults.crashNewLeaderWithinTicks = 6
+      faults.restartProbability = rng.pick([0.1, 0.3])
+      break
+    case 'elections':
+      // Leaders that die young (Figure 8): crashes right after an election or before a write leaves,
+      // quick restarts, short election timeouts (more elections per run), write-heavy clients.
+      options.electionTimeoutTicks = 6
+      options.faultTicks = rng.intBetween(300, 400)
+      options.entriesPerMessageMax = 1
+      options.opProbability = 0.9
+      options.readFraction = 0.2
+      options.network.packetLossProbability = rng.pick([0.05, 0.15])
+      options.network.oneWayDelayMaxSteps = rng.pick([8, 25])
+      faults.crashProbability = rng.pick([0.02, 0.05])
+      faults.restartProbability = 0.3
+      faults.crashMidReadyProbability = 0.03
+      faults.crashNewLeaderProbability = 0.8
+      faults.crashNewLeaderWithinTicks = 6
+      break
+    case 'durability':
+      // Kill -9 during fsync and power losses: what was sent must not outrun what is durable.
+      options.fsyncLatencyMsMax = rng.pick([6, 15])
+      faults.crashMidWriteProbability = rng.pick([0.01, 0.03])
+      faults.powerLossProbability = rng.pick([0.5, 1])
+      faults.crashProbability = rng.pick([0.02, 0.05])
+      break
+  }
+  return options
 }
 
 interface KvValue {
   readonly value: string
   readonly index: number
 }
+
+/** One step of an operator's membership plan, resolved against the leader's membership when it runs. */
+type PlanStep = 'add-learner' | 'promote' | 'remove-follower' | 'remove-leader' | 'remove-any'
+
+/**
+ * What operators do to a running cluster. Each step is proposed as soon as the last was accepted
+ * (a script does not wait for the commit); the leader must refuse while a change is uncommitted.
+ */
+const MEMBERSHIP_PLANS: ReadonlyArray<{ name: string; steps: readonly PlanStep[] }> = [
+  { name: 'grow by one', steps: ['add-learner', 'promote'] },
+  { name: 'grow by two', steps: ['add-learner', 'add-learner', 'promote', 'promote'] },
+  { name: 'shrink by one', steps: ['remove-follower'] },
+  { name: 'shrink by two', steps: ['remove-follower', 'remove-follower'] },
+  { name: 'replace a voter', steps: ['add-learner', 'promote', 'remove-any'] },
+  { name: 'replace the leader', steps: ['add-learner', 'promote', 'remove-leader'] },
+  { name: 'remove the leader', steps: ['remove-leader'] },
+]
+/** Plans keep 3 to 6 voters (even sizes included: that is where single-server changes are delicate). */
+const PLAN_VOTERS_MIN = 3
+const PLAN_VOTERS_MAX = 6
+/** A plan still unfinished after this many ticks is abandoned (its learner may never catch up). */
+const PLAN_TICKS_MAX = 120
 
 /** One simulated replica process: its disk survives crashes; everything else is rebuilt on restart. */
 interface SimReplica {
@@ -189,6 +336,10 @@ interface SimReplica {
   retired: boolean
   /** Highest term this replica persisted (the pre-vote check). */
   persistedTerm: number
+  /** The commit index up to which this process's committed entries were told to the checker. */
+  commitObserved: number
+  /** Was ever made a voter (a founder, or a promotion some leader accepted). */
+  wasVoter: boolean
 }
 
 interface ClientOp {
@@ -248,8 +399,12 @@ export class Simulation {
   private lastLeaderTerm = 0
   /** Every replica that has been a voter in some membership: its id is never added again. */
   private readonly everVoters = new Set<NodeId>()
-  /** Crashes scheduled for new leaders: replica id -> step. */
-  private readonly scheduledCrashes = new Map<NodeId, number>()
+  /** Crashes scheduled (a new leader, a write in flight, a leader that just changed the membership). */
+  private readonly scheduledCrashes = new Map<NodeId, { atStep: number; why: string }>()
+  /** A partition scheduled after a membership change (-1: none). */
+  private scheduledPartitionStep = -1
+  /** The operator's membership plan in progress: the steps left, the learner it added, when it began. */
+  private plan: { name: string; steps: PlanStep[]; learner: NodeId; startTick: number } | undefined
   private probeAckedAfterHeal = false
   private healTick = 0
   private readonly stats: SimulationStats = {
@@ -291,6 +446,7 @@ export class Simulation {
         {
           persistedEntry: (entry, previousTerm) => this.checker.onPersisted(this.step, id, entry, previousTerm),
           persistedHardState: (hardState) => this.checkTermAdopted(replica, hardState.term, hardState.vote),
+          writeIssued: (completeAtMs) => this.maybeCrashMidWrite(replica, completeAtMs),
         },
         () => this.rng.intBetween(0, options.fsyncLatencyMsMax),
       )
@@ -309,6 +465,8 @@ export class Simulation {
         appliedIndex: 0,
         retired: false,
         persistedTerm: storage.initialState().hardState.term,
+        commitObserved: 0,
+        wasVoter: id <= options.voterCount,
       }
       this.replicas.set(id, replica)
       this.startReplica(replica)
@@ -396,14 +554,18 @@ export class Simulation {
       if (replica.driver === undefined || replica.paused || replica.timer === undefined) continue
       if ((this.step + replica.tickOffsetMs) % this.options.stepsPerTick === 0) replica.timer()
     }
-    for (const [id, atStep] of this.scheduledCrashes) {
-      if (atStep > this.step) continue
+    for (const [id, crash] of this.scheduledCrashes) {
+      if (crash.atStep > this.step) continue
       this.scheduledCrashes.delete(id)
       const replica = this.replicas.get(id)!
       if (replica.driver !== undefined && this.faultsActive) {
-        this.trace(`n${id} crash (new leader)`)
+        this.trace(`n${id} crash (${crash.why})`)
         this.crash(replica)
       }
+    }
+    if (this.scheduledPartitionStep === this.step) {
+      this.scheduledPartitionStep = -1
+      if (this.faultsActive) this.partitionRandomly()
     }
     this.quiesce()
     if (this.step % this.options.stepsPerTick === 0) {
@@ -448,13 +610,23 @@ export class Simulation {
     throw new Error(`livelock: replicas kept producing work within step ${this.step}`)
   }
 
-  /** Real-time order: the highest commit index anyone has reached is committed for every later read. */
+  /**
+   * Real-time order: the highest commit index anyone has reached is committed for every later read.
+   * Every entry a commit index covers is told to the checker (committed entries never change).
+   */
   private observeCommit(): void {
     for (const replica of this.replicas.values()) {
       const driver = replica.driver
       if (driver === undefined) continue
-      const commit = driver.basicStatus().commit
+      const status = driver.basicStatus()
+      const commit = status.commit
       if (commit > this.commitSeen) this.commitSeen = commit
+      if (commit <= replica.commitObserved) continue
+      for (let index = Math.max(replica.commitObserved + 1, status.firstIndex); index <= commit; index++) {
+        const term = driver.logTerm(index)
+        if (term !== undefined) this.checker.onCommitted(this.step, replica.id, index, term, status.term)
+      }
+      replica.commitObserved = commit
     }
   }
 
@@ -486,6 +658,7 @@ export class Simulation {
     replica.paused = false
     replica.timer = undefined
     replica.persistedTerm = replica.disk.initialState().hardState.term
+    replica.commitObserved = 0
     const time: DriverTime = {
       nowMs: () => this.step,
       every: (_intervalMs, callback) => {
@@ -502,6 +675,9 @@ export class Simulation {
       transport: {
         send: (messages) => {
           for (const message of messages) {
+            // A vote request is a campaign in its term, whether or not the candidate's own write of
+            // that term is durable yet (the driver's order is the driver's business, checked elsewhere).
+            if (message.type === MessageType.Vote) this.campaignTerms.add(message.term)
             this.network.send(message, this.step)
           }
         },
@@ -545,6 +721,18 @@ export class Simulation {
     driver.start()
   }
 
+  private scheduleCrash(id: NodeId, atStep: number, why: string): void {
+    const existing = this.scheduledCrashes.get(id)
+    if (existing === undefined || existing.atStep > atStep) this.scheduledCrashes.set(id, { atStep, why })
+  }
+
+  /** Kill -9 during fsync: the process dies at some step before the write it just issued is durable. */
+  private maybeCrashMidWrite(replica: SimReplica, completeAtMs: number): void {
+    if (!this.faultsActive || completeAtMs <= this.step) return
+    if (!this.rng.chance(this.options.faults.crashMidWriteProbability)) return
+    this.scheduleCrash(replica.id, this.rng.intBetween(this.step + 1, completeAtMs), 'a write in flight')
+  }
+
   private crash(replica: SimReplica): void {
     this.stats.crashes++
     if (replica.driver !== undefined) this.collectDriverCounters(replica.driver.counters)
@@ -582,15 +770,20 @@ export class Simulation {
     replica.paused = false
     const inbox = replica.inbox
     replica.inbox = []
-    const readsFirst = this.rng.chance(0.5)
+    // Which of its pending events the process handles first depends on where in its event loop it
+    // was stopped: the peers' messages, the clients' requests (a lease read then comes before any
+    // news of a new leader and before the tick timer fires), or the overdue tick timer (Node runs
+    // expired timers before it polls sockets), then the requests, then the messages.
+    const order = this.rng.chance(this.options.faults.resumeMessagesFirstShare)
+      ? 'messages first'
+      : this.rng.pick(['reads first', 'timer first'] as const)
     this.trace(
-      `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting${readsFirst ? ', reads first' : ''})`,
+      `n${replica.id} resumed after ${this.tickNumber - replica.pausedAtTick} ticks (${inbox.length} messages waiting, ${order})`,
     )
+    if (order === 'timer first') replica.timer?.()
     if (inbox.length === 0) return
-    // What waited in its sockets is read at once, or after the requests that also waited there
-    // (a lease read then comes before any news of a new leader, and before the tick timer fires).
-    if (readsFirst) replica.deferred.push(() => replica.driver?.step(inbox))
-    else replica.driver?.step(inbox)
+    if (order === 'messages first') replica.driver?.step(inbox)
+    else replica.deferred.push(() => replica.driver?.step(inbox))
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -600,7 +793,7 @@ export class Simulation {
     if (entry.index !== replica.appliedIndex + 1) {
       this.checker.fail(this.step, `replica ${replica.id} applied ${entry.index} after ${replica.appliedIndex}`)
     }
-    this.checker.onApplied(this.step, replica.id, entry)
+    this.checker.onApplied(this.step, replica.id, entry, replica.driver?.basicStatus().term ?? Number.POSITIVE_INFINITY)
     replica.appliedIndex = entry.index
     if (entry.type === EntryType.Normal) {
       const command = JSON.parse(textDecoder.decode(entry.data)) as { key: string; value: string }
@@ -625,17 +818,22 @@ export class Simulation {
 
   private onSoftState(replica: SimReplica, role: Role, leader: NodeId, term: number): void {
     this.trace(`n${replica.id} ${role} leader=${leader} term=${term}`)
+    if (role === Role.Candidate) this.campaignTerms.add(term)
     if (role !== Role.Leader) return
     this.campaignTerms.add(term)
     const driver = replica.driver!
     this.checker.onLeader(this.step, replica.id, term)
-    this.checker.onBecameLeader(this.step, replica.id, driver.basicStatus().firstIndex, (index) =>
+    this.checker.onBecameLeader(this.step, replica.id, term, driver.basicStatus().firstIndex, (index) =>
       driver.logTerm(index),
     )
     if (term !== this.lastLeaderTerm) this.stats.leaderChanges++
     this.lastLeaderTerm = term
     if (this.faultsActive && this.rng.chance(this.options.faults.crashNewLeaderProbability)) {
-      this.scheduledCrashes.set(replica.id, this.step + this.rng.intBetween(0, 3 * this.options.stepsPerTick))
+      this.scheduleCrash(
+        replica.id,
+        this.step + this.rng.intBetween(0, this.options.faults.crashNewLeaderWithinTicks * this.options.stepsPerTick),
+        'new leader',
+      )
     }
   }
 
@@ -657,7 +855,7 @@ export class Simulation {
       if (!this.faultsActive && (client !== 0 || this.probeAckedAfterHeal)) continue
       const mustWrite = !this.faultsActive
       if (!mustWrite && !this.rng.chance(this.options.opProbability)) continue
-      this.invoke(client, mustWrite ? 'write' : this.rng.chance(0.5) ? 'write' : 'read')
+      this.invoke(client, mustWrite ? 'write' : this.rng.chance(this.options.readFraction) ? 'read' : 'write')
     }
   }
 
@@ -857,8 +1055,8 @@ export class Simulation {
     if (this.rng.chance(faults.pauseProbability)) {
       const candidates = running.filter((replica) => !replica.paused)
       if (candidates.length > 0) {
-        // Half the time the leader: the case a lease must survive.
-        const victim = this.rng.chance(0.5)
+        // Often the leader: the case a lease must survive.
+        const victim = this.rng.chance(faults.pauseLeaderProbability)
           ? (candidates.find((replica) => replica.driver!.isLeader) ?? this.rng.pick(candidates))
           : this.rng.pick(candidates)
         this.pause(victim)
@@ -867,8 +1065,9 @@ export class Simulation {
     for (const replica of running) {
       if (replica.paused && this.rng.chance(faults.resumeProbability)) this.resume(replica)
     }
-    if (this.rng.chance(faults.partitionProbability)) this.partitionRandomly()
-    if (this.network.hasPartitions() && this.rng.chance(faults.healProbability)) {
+    const partitioned = this.rng.chance(faults.partitionProbability)
+    if (partitioned) this.partitionRandomly()
+    if (!partitioned && this.network.hasPartitions() && this.rng.chance(faults.healProbability)) {
       this.trace('heal')
       this.network.heal()
     }
@@ -880,7 +1079,16 @@ export class Simulation {
       b!.driver!.reportUnreachable(a!.id)
     }
     const leader = this.leader()
-    if (leader !== undefined && this.rng.chance(faults.confChangeProbability)) this.changeMembership(leader)
+    // An operator replaces a failed member before changing anything else (operate() removes it):
+    // shrinking meanwhile could leave a quorum that needs the dead one's vote.
+    const conf = leader?.driver?.confState()
+    const failedMember = [...this.replicas.values()].some(
+      (replica) => replica.retired && conf !== undefined && [...conf.voters, ...conf.learners].includes(replica.id),
+    )
+    if (leader !== undefined && !failedMember) {
+      if (this.rng.chance(faults.confChangeProbability)) this.changeMembership(leader)
+      if (leader.driver !== undefined) this.runPlan(leader)
+    }
     if (leader !== undefined && this.rng.chance(faults.transferProbability)) {
       const voters = leader.driver!.confState().voters.filter((id) => id !== leader.id)
       if (voters.length > 0) {
@@ -908,7 +1116,22 @@ export class Simulation {
     const conf = leader.driver!.confState()
     const candidates = [...this.replicas.values()].filter((replica) => !replica.retired && replica.driver !== undefined)
     if (candidates.length === 0) return
-    const victim = this.rng.pick(candidates)
+    let victim = this.rng.pick(candidates)
+    let withLeader = false
+    if (this.rng.chance(this.options.faults.diskLossWithLeaderProbability)) {
+      // The voter that acknowledged the most while another voter lags: what it lost was counted
+      // towards a commit, and now lives on fewer replicas than counted it. The leader goes down in
+      // the same event, so the lagging voters are the ones left to elect someone.
+      const progress = leader.driver!.status().progress ?? {}
+      const followers = conf.voters.filter((id) => id !== leader.id && candidates.some((replica) => replica.id === id))
+      const match = (id: NodeId): number => (id === leader.id ? Number.POSITIVE_INFINITY : (progress[id]?.match ?? 0))
+      let best: NodeId | undefined
+      for (const id of followers) if (best === undefined || match(id) > match(best)) best = id
+      if (best !== undefined && match(best) > Math.min(...conf.voters.map(match))) {
+        victim = this.replicas.get(best)!
+        withLeader = true
+      }
+    }
     // A member anywhere (some replica's log may already make it a voter) is retired: an empty voter
     // can never be restored in place. A replica no one has added yet holds nothing to lose.
     const member = [...this.replicas.values()].some((replica) => {
@@ -923,6 +1146,10 @@ export class Simulation {
         (replica) => !replica.retired && !conf.voters.includes(replica.id) && !conf.learners.includes(replica.id),
       )
       if (retiredMembers.length > 0 || spares.length === 0) return
+      // Nor while a membership change is uncommitted: a leader removing itself that crashes then
+      // needs every other voter's help (it no longer campaigns, its longer log refuses the others).
+      const status = leader.driver!.basicStatus()
+      if (!confStatesEqual(conf, leader.driver!.confStateAt(status.commit))) return
       // Losing it must leave a quorum of healthy voters in every membership some replica may be
       // using (an uncommitted change included): past that, the cluster is lost for good, in life too.
       for (const replica of this.replicas.values()) {
@@ -932,12 +1159,20 @@ export class Simulation {
         if (view.voters.length < 3 || healthy.length < Math.floor(view.voters.length / 2) + 1) return
       }
       victim.retired = true
+    } else if (victim.wasVoter) {
+      // A former voter whose disk is gone is not brought back under its old id (etcd never reuses a
+      // member id either). The core cannot take it back: the leader's newest snapshot may still list
+      // it as a voter, and an empty voter refuses such a snapshot for good (a liveness gap in the core).
+      victim.retired = true
     }
     this.stats.diskLosses++
-    this.trace(`n${victim.id} loses its disk${member ? ' (a member: retired, to be replaced)' : ''}`)
+    this.trace(
+      `n${victim.id} loses its disk${member ? ' (a member: retired, to be replaced)' : ''}${withLeader ? `; leader n${leader.id} crashes with it` : ''}`,
+    )
     this.crash(victim)
     victim.disk.lose()
     this.startReplica(victim)
+    if (withLeader && leader.driver !== undefined) this.crash(leader)
   }
 
   /**
@@ -969,8 +1204,36 @@ export class Simulation {
   private partitionRandomly(): void {
     const ids = [...this.replicas.keys()]
     this.stats.partitions++
-    const shape = this.rng.intBetween(0, 2)
-    if (shape === 0) {
+    // The network changes shape: half the time the old cuts heal as the new one appears.
+    if (this.network.hasPartitions() && this.rng.chance(0.5)) this.network.heal()
+    const shape = this.rng.chance(this.options.faults.leaderMinorityPartitionShare) ? 3 : this.rng.intBetween(0, 2)
+    const leader = this.leader()
+    if (shape === 3 && leader !== undefined) {
+      // The leader's rack or zone is cut off with fewer than a quorum of the voters: the majority
+      // elects a new leader while the old one, with a follower or two, still believes it leads.
+      const conf = leader.driver!.confState()
+      const others = this.rng.shuffle(conf.voters.filter((id) => id !== leader.id))
+      const most = Math.floor((others.length + 1) / 2) - 1
+      const count = this.rng.chance(0.7) ? most : this.rng.intBetween(0, Math.max(0, most))
+      const minority = new Set([leader.id, ...others.slice(0, count)])
+      for (const id of ids) if (!conf.voters.includes(id) && this.rng.chance(0.5)) minority.add(id)
+      const groupA = ids.filter((id) => minority.has(id))
+      const groupB = ids.filter((id) => !minority.has(id))
+      // Sometimes the majority's side sees its connections to the leader's side close (resets):
+      // without leases to wait out it campaigns at once, while the old leader has yet to notice.
+      const majoritySeesClose = this.rng.chance(0.5)
+      this.trace(
+        `partition [${groupA.join(',')}] (the leader's, a minority) | [${groupB.join(',')}]${majoritySeesClose ? ' (the majority sees the connections close)' : ''}`,
+      )
+      this.network.partition(groupA, groupB)
+      if (majoritySeesClose) {
+        for (const id of groupB) {
+          const other = this.replicas.get(id)!
+          if (other.paused) continue
+          for (const gone of groupA) other.driver?.reportUnreachable(gone)
+        }
+      }
+    } else if (shape === 0 || shape === 3) {
       const shuffled = this.rng.shuffle(ids)
       const cut = this.rng.intBetween(1, ids.length - 1)
       const groupA = shuffled.slice(0, cut)
@@ -978,7 +1241,6 @@ export class Simulation {
       this.trace(`partition [${groupA.join(',')}] | [${groupB.join(',')}]`)
       this.network.partition(groupA, groupB)
     } else if (shape === 1) {
-      const leader = this.leader()
       const isolated = leader?.id ?? this.rng.pick(ids)
       const others = ids.filter((id) => id !== isolated)
       this.network.partition([isolated], others)
@@ -1026,17 +1288,95 @@ export class Simulation {
     this.proposeChange(leader, this.rng.pick(options))
   }
 
-  private proposeChange(leader: SimReplica, change: ConfChange): void {
+  /** Returns whether the leader accepted the change (it may still be lost). */
+  private proposeChange(leader: SimReplica, change: ConfChange): boolean | 'invalid' {
     // Once proposed, some log may hold it: the id counts as having voted.
     if (change.type === ConfChangeType.AddVoter) this.everVoters.add(change.nodeId)
     try {
       const ticket = leader.driver!.proposeConfChange(change, () => {})
+      if (change.type === ConfChangeType.AddVoter) this.replicas.get(change.nodeId)!.wasVoter = true
       this.stats.confChanges++
       this.trace(`n${leader.id} propose ${change.type} n${change.nodeId} at ${ticket.index}`)
     } catch (error) {
       if (!(error instanceof RaftError) && !(error instanceof DriverError)) throw error
       this.trace(`n${leader.id} refused ${change.type} n${change.nodeId}: ${error.code}`)
+      return error instanceof RaftError && error.code === 'INVALID' ? 'invalid' : false
     }
+    if (!this.faultsActive) return true
+    // Reconfigurations happen when things fail: the leader may die, or the network split, while the
+    // change is still on its way to a quorum.
+    const faults = this.options.faults
+    if (this.rng.chance(faults.crashAfterConfChangeProbability))
+      this.scheduleCrash(
+        leader.id,
+        this.step + this.rng.intBetween(0, 2 * this.options.stepsPerTick),
+        'after a membership change',
+      )
+    if (this.scheduledPartitionStep < 0 && this.rng.chance(faults.partitionAfterConfChangeProbability))
+      this.scheduledPartitionStep = this.step + this.rng.intBetween(1, 2 * this.options.stepsPerTick)
+    return true
+  }
+
+  /** The operator's plan: start one now and then, and propose its next step to the current leader. */
+  private runPlan(leader: SimReplica): void {
+    const plan = this.plan
+    if (plan === undefined) {
+      if (!this.rng.chance(this.options.faults.membershipPlanProbability)) return
+      const chosen = this.rng.pick(MEMBERSHIP_PLANS)
+      this.plan = { name: chosen.name, steps: [...chosen.steps], learner: 0, startTick: this.tickNumber }
+      this.trace(`operator plan: ${chosen.name}`)
+      return
+    }
+    if (this.tickNumber - plan.startTick > PLAN_TICKS_MAX) {
+      this.trace(`operator plan abandoned: ${plan.name}`)
+      this.plan = undefined
+      return
+    }
+    const driver = leader.driver!
+    const conf = driver.confState()
+    const step = plan.steps[0]!
+    let change: ConfChange | undefined
+    const removable = conf.voters.length > PLAN_VOTERS_MIN
+    if (step === 'add-learner') {
+      const candidates = [...this.replicas.values()].filter(
+        (replica) =>
+          !replica.retired &&
+          replica.driver !== undefined &&
+          !conf.voters.includes(replica.id) &&
+          !conf.learners.includes(replica.id),
+      )
+      if (candidates.length > 0) {
+        plan.learner = this.rng.pick(candidates).id
+        change = { type: ConfChangeType.AddLearner, nodeId: plan.learner }
+      }
+    } else if (step === 'promote') {
+      const progress = driver.status().progress ?? {}
+      const commit = driver.basicStatus().commit
+      const learners = conf.learners.filter((id) => !this.replicas.get(id)!.retired)
+      if (learners.length > 0 && conf.voters.length < PLAN_VOTERS_MAX) {
+        const caughtUp = learners.filter((id) => (progress[id]?.match ?? 0) >= commit)
+        // Promote only a learner that has caught up (as `member promote` requires): wait for one.
+        if (caughtUp.length === 0) return
+        change = {
+          type: ConfChangeType.AddVoter,
+          nodeId: caughtUp.includes(plan.learner) ? plan.learner : this.rng.pick(caughtUp),
+        }
+      }
+    } else if (removable) {
+      const followers = conf.voters.filter((id) => id !== leader.id)
+      const target =
+        step === 'remove-leader'
+          ? leader.id
+          : step === 'remove-follower'
+            ? this.rng.pick(followers)
+            : this.rng.pick(conf.voters)
+      change = { type: ConfChangeType.RemoveNode, nodeId: target }
+    }
+    const accepted = change === undefined ? 'invalid' : this.proposeChange(leader, change)
+    // Refused: try again next tick. Impossible now (no spare, too few voters): skip the step.
+    if (accepted === false) return
+    plan.steps.shift()
+    if (plan.steps.length === 0) this.plan = undefined
   }
 
   private stopFaults(): void {
