@@ -13,6 +13,8 @@ import {
   decodeResponse,
   decodeWatchFrame,
   encodeRequest,
+  checkRequest,
+  encodeCheckedRequest,
   frameStream,
   isRetryable,
   readFrame,
@@ -21,6 +23,7 @@ import {
 } from '@nodeledger/protocol'
 import type {
   ApiRequestInit,
+  CheckedRequest,
   ApiResponse,
   Consistency,
   GetResult,
@@ -320,8 +323,10 @@ export class AuthorityClient {
     callerSignal: AbortSignal | undefined,
   ): Promise<ResultByOp[O]> {
     this.#checkStarted()
-    // Invalid input fails here, before any attempt: INVALID and TOO_LARGE are final.
-    encodeRequest(request)
+    // Invalid input fails here, before any attempt: INVALID is final. Checked once; each attempt
+    // only packs it (with its session id), and a request over the frame limit fails TOO_LARGE there,
+    // unsent and final too.
+    const checked = checkRequest(request)
     let lastError: ProtocolError | undefined
     let followHint = false
     for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
@@ -330,7 +335,7 @@ export class AuthorityClient {
       try {
         const target =
           route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
-        return await this.#once(op, request, target, callerSignal)
+        return await this.#once(op, checked, target, callerSignal)
       } catch (caught) {
         if (callerSignal?.aborted === true || this.#shutdown.signal.aborted)
           throw callerReason(callerSignal, this.#shutdown.signal, caught)
@@ -401,15 +406,16 @@ export class AuthorityClient {
   /** One attempt under one deadline: on the target's session, or on a stream of its own. */
   async #once<O extends UnaryOp>(
     op: O,
-    request: ApiRequestInit,
+    request: ApiRequestInit | CheckedRequest,
     target: Multiaddr,
     callerSignal: AbortSignal | undefined,
   ): Promise<ResultByOp[O]> {
     this.#checkStarted()
+    const checked = 'wire' in request ? request : checkRequest(request)
     const { signal, dispose } = deadline(this.#requestTimeoutMs, callerSignal, this.#shutdown.signal)
     try {
-      if (this.#streamPerRequest) return await this.#onStream(op, encodeRequest(request), target, signal)
-      return await this.#session(target).request(op, request, signal)
+      if (this.#streamPerRequest) return await this.#onStream(op, encodeCheckedRequest(checked), target, signal)
+      return await this.#session(target).request(op, checked, signal)
     } finally {
       dispose()
     }

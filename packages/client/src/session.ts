@@ -9,13 +9,13 @@ import {
   REQUEST_ID_MAX,
   SESSION_REQUESTS_INFLIGHT_MAX,
   decodeSessionResponse,
-  encodeRequest,
+  encodeCheckedRequest,
   frameStream,
   readFrame,
   streamError,
   WriteBatcher,
 } from '@nodeledger/protocol'
-import type { ApiRequestInit, ApiResponse, ResultByOp, UnaryOp } from '@nodeledger/protocol'
+import type { ApiResponse, CheckedRequest, ResultByOp, UnaryOp } from '@nodeledger/protocol'
 import { deadline } from './backoff.ts'
 
 /** The subset of a pino logger the client uses; pass `pino().child({ component: 'client' })`. */
@@ -102,13 +102,12 @@ export class Session {
    * Sends `request` on the session and waits for its answer, until `signal` aborts (then throws as
    * streamError maps the reason: TIMEOUT for a deadline). A server error is thrown as it came.
    */
-  async request<O extends UnaryOp>(op: O, request: ApiRequestInit, signal: AbortSignal): Promise<ResultByOp[O]> {
-    const what = `${op} to ${this.target.toString()}`
+  async request<O extends UnaryOp>(op: O, request: CheckedRequest, signal: AbortSignal): Promise<ResultByOp[O]> {
     try {
       const lp = await untilAborted(this.#open(), signal)
       await this.#acquireSlot(signal)
       const id = this.#allocateId()
-      const bytes = encodeRequest(request, id)
+      const bytes = encodeCheckedRequest(request, id)
       const answer = new Promise<ApiResponse<ResultByOp[UnaryOp]>>((resolve, reject) => {
         this.#pending.set(id, { op, sent: false, abandoned: false, settle: resolve, fail: reject })
       })
@@ -125,7 +124,7 @@ export class Session {
       if (!response.ok) throw response.error
       return response.result as ResultByOp[O]
     } catch (error) {
-      throw streamError(error, signal, what)
+      throw streamError(error, signal, `${op} to ${this.target.toString()}`)
     }
   }
 

@@ -1,11 +1,12 @@
 import {
   CATEGORIES,
   checkDelta as registryCheckDelta,
+  checkMultiaddrs as registryCheckMultiaddrs,
+  checkPeerId as registryCheckPeerId,
   MsgpackError,
   RegistryError,
   SELF_REPORTED_FIELDS,
   decodeRecord,
-  emptyRecord,
   encodeRecord,
   packWire,
   unpackWire,
@@ -84,13 +85,33 @@ type Fields = Record<string, unknown>
  * session; an id out of range is INVALID like any other bad value.
  */
 export function encodeRequest(request: ApiRequestInit, id?: number): Uint8Array {
+  return encodeCheckedRequest(checkRequest(request), id)
+}
+
+/** A request checked as the server will check it, ready to be packed (with an id or without). */
+export interface CheckedRequest {
+  readonly op: ApiRequestInit['op']
+  /** The wire map without an id. */
+  readonly wire: Readonly<Fields>
+}
+
+/**
+ * Checks `request` as the server will, on the map itself (a bad delta or peer id fails here, typed,
+ * with no request sent). A client checks once and packs once per attempt: encodeCheckedRequest.
+ */
+export function checkRequest(request: ApiRequestInit): CheckedRequest {
   return guarded('request', () => {
-    // Checked as the server will check it, on the map itself (a bad delta or peer id fails here,
-    // typed, with no request sent), then packed once: no pack-and-read-back round trip.
-    const wire = withId(requestToWire(request), checkOptionalId(id, 'request.id'))
+    const wire = requestToWire(request)
     requestFromFrame(wire)
-    return pack(wire, API_REQUEST_FRAME_BYTES_MAX, 'request')
+    return { op: request.op, wire }
   })
+}
+
+/** Packs a checked request, with `id` when it goes on a session; TOO_LARGE past the frame limit. */
+export function encodeCheckedRequest(request: CheckedRequest, id?: number): Uint8Array {
+  return guarded('request', () =>
+    pack(withId(request.wire as Fields, checkOptionalId(id, 'request.id')), API_REQUEST_FRAME_BYTES_MAX, 'request'),
+  )
 }
 
 /** `id` right after `v`, before the rest, so a reader sees the routing key first. */
@@ -683,17 +704,22 @@ function checkAddressedPeer(
 ): { peerId: string; multiaddrs: string[] } {
   if (typeof peerId !== 'string') throw invalid(`${what}.peerId`, 'a string')
   checkArray(multiaddrs, `${what}.multiaddrs`)
-  let record: NodeData
+  // The registry's own checks, as a record's decoder runs them (canonical peer id and multiaddrs,
+  // at most MULTIADDRS_MAX, distinct), each remembered once it passed: hints and members repeat.
+  let checked: { peerId: string; multiaddrs: string[] }
   try {
-    record = decodeRecord(encodeRecord({ ...emptyRecord(peerId), multiaddrs: multiaddrs as string[] }))
+    checked = {
+      peerId: registryCheckPeerId(peerId, 'record.peerId'),
+      multiaddrs: registryCheckMultiaddrs(multiaddrs, 'record.multiaddrs', true),
+    }
   } catch (error) {
     throw fromRegistry(error, what)
   }
-  const suffix = `/p2p/${record.peerId}`
-  for (const address of record.multiaddrs) {
+  const suffix = `/p2p/${checked.peerId}`
+  for (const address of checked.multiaddrs) {
     if (!address.endsWith(suffix)) throw invalid(`${what}.multiaddrs`, `multiaddrs ending in ${suffix}`)
   }
-  return { peerId: record.peerId, multiaddrs: [...record.multiaddrs] }
+  return checked
 }
 
 export function checkKeys(

@@ -76,11 +76,14 @@ export {
   decodeWatchFrame,
   encodeErrorResponse,
   encodeRequest,
+  checkRequest,
+  encodeCheckedRequest,
   encodeResponse,
   encodeWatchEvent,
   packValue,
   peekResponseId,
 } from './codec.ts'
+export type { CheckedRequest } from './codec.ts'
 export {
   READ_SLACK_BYTES,
   boundedLengthDecoder,

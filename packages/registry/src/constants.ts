@@ -60,6 +60,8 @@ export const CHANGES_LIMIT_DEFAULT = 1_000
  * (about 10 µs each). Cleared when full: a bound, not an LRU, because misses are only slower.
  */
 export const PEER_ID_CACHE_ENTRIES_MAX = 65_536
+/** The same for canonical multiaddrs (a parse and print is about 5 µs, and every record carries some). */
+export const MULTIADDR_CACHE_ENTRIES_MAX = 65_536
 
 /** 1 GiB: a snapshot of RECORDS_MAX records at typical size fits; anything larger is corrupt. */
 export const SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024

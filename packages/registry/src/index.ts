@@ -66,7 +66,7 @@ export {
   encodeSnapshot,
   encodeValidatedCommand,
 } from './codec.ts'
-export { checkDelta } from './validate.ts'
+export { checkDelta, checkMultiaddrs, checkPeerId } from './validate.ts'
 export { MSGPACK_DEPTH_MAX, MsgpackError, checkWire, packWire, unpackWire } from './msgpack.ts'
 export type { DecodeOptions, SnapshotState } from './codec.ts'
 export { mergeDelta, observeJoined, observeLeft, endPresences, setLiveness } from './merge.ts'

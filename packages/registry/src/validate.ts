@@ -4,6 +4,7 @@ import {
   ETH_ADDRESS_PATTERN,
   MULTIADDR_LENGTH_MAX,
   MULTIADDRS_MAX,
+  MULTIADDR_CACHE_ENTRIES_MAX,
   PEER_ID_CACHE_ENTRIES_MAX,
   PEER_ID_LENGTH_MAX,
   REPLICAS_MAX,
@@ -67,6 +68,7 @@ export function checkEthAddress(value: unknown, what: string): string {
 /** base58btc alphabet: rejects most garbage before the (10 µs) key parse. */
 const BASE58_PATTERN = /^[1-9A-HJ-NP-Za-km-z]+$/
 const peerIdsValid = new Set<string>()
+const multiaddrsValid = new Set<string>()
 
 /**
  * A canonical libp2p peer id: parses (multihash of a key, or of its digest) and prints back as the
@@ -111,6 +113,7 @@ export function checkPeerIdSet(value: unknown, what: string, countMax: number, v
  */
 export function checkMultiaddr(value: unknown, what: string): string {
   const text = checkString(value, what, MULTIADDR_LENGTH_MAX)
+  if (multiaddrsValid.has(text)) return text
   let canonical: string
   try {
     canonical = multiaddr(text).toString()
@@ -118,6 +121,8 @@ export function checkMultiaddr(value: unknown, what: string): string {
     throw new RegistryError('INVALID', `${what}: not a multiaddr`, { cause: error })
   }
   if (canonical !== text) throw invalid(what, `the canonical multiaddr ${canonical}`)
+  if (multiaddrsValid.size >= MULTIADDR_CACHE_ENTRIES_MAX) multiaddrsValid.clear()
+  multiaddrsValid.add(text)
   return text
 }
 
