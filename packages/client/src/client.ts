@@ -96,6 +96,8 @@ export interface SnapshotOptions extends RequestOptions {
 export interface Snapshot {
   readonly header: SnapshotHeader
   readonly data: Uint8Array
+  /** The data's SHA-256 (the end frame's, which the data matched). */
+  readonly sha256: Uint8Array
 }
 
 /** One replica's answer in statusAll: its status, or why it gave none. */
@@ -537,7 +539,7 @@ export class AuthorityClient {
           frameDeadline.dispose()
         }
         const progress = assembler.push(decodeSnapshotFrame(bytes))
-        if (progress.done) return { header: progress.header, data: progress.data }
+        if (progress.done) return { header: progress.header, data: progress.data, sha256: progress.sha256 }
         if (progress.header !== undefined) options.onProgress?.(progress.receivedBytes, progress.header.totalBytes)
       }
     } catch (error) {

@@ -44,7 +44,13 @@ export function* snapshotFrames(
 /** Where an answer being read stands: the bytes so far, or the whole snapshot once the end checked out. */
 export type SnapshotProgress =
   | { readonly done: false; readonly header: SnapshotHeader | undefined; readonly receivedBytes: number }
-  | { readonly done: true; readonly header: SnapshotHeader; readonly data: Uint8Array }
+  | {
+      readonly done: true
+      readonly header: SnapshotHeader
+      readonly data: Uint8Array
+      /** The data's SHA-256, as the end frame gave it and the data matched. */
+      readonly sha256: Uint8Array
+    }
 
 /**
  * A client's side of one answer: feed it every frame in the order read; it checks, across frames,
@@ -122,7 +128,7 @@ export class SnapshotAssembler {
           )
         }
         this.#done = true
-        return { done: true, header, data: this.#data! }
+        return { done: true, header, data: this.#data!, sha256: new Uint8Array(digest) }
       }
     }
   }

@@ -70,8 +70,11 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
   const { file, cluster } = options
   const step = options.onStep ?? (() => {})
   const { header } = file
-  step(`checking the snapshot's state (${header.records} records, ${header.dataBytes} bytes)`)
-  const contents = options.contents ?? inspectSnapshotFile(file)
+  let contents = options.contents
+  if (contents === undefined) {
+    step(`checking the snapshot's state (${header.records} records, ${header.dataBytes} bytes)`)
+    contents = inspectSnapshotFile(file)
+  }
   checkCluster(file, contents, cluster)
   const targets = cluster.replicas.map((replica) => ({
     id: replica.id,
