@@ -45,14 +45,20 @@ export function registerSnapshotCommand(program: Command, defaults: SnapshotComm
     .argument('<file>')
     .addOption(new Option('--cluster <file>', 'cluster file of the running cluster').default(defaults.defaultCluster))
     .addOption(
-      new Option('--timeout-ms <ms>', 'deadline of each request and of each frame of the transfer')
+      new Option('--timeout-ms <ms>', 'deadline of each request (finding the leader)')
         .argParser(positiveInteger('--timeout-ms'))
+        .default(5_000),
+    )
+    .addOption(
+      new Option(
+        '--frame-timeout-ms <ms>',
+        "deadline of each frame of the transfer (the first one waits for the leader's read barrier and encode)",
+      )
+        .argParser(positiveInteger('--frame-timeout-ms'))
         .default(30_000),
     )
     .option('--json', 'machine-readable output', false)
-    .action((file: string, options: { cluster: string; timeoutMs: number; json: boolean }) =>
-      runSnapshotCommand(() => snapshotSave(file, options)),
-    )
+    .action((file: string, options: SnapshotSaveOptions) => runSnapshotCommand(() => snapshotSave(file, options)))
   snapshot
     .command('status')
     .description('what a snapshot file holds: cluster, index, term, members, records, bytes; checks every checksum')
@@ -78,6 +84,7 @@ export function registerSnapshotCommand(program: Command, defaults: SnapshotComm
 export interface SnapshotSaveOptions {
   readonly cluster: string
   readonly timeoutMs: number
+  readonly frameTimeoutMs: number
   readonly json: boolean
 }
 
@@ -98,7 +105,7 @@ export async function snapshotSave(path: string, options: SnapshotSaveOptions): 
   let taken: Awaited<ReturnType<AuthorityClient['snapshot']>>
   try {
     taken = await client.snapshot({
-      frameTimeoutMs: options.timeoutMs,
+      frameTimeoutMs: options.frameTimeoutMs,
       onProgress: (received, total) => progress.update(received, total),
     })
   } finally {
