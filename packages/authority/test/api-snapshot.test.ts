@@ -89,9 +89,14 @@ class FakeReplica extends EventTarget {
   leaderMember(): ClusterMember | undefined {
     return this.leading ? SELF_MEMBER : OTHER_MEMBER
   }
-  async readBarrier(): Promise<number> {
+  /** As the replica's: held by `barrier`, and TIMEOUT once the request's deadline passes. */
+  async readBarrier(_consistency: string, signal: AbortSignal): Promise<number> {
     this.barriers++
-    await this.barrier
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(new ReplicaRequestError('TIMEOUT', 'request deadline passed'))
+      signal.addEventListener('abort', onAbort, { once: true })
+      Promise.resolve(this.barrier).then(resolve, reject)
+    })
     return this.applied
   }
   apply(command: Command): void {
@@ -229,6 +234,19 @@ describe('snapshot op', () => {
     expect((await second).header.records).toBe(1)
     replica.barrier = undefined
     expect((await snapshot(OPERATOR)).header.records).toBe(1)
+  })
+
+  it('a barrier still unconfirmed at the server deadline is answered TIMEOUT, not a reset stream', async () => {
+    await server.stop()
+    server = new ApiServer({
+      replica: replica as unknown as Replica,
+      logger: pino({ level: 'silent' }),
+      requestTimeoutMs: 200,
+    })
+    await server.start()
+    replica.apply(bigJoin(1))
+    replica.barrier = new Promise<void>(() => {})
+    expect(await codeOf(snapshot(OPERATOR))).toBe('TIMEOUT')
   })
 
   it('is refused in a session, which goes on', async () => {

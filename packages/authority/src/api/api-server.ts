@@ -489,7 +489,7 @@ export class ApiServer {
       }
     } catch (error) {
       this.counters.errors++
-      await this.answer(lp, stream, this.errorFrame(error), barrierSignal)
+      await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
       return
     }
     this.snapshotTransfers++
@@ -503,7 +503,8 @@ export class ApiServer {
         headerFrame = frames.next().value as Uint8Array
       } catch (error) {
         this.counters.errors++
-        await this.answer(lp, stream, this.errorFrame(error), barrierSignal)
+        // A fresh deadline: the barrier's may be the one that just passed (TIMEOUT is still an answer).
+        await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
         return
       }
       this.counters.snapshots++
