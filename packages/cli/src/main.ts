@@ -11,6 +11,7 @@ import { runAuthority } from './commands/authority.ts'
 import { get, ls, put, status } from './commands/client-commands.ts'
 import { runWorker, runWorkers } from './commands/worker.ts'
 import type { WorkerCommandOptions } from './commands/worker.ts'
+import { registerSnapshotCommand } from './commands/snapshot.ts'
 
 const DEFAULT_CLUSTER = process.env.NODELEDGER_CLUSTER ?? '.run/cluster/cluster.json'
 
@@ -240,5 +241,7 @@ workerCommand('workers', 'run N worker nodes in one process (density tests); SIG
   .action((options) =>
     runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers')),
   )
+
+registerSnapshotCommand(program, { defaultCluster: DEFAULT_CLUSTER })
 
 await program.parseAsync()

@@ -10,7 +10,9 @@ import {
   API_PROTOCOL,
   API_RESPONSE_FRAME_BYTES_MAX,
   ProtocolError,
+  SnapshotAssembler,
   decodeResponse,
+  decodeSnapshotFrame,
   decodeWatchFrame,
   encodeRequest,
   checkRequest,
@@ -34,6 +36,7 @@ import type {
   ResultByOp,
   PresenceResult,
   SinceResult,
+  SnapshotHeader,
   StatusResult,
   SubmitResult,
   TransferResult,
@@ -47,6 +50,7 @@ import {
   BACKOFF_BASE_MS_DEFAULT,
   BACKOFF_MAX_MS_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
+  SNAPSHOT_FRAME_TIMEOUT_MS_DEFAULT,
 } from './constants.ts'
 import { Session } from './session.ts'
 import type { ClientLogger } from './session.ts'
@@ -82,6 +86,21 @@ export interface RequestOptions {
 
 export interface ReadOptions extends RequestOptions {
   readonly consistency?: Consistency
+}
+
+export interface SnapshotOptions extends RequestOptions {
+  /** Told after the header and after each chunk: bytes received so far and in all (for a progress bar). */
+  readonly onProgress?: (receivedBytes: number, totalBytes: number) => void
+  /** Deadline of each frame's arrival, the first one included; SNAPSHOT_FRAME_TIMEOUT_MS_DEFAULT (30 s) by default. */
+  readonly frameTimeoutMs?: number
+}
+
+/** A snapshot as the leader sent it: its header and the whole data, length and SHA-256 checked. */
+export interface Snapshot {
+  readonly header: SnapshotHeader
+  readonly data: Uint8Array
+  /** The data's SHA-256 (the end frame's, which the data matched). */
+  readonly sha256: Uint8Array
 }
 
 /** One replica's answer in statusAll: its status, or why it gave none. */
@@ -243,6 +262,40 @@ export class AuthorityClient {
   /** Hand leadership to voter `to` (operators only); answers once it leads. */
   async transferLeader(to: number, options: RequestOptions = {}): Promise<TransferResult> {
     return this.#request('transfer', { op: 'transfer', to }, 'leader', options.signal)
+  }
+
+  /**
+   * The leader's state machine snapshot at a linearizable point, for a backup (operators only;
+   * PROTOCOL.md "Snapshot"): the header (index, term, membership, record count and digest) and the
+   * data, checked across frames for order, length and SHA-256 (SnapshotAssembler). An attempt that
+   * fails part way (NOT_LEADER, TIMEOUT, UNAVAILABLE, a cut stream) is retried from the start, on
+   * the leader, up to attemptsMax attempts: the server keeps no transfer state, so a retry is a new
+   * snapshot at a new point. Any other error is thrown at once. The data is held in memory, at most
+   * SNAPSHOT_DATA_BYTES_MAX.
+   */
+  async snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
+    this.#checkStarted()
+    const frameTimeoutMs = positive(options.frameTimeoutMs ?? SNAPSHOT_FRAME_TIMEOUT_MS_DEFAULT, 'frameTimeoutMs')
+    let lastError: ProtocolError | undefined
+    let followHint = false
+    for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
+      if (attempt > 0 && !followHint) await this.#backoff(attempt, options.signal)
+      followHint = false
+      try {
+        const target = await this.#leaderTarget(options.signal)
+        return await this.#snapshotFrom(target, frameTimeoutMs, options)
+      } catch (caught) {
+        if (options.signal?.aborted === true || this.#shutdown.signal.aborted)
+          throw callerReason(options.signal, this.#shutdown.signal, caught)
+        const error = asProtocolError(caught)
+        if (!isRetryable(error.code)) throw error
+        lastError = error
+        followHint = this.#learn(error)
+        this.#logger.debug({ op: 'snapshot', attempt, code: error.code, leader: this.leader }, 'attempt failed')
+      }
+    }
+    this.#logger.warn({ op: 'snapshot', attempts: this.#attemptsMax, code: lastError?.code }, 'giving up')
+    throw lastError ?? new ProtocolError('UNAVAILABLE', 'snapshot: no replica answered')
   }
 
   /**
@@ -464,6 +517,46 @@ export class AuthorityClient {
     }
     if (!response.ok) throw response.error
     return response.result
+  }
+
+  /** One snapshot attempt on a stream of its own: the request, then frames until the end frame. */
+  async #snapshotFrom(target: Multiaddr, frameTimeoutMs: number, options: SnapshotOptions): Promise<Snapshot> {
+    const what = `snapshot from ${target.toString()}`
+    const { signal, dispose } = deadline(undefined, options.signal, this.#shutdown.signal)
+    let stream: Stream | undefined
+    try {
+      const opening = deadline(this.#requestTimeoutMs, signal)
+      try {
+        stream = await this.#dial(target, opening.signal)
+      } catch (error) {
+        throw streamError(error, opening.signal, what)
+      } finally {
+        opening.dispose()
+      }
+      const lp = frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+      await writeFrame(lp, encodeRequest({ op: 'snapshot' }), { signal })
+      const assembler = new SnapshotAssembler()
+      for (;;) {
+        const frameDeadline = deadline(frameTimeoutMs, signal)
+        let bytes: Uint8Array
+        try {
+          bytes = await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX, signal: frameDeadline.signal })
+        } finally {
+          frameDeadline.dispose()
+        }
+        const progress = assembler.push(decodeSnapshotFrame(bytes))
+        if (progress.done) return { header: progress.header, data: progress.data, sha256: progress.sha256 }
+        if (progress.header !== undefined) options.onProgress?.(progress.receivedBytes, progress.header.totalBytes)
+      }
+    } catch (error) {
+      stream?.abort(error instanceof Error ? error : new Error('snapshot failed'))
+      stream = undefined
+      throw streamError(error, signal, what)
+    } finally {
+      // The server closes after its end frame; closing our side releases the stream at once.
+      if (stream !== undefined) stream.close().catch(() => {})
+      dispose()
+    }
   }
 
   async #openWatch(target: Multiaddr, fromIndex: number, callerSignal: AbortSignal | undefined): Promise<Stream> {

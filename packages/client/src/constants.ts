@@ -20,3 +20,11 @@ export const BACKOFF_MAX_MS_DEFAULT = 500
 
 /** Attempts after which a watch that keeps failing without delivering an event gives up. */
 export const WATCH_ATTEMPTS_MAX_DEFAULT = ATTEMPTS_MAX_DEFAULT
+
+/**
+ * 30 s for each frame of a snapshot answer to arrive: the first one follows the leader's ReadIndex
+ * round and its encode of the whole state machine (seconds for 100,000 records on a loaded
+ * machine), and each later one is a 1 MiB chunk. Longer than a request deadline, shorter than an
+ * operator's patience; a stalled transfer fails TIMEOUT and is retried from the start.
+ */
+export const SNAPSHOT_FRAME_TIMEOUT_MS_DEFAULT = 30_000

@@ -2,8 +2,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { emptyRecord } from '@nodeledger/registry'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { ProtocolError } from '@nodeledger/protocol'
-import type { WatchEvent } from '@nodeledger/protocol'
+import {
+  ProtocolError,
+  encodeErrorResponse,
+  encodeSnapshotChunk,
+  encodeSnapshotEnd,
+  encodeSnapshotHeader,
+  snapshotFrames,
+} from '@nodeledger/protocol'
+import type { SnapshotHeader, WatchEvent } from '@nodeledger/protocol'
 import { AuthorityClient, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT, backoffDelayMs } from '../src/index.ts'
 import type { AuthorityClientInit } from '../src/index.ts'
 import { FakeCluster } from './fake-cluster.ts'
@@ -418,5 +425,85 @@ describe('sessions (PROTOCOL.md "Sessions")', () => {
     await Promise.all([c.get(origin), c.status(), c.submit(delta(origin, 2))])
     // discovery, then four requests: one stream each
     expect(cluster.replicas.map((r) => r.streams)).toEqual([5, 0, 0])
+  })
+})
+
+describe('snapshot', () => {
+  const data = new Uint8Array(Array.from({ length: 10 }, (_, i) => i * 7))
+  const header = (totalBytes = data.byteLength): SnapshotHeader => ({
+    clusterId: 'fake-cluster',
+    leader: 1,
+    index: 42,
+    term: 3,
+    members: cluster.status(cluster.replica(1)).members,
+    records: 5,
+    registryDigest: '0'.repeat(64),
+    totalBytes,
+  })
+  /** The leader answers snapshots with `frames()`; other requests as usual. */
+  const answerSnapshots = (id: number, frames: () => Uint8Array[], end: 'close' | 'drop' = 'close') => {
+    cluster.replica(id).behaviour = (request, self) =>
+      request.op === 'snapshot' ? { kind: 'frames', frames: frames(), end } : cluster.standard(request, self)
+  }
+
+  it('assembles the data from the leader, following a NOT_LEADER hint, and reports progress', async () => {
+    const c = await startClient()
+    // The client caches replica 1 as the leader; then leadership moves to 2.
+    const [origin] = await origins(1)
+    await c.submit(delta(origin!, 1))
+    cluster.leaderId = 2
+    answerSnapshots(1, () => [
+      encodeErrorResponse(new ProtocolError('NOT_LEADER', 'replica 2 leads', { leader: cluster.replica(2).hint() })),
+    ])
+    answerSnapshots(2, () => [...snapshotFrames(header(), data, 4)])
+    const progress: number[] = []
+    const snapshot = await c.snapshot({ onProgress: (received) => progress.push(received) })
+    expect([...snapshot.data]).toEqual([...data])
+    expect(snapshot.header).toEqual(header())
+    expect(progress).toEqual([0, 4, 8, 10])
+    expect(cluster.count('snapshot')).toEqual([1, 1, 0])
+  })
+
+  it('a transfer cut part way is retried from the start, as a new request', async () => {
+    let attempts = 0
+    answerSnapshots(1, () => {
+      attempts++
+      const frames = [...snapshotFrames(header(), data, 4)]
+      // First attempt: the header and one chunk, then the stream resets; then the whole answer.
+      return attempts === 1 ? frames.slice(0, 2) : frames
+    })
+    cluster.replica(1).behaviour = ((inner) => (request, self) => {
+      const answer = inner(request, self)
+      return answer.kind === 'frames' && attempts === 1 ? { ...answer, end: 'drop' } : answer
+    })(cluster.replica(1).behaviour)
+    const c = await startClient()
+    expect([...(await c.snapshot()).data]).toEqual([...data])
+    expect(cluster.count('snapshot')).toEqual([2, 0, 0])
+  })
+
+  it('an answer that breaks the protocol, or a final error, is thrown after one attempt', async () => {
+    const c = await startClient()
+    answerSnapshots(1, () => [
+      encodeSnapshotHeader(header()),
+      encodeSnapshotChunk({ offset: 0, data }),
+      encodeSnapshotEnd({ totalBytes: data.byteLength, sha256: new Uint8Array(32) }),
+    ])
+    expect(await codeOf(c.snapshot())).toBe('INVALID')
+    answerSnapshots(1, () => [encodeSnapshotHeader(header()), encodeSnapshotChunk({ offset: 3, data })])
+    expect(await codeOf(c.snapshot())).toBe('INVALID')
+    answerSnapshots(1, () => [encodeErrorResponse(new ProtocolError('UNAUTHORIZED', 'operators only'))])
+    expect(await codeOf(c.snapshot())).toBe('UNAUTHORIZED')
+    expect(cluster.count('snapshot')).toEqual([3, 0, 0])
+  })
+
+  it('an answer that ends early is UNAVAILABLE, one that stalls TIMEOUT, each retried until attempts run out', async () => {
+    answerSnapshots(1, () => [encodeSnapshotHeader(header())], 'close')
+    // The stream closes without the rest: UNAVAILABLE each time, until attempts run out.
+    const c = await startClient({ attemptsMax: 2 })
+    expect(await codeOf(c.snapshot({ frameTimeoutMs: 200 }))).toBe('UNAVAILABLE')
+    cluster.replica(1).behaviour = (request, self) =>
+      request.op === 'snapshot' ? { kind: 'hang' } : cluster.standard(request, self)
+    expect(await codeOf(c.snapshot({ frameTimeoutMs: 200 }))).toBe('TIMEOUT')
+    expect(cluster.count('snapshot')).toEqual([4, 0, 0])
   })
 })

@@ -39,6 +39,8 @@ export type Answer =
   | { readonly kind: 'hang' }
   | { readonly kind: 'drop' }
   | { readonly kind: 'watch'; readonly events: readonly WatchEvent[]; readonly end: ProtocolError | 'drop' | 'hold' }
+  /** Raw frames written in order (a snapshot answer), then the stream closed or reset. */
+  | { readonly kind: 'frames'; readonly frames: readonly Uint8Array[]; readonly end: 'close' | 'drop' }
 
 export type Behaviour = (request: ApiRequest, replica: FakeReplica) => Answer
 
@@ -107,6 +109,8 @@ export class FakeCluster {
       case 'member':
       case 'transfer':
         return { kind: 'error', error: new ProtocolError('UNAUTHORIZED', 'the fake cluster changes no membership') }
+      case 'snapshot':
+        return { kind: 'error', error: new ProtocolError('UNAUTHORIZED', 'the fake cluster takes no snapshots') }
     }
   }
 
@@ -219,6 +223,11 @@ async function serve(stream: Stream, replica: FakeReplica): Promise<void> {
           await stream.close()
         }
         return
+      case 'frames':
+        for (const frame of answer.frames) await writeFrame(lp, frame)
+        if (answer.end === 'drop') stream.abort(new Error('stream dropped by the fake replica'))
+        else await stream.close()
+        return
     }
   } catch {
     stream.abort(new Error('fake replica failed'))
@@ -255,6 +264,7 @@ async function serveSession(
         return
       case 'drop':
       case 'watch':
+      case 'frames':
         stream.abort(new Error('session dropped by the fake replica'))
         return
     }

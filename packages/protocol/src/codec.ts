@@ -24,7 +24,10 @@ import {
   PROTOCOL_VERSIONS_SUPPORTED,
   RECORDS_PER_FRAME_MAX,
   REQUEST_ID_MAX,
+  SHA256_BYTES,
   SINCE_LIMIT_MAX,
+  SNAPSHOT_CHUNK_BYTES_MAX,
+  SNAPSHOT_DATA_BYTES_MAX,
   SOFTWARE_VERSION_LENGTH_MAX,
 } from './constants.ts'
 import { PROTOCOL_ERROR_CODES, ProtocolError, errorFromWire, errorToWire } from './errors.ts'
@@ -47,6 +50,10 @@ import type {
   ResultByOp,
   Role,
   SessionResponse,
+  SnapshotChunk,
+  SnapshotEnd,
+  SnapshotFrame,
+  SnapshotHeader,
   PresenceEvent,
   PresenceResult,
   SinceResult,
@@ -156,6 +163,8 @@ function requestToWire(request: ApiRequestInit): Fields {
       })
     case 'transfer':
       return { v: PROTOCOL_VERSION, op: 'transfer', to: request.to }
+    case 'snapshot':
+      return { v: PROTOCOL_VERSION, op: 'snapshot' }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
@@ -220,6 +229,9 @@ function requestFromFrame(frame: Fields): ApiRequest {
     case 'transfer':
       checkKeys(frame, 'request', ['v', 'id', 'op', 'to'], ['to'])
       return { op, to: checkPositive(frame.to, 'request.to') }
+    case 'snapshot':
+      checkKeys(frame, 'request', ['v', 'id', 'op'], [])
+      return { op }
     default:
       throw invalid('request.op', OPS.join(', '))
   }
@@ -403,6 +415,8 @@ function resultToWire(op: Op, result: ResultByOp[Op]): Fields {
     }
     case 'watch':
       throw invalid('op', 'watch answers with encodeWatchEvent')
+    case 'snapshot':
+      throw invalid('op', 'snapshot answers with encodeSnapshotHeader, encodeSnapshotChunk and encodeSnapshotEnd')
   }
 }
 
@@ -571,6 +585,8 @@ function checkResult(op: Op, value: unknown): ResultByOp[Op] {
     }
     case 'watch':
       throw invalid('op', 'watch frames are read with decodeWatchFrame')
+    case 'snapshot':
+      throw invalid('op', 'snapshot frames are read with decodeSnapshotFrame')
   }
 }
 
@@ -624,12 +640,11 @@ function checkStatus(value: unknown): StatusResult {
 }
 
 /** A membership (status, member results): at most MEMBERS_MAX members with canonical addresses. */
-function checkMembers(value: unknown): MemberStatus[] {
-  const memberList = checkArray(value, 'result.members')
-  if (memberList.length > MEMBERS_MAX)
-    throw tooLarge('result.members', `${memberList.length} members, at most ${MEMBERS_MAX}`)
+function checkMembers(value: unknown, where = 'result.members'): MemberStatus[] {
+  const memberList = checkArray(value, where)
+  if (memberList.length > MEMBERS_MAX) throw tooLarge(where, `${memberList.length} members, at most ${MEMBERS_MAX}`)
   return memberList.map((member, i): MemberStatus => {
-    const what = `result.members[${i}]`
+    const what = `${where}[${i}]`
     const keys = ['id', 'peerId', 'multiaddr', 'voter', 'started']
     const m = checkKeys(member, what, keys, keys)
     const addressed = checkAddressedPeer(m.peerId, [m.multiaddr], what)
@@ -664,6 +679,120 @@ function checkLeaderHint(value: unknown, what: string): LeaderHint {
   const id = checkPositive(raw.id, `${what}.id`)
   const addressed = checkAddressedPeer(raw.peerId, raw.multiaddrs, what)
   return { id, peerId: addressed.peerId, multiaddrs: addressed.multiaddrs }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot frames (PROTOCOL.md "Snapshot"): a header, chunks of data, an end with the checksum, on
+// a one-request stream of their own. Each frame is checked here on its own; the order and the
+// totals across frames are snapshot.ts's (SnapshotAssembler), as a client must check them.
+
+/** The header frame, checked as a client will check it (what we write must be what clients accept). */
+export function encodeSnapshotHeader(header: SnapshotHeader): Uint8Array {
+  return guarded('snapshot header', () => {
+    const wire: Fields = {
+      clusterId: header.clusterId,
+      leader: header.leader,
+      index: header.index,
+      term: header.term,
+      members: header.members.map(memberToWire),
+      records: header.records,
+      registryDigest: header.registryDigest,
+      totalBytes: header.totalBytes,
+    }
+    checkSnapshotHeader(wire)
+    return pack({ v: PROTOCOL_VERSION, ok: true, header: wire }, API_RESPONSE_FRAME_BYTES_MAX, 'snapshot header')
+  })
+}
+
+export function encodeSnapshotChunk(chunk: SnapshotChunk): Uint8Array {
+  return guarded('snapshot chunk', () => {
+    const wire: Fields = { offset: chunk.offset, data: chunk.data }
+    checkSnapshotChunk(wire)
+    return pack({ v: PROTOCOL_VERSION, ok: true, chunk: wire }, API_RESPONSE_FRAME_BYTES_MAX, 'snapshot chunk')
+  })
+}
+
+export function encodeSnapshotEnd(end: SnapshotEnd): Uint8Array {
+  return guarded('snapshot end', () => {
+    const wire: Fields = { totalBytes: end.totalBytes, sha256: end.sha256 }
+    checkSnapshotEnd(wire)
+    return pack({ v: PROTOCOL_VERSION, ok: true, end: wire }, API_RESPONSE_FRAME_BYTES_MAX, 'snapshot end')
+  })
+}
+
+/**
+ * Decodes one frame of a snapshot answer: a header, a chunk, an end, or the error that ends the
+ * answer. Throws ProtocolError (INVALID, TOO_LARGE) for a frame that is none of these.
+ */
+export function decodeSnapshotFrame(bytes: Uint8Array): SnapshotFrame {
+  return guarded('snapshot frame', () => {
+    const frame = unpackFrame(bytes, API_RESPONSE_FRAME_BYTES_MAX, 'snapshot frame')
+    // A snapshot runs alone on its stream, never in a session: its frames carry no id.
+    if (frame.id !== undefined) throw invalid('snapshot frame.id', 'no id (a snapshot is never part of a session)')
+    if (frame.ok === false) return { ok: false, error: checkErrorFrame(frame) }
+    if (frame.ok !== true) throw invalid('snapshot frame.ok', 'a boolean')
+    checkKeys(frame, 'snapshot frame', ['v', 'ok', 'header', 'chunk', 'end'], [])
+    const kinds = (['header', 'chunk', 'end'] as const).filter((kind) => frame[kind] !== undefined)
+    if (kinds.length !== 1) throw invalid('snapshot frame', 'exactly one of header, chunk, end')
+    switch (kinds[0]!) {
+      case 'header':
+        return { ok: true, kind: 'header', header: checkSnapshotHeader(frame.header) }
+      case 'chunk':
+        return { ok: true, kind: 'chunk', chunk: checkSnapshotChunk(frame.chunk) }
+      case 'end':
+        return { ok: true, kind: 'end', end: checkSnapshotEnd(frame.end) }
+    }
+  })
+}
+
+const SNAPSHOT_HEADER_KEYS = [
+  'clusterId',
+  'leader',
+  'index',
+  'term',
+  'members',
+  'records',
+  'registryDigest',
+  'totalBytes',
+] as const
+
+function checkSnapshotHeader(value: unknown): SnapshotHeader {
+  const what = 'header'
+  const raw = checkKeys(value, what, SNAPSHOT_HEADER_KEYS, SNAPSHOT_HEADER_KEYS)
+  const members = checkMembers(raw.members, `${what}.members`)
+  const leader = checkPositive(raw.leader, `${what}.leader`)
+  const ids = new Set(members.map((member) => member.id))
+  if (ids.size !== members.length) throw invalid(`${what}.members`, 'members with distinct ids')
+  if (!members.some((member) => member.id === leader && member.voter))
+    throw invalid(`${what}.leader`, 'the id of a voter among the members')
+  return {
+    clusterId: checkString(raw.clusterId, `${what}.clusterId`, CLUSTER_ID_LENGTH_MAX),
+    leader,
+    index: checkPositive(raw.index, `${what}.index`),
+    term: checkPositive(raw.term, `${what}.term`),
+    members,
+    records: checkUnsigned(raw.records, `${what}.records`),
+    registryDigest: checkDigest(raw.registryDigest, `${what}.registryDigest`),
+    totalBytes: checkLimit(raw.totalBytes, `${what}.totalBytes`, SNAPSHOT_DATA_BYTES_MAX),
+  }
+}
+
+function checkSnapshotChunk(value: unknown): SnapshotChunk {
+  const raw = checkKeys(value, 'chunk', ['offset', 'data'], ['offset', 'data'])
+  const offset = checkUnsigned(raw.offset, 'chunk.offset')
+  if (!(raw.data instanceof Uint8Array)) throw invalid('chunk.data', 'bytes (MessagePack bin)')
+  if (raw.data.byteLength === 0) throw invalid('chunk.data', 'at least one byte')
+  if (raw.data.byteLength > SNAPSHOT_CHUNK_BYTES_MAX)
+    throw tooLarge('chunk.data', `${raw.data.byteLength} bytes, at most ${SNAPSHOT_CHUNK_BYTES_MAX}`)
+  return { offset, data: raw.data }
+}
+
+function checkSnapshotEnd(value: unknown): SnapshotEnd {
+  const raw = checkKeys(value, 'end', ['totalBytes', 'sha256'], ['totalBytes', 'sha256'])
+  const totalBytes = checkLimit(raw.totalBytes, 'end.totalBytes', SNAPSHOT_DATA_BYTES_MAX)
+  if (!(raw.sha256 instanceof Uint8Array) || raw.sha256.byteLength !== SHA256_BYTES)
+    throw invalid('end.sha256', `${SHA256_BYTES} bytes (a SHA-256 digest)`)
+  return { totalBytes, sha256: raw.sha256 }
 }
 
 // ---------------------------------------------------------------------------------------------

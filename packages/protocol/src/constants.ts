@@ -85,3 +85,20 @@ export const SOFTWARE_VERSION_LENGTH_MAX = 64
 
 /** A cluster id (the cluster file's `clusterId`, a UUID when `cluster init` wrote it): 128 characters at most. */
 export const CLUSTER_ID_LENGTH_MAX = 128
+
+/**
+ * 1 MiB of snapshot data per chunk frame (PROTOCOL.md "Snapshot"): a quarter of the response frame
+ * limit, so a chunk and its envelope never come near it, and small enough that a leader writing a
+ * large snapshot yields to its event loop (heartbeats, other requests) between chunks.
+ */
+export const SNAPSHOT_CHUNK_BYTES_MAX = 1024 * 1024
+
+/**
+ * The largest snapshot a client accepts: the registry's own snapshot limit (1 GiB, its
+ * SNAPSHOT_BYTES_MAX) plus 1 MiB for the member directory and the state machine's envelope. A header
+ * announcing more is TOO_LARGE before anything is buffered.
+ */
+export const SNAPSHOT_DATA_BYTES_MAX = 1024 * 1024 * 1024 + 1024 * 1024
+
+/** Bytes of a SHA-256 digest: the snapshot end frame's `sha256`. */
+export const SHA256_BYTES = 32

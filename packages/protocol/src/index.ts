@@ -56,8 +56,14 @@ export type {
   SessionResponse,
   SinceRequest,
   SinceResult,
+  SnapshotChunk,
+  SnapshotEnd,
+  SnapshotFrame,
+  SnapshotHeader,
+  SnapshotRequest,
   StatusRequest,
   StatusResult,
+  StreamOp,
   SubmitRequest,
   SubmitResult,
   TransferRequest,
@@ -73,12 +79,16 @@ export {
   decodeRequest,
   decodeResponse,
   decodeSessionResponse,
+  decodeSnapshotFrame,
   decodeWatchFrame,
   encodeErrorResponse,
   encodeRequest,
   checkRequest,
   encodeCheckedRequest,
   encodeResponse,
+  encodeSnapshotChunk,
+  encodeSnapshotEnd,
+  encodeSnapshotHeader,
   encodeWatchEvent,
   packValue,
   peekResponseId,
@@ -97,5 +107,7 @@ export {
 } from './framing.ts'
 export type { FrameStreamOptions, ReadFrameOptions, WriteBatcherOptions, WriteFrameOptions } from './framing.ts'
 export { deadline } from './deadline.ts'
+export { SnapshotAssembler, snapshotFrames } from './snapshot.ts'
+export type { SnapshotProgress } from './snapshot.ts'
 export { decodeGossipDelta, encodeGossipDelta, validateGossipDelta } from './gossip.ts'
 export type { GossipDeltaMessage, GossipValidation, GossipValidationReason, GossipValidationResult } from './gossip.ts'

@@ -16,7 +16,17 @@ export type Consistency = 'linearizable' | 'lease' | 'stale'
 export const CONSISTENCIES: readonly Consistency[] = ['linearizable', 'lease', 'stale']
 export const CONSISTENCY_DEFAULT: Consistency = 'linearizable'
 
-export type Op = 'submit' | 'get' | 'list' | 'since' | 'watch' | 'status' | 'presence' | 'member' | 'transfer'
+export type Op =
+  | 'submit'
+  | 'get'
+  | 'list'
+  | 'since'
+  | 'watch'
+  | 'status'
+  | 'presence'
+  | 'member'
+  | 'transfer'
+  | 'snapshot'
 export const OPS: readonly Op[] = [
   'submit',
   'get',
@@ -27,6 +37,7 @@ export const OPS: readonly Op[] = [
   'presence',
   'member',
   'transfer',
+  'snapshot',
 ]
 
 /** A membership change an operator asks the leader for (PROTOCOL.md "Membership"). */
@@ -93,6 +104,14 @@ export interface TransferRequest {
   readonly op: 'transfer'
   readonly to: number
 }
+/**
+ * The leader's state machine snapshot at a linearizable point (operators only), for a backup
+ * (`nodeledger snapshot save`). Answered on its own stream with snapshot frames: a header, the data
+ * in chunks, an end with the checksum (PROTOCOL.md "Snapshot").
+ */
+export interface SnapshotRequest {
+  readonly op: 'snapshot'
+}
 
 export type ApiRequest =
   | SubmitRequest
@@ -104,12 +123,16 @@ export type ApiRequest =
   | WatchRequest
   | StatusRequest
   | PresenceRequest
+  | SnapshotRequest
 
 /** A decoded request frame: the request, and its `id` when it was sent in a session (PROTOCOL.md "Sessions"). */
 export type DecodedRequest = ApiRequest & { readonly id?: number }
 
-/** The ops answered by one response frame: every op but `watch`, and the only ones a session carries. */
-export type UnaryOp = Exclude<Op, 'watch'>
+/** The ops answered by a stream of frames, each on a stream of its own (never in a session). */
+export type StreamOp = 'watch' | 'snapshot'
+
+/** The ops answered by one response frame: every op but `watch` and `snapshot`, and the only ones a session carries. */
+export type UnaryOp = Exclude<Op, StreamOp>
 
 /** What a caller builds: reads may leave consistency out (linearizable). */
 export type ApiRequestInit =
@@ -122,6 +145,7 @@ export type ApiRequestInit =
   | WatchRequest
   | StatusRequest
   | PresenceRequest
+  | SnapshotRequest
 
 /** `index`: the log index of the entry that carries the delta (for a duplicate, of the first one). */
 export interface SubmitResult {
@@ -217,7 +241,47 @@ export interface StatusResult {
   readonly version: string
 }
 
-/** The result type of each op; `watch` answers with WatchEvent frames. */
+/**
+ * The first frame of a snapshot answer: where the snapshot stands in the log and what it holds,
+ * all read in one step with the data. `members` is the membership of record at `index` (the
+ * directory's addresses, the Raft configuration's voter flag); `records` and `registryDigest` are
+ * the registry's at `index`, as status would report them there.
+ */
+export interface SnapshotHeader {
+  readonly clusterId: string
+  /** The replica that took the snapshot: the leader when it answered. */
+  readonly leader: number
+  /** The applied index the snapshot was taken at, at or after the read's ReadIndex. */
+  readonly index: number
+  /** The term of the entry at `index`. */
+  readonly term: number
+  readonly members: readonly MemberStatus[]
+  readonly records: number
+  readonly registryDigest: string
+  /** Bytes of data the chunks carry, in all. */
+  readonly totalBytes: number
+}
+
+/** One piece of the data: `data` belongs at byte `offset`, which is every byte sent before it. */
+export interface SnapshotChunk {
+  readonly offset: number
+  readonly data: Uint8Array
+}
+
+/** The last frame of a complete answer: the data's length and SHA-256 (32 bytes). */
+export interface SnapshotEnd {
+  readonly totalBytes: number
+  readonly sha256: Uint8Array
+}
+
+/** A decoded snapshot frame: one of the three kinds, or the error that ends the answer. */
+export type SnapshotFrame =
+  | { readonly ok: true; readonly kind: 'header'; readonly header: SnapshotHeader }
+  | { readonly ok: true; readonly kind: 'chunk'; readonly chunk: SnapshotChunk }
+  | { readonly ok: true; readonly kind: 'end'; readonly end: SnapshotEnd }
+  | { readonly ok: false; readonly error: ProtocolError }
+
+/** The result type of each op; `watch` answers with WatchEvent frames, `snapshot` with snapshot frames. */
 export interface ResultByOp {
   readonly submit: SubmitResult
   readonly get: GetResult
@@ -228,6 +292,7 @@ export interface ResultByOp {
   readonly presence: PresenceResult
   readonly member: MemberResult
   readonly transfer: TransferResult
+  readonly snapshot: SnapshotHeader
 }
 
 /** A decoded response: the result, or the server's error as a throwable ProtocolError. */

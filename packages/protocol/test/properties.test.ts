@@ -4,6 +4,7 @@ import {
   ProtocolError,
   decodeRequest,
   decodeResponse,
+  decodeSnapshotFrame,
   decodeWatchFrame,
   encodeRequest,
   packValue,
@@ -20,6 +21,7 @@ function decodesOrRefuses(bytes: Uint8Array): void {
     () => decodeResponse('since', bytes),
     () => decodeResponse('status', bytes),
     () => decodeWatchFrame(bytes),
+    () => decodeSnapshotFrame(bytes),
   ]
   for (const decode of decoders) {
     try {
@@ -93,6 +95,28 @@ const lookalike = fc.oneof(
       more: anyValue,
     }),
   }),
+  fc.record(
+    {
+      v: fc.constant(1),
+      ok: fc.constant(true),
+      header: fc.record({
+        clusterId: fc.oneof(fc.string(), anyValue),
+        leader: anyValue,
+        index: fc.oneof(fc.nat(), anyValue),
+        term: anyValue,
+        members: anyValue,
+        records: anyValue,
+        registryDigest: anyValue,
+        totalBytes: fc.oneof(fc.nat(), anyValue),
+      }),
+      chunk: fc.record({ offset: fc.oneof(fc.nat(), anyValue), data: fc.oneof(fc.uint8Array(), anyValue) }),
+      end: fc.record({
+        totalBytes: anyValue,
+        sha256: fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }), anyValue),
+      }),
+    },
+    { requiredKeys: ['v', 'ok'] },
+  ),
   fc.record({
     v: fc.constant(1),
     ok: fc.constant(false),

@@ -10,16 +10,19 @@ import {
   encodeResponse,
   encodeWatchEvent,
   SESSION_REQUESTS_INFLIGHT_MAX,
+  SNAPSHOT_DATA_BYTES_MAX,
   WriteBatcher,
   deadline,
   frameStream,
+  snapshotFrames,
 } from '@nodeledger/protocol'
-import type { ApiRequest, LeaderHint, ResultByOp, StatusResult } from '@nodeledger/protocol'
+import type { ApiRequest, LeaderHint, ResultByOp, SnapshotHeader, StatusResult, StreamOp } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
 import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SOFTWARE_VERSION } from '../constants.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { LeaderAddress } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
+import { decodeStateSnapshot } from '../replica/state-machine.ts'
 import { LeaseKeeper } from '../liveness/lease-keeper.ts'
 
 /** Software version reported by status. */
@@ -27,6 +30,12 @@ import { LeaseKeeper } from '../liveness/lease-keeper.ts'
 const WATCH_RECORDS_PER_EVENT_MAX = 1000
 /** How long a watch waits for new commits before it re-checks leadership and the stream. */
 const WATCH_POLL_MS = 1_000
+/**
+ * Snapshot answers served at once: each holds a whole state machine snapshot in memory (up to
+ * SNAPSHOT_DATA_BYTES_MAX) until its client has read it, and costs the leader one full encode.
+ * Backups are an operator's occasional job; a third one waits (UNAVAILABLE, retry).
+ */
+const SNAPSHOT_TRANSFERS_MAX = 2
 
 export interface ApiServerOptions {
   replica: Replica
@@ -46,7 +55,9 @@ export class ApiServer {
   private readonly requestTimeoutMs: number
   private readonly shutdown = new AbortController()
   private readonly operators: ReadonlySet<string>
-  readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0 }
+  readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0, snapshots: 0 }
+  /** Snapshot answers being written now (SNAPSHOT_TRANSFERS_MAX). */
+  private snapshotTransfers = 0
   /** The leader's leases on worker nodes (heartbeats, leaves, connections). */
   readonly leases: LeaseKeeper
 
@@ -101,6 +112,11 @@ export class ApiServer {
         await this.watch(lp, stream, request.fromIndex)
         return
       }
+      if (request.op === 'snapshot') {
+        // The first deadline bounds the read barrier only; each frame then has its own.
+        await this.snapshot(lp, stream, remotePeerId, first.signal)
+        return
+      }
       await this.answer(lp, stream, await this.respond(request, remotePeerId, first.signal), first.signal)
     } finally {
       first.dispose()
@@ -126,7 +142,7 @@ export class ApiServer {
 
   /** The answer frame to one unary request: its result, or its error. */
   private async respond(
-    request: Exclude<ApiRequest, { op: 'watch' }>,
+    request: Exclude<ApiRequest, { op: StreamOp }>,
     remotePeerId: string,
     signal: AbortSignal,
     id?: number,
@@ -166,10 +182,10 @@ export class ApiServer {
     })
     const send = (frame: Uint8Array): void => writer.write(frame)
     const start = (request: SessionRequest & { id: number }): void => {
-      if (request.op === 'watch') {
+      if (request.op === 'watch' || request.op === 'snapshot') {
         send(
           this.errorFrame(
-            new ProtocolError('INVALID', 'watch is not allowed in a session; open a stream of its own'),
+            new ProtocolError('INVALID', `${request.op} is not allowed in a session; open a stream of its own`),
             request.id,
           ),
         )
@@ -227,7 +243,7 @@ export class ApiServer {
   }
 
   private async dispatch(
-    request: Exclude<ApiRequest, { op: 'watch' }>,
+    request: Exclude<ApiRequest, { op: StreamOp }>,
     remotePeerId: string,
     signal: AbortSignal,
     id?: number,
@@ -441,6 +457,124 @@ export class ApiServer {
     } finally {
       watching.dispose()
       stream.abort(new Error('watch ended'))
+    }
+  }
+
+  /**
+   * A snapshot for a backup (PROTOCOL.md "Snapshot"), operators only, on the leader: a ReadIndex
+   * barrier first, so the snapshot reflects every write acknowledged before the request, then the
+   * state machine's snapshot at the applied index, taken in one synchronous step with the
+   * membership, record count and digest the header reports. Then the header, the data in chunks
+   * and the end frame with its SHA-256, each write under its own deadline: a client that stops
+   * reading is cut off, never buffered for. Losing leadership after the barrier does not stop the
+   * transfer: the bytes were fixed at a linearizable point and stay true.
+   */
+  private async snapshot(
+    lp: ReturnType<typeof frameStream>,
+    stream: Stream,
+    remotePeerId: string,
+    barrierSignal: AbortSignal,
+  ): Promise<void> {
+    const replica = this.replica
+    let frames: Generator<Uint8Array, void, undefined>
+    let headerFrame: Uint8Array
+    try {
+      this.requireOperator(remotePeerId, 'take a snapshot')
+      if (!replica.isLeader()) throw this.notLeader()
+      if (this.snapshotTransfers >= SNAPSHOT_TRANSFERS_MAX) {
+        throw new ProtocolError(
+          'UNAVAILABLE',
+          `${this.snapshotTransfers} snapshots are being sent already (at most ${SNAPSHOT_TRANSFERS_MAX}); retry shortly`,
+        )
+      }
+    } catch (error) {
+      this.counters.errors++
+      await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
+      return
+    }
+    this.snapshotTransfers++
+    try {
+      try {
+        await replica.readBarrier('linearizable', barrierSignal)
+        const { header, data } = this.takeSnapshot()
+        frames = snapshotFrames(header, data)
+        // The header is encoded (and checked as a client will check it) here, so a bad one is
+        // answered as an error frame rather than a cut stream.
+        headerFrame = frames.next().value as Uint8Array
+      } catch (error) {
+        this.counters.errors++
+        // A fresh deadline: the barrier's may be the one that just passed (TIMEOUT is still an answer).
+        await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
+        return
+      }
+      this.counters.snapshots++
+      const closed = new AbortController()
+      stream.addEventListener('close', () => closed.abort(), { once: true })
+      const send = async (frame: Uint8Array): Promise<void> => {
+        const write = deadline(this.requestTimeoutMs, this.shutdown.signal, closed.signal)
+        try {
+          await lp.write(frame, { signal: write.signal })
+        } finally {
+          write.dispose()
+        }
+      }
+      try {
+        await send(headerFrame)
+        // One chunk encoded at a time, each only once the previous one was taken by the stream.
+        for (const frame of frames) await send(frame)
+        await stream.close({ signal: AbortSignal.timeout(this.requestTimeoutMs) })
+      } catch (error) {
+        this.logger.debug({ peer: remotePeerId, err: (error as Error).message }, 'snapshot transfer cut off')
+        stream.abort(new Error('snapshot transfer ended'))
+      }
+    } finally {
+      this.snapshotTransfers--
+    }
+  }
+
+  /** The snapshot and its header, read in one synchronous step (nothing is applied in between). */
+  private takeSnapshot(): { header: SnapshotHeader; data: Uint8Array } {
+    const replica = this.replica
+    const taken = replica.snapshotAtApplied()
+    const records = replica.registry.size
+    const registryDigest = replica.registryDigest()
+    if (taken.data.byteLength > SNAPSHOT_DATA_BYTES_MAX) {
+      throw new ProtocolError(
+        'TOO_LARGE',
+        `the snapshot is ${taken.data.byteLength} bytes, more than a client accepts (${SNAPSHOT_DATA_BYTES_MAX})`,
+      )
+    }
+    // Validated right before it is sent: the bytes decode as a state machine snapshot (checksum,
+    // member directory), and the directory names every member of the configuration at that index.
+    const { members: directory } = decodeStateSnapshot(taken.data, [])
+    const { voters, learners } = taken.confState
+    const members = [...voters, ...learners]
+      .sort((a, b) => a - b)
+      .map((id) => {
+        const member = directory.get(id)
+        if (member === undefined || member.peerId === '' || member.multiaddr === '') {
+          throw new Error(`snapshot at ${taken.index}: member ${id} of the configuration has no directory entry`)
+        }
+        return {
+          id,
+          peerId: member.peerId,
+          multiaddr: canonical(member.multiaddr),
+          voter: voters.includes(id),
+          started: member.started,
+        }
+      })
+    return {
+      header: {
+        clusterId: replica.cluster.clusterId,
+        leader: replica.id,
+        index: taken.index,
+        term: taken.term,
+        members,
+        records,
+        registryDigest,
+        totalBytes: taken.data.byteLength,
+      },
+      data: taken.data,
     }
   }
 
