@@ -18,6 +18,13 @@
  */
 
 export { AuthorityClient } from './client.ts'
-export type { AuthorityClientInit, ClientLogger, ReadOptions, ReplicaStatus, RequestOptions } from './client.ts'
+export type {
+  AuthorityClientInit,
+  ClientLogger,
+  ReadOptions,
+  ReplicaStatus,
+  RequestOptions,
+  WatchOptions,
+} from './client.ts'
 export { backoffDelayMs, deadline, sleep } from './backoff.ts'
 export * from './constants.ts'
