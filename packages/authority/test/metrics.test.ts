@@ -109,6 +109,28 @@ describe("clock ahead: the registry's clock (the newest leader stamp) against th
     expect(ahead.aheadMs()).toBe(0)
   })
 
+  it("a follower that becomes leader while the clock is ahead says so at once, in a leader's words", () => {
+    let leading = false
+    const clocks = { registryMs: 10 * 3_600_000, wallMs: 0, monotonicMs: 0 }
+    const { logger, lines } = capture()
+    const ahead = new ClockAhead({
+      registryClockMs: () => clocks.registryMs,
+      clock: () => clocks.wallMs,
+      nowMs: () => clocks.monotonicMs,
+      isLeader: () => leading,
+      logger,
+      cells: new RaftCells(),
+    })
+    ahead.afterApply()
+    leading = true
+    clocks.monotonicMs += CLOCK_AHEAD_CHECK_INTERVAL_MS
+    ahead.afterApply()
+    expect(lines().map((line) => line.msg)).toEqual([
+      expect.stringMatching(/^the leader's stamps run ahead/),
+      expect.stringMatching(/this leader's stamps are clamped/),
+    ])
+  })
+
   it('within the bound nothing is said; a leader whose stamps are clamped says so in its own words', () => {
     const quiet = watch(true)
     quiet.clocks.registryMs += CLOCK_AHEAD_WARN_MS

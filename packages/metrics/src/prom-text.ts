@@ -167,10 +167,13 @@ function parseSample(line: string, number: number): PromSample {
   return { name, labels, value }
 }
 
+/** As Prometheus reads a value (Go's ParseFloat): NaN and Inf in any case, so prom-client's `Nan` too. */
 function parseValue(text: string): number | undefined {
-  if (text === 'NaN') return Number.NaN
-  if (text === '+Inf' || text === 'Inf') return Number.POSITIVE_INFINITY
-  if (text === '-Inf') return Number.NEGATIVE_INFINITY
+  const lower = text.toLowerCase()
+  if (lower === 'nan') return Number.NaN
+  if (lower === '+inf' || lower === 'inf' || lower === '+infinity' || lower === 'infinity')
+    return Number.POSITIVE_INFINITY
+  if (lower === '-inf' || lower === '-infinity') return Number.NEGATIVE_INFINITY
   if (!/^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/.test(text)) return undefined
   return Number(text)
 }

@@ -110,7 +110,8 @@ describe('parsePromText refuses what a scraper would', () => {
   })
 
   it('reads special values, timestamps, comments and trailing commas', () => {
-    const text = parsePromText('# a comment\nx{a="1",} +Inf 1700000000000\ny NaN\nz -1.5e3\n')
+    const text = parsePromText('# a comment\nx{a="1",} +Inf 1700000000000\ny NaN\nz -1.5e3\nw Nan\n')
+    expect(text.value('w')).toBeNaN() // prom-client writes NaN so; Prometheus reads it (any case, as Go does)
     expect(text.value('x', { a: '1' })).toBe(Number.POSITIVE_INFINITY)
     expect(text.value('y')).toBeNaN()
     expect(text.value('z')).toBe(-1500)

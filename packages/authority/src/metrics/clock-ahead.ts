@@ -9,7 +9,7 @@ import type { RaftCells } from './cells.ts'
  * lease TTL (10 s), so the warning comes before uptimes are off by a lease.
  */
 export const CLOCK_AHEAD_WARN_MS = 5_000
-/** While the clock stays ahead, the warning repeats this often (not at every entry). */
+/** While the clock stays ahead, the warning repeats this often (not at every entry), and when the role changes. */
 export const CLOCK_AHEAD_WARN_INTERVAL_MS = 60_000
 /** The comparison runs after applying, at most this often: one clock read per second, not per entry. */
 export const CLOCK_AHEAD_CHECK_INTERVAL_MS = 1_000
@@ -39,6 +39,8 @@ export class ClockAhead {
   #checkedAtMs = Number.NEGATIVE_INFINITY
   #warnedAtMs = Number.NEGATIVE_INFINITY
   #warning = false
+  /** Whether the last warning was a leader's: a replica that starts or stops leading says it at once, in its new words. */
+  #warnedAsLeader = false
 
   constructor(options: ClockAheadOptions) {
     this.#options = options
@@ -62,8 +64,11 @@ export class ClockAhead {
       this.#warning = false
       return
     }
-    if (this.#warning && nowMs - this.#warnedAtMs < CLOCK_AHEAD_WARN_INTERVAL_MS) return
+    const leading = this.#options.isLeader()
+    if (this.#warning && leading === this.#warnedAsLeader && nowMs - this.#warnedAtMs < CLOCK_AHEAD_WARN_INTERVAL_MS)
+      return
     this.#warning = true
+    this.#warnedAsLeader = leading
     this.#warnedAtMs = nowMs
     this.#options.cells.clockAheadWarnings++
     const fields = {
@@ -72,7 +77,7 @@ export class ClockAhead {
       clockMs: this.#options.clock(),
       boundMs: CLOCK_AHEAD_WARN_MS,
     }
-    if (this.#options.isLeader()) {
+    if (leading) {
       logger.warn(
         fields,
         "the registry's clock runs ahead of this leader's clock (an earlier leader's stamps): this leader's stamps are clamped to it, so uptimes stand still until this clock catches up; check the replicas' clocks (NTP)",
