@@ -73,6 +73,19 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   } else {
     const ids = new Set<number>()
     const httpAddresses = new Map<string, number>()
+    // The replicas' own TCP listeners: an http address on one of them would fail the start later.
+    const libp2pAddresses = new Map<string, number>()
+    for (const [position, replica] of file.replicas.entries()) {
+      try {
+        const parts = multiaddr(replica.multiaddr).getComponents()
+        const host = parts.find((part) => part.name === 'ip4' || part.name === 'ip6')?.value
+        const port = parts.find((part) => part.name === 'tcp')?.value
+        if (host !== undefined && port !== undefined)
+          libp2pAddresses.set(formatHostPort({ host, port: Number(port) }), position)
+      } catch {
+        // reported below
+      }
+    }
     for (const [position, replica] of file.replicas.entries()) {
       const where = `replicas[${position}]`
       if (!Number.isSafeInteger(replica.id) || replica.id <= 0) problems.push(`${where}.id must be a positive integer`)
@@ -103,6 +116,8 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
           const key = formatHostPort(parsed)
           const other = httpAddresses.get(key)
           if (other !== undefined) problems.push(`${where}.http ${key} is also replicas[${other}]'s`)
+          const libp2p = libp2pAddresses.get(key)
+          if (libp2p !== undefined) problems.push(`${where}.http ${key} is replicas[${libp2p}].multiaddr's TCP address`)
           httpAddresses.set(key, position)
         }
       }

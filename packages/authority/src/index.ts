@@ -4,14 +4,16 @@
  *
  * @example
  * ```ts
- * import { Replica, ApiServer, loadClusterFile } from '@nodeledger/authority'
+ * import { Replica, ApiServer, ReplicaMetrics, loadClusterFile, startReplicaHttp } from '@nodeledger/authority'
  * import { pino } from 'pino'
  * const cluster = await loadClusterFile('.run/cluster/cluster.json')
- * const replica = await Replica.start({ cluster, id: 1, logger: pino() })
+ * const metrics = new ReplicaMetrics({ processMetrics: true })
+ * let replica: Replica | undefined
+ * // GET /metrics, /health, /ready on the cluster file's `http` address of this replica
+ * const http = await startReplicaHttp({ metrics, replica: () => replica, id: 1, address: cluster.replicas[0].http!, logger: pino() })
+ * replica = await Replica.start({ cluster, id: 1, logger: pino(), metrics })
  * const api = new ApiServer({ replica, logger: pino() })
  * await api.start()
- * // GET /metrics, /health, /ready: the cluster file's `http` address of this replica
- * const http = await startReplicaHttp({ replica, address: { host: '127.0.0.1', port: 9101 }, logger: pino() })
  * // ... on SIGTERM:
  * await replica.transferLeadership(2000)
  * await api.stop()

@@ -54,6 +54,9 @@ describe('cluster file: replicas[].http, the ops HTTP listener', () => {
     expect(problems(file([9101]))).toMatch(/replicas\[0\]\.http must be a string HOST:PORT/)
     expect(problems(file(['127.0.0.1']))).toMatch(/replicas\[0\]\.http "127\.0\.0\.1" is not HOST:PORT/)
     expect(problems(file([':0']))).toMatch(/replicas\[0\]\.http .*port 0 is not in 1/)
+    expect(problems(file(['127.0.0.12:4001']))).toMatch(
+      /replicas\[0\]\.http 127\.0\.0\.12:4001 is replicas\[1\]\.multiaddr's TCP address/,
+    )
     expect(problems(file(['127.0.0.1:9101', ':9101']))).toMatch(
       /replicas\[1\]\.http 127\.0\.0\.1:9101 is also replicas\[0\]'s/,
     )

@@ -37,9 +37,9 @@ const TRANSPORTS = ['raft', 'snapshot'] as const
  * @example
  * ```ts
  * const metrics = new ReplicaMetrics({ processMetrics: true })
+ * const http = await startReplicaHttp({ metrics, replica: () => replica, id, address, logger }) // renders metrics.registry
  * const replica = await Replica.start({ cluster, id, logger, metrics })   // binds itself
  * const api = new ApiServer({ replica, logger })                          // reports into replica.metrics
- * const http = await startReplicaHttp({ replica, address, logger })       // GET /metrics renders metrics.registry
  * ```
  */
 export class ReplicaMetrics {

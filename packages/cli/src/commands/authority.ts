@@ -42,29 +42,32 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
   }
   // One metrics component per replica; this process is one replica, so it also carries Node's process metrics.
   const metrics = new ReplicaMetrics({ processMetrics: true })
-  const replica = await Replica.start({
-    cluster,
-    id: options.id,
-    logger,
-    initialClusterState: options.initialClusterState,
-    metrics,
-    ...(self !== undefined ? { self } : {}),
-  })
+  // No `http` in the cluster file (and no --http): no listener. A configured one that cannot be bound
+  // refuses the start: whoever configured it relies on it (PROTOCOL.md "Cluster file"). It starts
+  // first, so a replica waiting for its peers answers /health (and /ready 503, starting).
+  const httpAddress = httpFlag ?? cluster.replicas.find((replica) => replica.id === options.id)?.http
+  let started: Replica | undefined
+  const http: OpsServer | undefined =
+    httpAddress === undefined
+      ? undefined
+      : await startReplicaHttp({ metrics, replica: () => started, id: options.id, address: httpAddress, logger })
+  let replica: Replica
+  try {
+    replica = await Replica.start({
+      cluster,
+      id: options.id,
+      logger,
+      initialClusterState: options.initialClusterState,
+      metrics,
+      ...(self !== undefined ? { self } : {}),
+    })
+  } catch (error) {
+    await http?.close()
+    throw error
+  }
+  started = replica
   const api = new ApiServer({ replica, logger })
   await api.start()
-  // No `http` in the cluster file (and no --http): no listener. A configured one that cannot be bound
-  // stops the replica: whoever configured it relies on it (PROTOCOL.md "Cluster file").
-  const httpAddress = httpFlag ?? replica.member.http
-  let http: OpsServer | undefined
-  if (httpAddress !== undefined) {
-    try {
-      http = await startReplicaHttp({ replica, address: httpAddress, logger })
-    } catch (error) {
-      await api.stop()
-      await replica.stop()
-      throw error
-    }
-  }
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return
