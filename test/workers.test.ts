@@ -94,7 +94,7 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
       20_000,
     )
     await cachesConverge()
-    const gossiped = running().reduce((sum, tracker) => sum + tracker.counters.gossipAccepted, 0)
+    const gossiped = running().reduce((sum, tracker) => sum + tracker.metrics.gossipAccepted, 0)
     expect(gossiped).toBeGreaterThan(0)
   }, 60_000)
 
@@ -113,14 +113,14 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
         () => rogue.services.gossip.getSubscribers(DELTAS_TOPIC).some((peer) => peer.toString() === target.peerId),
         10_000,
       )
-      const rejectedBefore = target.counters.gossipRejected
+      const rejectedBefore = target.metrics.gossipRejected
       const forged = encodeGossipDelta({
         originPeerId: victim.peerId,
         seq: victim.ownSeq + 100,
         fields: { version: 'forged' },
       })
       for (let i = 0; i < 3; i++) await rogue.services.gossip.publish(DELTAS_TOPIC, forged)
-      await waitUntil('the target to reject the forgery', () => target.counters.gossipRejected > rejectedBefore, 10_000)
+      await waitUntil('the target to reject the forgery', () => target.metrics.gossipRejected > rejectedBefore, 10_000)
       // Scores are refreshed on gossipsub's heartbeat (1 s), not at each message.
       const scoreOf = (): number =>
         (target.host.services.gossip as unknown as { getScore(peerId: string): number }).getScore(

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { formatHostPort, readHostPort } from '@nodeledger/metrics'
+import type { HostPort } from '@nodeledger/metrics'
 import { DEFAULT_LIVENESS } from './constants.ts'
 import { ReplicaError } from './replica-errors.ts'
 
@@ -15,6 +17,11 @@ export interface ClusterMember {
   readonly dataDir: string
   /** Its persisted Ed25519 key. */
   readonly keyFile: string
+  /**
+   * Where it serves GET /metrics, /health and /ready; absent: no HTTP listener. Written HOST:PORT
+   * (or :PORT for 127.0.0.1).
+   */
+  readonly http?: HostPort
 }
 
 /** Raft timing, in the replica's ticks. Equal on every replica. */
@@ -65,6 +72,20 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
     problems.push('replicas must list 1 to 7 replicas')
   } else {
     const ids = new Set<number>()
+    const httpAddresses = new Map<string, number>()
+    // The replicas' own TCP listeners: an http address on one of them would fail the start later.
+    const libp2pAddresses = new Map<string, number>()
+    for (const [position, replica] of file.replicas.entries()) {
+      try {
+        const parts = multiaddr(replica.multiaddr).getComponents()
+        const host = parts.find((part) => part.name === 'ip4' || part.name === 'ip6')?.value
+        const port = parts.find((part) => part.name === 'tcp')?.value
+        if (host !== undefined && port !== undefined)
+          libp2pAddresses.set(formatHostPort({ host, port: Number(port) }), position)
+      } catch {
+        // reported below
+      }
+    }
     for (const [position, replica] of file.replicas.entries()) {
       const where = `replicas[${position}]`
       if (!Number.isSafeInteger(replica.id) || replica.id <= 0) problems.push(`${where}.id must be a positive integer`)
@@ -85,12 +106,28 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
         problems.push(`${where}.dataDir must be a path`)
       if (typeof replica.keyFile !== 'string' || replica.keyFile === '')
         problems.push(`${where}.keyFile must be a path`)
+      let http: HostPort | undefined
+      const rawHttp = (replica as { http?: unknown }).http
+      if (rawHttp !== undefined) {
+        const parsed = readHostPort(rawHttp)
+        if (typeof parsed === 'string') problems.push(`${where}.http ${parsed}`)
+        else {
+          http = parsed
+          const key = formatHostPort(parsed)
+          const other = httpAddresses.get(key)
+          if (other !== undefined) problems.push(`${where}.http ${key} is also replicas[${other}]'s`)
+          const libp2p = libp2pAddresses.get(key)
+          if (libp2p !== undefined) problems.push(`${where}.http ${key} is replicas[${libp2p}].multiaddr's TCP address`)
+          httpAddresses.set(key, position)
+        }
+      }
       replicas.push({
         id: replica.id,
         multiaddr: replica.multiaddr,
         peerId,
         dataDir: absolute(base, replica.dataDir),
         keyFile: absolute(base, replica.keyFile),
+        ...(http === undefined ? {} : { http }),
       })
     }
   }

@@ -4,6 +4,8 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { pino } from 'pino'
+import { Writable } from 'node:stream'
+import { parsePromText } from '@nodeledger/metrics'
 import {
   API_RESPONSE_FRAME_BYTES_MAX,
   decodeResponse,
@@ -17,6 +19,7 @@ import { Registry, encodeCommand } from '@nodeledger/registry'
 import type { ApplyResult, Command } from '@nodeledger/registry'
 import { ApiServer } from '../src/api/api-server.ts'
 import type { ClusterMember } from '../src/cluster-file.ts'
+import { ReplicaMetrics } from '../src/metrics/replica-metrics.ts'
 import { ReplicaRequestError } from '../src/replica-errors.ts'
 import type { Replica } from '../src/replica/replica.ts'
 
@@ -53,6 +56,8 @@ class FakeReplica extends EventTarget {
     liveness: { ttlMs: 10_000, disconnectGraceMs: 2_000 },
   }
   readonly term = 1
+  /** Unbound: the server reports into its cells, nothing reads the replica's gauges. */
+  readonly metrics = new ReplicaMetrics()
   appliedIndex = 0
   handler: Handler | undefined
   /** Runs after the barrier has fixed its index, before the caller goes on: entries still being applied. */
@@ -97,7 +102,11 @@ class FakeReplica extends EventTarget {
     if (after !== undefined) queueMicrotask(after)
     return index
   }
-  async waitApplied(): Promise<void> {}
+  /** As the real one, it waits (here until the poll deadline): a watch with nothing new must not spin. */
+  async waitApplied(_index: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+  }
   status(): unknown {
     return {
       id: 1,
@@ -203,5 +212,109 @@ describe('ApiServer errors', () => {
     const response = await ask('status', { op: 'status' })
     if (!response.ok) throw response.error
     expect(response.result.members.map((m) => m.multiaddr)).toEqual([SELF_MEMBER.multiaddr, OTHER_CANONICAL])
+  })
+})
+
+describe('ApiServer metrics', () => {
+  it('counts every request by op and code, and times it; a bad frame is op "unknown"', async () => {
+    await ask('status', { op: 'status' })
+    await ask('status', { op: 'status' })
+    // CLIENT may not write another origin's record.
+    await ask('submit', { op: 'submit', delta: { originPeerId: NODE!, seq: 1, fields: {} } })
+    replica.proposeFails = new ReplicaRequestError('UNAVAILABLE', 'proposal dropped')
+    await ask('submit', { op: 'submit', delta: { originPeerId: CLIENT!, seq: 1, fields: {} } })
+    const [outbound, inbound] = await streamPair()
+    const serving = replica.handler!(inbound, { remotePeer: peerIdFromString(CLIENT!) })
+    const lp = frameStream(outbound, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+    await writeFrame(lp, new Uint8Array([0xc1])) // the reserved MessagePack byte: INVALID
+    await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+    await serving
+
+    const text = parsePromText(await replica.metrics.registry.metrics())
+    expect(text.value('nodeledger_api_requests_total', { op: 'status', code: 'OK' })).toBe(2)
+    expect(text.value('nodeledger_api_requests_total', { op: 'submit', code: 'UNAUTHORIZED' })).toBe(1)
+    expect(text.value('nodeledger_api_requests_total', { op: 'submit', code: 'UNAVAILABLE' })).toBe(1)
+    expect(text.value('nodeledger_api_requests_total', { op: 'submit', code: 'OK' })).toBe(0)
+    expect(text.value('nodeledger_api_requests_total', { op: 'unknown', code: 'INVALID' })).toBe(1)
+    // Codes that never happened have no series: the label set stays what was seen.
+    expect(text.value('nodeledger_api_requests_total', { op: 'get', code: 'TIMEOUT' })).toBeUndefined()
+    expect(text.value('nodeledger_api_request_duration_seconds_count', { op: 'status' })).toBe(2)
+    expect(text.value('nodeledger_api_request_duration_seconds_count', { op: 'submit' })).toBe(2)
+    expect(text.value('nodeledger_api_request_duration_seconds_count', { op: 'unknown' })).toBe(1)
+    expect(text.value('nodeledger_api_request_duration_seconds_sum', { op: 'status' })).toBeGreaterThan(0)
+  })
+})
+
+describe('a client that resets its stream is ordinary: debug, never error', () => {
+  /** A server whose log lines the test reads (JSON, one per line, every level from debug). */
+  async function serverWithLog(): Promise<{ server: ApiServer; lines: () => Array<{ level: number; msg: string }> }> {
+    const captured: string[] = []
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        captured.push(
+          ...String(chunk)
+            .split('\n')
+            .filter((line) => line !== ''),
+        )
+        done()
+      },
+    })
+    await server.stop()
+    const logged = new ApiServer({ replica: replica as unknown as Replica, logger: pino({ level: 'debug' }, sink) })
+    await logged.start()
+    server = logged
+    return { server: logged, lines: () => captured.map((line) => JSON.parse(line) as { level: number; msg: string }) }
+  }
+
+  async function opened(): Promise<{ outbound: Stream; serving: Promise<void> }> {
+    const [outbound, inbound] = await streamPair()
+    return { outbound, serving: replica.handler!(inbound, { remotePeer: peerIdFromString(CLIENT!) }) }
+  }
+
+  it('reset before a request, halfway through one, during a watch and during a session', async () => {
+    const { lines } = await serverWithLog()
+    // 1. Opened and reset before sending anything.
+    let client = await opened()
+    client.outbound.abort(new Error('client gone'))
+    await client.serving
+    // 2. Half a frame (a length of 32, one byte of it), then reset.
+    client = await opened()
+    client.outbound.send(new Uint8Array([0x20, 0x81]))
+    client.outbound.abort(new Error('client gone'))
+    await client.serving
+    // 3. A watch, reset while the server waits for the next entry.
+    client = await opened()
+    await writeFrame(
+      frameStream(client.outbound, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }),
+      encodeRequest({ op: 'watch', fromIndex: 0 }),
+    )
+    while (replica.metrics.api.watchersOpen === 0) await new Promise((resolve) => setImmediate(resolve))
+    client.outbound.abort(new Error('client gone'))
+    await client.serving
+    // 4. A session with a request answered, then reset.
+    client = await opened()
+    const lp = frameStream(client.outbound, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+    await writeFrame(lp, encodeRequest({ op: 'status' }, 1))
+    await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+    client.outbound.abort(new Error('client gone'))
+    await client.serving
+
+    const logged = lines()
+    expect(logged.filter((line) => line.level >= 40)).toEqual([])
+    expect(logged.filter((line) => line.msg === 'client left before a whole request arrived')).toHaveLength(2)
+    const text = parsePromText(await replica.metrics.registry.metrics())
+    expect(text.value('nodeledger_api_client_resets_total')).toBe(2)
+    expect(text.value('nodeledger_api_requests_total', { op: 'watch', code: 'OK' })).toBe(1)
+    expect(text.value('nodeledger_api_watchers')).toBe(0)
+    expect(text.value('nodeledger_api_sessions_total')).toBe(1)
+    expect(text.value('nodeledger_api_sessions_open')).toBe(0)
+  })
+
+  it('an error the server did not expect still logs at error level (the filter is for resets only)', async () => {
+    const { lines } = await serverWithLog()
+    replica.proposeFails = new TypeError('a bug')
+    const response = await ask('submit', { op: 'submit', delta: { originPeerId: CLIENT!, seq: 1, fields: {} } })
+    expect(response.ok).toBe(false)
+    expect(lines().filter((line) => line.level >= 50)).toMatchObject([{ msg: 'unexpected error serving a request' }])
   })
 })

@@ -19,6 +19,7 @@ import { EntryType } from '@nodeledger/raft'
 import { Registry, encodeCommand, recordsDigest } from '@nodeledger/registry'
 import type { Command } from '@nodeledger/registry'
 import { ApiServer } from '../src/api/api-server.ts'
+import { ReplicaMetrics } from '../src/metrics/replica-metrics.ts'
 import type { ClusterMember } from '../src/cluster-file.ts'
 import { ReplicaRequestError } from '../src/replica-errors.ts'
 import type { Replica } from '../src/replica/replica.ts'
@@ -56,6 +57,8 @@ class FakeReplica extends EventTarget {
     [SELF_MEMBER, OTHER_MEMBER].map((m) => ({ id: m.id, peerId: m.peerId, multiaddr: m.multiaddr, started: true })),
   )
   readonly id = 1
+  /** Unbound: the server reports into its cells, nothing reads the replica's gauges. */
+  readonly metrics = new ReplicaMetrics()
   readonly member = SELF_MEMBER
   readonly cluster = {
     clusterId: 'api-snapshot-test',

@@ -89,6 +89,10 @@ program
   .option('--multiaddr <ma>', 'a member added after creation: where it listens (ending in /p2p/<peerId>)')
   .option('--key <file>', 'a member added after creation: its key file')
   .option('--data <dir>', 'a member added after creation: its data dir')
+  .option(
+    '--http <host:port>',
+    "serve /metrics, /health, /ready here (default: the cluster file's http of this replica; none if absent)",
+  )
   .option('--log-level <level>', 'pino level', 'info')
   .option('--pretty', 'human-readable logs', false)
   .action((options) =>
@@ -99,6 +103,7 @@ program
       multiaddr: options.multiaddr,
       keyFile: options.key,
       dataDir: options.data,
+      http: options.http,
       logLevel: options.logLevel,
       pretty: options.pretty,
     }).catch((error: unknown) => {
@@ -204,6 +209,7 @@ function workerCommand(name: string, description: string): Command {
       'heartbeat interval (default 3000; keep well below the lease TTL)',
       integer('--heartbeat-ms', 100),
     )
+    .option('--http <host:port>', 'serve /metrics, /health, /ready here (:PORT is 127.0.0.1; default: no listener)')
     .option('--log-level <level>', 'pino level', 'info')
     .option('--pretty', 'human-readable logs', false)
 }
@@ -219,6 +225,7 @@ function workerOptions(options: Record<string, unknown>, data: string): WorkerCo
     staked: options.staked === true,
     version: options.nodeVersion as string,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs as number }),
+    ...(options.http === undefined ? {} : { http: options.http as string }),
     logLevel: options.logLevel as string,
     pretty: options.pretty === true,
   }

@@ -103,6 +103,11 @@ export interface Snapshot {
   readonly sha256: Uint8Array
 }
 
+export interface WatchOptions extends RequestOptions {
+  /** The watch was interrupted (a lost connection, a leader change) and is being resumed: for a reconnect count. */
+  readonly onInterrupted?: (code: ProtocolError['code']) => void
+}
+
 /** One replica's answer in statusAll: its status, or why it gave none. */
 export interface ReplicaStatus {
   readonly multiaddr: string
@@ -328,7 +333,7 @@ export class AuthorityClient {
    * `attemptsMax` consecutive failures without an event in between. Ends when `signal` aborts
    * (throwing its reason) or the caller stops iterating.
    */
-  async *watch(fromIndex: number, options: RequestOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
+  async *watch(fromIndex: number, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
     let from = fromIndex
     let failures = 0
     let lastError: ProtocolError | undefined
@@ -359,6 +364,7 @@ export class AuthorityClient {
         failures++
         followHint = this.#learn(error)
         this.#logger.debug({ code: error.code, from, failures }, 'watch interrupted, resuming')
+        options.onInterrupted?.(error.code)
       } finally {
         dispose()
         stream?.abort(new Error('watch closed'))

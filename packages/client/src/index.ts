@@ -26,6 +26,7 @@ export type {
   RequestOptions,
   Snapshot,
   SnapshotOptions,
+  WatchOptions,
 } from './client.ts'
 export { backoffDelayMs, deadline, sleep } from './backoff.ts'
 export * from './constants.ts'

@@ -11,6 +11,14 @@
  * await tracker.stop()                    // graceful leave
  * ```
  *
+ * Metrics and health: a WorkerMetrics per process, one `tracker(label)` per tracker, served by
+ * startWorkerHttp (GET /metrics, /health, /ready):
+ * ```ts
+ * const metrics = new WorkerMetrics({ processMetrics: true })
+ * const http = await startWorkerHttp({ metrics, address: { host: '127.0.0.1', port: 9201 }, expected: 1 })
+ * const tracker = await NodeEventTracker.start({ dataDir, bootstrap, privateKey, metrics: metrics.tracker('1') })
+ * ```
+ *
  * Underneath, the durable cache:
  * @example
  * ```ts
@@ -40,6 +48,10 @@ export type {
   TrackerFilter,
 } from './tracker/node-event-tracker.ts'
 export { createWorkerHost } from './tracker/host.ts'
+export { TRACKERS_PER_PROCESS_MAX, TrackerCells, WorkerMetrics } from './metrics/worker-metrics.ts'
+export type { TrackerView, WorkerMetricsOptions } from './metrics/worker-metrics.ts'
+export { startWorkerHttp } from './metrics/worker-http.ts'
+export type { WorkerHttpOptions } from './metrics/worker-http.ts'
 export type { WorkerHost } from './tracker/host.ts'
 export * as trackerDefaults from './tracker/constants.ts'
 export { WorkerCache } from './cache/worker-cache.ts'

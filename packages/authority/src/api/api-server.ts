@@ -19,6 +19,7 @@ import {
 import type { ApiRequest, LeaderHint, ResultByOp, SnapshotHeader, StatusResult, StreamOp } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
 import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SOFTWARE_VERSION } from '../constants.ts'
+import type { ApiCells, ApiCodeLabel } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { LeaderAddress } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
@@ -55,7 +56,8 @@ export class ApiServer {
   private readonly requestTimeoutMs: number
   private readonly shutdown = new AbortController()
   private readonly operators: ReadonlySet<string>
-  readonly counters = { requests: 0, sessions: 0, errors: 0, invalid: 0, unauthorized: 0, snapshots: 0 }
+  /** Requests by op and code, latencies, sessions and watchers: the replica's metrics (cells.ts). */
+  private readonly metrics: ApiCells
   /** Snapshot answers being written now (SNAPSHOT_TRANSFERS_MAX). */
   private snapshotTransfers = 0
   /** The leader's leases on worker nodes (heartbeats, leaves, connections). */
@@ -66,10 +68,12 @@ export class ApiServer {
     this.logger = options.logger.child({ component: 'api' })
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT
     this.operators = new Set(options.replica.cluster.operators.map((operator) => operator.peerId))
+    this.metrics = options.replica.metrics.api
     this.leases = new LeaseKeeper({
       replica: options.replica,
       logger: options.logger,
       liveness: options.replica.cluster.liveness,
+      metrics: options.replica.metrics.leases,
       // Members follow the log: a replica added later is exempt from leases too.
       exemptPeerIds: { has: (peerId) => this.operators.has(peerId) || options.replica.isMemberPeer(peerId) },
     })
@@ -89,7 +93,7 @@ export class ApiServer {
   }
 
   private async handle(stream: Stream, connection: Connection): Promise<void> {
-    this.counters.requests++
+    const startedMs = performance.now()
     const remotePeerId = connection.remotePeer.toString()
     const first = deadline(this.requestTimeoutMs, this.shutdown.signal)
     // Requests are at most API_REQUEST_FRAME_BYTES_MAX: a longer length prefix is refused before buffering.
@@ -99,12 +103,18 @@ export class ApiServer {
       try {
         request = await this.readRequest(lp, first.signal)
       } catch (error) {
-        await this.answer(lp, stream, this.badRequest(error, remotePeerId), first.signal)
+        // A client that reset its stream (or lost its connection) left: nobody to answer, nothing wrong here.
+        if (isClientGone(error)) {
+          this.clientLeft(error, remotePeerId)
+          stream.abort(new Error('client left'))
+          return
+        }
+        await this.answer(lp, stream, this.badRequest(error, remotePeerId, startedMs), first.signal)
         return
       }
       if (request.id !== undefined) {
         first.dispose()
-        await this.session(lp, stream, remotePeerId, request)
+        await this.session(lp, stream, remotePeerId, request, startedMs)
         return
       }
       if (request.op === 'watch') {
@@ -114,10 +124,10 @@ export class ApiServer {
       }
       if (request.op === 'snapshot') {
         // The first deadline bounds the read barrier only; each frame then has its own.
-        await this.snapshot(lp, stream, remotePeerId, first.signal)
+        await this.snapshot(lp, stream, remotePeerId, first.signal, startedMs)
         return
       }
-      await this.answer(lp, stream, await this.respond(request, remotePeerId, first.signal), first.signal)
+      await this.answer(lp, stream, await this.respond(request, remotePeerId, first.signal, startedMs), first.signal)
     } finally {
       first.dispose()
     }
@@ -133,26 +143,38 @@ export class ApiServer {
     return decodeRequest(frame.subarray())
   }
 
-  private badRequest(error: unknown, remotePeerId: string, id?: number): Uint8Array {
+  private badRequest(error: unknown, remotePeerId: string, startedMs: number, id?: number): Uint8Array {
     const wire = this.toProtocolError(error)
-    this.counters.invalid++
+    this.metrics.answered('unknown', wire.code, performance.now() - startedMs)
     this.logger.debug({ peer: remotePeerId, code: wire.code }, 'bad request')
     return this.errorFrame(wire, id)
   }
 
-  /** The answer frame to one unary request: its result, or its error. */
+  /** Counted and logged at debug: a client that resets or drops its stream is ordinary (a deadline, an exit). */
+  private clientLeft(error: unknown, remotePeerId: string): void {
+    this.metrics.clientResets++
+    this.logger.debug({ peer: remotePeerId, err: errorName(error) }, 'client left before a whole request arrived')
+  }
+
+  /** The answer frame to one unary request: its result, or its error. Counted by op and code, timed from `startedMs`. */
   private async respond(
     request: Exclude<ApiRequest, { op: StreamOp }>,
     remotePeerId: string,
     signal: AbortSignal,
+    startedMs: number,
     id?: number,
   ): Promise<Uint8Array> {
+    let frame: Uint8Array
+    let code: ApiCodeLabel = 'OK'
     try {
-      return await this.dispatch(request, remotePeerId, signal, id)
+      frame = await this.dispatch(request, remotePeerId, signal, id)
     } catch (error) {
-      this.counters.errors++
-      return this.errorFrame(error, id)
+      const wire = this.toProtocolError(error)
+      code = wire.code
+      frame = this.errorFrame(wire, id)
     }
+    this.metrics.answered(request.op, code, performance.now() - startedMs)
+    return frame
   }
 
   /**
@@ -165,8 +187,24 @@ export class ApiServer {
     stream: Stream,
     remotePeerId: string,
     first: SessionRequest,
+    firstStartedMs: number,
   ): Promise<void> {
-    this.counters.sessions++
+    this.metrics.sessions++
+    this.metrics.sessionsOpen++
+    try {
+      await this.serveSession(lp, stream, remotePeerId, first, firstStartedMs)
+    } finally {
+      this.metrics.sessionsOpen--
+    }
+  }
+
+  private async serveSession(
+    lp: ReturnType<typeof frameStream>,
+    stream: Stream,
+    remotePeerId: string,
+    first: SessionRequest,
+    firstStartedMs: number,
+  ): Promise<void> {
     let inflight = 0
     let slotFreed: (() => void) | undefined
     let broken = false
@@ -181,8 +219,9 @@ export class ApiServer {
       writeTimeoutMs: this.requestTimeoutMs,
     })
     const send = (frame: Uint8Array): void => writer.write(frame)
-    const start = (request: SessionRequest & { id: number }): void => {
+    const start = (request: SessionRequest & { id: number }, startedMs: number): void => {
       if (request.op === 'watch' || request.op === 'snapshot') {
+        this.metrics.answered(request.op, 'INVALID')
         send(
           this.errorFrame(
             new ProtocolError('INVALID', `${request.op} is not allowed in a session; open a stream of its own`),
@@ -193,14 +232,14 @@ export class ApiServer {
       }
       inflight++
       const requestDeadline = deadline(this.requestTimeoutMs, this.shutdown.signal)
-      void this.respond(request, remotePeerId, requestDeadline.signal, request.id).then((frame) => {
+      void this.respond(request, remotePeerId, requestDeadline.signal, startedMs, request.id).then((frame) => {
         requestDeadline.dispose()
         inflight--
         slotFreed?.()
         send(frame)
       })
     }
-    start(first as SessionRequest & { id: number })
+    start(first as SessionRequest & { id: number }, firstStartedMs)
     while (!broken && !this.shutdown.signal.aborted) {
       while (inflight >= SESSION_REQUESTS_INFLIGHT_MAX) await new Promise<void>((resolve) => (slotFreed = resolve))
       slotFreed = undefined
@@ -209,15 +248,21 @@ export class ApiServer {
         request = await this.readRequest(lp)
       } catch (error) {
         // The client closed the session (end of stream) or sent something unreadable.
-        if (!isEndOfStream(error)) send(this.badRequest(error, remotePeerId))
+        if (!isEndOfStream(error) && !isClientGone(error)) send(this.badRequest(error, remotePeerId, performance.now()))
         break
       }
+      const startedMs = performance.now()
       if (request.id === undefined) {
-        send(this.badRequest(new ProtocolError('INVALID', 'every request in a session carries an id'), remotePeerId))
+        send(
+          this.badRequest(
+            new ProtocolError('INVALID', 'every request in a session carries an id'),
+            remotePeerId,
+            startedMs,
+          ),
+        )
         break
       }
-      this.counters.requests++
-      start(request as SessionRequest & { id: number })
+      start(request as SessionRequest & { id: number }, startedMs)
     }
     while (inflight > 0) await new Promise<void>((resolve) => (slotFreed = resolve))
     await writer.drained()
@@ -254,7 +299,6 @@ export class ApiServer {
         const { delta } = request
         const privileged = this.operators.has(remotePeerId) || replica.isMemberPeer(remotePeerId)
         if (delta.originPeerId !== remotePeerId && !privileged) {
-          this.counters.unauthorized++
           throw new ProtocolError(
             'UNAUTHORIZED',
             `peer ${remotePeerId} may not submit deltas for ${delta.originPeerId}`,
@@ -316,7 +360,6 @@ export class ApiServer {
         return encodeResponse('status', this.status(), id)
       case 'presence': {
         if (request.peerId !== remotePeerId && !this.operators.has(remotePeerId)) {
-          this.counters.unauthorized++
           throw new ProtocolError('UNAUTHORIZED', `peer ${remotePeerId} may not report presence for ${request.peerId}`)
         }
         const result =
@@ -344,7 +387,6 @@ export class ApiServer {
 
   private requireOperator(remotePeerId: string, what: string): void {
     if (this.operators.has(remotePeerId)) return
-    this.counters.unauthorized++
     throw new ProtocolError(
       'UNAUTHORIZED',
       `peer ${remotePeerId} may not ${what}: only the cluster file's operators may`,
@@ -419,12 +461,30 @@ export class ApiServer {
    * pulled from the registry as the watcher reads them, so a slow watcher costs no buffered memory.
    */
   private async watch(lp: ReturnType<typeof frameStream>, stream: Stream, fromIndex: number): Promise<void> {
+    this.metrics.watchersOpen++
+    let code: ApiCodeLabel = 'OK'
+    try {
+      code = await this.serveWatch(lp, stream, fromIndex)
+    } finally {
+      this.metrics.watchersOpen--
+      this.metrics.answered('watch', code)
+    }
+  }
+
+  /** The watch itself; resolves with the code it ended with (OK: the client or a shutdown ended it). */
+  private async serveWatch(
+    lp: ReturnType<typeof frameStream>,
+    stream: Stream,
+    fromIndex: number,
+  ): Promise<ApiCodeLabel> {
     try {
       this.requireLeaderWithin(fromIndex)
     } catch (error) {
-      await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
-      return
+      const wire = this.toProtocolError(error)
+      await this.answer(lp, stream, this.errorFrame(wire), AbortSignal.timeout(this.requestTimeoutMs))
+      return wire.code
     }
+    let code: ApiCodeLabel = 'OK'
     let throughIndex = fromIndex
     const closed = new AbortController()
     stream.addEventListener('close', () => closed.abort(), { once: true })
@@ -445,9 +505,12 @@ export class ApiServer {
         poll.dispose()
       }
     } catch (error) {
-      if (!signal.aborted) {
+      // A watcher that reset its stream ended its watch, as one that closed it does.
+      if (!signal.aborted && !isClientGone(error)) {
+        const wire = this.toProtocolError(error)
+        code = wire.code
         try {
-          await lp.write(this.errorFrame(error), {
+          await lp.write(this.errorFrame(wire), {
             signal: AbortSignal.timeout(this.requestTimeoutMs),
           })
         } catch {
@@ -458,6 +521,7 @@ export class ApiServer {
       watching.dispose()
       stream.abort(new Error('watch ended'))
     }
+    return code
   }
 
   /**
@@ -474,8 +538,14 @@ export class ApiServer {
     stream: Stream,
     remotePeerId: string,
     barrierSignal: AbortSignal,
+    startedMs: number,
   ): Promise<void> {
     const replica = this.replica
+    const answeredWith = (error: unknown): Uint8Array => {
+      const wire = this.toProtocolError(error)
+      this.metrics.answered('snapshot', wire.code, performance.now() - startedMs)
+      return this.errorFrame(wire)
+    }
     let frames: Generator<Uint8Array, void, undefined>
     let headerFrame: Uint8Array
     try {
@@ -488,8 +558,7 @@ export class ApiServer {
         )
       }
     } catch (error) {
-      this.counters.errors++
-      await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
+      await this.answer(lp, stream, answeredWith(error), AbortSignal.timeout(this.requestTimeoutMs))
       return
     }
     this.snapshotTransfers++
@@ -502,12 +571,12 @@ export class ApiServer {
         // answered as an error frame rather than a cut stream.
         headerFrame = frames.next().value as Uint8Array
       } catch (error) {
-        this.counters.errors++
         // A fresh deadline: the barrier's may be the one that just passed (TIMEOUT is still an answer).
-        await this.answer(lp, stream, this.errorFrame(error), AbortSignal.timeout(this.requestTimeoutMs))
+        await this.answer(lp, stream, answeredWith(error), AbortSignal.timeout(this.requestTimeoutMs))
         return
       }
-      this.counters.snapshots++
+      // Counted when the header leaves (the transfer itself may still be cut).
+      this.metrics.answered('snapshot', 'OK', performance.now() - startedMs)
       const closed = new AbortController()
       stream.addEventListener('close', () => closed.abort(), { once: true })
       const send = async (frame: Uint8Array): Promise<void> => {
@@ -640,12 +709,47 @@ export class ApiServer {
       return new ProtocolError('TOO_LARGE', (error as Error).message)
     if (name === 'UnexpectedEOFError' || code === 'ERR_UNEXPECTED_EOF')
       return new ProtocolError('INVALID', 'stream ended before a whole request frame')
+    // The client reset the stream or its connection closed: ordinary, whatever was in flight.
+    if (isClientGone(error)) {
+      this.logger.debug({ err: errorName(error) }, 'stream closed by the client while serving it')
+      return new ProtocolError('UNAVAILABLE', 'the stream was closed')
+    }
     this.logger.error({ err: error }, 'unexpected error serving a request')
     return new ProtocolError('UNAVAILABLE', 'internal error')
   }
 }
 
 type SessionRequest = ApiRequest & { readonly id?: number }
+
+/**
+ * libp2p's errors for a stream or connection that went away under us: the client reset or aborted
+ * its stream, or its connection (or the muxer) closed. A client's deadline, a killed process and
+ * a worker's stop all look like this; none is a fault of the server.
+ */
+const CLIENT_GONE_ERRORS: ReadonlySet<string> = new Set([
+  'StreamResetError',
+  'StreamAbortedError',
+  'StreamClosedError',
+  'StreamStateError',
+  'ConnectionClosedError',
+  'ConnectionClosingError',
+  'MuxerClosedError',
+])
+
+function isClientGone(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const { name, code } = error as { name?: unknown; code?: unknown }
+  return (
+    (typeof name === 'string' && CLIENT_GONE_ERRORS.has(name)) ||
+    code === 'ERR_STREAM_RESET' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE'
+  )
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}
 
 function isEndOfStream(error: unknown): boolean {
   const name = (error as { name?: string }).name

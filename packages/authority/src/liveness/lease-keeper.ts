@@ -5,6 +5,7 @@ import type { LivenessReason } from '@nodeledger/registry'
 import type { Logger } from 'pino'
 import type { ClusterLiveness } from '../cluster-file.ts'
 import { LEASE_SWEEP_INTERVAL_MS, LEASE_TRANSITIONS_INFLIGHT_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../constants.ts'
+import { LeaseCells } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
 
@@ -16,6 +17,8 @@ export interface LeaseKeeperOptions {
   readonly exemptPeerIds: { has(peerId: string): boolean }
   /** Wall clock for last-seen times; the log entries are stamped by the replica's own clock. */
   readonly clock?: () => number
+  /** Where heartbeats and transitions are counted (the replica's metrics); default: cells of its own. */
+  readonly metrics?: LeaseCells
 }
 
 /**
@@ -47,7 +50,8 @@ export class LeaseKeeper {
   #sweepTimer: NodeJS.Timeout | undefined
   /** The term this keeper last led in; a different term means a fresh set of leases. */
   #leadingTerm = 0
-  readonly counters = { heartbeats: 0, transitionsActive: 0, transitionsInactive: 0, transitionsFailed: 0 }
+  /** Heartbeats and transitions, counted for the metrics; the leases held are read from `leases`. */
+  readonly #metrics: LeaseCells
 
   constructor(options: LeaseKeeperOptions) {
     this.#replica = options.replica
@@ -55,6 +59,8 @@ export class LeaseKeeper {
     this.#liveness = options.liveness
     this.#exempt = options.exemptPeerIds
     this.#clock = options.clock ?? Date.now
+    this.#metrics = options.metrics ?? new LeaseCells()
+    this.#metrics.source = this
   }
 
   start(): void {
@@ -81,7 +87,7 @@ export class LeaseKeeper {
   /** A heartbeat from `peerId`. Answers once the registry holds the node active. */
   async heartbeat(peerId: string, signal: AbortSignal): Promise<PresenceResult> {
     this.#requireLeader()
-    this.counters.heartbeats++
+    this.#metrics.heartbeats++
     this.#lastSeenMs.set(peerId, this.#clock())
     const record = this.#replica.registry.get(peerId)
     if (record === undefined)
@@ -122,8 +128,8 @@ export class LeaseKeeper {
           signal,
         )
         if (result.status === 'rejected') throw new ProtocolError('INVALID', result.message)
-        if (active) this.counters.transitionsActive++
-        else this.counters.transitionsInactive++
+        if (active) this.#metrics.transitionsActive++
+        else this.#metrics.transitionsInactive++
         this.#logger.info({ peer: peerId, active, reason, index }, active ? 'node active' : 'node inactive')
         return { active: this.#replica.registry.get(peerId)?.isActive === true, index }
       })
@@ -132,7 +138,7 @@ export class LeaseKeeper {
       .then(
         () => {},
         () => {
-          this.counters.transitionsFailed++
+          this.#metrics.transitionsFailed++
         },
       )
       .finally(() => {

@@ -17,6 +17,11 @@ import type { Logger } from 'pino'
 import { SOFTWARE_VERSION } from '../constants.ts'
 import type { ClusterFile, ClusterMember } from '../cluster-file.ts'
 import * as constants from '../constants.ts'
+import { ClockAhead } from '../metrics/clock-ahead.ts'
+import type { RaftCells } from '../metrics/cells.ts'
+import { replicaReadiness } from '../metrics/readiness.ts'
+import { ReplicaMetrics } from '../metrics/replica-metrics.ts'
+import type { Readiness } from '@nodeledger/metrics'
 import { decodeRaftFrame } from '../raft-codec.ts'
 import { ReplicaError, ReplicaRequestError } from '../replica-errors.ts'
 import { LevelStorage } from '../storage/index.ts'
@@ -24,7 +29,7 @@ import { PeerLinks, createReplicaHost, loadOrCreateKey } from '../transport/inde
 import type { PeerAddress } from '../transport/index.ts'
 import { ApplyWaiters } from './apply-waiters.ts'
 import { DriverError, ReplicaDriver } from './driver.ts'
-import type { DriverStorage, ProposalOutcome, StorageUpdate } from './driver.ts'
+import type { DriverStateMachine, DriverStorage, ProposalOutcome, StorageUpdate } from './driver.ts'
 import { readIdentity, writeIdentity } from './identity.ts'
 import { decideEmptyStart, serveStartingStatus } from './join.ts'
 import type { InitialClusterState } from './join.ts'
@@ -56,6 +61,8 @@ export interface ReplicaOptions {
    * (the cluster file lists the founders). Default: its entry in the cluster file.
    */
   readonly self?: { readonly multiaddr: string; readonly keyFile: string; readonly dataDir: string }
+  /** The metrics component this replica and its API server report into; default: one of its own. */
+  readonly metrics?: ReplicaMetrics
 }
 
 export interface ReplicaStatus {
@@ -110,7 +117,12 @@ export class Replica {
   #stopping: Promise<void> | undefined
   #lastRole: Role = Role.Follower
   #lastLeader: NodeId = 0
-  readonly counters = { framesRejected: 0, proposalsLost: 0, proposalsUnknown: 0 }
+  /** Everything this replica and its API server count (metrics/replica-metrics.ts). */
+  readonly metrics: ReplicaMetrics
+  readonly #raftCells: RaftCells
+  readonly #clockAhead: ClockAhead
+  /** The highest commit index in a leader's Append or Heartbeat: how far the cluster has committed (/ready). */
+  #leaderCommitSeen = 0
 
   private constructor(parts: {
     options: ReplicaOptions
@@ -134,6 +146,16 @@ export class Replica {
     this.#storage = parts.storage
     this.libp2p = parts.libp2p
     this.#stateMachine = parts.stateMachine
+    this.metrics = options.metrics ?? new ReplicaMetrics()
+    this.#raftCells = this.metrics.raft
+    this.#clockAhead = new ClockAhead({
+      registryClockMs: () => this.#stateMachine.registry.stats().clockMs,
+      clock: this.#clock,
+      nowMs: () => performance.now(),
+      isLeader: () => this.#driver.isLeader,
+      logger: this.#logger,
+      cells: this.#raftCells,
+    })
     const onFrame = (from: number, frame: Uint8Array): void => this.#onFrame(from, frame)
     const peers = this.#peerAddresses()
     this.#raftLinks = new PeerLinks({
@@ -146,6 +168,7 @@ export class Replica {
       logger: this.#logger,
       queueFramesMax: constants.RAFT_QUEUE_FRAMES_MAX,
       frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
+      metrics: this.metrics.raftLinks,
     })
     this.#snapshotLinks = new PeerLinks({
       libp2p: this.libp2p,
@@ -157,6 +180,7 @@ export class Replica {
       logger: this.#logger,
       queueFramesMax: constants.SNAPSHOT_QUEUE_FRAMES_MAX,
       frameBytesMax: constants.RAFT_FRAME_BYTES_MAX,
+      metrics: this.metrics.snapshotLinks,
     })
     const timing = options.cluster.timing
     this.#driver = new ReplicaDriver({
@@ -164,12 +188,19 @@ export class Replica {
       storage: levelDriverStorage(this.#storage),
       transport: new RaftTransport(this.#raftLinks, this.#snapshotLinks),
       time: processTime(),
-      stateMachine: this.#stateMachine,
+      stateMachine: timedApply(this.#stateMachine, this.#raftCells),
       events: {
         softState: (state, term) => this.#onSoftState(state.role, state.leader, term),
-        applied: (index) => this.#applyWaiters.release(index),
+        applied: (index) => {
+          this.#applyWaiters.release(index)
+          this.#clockAhead.afterApply()
+        },
         appending: (entries) => this.#onAppending(entries),
-        persisted: (latencyMs, entries) => {
+        persisted: (latencyMs, entries, synced) => {
+          const cells = this.#raftCells
+          cells.entriesWritten += entries
+          if (synced) cells.fsync.observeMs(latencyMs)
+          else cells.writesUnsynced++
           if (latencyMs > SLOW_SAVE_WARN_MS) {
             this.#logger.warn({ saveLatencyMs: Math.round(latencyMs), entries }, 'slow synced write')
           }
@@ -200,6 +231,7 @@ export class Replica {
       pendingProposalsMax: constants.PENDING_PROPOSALS_MAX,
     })
     this.#stateMachine.onMembersChanged = () => this.#syncPeers()
+    this.metrics.bindReplica(this, this.id)
   }
 
   /**
@@ -300,9 +332,15 @@ export class Replica {
     try {
       messages = decodeRaftFrame(frame, from, this.id)
     } catch (error) {
-      this.counters.framesRejected++
+      this.#raftCells.framesRejected++
       this.#logger.warn({ peer: from, err: (error as Error).message }, 'raft frame rejected')
       return
+    }
+    // Only a leader's Append and Heartbeat carry a commit index; commits never go back, so the
+    // highest seen is how far the cluster has committed, as far as this replica knows.
+    for (const message of messages) {
+      const commit = message.commit
+      if (commit !== undefined && commit > this.#leaderCommitSeen) this.#leaderCommitSeen = commit
     }
     this.#driver.step(messages)
   }
@@ -562,7 +600,6 @@ export class Replica {
             return
           }
           if (outcome.status === 'lost') {
-            this.counters.proposalsLost++
             reject(
               new ReplicaRequestError(
                 'UNAVAILABLE',
@@ -571,10 +608,11 @@ export class Replica {
             )
             return
           }
-          this.counters.proposalsUnknown++
           reject(new ReplicaRequestError('UNAVAILABLE', `outcome unknown (${outcome.reason}); retry`))
         })
+        this.#raftCells.proposalsAccepted++
       } catch (error) {
+        this.#raftCells.proposalsDropped++
         signal.removeEventListener('abort', onAbort)
         reject(this.#mapRefusal(error))
       }
@@ -738,9 +776,36 @@ export class Replica {
     return this.#stopping
   }
 
-  /** Counters of the driver and the links, for status and metrics. */
-  stats(): { driver: ReplicaDriver<unknown>['counters']; raftLinks: ReturnType<PeerLinks['stats']> } {
-    return { driver: this.#driver.counters, raftLinks: this.#raftLinks.stats() }
+  /** The driver's own counters and the store's figures, for metrics. */
+  stats(): { driver: ReplicaDriver<unknown>['counters']; storage: ReturnType<LevelStorage['stats']> } {
+    return { driver: this.#driver.counters, storage: this.#storage.stats() }
+  }
+
+  /** The highest commit index a leader has sent this replica (metrics, /ready). */
+  get leaderCommitSeen(): number {
+    return this.#leaderCommitSeen
+  }
+
+  /** How far the registry's clock (the newest leader stamp applied) runs ahead of this replica's, ≥ 0. */
+  clockAheadMs(): number {
+    return this.#clockAhead.aheadMs()
+  }
+
+  get tickIntervalMs(): number {
+    return this.cluster.timing.tickIntervalMs
+  }
+
+  /** GET /ready: a leader known and this replica's applied index close enough to its commit (readiness.ts). */
+  readiness(): Readiness {
+    const basic = this.#driver.basicStatus()
+    return replicaReadiness({
+      stopped: this.#stopped,
+      role: basic.role,
+      leader: basic.leader,
+      commit: basic.commit,
+      applied: this.#driver.appliedIndex,
+      leaderCommitSeen: this.#leaderCommitSeen,
+    })
   }
 }
 
@@ -907,6 +972,21 @@ function startingStatusFor(
 
 // -------------------------------------------------------------------------------------------------
 // Ports
+
+/** The state machine as the driver sees it, each apply timed into `cells.apply` (two clock reads). */
+function timedApply(stateMachine: ReplicaStateMachine, cells: RaftCells): DriverStateMachine<ApplyResult | undefined> {
+  const histogram = cells.apply
+  return {
+    apply: (entry) => {
+      const startedMs = performance.now()
+      const result = stateMachine.apply(entry)
+      histogram.observeMs(performance.now() - startedMs)
+      return result
+    },
+    restore: (snapshot) => stateMachine.restore(snapshot),
+    snapshot: () => stateMachine.snapshot(),
+  }
+}
 
 /** LevelStorage as the driver's store: its promises become the driver's completion callbacks. */
 function levelDriverStorage(storage: LevelStorage): DriverStorage {

@@ -7,7 +7,7 @@ import { LINK_CLOSE_TIMEOUT_MS, LINK_HEALTHY_MS, WRITE_BATCH_BYTES_MAX } from '.
 import { TransportError } from './errors.ts'
 import { frameStream } from './framing.ts'
 
-/** Counters an OutboundLink adds to; owned by PeerLinks, shared by all its links. */
+/** Counters an OutboundLink adds to: its peer's cells in the metrics (PeerLinkCells), owned by PeerLinks. */
 export interface LinkCounters {
   framesSent: number
   bytesSent: number

@@ -19,7 +19,8 @@ import {
 import { TransportError } from './errors.ts'
 import { badFrameCode, frameStream } from './framing.ts'
 import { OutboundLink } from './link.ts'
-import type { LinkCounters } from './link.ts'
+import { LinkCells } from '../metrics/cells.ts'
+import type { PeerLinkState } from '../metrics/cells.ts'
 
 /** Where a configured peer is: its peer id and a dialable multiaddr ending in `/p2p/<peerId>`. */
 export interface PeerAddress {
@@ -51,6 +52,8 @@ export interface PeerLinksOptions {
   readonly dialTimeoutMs?: number
   /** Jitter source for the backoff (a seeded one in tests); Math.random by default. */
   readonly random?: () => number
+  /** Where the links count what they send, receive and drop (the replica's metrics); default: cells of its own. */
+  readonly metrics?: LinkCells
 }
 
 export interface PeerLinksStats {
@@ -126,25 +129,8 @@ export class PeerLinks {
   private readonly refusedLogged = new Set<string>()
   private state: 'new' | 'started' | 'stopped' = 'new'
 
-  private readonly counters: LinkCounters &
-    Omit<PeerLinksStats, keyof LinkCounters | 'framesDropped' | 'queuedFrames' | 'queuedBytes'> = {
-    framesSent: 0,
-    bytesSent: 0,
-    framesReceived: 0,
-    bytesReceived: 0,
-    framesDroppedQueueFull: 0,
-    framesDroppedUnknownPeer: 0,
-    framesDroppedTooLarge: 0,
-    framesDroppedInFlight: 0,
-    framesInvalid: 0,
-    frameHandlerErrors: 0,
-    inboundAccepted: 0,
-    inboundRefused: 0,
-    streamsOpened: 0,
-    reconnects: 0,
-    dialFailures: 0,
-    peerDowns: 0,
-  }
+  /** Per peer (each link adds to its own by reference) and for all peers: the metrics' cells. */
+  private readonly counters: LinkCells
 
   constructor(options: PeerLinksOptions) {
     this.libp2p = options.libp2p
@@ -168,6 +154,8 @@ export class PeerLinks {
     )
     this.dialTimeoutMs = positiveInteger('dialTimeoutMs', options.dialTimeoutMs ?? LINK_DIAL_TIMEOUT_MS)
     this.random = options.random ?? Math.random
+    this.counters = options.metrics ?? new LinkCells()
+    this.counters.source = this
     if (this.queueBytesMax < this.frameBytesMax) {
       throw new TransportError(
         'INVALID_CONFIG',
@@ -273,6 +261,7 @@ export class PeerLinks {
     this.logger.info({ peers: [...this.peers.keys()] }, 'peers changed')
   }
 
+  /** Totals over every peer this PeerLinks has linked to. */
   stats(): PeerLinksStats {
     let queuedFrames = 0
     let queuedBytes = 0
@@ -281,9 +270,48 @@ export class PeerLinks {
       queuedBytes += link.queuedBytes
     }
     const c = this.counters
+    const perPeer = {
+      framesSent: 0,
+      bytesSent: 0,
+      framesReceived: 0,
+      bytesReceived: 0,
+      framesDroppedInFlight: 0,
+      streamsOpened: 0,
+      reconnects: 0,
+      dialFailures: 0,
+    }
+    for (const [, peer] of c.peers()) {
+      for (const key of Object.keys(perPeer) as Array<keyof typeof perPeer>) perPeer[key] += peer[key]
+    }
     const framesDropped =
-      c.framesDroppedQueueFull + c.framesDroppedUnknownPeer + c.framesDroppedTooLarge + c.framesDroppedInFlight
-    return { ...c, framesDropped, queuedFrames, queuedBytes }
+      c.framesDroppedQueueFull + c.framesDroppedUnknownPeer + c.framesDroppedTooLarge + perPeer.framesDroppedInFlight
+    return {
+      ...perPeer,
+      framesDroppedQueueFull: c.framesDroppedQueueFull,
+      framesDroppedUnknownPeer: c.framesDroppedUnknownPeer,
+      framesDroppedTooLarge: c.framesDroppedTooLarge,
+      framesInvalid: c.framesInvalid,
+      frameHandlerErrors: c.frameHandlerErrors,
+      inboundAccepted: c.inboundAccepted,
+      inboundRefused: c.inboundRefused,
+      peerDowns: c.peerDowns,
+      framesDropped,
+      queuedFrames,
+      queuedBytes,
+    }
+  }
+
+  /** Each configured peer's link now (metrics, at scrape time). */
+  *linkStates(): Iterable<PeerLinkState> {
+    for (const [peer, link] of this.links) {
+      yield {
+        peer,
+        outboundUp: link.open,
+        inboundUp: this.inbound.get(peer)?.status === 'open',
+        queuedFrames: link.queuedFrames,
+        queuedBytes: link.queuedBytes,
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -324,7 +352,7 @@ export class PeerLinks {
       reconnectBackoffMaxMs: this.reconnectBackoffMaxMs,
       dialTimeoutMs: this.dialTimeoutMs,
       random: this.random,
-      counters: this.counters,
+      counters: this.counters.peer(id),
       logger: this.logger.child({ peer: id }),
     })
     this.links.set(id, link)
@@ -365,12 +393,13 @@ export class PeerLinks {
   private async readInbound(id: number, stream: Stream): Promise<void> {
     const reader = frameStream(stream, this.frameBytesMax)
     const logger = this.logger.child({ peer: id })
+    const received = this.counters.peer(id)
     logger.debug('inbound stream accepted')
     try {
       for (;;) {
         const frame = (await reader.read()).subarray()
-        this.counters.framesReceived += 1
-        this.counters.bytesReceived += frame.byteLength
+        received.framesReceived += 1
+        received.bytesReceived += frame.byteLength
         try {
           this.onFrame(id, frame)
         } catch (error) {

@@ -1,5 +1,7 @@
-import { Replica, loadClusterFile } from '@nodeledger/authority'
+import { Replica, ReplicaMetrics, loadClusterFile, startReplicaHttp } from '@nodeledger/authority'
 import { ApiServer } from '@nodeledger/authority'
+import { readHostPort } from '@nodeledger/metrics'
+import type { HostPort, OpsServer } from '@nodeledger/metrics'
 import { resolve } from 'node:path'
 import { UsageError } from '../exit-codes.ts'
 import { createLogger } from '../logger.ts'
@@ -12,6 +14,8 @@ export interface AuthorityOptions {
   multiaddr?: string
   keyFile?: string
   dataDir?: string
+  /** HOST:PORT of the ops HTTP listener (/metrics, /health, /ready); overrides the cluster file's `http`. */
+  http?: string
   logLevel: string
   pretty: boolean
 }
@@ -23,6 +27,12 @@ const TRANSFER_ON_EXIT_TIMEOUT_MS = 2_000
 export async function runAuthority(options: AuthorityOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: `replica-${options.id}` })
   const cluster = await loadClusterFile(options.cluster)
+  let httpFlag: HostPort | undefined
+  if (options.http !== undefined) {
+    const parsed = readHostPort(options.http)
+    if (typeof parsed === 'string') throw new UsageError(`--http ${parsed}`)
+    httpFlag = parsed
+  }
   let self: { multiaddr: string; keyFile: string; dataDir: string } | undefined
   if (options.multiaddr !== undefined || options.keyFile !== undefined || options.dataDir !== undefined) {
     if (options.multiaddr === undefined || options.keyFile === undefined || options.dataDir === undefined) {
@@ -30,13 +40,32 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     }
     self = { multiaddr: options.multiaddr, keyFile: resolve(options.keyFile), dataDir: resolve(options.dataDir) }
   }
-  const replica = await Replica.start({
-    cluster,
-    id: options.id,
-    logger,
-    initialClusterState: options.initialClusterState,
-    ...(self !== undefined ? { self } : {}),
-  })
+  // One metrics component per replica; this process is one replica, so it also carries Node's process metrics.
+  const metrics = new ReplicaMetrics({ processMetrics: true })
+  // No `http` in the cluster file (and no --http): no listener. A configured one that cannot be bound
+  // refuses the start: whoever configured it relies on it (PROTOCOL.md "Cluster file"). It starts
+  // first, so a replica waiting for its peers answers /health (and /ready 503, starting).
+  const httpAddress = httpFlag ?? cluster.replicas.find((replica) => replica.id === options.id)?.http
+  let started: Replica | undefined
+  const http: OpsServer | undefined =
+    httpAddress === undefined
+      ? undefined
+      : await startReplicaHttp({ metrics, replica: () => started, id: options.id, address: httpAddress, logger })
+  let replica: Replica
+  try {
+    replica = await Replica.start({
+      cluster,
+      id: options.id,
+      logger,
+      initialClusterState: options.initialClusterState,
+      metrics,
+      ...(self !== undefined ? { self } : {}),
+    })
+  } catch (error) {
+    await http?.close()
+    throw error
+  }
+  started = replica
   const api = new ApiServer({ replica, logger })
   await api.start()
   let stopping = false
@@ -52,6 +81,7 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
       )
     }
     await api.stop()
+    await http?.close()
     await replica.stop()
     process.exit(0)
   }

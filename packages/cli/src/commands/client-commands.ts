@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { AuthorityClient } from '@nodeledger/client'
 import { ProtocolError } from '@nodeledger/protocol'
 import type { Consistency } from '@nodeledger/protocol'
-import { loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
+import { CLOCK_AHEAD_WARN_MS, loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
 import type { ClusterFile } from '@nodeledger/authority'
 import { SELF_REPORTED_FIELDS, uptimeMs } from '@nodeledger/registry'
 import type { Delta, NodeData, SelfReported } from '@nodeledger/registry'
@@ -80,6 +80,10 @@ export async function status(options: ClientCommandOptions): Promise<number> {
           )
         if (nodes.total > nodes.shown.length)
           console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
+        if (nodes.clockAheadMs > CLOCK_AHEAD_WARN_MS)
+          console.log(
+            `\nwarning: the registry's clock (the leader's stamps) runs ${formatDuration(nodes.clockAheadMs)} ahead of this machine's clock; uptimes stand still while a leader's stamps are clamped to it. Check the replicas' clocks (NTP): nodeledger_clock_ahead_seconds on each replica, and its log, say which sees it`,
+          )
       } else {
         console.log('\nnodes: not readable right now (no leader answered)')
       }
@@ -98,6 +102,8 @@ interface NodeSummary {
   total: number
   active: number
   complete: boolean
+  /** How far the newest record stamp (the registry's clock) is ahead of this machine's clock; 0 when not. */
+  clockAheadMs: number
   shown: Array<Record<string, string | number | boolean>>
 }
 
@@ -131,10 +137,13 @@ async function nodeSummary(client: AuthorityClient, timeoutMs: number): Promise<
       uptime: formatDuration(uptimeMs(record, nowMs)),
       changed: record.lastUpdatedMs === 0 ? '-' : `${formatDuration(Math.max(0, nowMs - record.lastUpdatedMs))} ago`,
     }))
+  // Stamps come from the leader's clock and trail this one's by the commit latency: only a clock error puts them ahead.
+  const newestStampMs = records.reduce((newest, record) => Math.max(newest, record.lastUpdatedMs), 0)
   return {
     total: records.length,
     active: records.filter((record) => record.isActive).length,
     complete: afterPeerId === undefined,
+    clockAheadMs: Math.max(0, newestStampMs - nowMs),
     shown,
   }
 }

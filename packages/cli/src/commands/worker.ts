@@ -3,7 +3,9 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
 import { CATEGORIES, CAPABILITY_FIELD } from '@nodeledger/registry'
 import type { Category, SelfReported } from '@nodeledger/registry'
-import { NodeEventTracker } from '@nodeledger/worker'
+import { NodeEventTracker, WorkerMetrics, startWorkerHttp } from '@nodeledger/worker'
+import { readHostPort } from '@nodeledger/metrics'
+import type { HostPort, OpsServer } from '@nodeledger/metrics'
 import type { Logger } from 'pino'
 import { UsageError } from '../exit-codes.ts'
 import { createLogger } from '../logger.ts'
@@ -22,6 +24,8 @@ export interface WorkerCommandOptions {
   staked: boolean
   version: string
   heartbeatMs?: number
+  /** HOST:PORT of the ops HTTP listener (/metrics, /health, /ready); none when absent. */
+  http?: string
   logLevel: string
   pretty: boolean
 }
@@ -43,12 +47,34 @@ function selfFields(options: WorkerCommandOptions): Partial<Omit<SelfReported, '
   return fields as Partial<Omit<SelfReported, 'multiaddrs'>>
 }
 
+/**
+ * The process's metrics and, with --http, its listener: started before the trackers, so /health
+ * answers and /ready says why not while they catch up. One `worker` label per tracker, "1" … "N".
+ */
+async function metricsFor(
+  options: WorkerCommandOptions,
+  expected: number,
+  logger: Logger,
+): Promise<{ metrics: WorkerMetrics; http: OpsServer | undefined }> {
+  let address: HostPort | undefined
+  if (options.http !== undefined) {
+    const parsed = readHostPort(options.http)
+    if (typeof parsed === 'string') throw new UsageError(`--http ${parsed}`)
+    address = parsed
+  }
+  const metrics = new WorkerMetrics({ processMetrics: true })
+  const http = address === undefined ? undefined : await startWorkerHttp({ metrics, address, expected, logger })
+  return { metrics, http }
+}
+
 async function startOne(
   dataDir: string,
   keyFile: string,
   bootstrap: string[],
   options: WorkerCommandOptions,
   logger: Logger,
+  metrics: WorkerMetrics,
+  worker: number,
 ): Promise<NodeEventTracker> {
   await mkdir(dirname(resolve(keyFile)), { recursive: true })
   const privateKey = await loadOrCreateKey(keyFile)
@@ -60,17 +86,23 @@ async function startOne(
     self: selfFields(options),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatIntervalMs: options.heartbeatMs }),
     logger,
+    metrics: metrics.tracker(String(worker)),
   })
 }
 
 /** Stops every tracker with a graceful leave on SIGTERM/SIGINT, then exits 0. */
-function leaveOnSignal(trackers: () => readonly NodeEventTracker[], logger: Logger): void {
+function leaveOnSignal(
+  trackers: () => readonly NodeEventTracker[],
+  logger: Logger,
+  http: () => OpsServer | undefined,
+): void {
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return
     stopping = true
     logger.info({ signal, workers: trackers().length }, 'leaving the network')
     await Promise.allSettled(trackers().map((tracker) => tracker.stop({ leave: true })))
+    await http()?.close()
     process.exit(0)
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
@@ -84,8 +116,15 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const dataDir = resolve(options.data)
   const keyFile = options.key ?? join(dirname(dataDir), `${basename(dataDir)}.key`)
   let trackers: NodeEventTracker[] = []
-  leaveOnSignal(() => trackers, logger)
-  const tracker = await startOne(dataDir, keyFile, bootstrap, options, logger)
+  let http: OpsServer | undefined
+  leaveOnSignal(
+    () => trackers,
+    logger,
+    () => http,
+  )
+  const ops = await metricsFor(options, 1, logger)
+  http = ops.http
+  const tracker = await startOne(dataDir, keyFile, bootstrap, options, logger, ops.metrics, 1)
   trackers = [tracker]
   logger.info(
     {
@@ -104,12 +143,27 @@ export async function runWorkers(count: number, options: WorkerCommandOptions): 
   const bootstrap = await bootstrapOf(options)
   const root = resolve(options.data)
   const trackers: NodeEventTracker[] = []
-  leaveOnSignal(() => trackers, logger)
+  let http: OpsServer | undefined
+  leaveOnSignal(
+    () => trackers,
+    logger,
+    () => http,
+  )
+  const ops = await metricsFor(options, count, logger)
+  http = ops.http
   const started = Date.now()
   for (let i = 1; i <= count; i++) {
     const dir = join(root, `worker-${i}`)
     trackers.push(
-      await startOne(join(dir, 'data'), join(dir, 'peer.key'), bootstrap, options, logger.child({ worker: i })),
+      await startOne(
+        join(dir, 'data'),
+        join(dir, 'peer.key'),
+        bootstrap,
+        options,
+        logger.child({ worker: i }),
+        ops.metrics,
+        i,
+      ),
     )
   }
   logger.info({ workers: count, startupMs: Date.now() - started }, 'workers running')

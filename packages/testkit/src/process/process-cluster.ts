@@ -39,6 +39,11 @@ export interface ProcessClusterOptions {
    * a network namespace. It must exec (not fork) the command, so signals reach the replica.
    */
   prefix?: readonly string[]
+  /**
+   * Give every replica an ops HTTP listener (cluster file `http`): on its own 127.0.0.x address,
+   * at the replica port + 1. `httpUrl(id)` is where to reach it.
+   */
+  http?: boolean
 }
 
 /** Where a replica added after creation listens, its key and its data dir (`--multiaddr --key --data`). */
@@ -61,7 +66,7 @@ export interface StartOptions {
 }
 
 export interface ClusterFileShape {
-  replicas: Array<{ id: number; multiaddr: string; dataDir: string; keyFile: string }>
+  replicas: Array<{ id: number; multiaddr: string; dataDir: string; keyFile: string; http?: string }>
   operators: Array<{ peerId: string; keyFile: string }>
   snapshotEveryEntries: number
   timing: { tickIntervalMs: number; heartbeatTicks: number; electionTimeoutTicks: number; leaseReads: boolean }
@@ -127,10 +132,16 @@ export class ProcessCluster {
     )
     if (init.status !== 0) throw new Error(`cluster init failed (${init.status}): ${init.stderr}`)
     const clusterPath = join(dir, 'cluster.json')
-    if (options.snapshotEveryEntries !== undefined || options.leaseReads !== undefined) {
+    if (options.snapshotEveryEntries !== undefined || options.leaseReads !== undefined || options.http === true) {
       const file = JSON.parse(readFileSync(clusterPath, 'utf8')) as ClusterFileShape
       if (options.snapshotEveryEntries !== undefined) file.snapshotEveryEntries = options.snapshotEveryEntries
       if (options.leaseReads !== undefined) file.timing.leaseReads = options.leaseReads
+      if (options.http === true) {
+        for (const replica of file.replicas) {
+          const ip = /^\/ip4\/([^/]+)\//.exec(replica.multiaddr)?.[1] ?? '127.0.0.1'
+          replica.http = `${ip}:${port + 1}`
+        }
+      }
       writeFileSync(clusterPath, JSON.stringify(file, null, 2))
     }
     return new ProcessCluster(dir, options.prefix)
@@ -228,6 +239,13 @@ export class ProcessCluster {
     writeFileSync(temporary, `${JSON.stringify(raw, null, 2)}\n`)
     renameSync(temporary, this.clusterPath)
     this.#file = this.#readFile()
+  }
+
+  /** The base URL of replica `id`'s ops HTTP listener (created with `http: true`). */
+  httpUrl(id: number): string {
+    const http = this.file.replicas.find((replica) => replica.id === id)?.http
+    if (http === undefined) throw new Error(`replica ${id} has no http listener (create the cluster with http: true)`)
+    return `http://${http}`
   }
 
   logPath(id: number): string {

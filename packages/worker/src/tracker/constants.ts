@@ -28,3 +28,13 @@ export const REQUEST_TIMEOUT_MS_DEFAULT = 2_000
 export const REQUEST_ATTEMPTS_MAX_DEFAULT = 10
 /** Connections a worker's host keeps at most (replicas, gossip peers, peers dialing in). */
 export const WORKER_CONNECTIONS_MAX = 64
+/**
+ * A worker is ready (GET /ready 200) once synced, while the leader has acknowledged a heartbeat
+ * within this many heartbeat intervals (it then follows a leader: presence is the leader's alone)
+ * and its applied index is within READY_APPLIED_LAG_ENTRIES_MAX of the leader's. Three intervals:
+ * one lost heartbeat, or an election, does not flip it; a worker cut off from the leader does so
+ * well before its lease (the TTL is over three intervals) expires.
+ */
+export const READY_HEARTBEAT_INTERVALS_MAX = 3
+/** The same bound a replica is held to (authority READY_APPLIED_LAG_ENTRIES_MAX). */
+export const READY_APPLIED_LAG_ENTRIES_MAX = 1_000

@@ -3,18 +3,22 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AuthorityClient } from '@nodeledger/client'
-import { DELTAS_TOPIC, ProtocolError, encodeGossipDelta, validateGossipDelta } from '@nodeledger/protocol'
+import { DELTAS_TOPIC, ProtocolError, encodeGossipDelta, isRetryable, validateGossipDelta } from '@nodeledger/protocol'
+import type { Readiness } from '@nodeledger/metrics'
 import type { SinceResult, SubmitResult } from '@nodeledger/protocol'
 import { CAPABILITY_FIELD, canDoWork, compareReliability, mergeDelta, recordsDigest } from '@nodeledger/registry'
 import type { Category, Delta, ListFilter, NodeData, SelfReported } from '@nodeledger/registry'
 import type { Logger } from 'pino'
 import { WorkerCache } from '../cache/worker-cache.ts'
+import { TrackerCells } from '../metrics/worker-metrics.ts'
 import {
   ANTI_ENTROPY_INTERVAL_MS_DEFAULT,
   GOSSIP_PEERS_TARGET_DEFAULT,
   HEARTBEAT_INTERVAL_MS_DEFAULT,
   PEER_DIALS_PER_ROUND_MAX,
   PEER_MAINTENANCE_INTERVAL_MS,
+  READY_APPLIED_LAG_ENTRIES_MAX,
+  READY_HEARTBEAT_INTERVALS_MAX,
   REQUEST_ATTEMPTS_MAX_DEFAULT,
   REQUEST_TIMEOUT_MS_DEFAULT,
   SYNC_PAGE_RECORDS,
@@ -44,6 +48,8 @@ export interface NodeEventTrackerOptions {
    * caller could listen for the `synced` event): for callers that time or report startup.
    */
   readonly onSynced?: (appliedIndex: number) => void
+  /** Where this tracker counts gossip, watch, heartbeats (a WorkerMetrics' tracker(…)); default: cells of its own. */
+  readonly metrics?: TrackerCells
 }
 
 /** Where a change came from: the log (confirmed) or a peer's gossip (provisional until the log has it). */
@@ -91,16 +97,13 @@ export class NodeEventTracker extends EventTarget {
   #stopped = false
   #heartbeating = false
   #syncing = false
-  readonly counters = {
-    gossipAccepted: 0,
-    gossipRejected: 0,
-    gossipIgnored: 0,
-    logEvents: 0,
-    antiEntropyRepairs: 0,
-    heartbeats: 0,
-    heartbeatFailures: 0,
-    resyncs: 0,
-  }
+  /** The first catch-up is done (readiness). */
+  #synced = false
+  /** When the leader last acknowledged a heartbeat (performance.now()), and the index it answered with. */
+  #heartbeatAckedMs = Number.NEGATIVE_INFINITY
+  #leaderIndex = 0
+  /** What this tracker counts (gossip, watch, heartbeats): a WorkerMetrics renders them. */
+  readonly metrics: TrackerCells
 
   private constructor(options: NodeEventTrackerOptions, cache: WorkerCache, host: WorkerHost, client: AuthorityClient) {
     super()
@@ -109,6 +112,7 @@ export class NodeEventTracker extends EventTarget {
     this.#cache = cache
     this.#host = host
     this.#client = client
+    this.metrics = options.metrics ?? new TrackerCells()
     this.peerId = peerIdFromPrivateKey(options.privateKey).toString()
     this.#replicaPeerIds = new Set(
       options.bootstrap.map(
@@ -118,6 +122,7 @@ export class NodeEventTracker extends EventTarget {
             .find((component) => component.name === 'p2p')?.value ?? '',
       ),
     )
+    this.metrics.source = this
   }
 
   /** Starts a worker: resolves once it has caught up with the log, joined and been marked active. */
@@ -193,6 +198,45 @@ export class NodeEventTracker extends EventTarget {
     return this.#cache.size
   }
 
+  /** The leader's applied index as last heard: a heartbeat's answer, or the end of a page or event applied. */
+  get leaderIndex(): number {
+    return this.#leaderIndex
+  }
+
+  /** Connections to other workers (not replicas). */
+  gossipPeers(): number {
+    let peers = 0
+    for (const connection of this.#host.getConnections())
+      if (!this.#replicaPeerIds.has(connection.remotePeer.toString())) peers++
+    return peers
+  }
+
+  /**
+   * Ready (GET /ready) once synced, while it follows a leader (the leader acknowledged a heartbeat
+   * within READY_HEARTBEAT_INTERVALS_MAX intervals) and has applied to within
+   * READY_APPLIED_LAG_ENTRIES_MAX entries of the leader's index.
+   */
+  readiness(): Readiness {
+    const details = { appliedIndex: this.appliedIndex, leaderIndex: this.#leaderIndex }
+    if (this.#stopped) return { ready: false, reason: 'stopping', ...details }
+    if (!this.#synced) return { ready: false, reason: 'catching up with the log', ...details }
+    const intervalMs = this.#options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT
+    const silentMs = performance.now() - this.#heartbeatAckedMs
+    if (silentMs > READY_HEARTBEAT_INTERVALS_MAX * intervalMs) {
+      const silence = Number.isFinite(silentMs) ? `for ${Math.round(silentMs)} ms` : 'yet'
+      return { ready: false, reason: `no leader acknowledged a heartbeat ${silence}`, ...details }
+    }
+    const behind = this.#leaderIndex - this.appliedIndex
+    if (behind > READY_APPLIED_LAG_ENTRIES_MAX) {
+      return {
+        ready: false,
+        reason: `applied ${this.appliedIndex} is ${behind} entries behind the leader's ${this.#leaderIndex} (ready within ${READY_APPLIED_LAG_ENTRIES_MAX})`,
+        ...details,
+      }
+    }
+    return { ready: true, ...details }
+  }
+
   /** The digest of every record held, as replicas report `registryDigest`: equal means equal records. */
   digest(): string {
     return recordsDigest(this.#cache.all())
@@ -257,6 +301,7 @@ export class NodeEventTracker extends EventTarget {
     )
     if (own.record !== null) await this.#cache.setOwnSeqAtLeast(own.record.originSeq)
     await this.#catchUp()
+    this.#synced = true
     this.#options.onSynced?.(this.appliedIndex)
     this.dispatchEvent(new CustomEvent('synced', { detail: { appliedIndex: this.appliedIndex } }))
 
@@ -276,6 +321,11 @@ export class NodeEventTracker extends EventTarget {
     this.#every(this.#options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS_DEFAULT, () => void this.#antiEntropy())
     this.#every(PEER_MAINTENANCE_INTERVAL_MS, () => this.#maintainPeers())
     this.#maintainPeers()
+  }
+
+  /** The leader had applied through `index` (a page or an event ends there). */
+  #heardLeaderAt(index: number): void {
+    if (index > this.#leaderIndex) this.#leaderIndex = index
   }
 
   #every(intervalMs: number, run: () => void): void {
@@ -319,6 +369,7 @@ export class NodeEventTracker extends EventTarget {
           }
           throw error
         }
+        this.#heardLeaderAt(page.throughIndex)
         await this.#applyLog(page.records, page.throughIndex)
         more = page.more
       }
@@ -332,7 +383,7 @@ export class NodeEventTracker extends EventTarget {
    * the registry keeps records, not history, so a compacted log loses nothing a worker needs).
    */
   async #resync(): Promise<void> {
-    this.counters.resyncs++
+    this.metrics.resyncs++
     const records: NodeData[] = []
     let from = 0
     let throughIndex = 0
@@ -344,6 +395,8 @@ export class NodeEventTracker extends EventTarget {
       from = throughIndex = page.throughIndex
       more = page.more
     }
+    // The cluster's log was replaced: what was heard of the old one no longer says anything.
+    this.#leaderIndex = throughIndex
     await this.#enqueueLog(async () => {
       await this.#cache.replaceAll(dedupeLatest(records), Math.max(throughIndex, this.#cache.appliedIndex))
     })
@@ -375,8 +428,13 @@ export class NodeEventTracker extends EventTarget {
   async #watchLoop(): Promise<void> {
     while (!this.#stopped) {
       try {
-        for await (const event of this.#client.watch(this.#cache.appliedIndex, { signal: this.#shutdown.signal })) {
-          this.counters.logEvents++
+        const watch = this.#client.watch(this.#cache.appliedIndex, {
+          signal: this.#shutdown.signal,
+          onInterrupted: () => this.metrics.watchReconnects++,
+        })
+        for await (const event of watch) {
+          this.metrics.logEvents++
+          this.#heardLeaderAt(event.throughIndex)
           await this.#applyLog(event.records, event.throughIndex)
         }
       } catch (error) {
@@ -387,7 +445,11 @@ export class NodeEventTracker extends EventTarget {
           )
           continue
         }
-        this.#logger?.warn({ code: (error as ProtocolError).code, err: error }, 'watch ended; finding the leader again')
+        this.metrics.watchReconnects++
+        // No replica answered for a while (a restart, an election): expected, and said without a stack.
+        if (error instanceof ProtocolError && isRetryable(error.code))
+          this.#logger?.info({ code: error.code, message: error.message }, 'watch ended; finding the leader again')
+        else this.#logger?.warn({ err: error }, 'watch ended; finding the leader again')
         await sleep(WATCH_RETRY_DELAY_MS, this.#shutdown.signal).catch(() => {})
       }
     }
@@ -399,20 +461,25 @@ export class NodeEventTracker extends EventTarget {
     try {
       await this.#catchUp()
     } catch (error) {
-      if (!this.#stopped) this.#logger?.warn({ err: error }, 'anti-entropy failed; the next round retries')
+      if (this.#stopped) return
+      if (error instanceof ProtocolError && isRetryable(error.code))
+        this.#logger?.info({ code: error.code, message: error.message }, 'anti-entropy failed; the next round retries')
+      else this.#logger?.warn({ err: error }, 'anti-entropy failed; the next round retries')
       return
     }
-    if (this.#cache.appliedIndex > before) this.counters.antiEntropyRepairs++
+    if (this.#cache.appliedIndex > before) this.metrics.antiEntropyRepairs++
   }
 
   async #heartbeat(): Promise<void> {
     if (this.#stopped || this.#heartbeating) return
     this.#heartbeating = true
     try {
-      await this.#client.heartbeat(this.peerId, { signal: this.#shutdown.signal })
-      this.counters.heartbeats++
+      const answer = await this.#client.heartbeat(this.peerId, { signal: this.#shutdown.signal })
+      this.metrics.heartbeats++
+      this.#heartbeatAckedMs = performance.now()
+      this.#leaderIndex = answer.index
     } catch (error) {
-      this.counters.heartbeatFailures++
+      this.metrics.heartbeatFailures++
       if (!this.#stopped) this.#logger?.warn({ code: (error as ProtocolError).code }, 'heartbeat not acknowledged')
     } finally {
       this.#heartbeating = false
@@ -422,15 +489,17 @@ export class NodeEventTracker extends EventTarget {
   async #gossip(delta: Delta): Promise<void> {
     try {
       await this.#host.services.gossip.publish(DELTAS_TOPIC, encodeGossipDelta(delta))
+      this.metrics.gossipPublished++
     } catch (error) {
       // Gossip is the fast path only: the submit that follows is what makes the change durable.
+      this.metrics.gossipPublishFailures++
       this.#logger?.debug({ err: error, seq: delta.seq }, 'gossip publish failed')
     }
   }
 
   #validate(message: Message): 'accept' | 'reject' | 'ignore' {
     if (message.type !== 'signed') {
-      this.counters.gossipRejected++
+      this.metrics.gossipRejected++
       return 'reject'
     }
     const outcome = validateGossipDelta(
@@ -438,13 +507,13 @@ export class NodeEventTracker extends EventTarget {
       (origin) => this.#cache.get(origin)?.originSeq,
     )
     if (outcome.result === 'reject') {
-      this.counters.gossipRejected++
+      this.metrics.gossipRejected++
       this.#logger?.debug(
         { from: message.from.toString(), reason: outcome.reason, detail: outcome.detail },
         'gossip rejected',
       )
     } else if (outcome.result === 'ignore') {
-      this.counters.gossipIgnored++
+      this.metrics.gossipIgnored++
     } else if (outcome.delta !== undefined) {
       this.#accepted.set(message, outcome.delta)
     }
@@ -460,7 +529,7 @@ export class NodeEventTracker extends EventTarget {
     const held = this.#cache.get(delta.originPeerId)
     const merged = mergeDelta(held, delta, Math.max(Date.now(), held?.lastUpdatedMs ?? 0), held?.changedIndex ?? 0)
     if ('stale' in merged) return
-    this.counters.gossipAccepted++
+    this.metrics.gossipAccepted++
     void this.#cache.putProvisional(merged.record).then(
       (kept) => {
         if (kept)

@@ -1,0 +1,55 @@
+import { startOpsServer } from '@nodeledger/metrics'
+import type { HostPort, OpsServer } from '@nodeledger/metrics'
+import type { Logger } from 'pino'
+import type { ReplicaMetrics } from '../metrics/replica-metrics.ts'
+import type { Replica } from '../replica/replica.ts'
+
+export interface ReplicaHttpOptions {
+  /** The replica's metrics component (the one given to Replica.start). */
+  readonly metrics: ReplicaMetrics
+  /** The replica once started; undefined while it opens its data dir and joins (it may wait for its peers). */
+  readonly replica: () => Replica | undefined
+  /** The replica's id, for /health before it has started. */
+  readonly id: number
+  /** The cluster file's `http` of this replica (or `nodeledger authority --http`). */
+  readonly address: HostPort
+  readonly logger: Logger
+}
+
+/**
+ * A replica's ops HTTP listener (PROTOCOL.md "Ops HTTP"): GET /metrics renders the replica's
+ * metrics, /health says the process is alive with a few figures, /ready is 200 while a leader is
+ * known and this replica has applied to within READY_APPLIED_LAG_ENTRIES_MAX entries of its commit,
+ * else 503 with the reason. Started before the replica, so that a replica waiting for its peers
+ * (an empty data dir) is seen alive and not ready, and a port in use is refused at once.
+ */
+export async function startReplicaHttp(options: ReplicaHttpOptions): Promise<OpsServer> {
+  const startedMs = performance.now()
+  const uptimeSeconds = (): number => Math.round((performance.now() - startedMs) / 1000)
+  return startOpsServer({
+    address: options.address,
+    registry: options.metrics.registry,
+    health: () => {
+      const replica = options.replica()
+      if (replica === undefined) return { replica: options.id, starting: true, uptimeSeconds: uptimeSeconds() }
+      const status = replica.status()
+      return {
+        replica: status.id,
+        peerId: status.peerId,
+        role: status.role,
+        term: status.term,
+        leader: status.leader?.id ?? null,
+        commit: status.commit,
+        applied: status.applied,
+        clockAheadSeconds: replica.clockAheadMs() / 1000,
+        uptimeSeconds: uptimeSeconds(),
+      }
+    },
+    ready: () =>
+      options.replica()?.readiness() ?? {
+        ready: false,
+        reason: 'starting: opening the data dir and joining the cluster',
+      },
+    logger: options.logger.child({ component: 'http' }),
+  })
+}

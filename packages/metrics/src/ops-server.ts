@@ -1,0 +1,103 @@
+import { fastify } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import type { HostPort } from './address.ts'
+import { MetricsError } from './errors.ts'
+
+/** What /ready answers: ready (200), or not with the reason (503). Extra fields go into the JSON body. */
+export interface Readiness {
+  readonly ready: boolean
+  /** Why not, for a person reading a probe's failure: "no leader known", "1,500 entries behind". */
+  readonly reason?: string
+  readonly [detail: string]: unknown
+}
+
+/** The few log calls the server makes (pino's Logger fits). */
+export interface OpsLogger {
+  info(fields: object, message: string): void
+  debug(fields: object, message: string): void
+}
+
+export interface OpsServerOptions {
+  readonly address: HostPort
+  readonly registry: Registry
+  /** The body of /health (process alive): a small object, served with `status: "ok"`. */
+  readonly health: () => Record<string, unknown>
+  readonly ready: () => Readiness
+  readonly logger?: OpsLogger
+}
+
+/**
+ * Limits of the ops listener: it is for a scraper, a probe and a person with curl, never for
+ * traffic. A connection idle or a request slower than these is closed, and a connection beyond
+ * OPS_CONNECTIONS_MAX is closed at once: a stuck scraper cannot pile up sockets in the replica.
+ */
+export const OPS_CONNECTIONS_MAX = 64
+export const OPS_REQUEST_TIMEOUT_MS = 10_000
+export const OPS_KEEP_ALIVE_TIMEOUT_MS = 5_000
+/** GET only: no request body is read. */
+export const OPS_BODY_BYTES_MAX = 1024
+
+export interface OpsServer {
+  /** Where it listens (the port the kernel chose, when asked for port 0). */
+  readonly address: HostPort
+  close(): Promise<void>
+}
+
+/**
+ * The ops HTTP listener of a replica or a worker process, on Fastify:
+ *
+ *   GET /metrics  Prometheus text (the registry, rendered at each scrape)
+ *   GET /health   200 {"status":"ok", ...}: the process is alive and its event loop turns
+ *   GET /ready    200 {"ready":true, ...} or 503 {"ready":false,"reason":"..."}
+ *
+ * Anything else is 404. Refuses to start (MetricsError HTTP_LISTEN_FAILED) when the address
+ * cannot be bound: an operator who configured a listener relies on it, so it is not skipped.
+ */
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const app: FastifyInstance = fastify({
+    logger: false,
+    bodyLimit: OPS_BODY_BYTES_MAX,
+    requestTimeout: OPS_REQUEST_TIMEOUT_MS,
+    connectionTimeout: OPS_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: OPS_KEEP_ALIVE_TIMEOUT_MS,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  })
+  app.get('/metrics', async (_request, reply) => {
+    const text = await options.registry.metrics()
+    return reply.header('content-type', options.registry.contentType).send(text)
+  })
+  app.get('/health', async () => ({ status: 'ok', ...options.health() }))
+  app.get('/ready', async (_request, reply) => {
+    const readiness = options.ready()
+    return reply.code(readiness.ready ? 200 : 503).send(readiness)
+  })
+  try {
+    await app.listen({ host: options.address.host, port: options.address.port })
+  } catch (error) {
+    await app.close().catch(() => {})
+    throw new MetricsError(
+      'HTTP_LISTEN_FAILED',
+      `cannot listen for HTTP on ${formatHostPort(options.address)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      { cause: error },
+    )
+  }
+  app.server.maxConnections = OPS_CONNECTIONS_MAX
+  const bound = app.server.address()
+  const address =
+    bound !== null && typeof bound === 'object' ? { host: options.address.host, port: bound.port } : options.address
+  options.logger?.info({ http: formatHostPort(address) }, 'HTTP listening: /metrics /health /ready')
+  let closing: Promise<void> | undefined
+  return {
+    address,
+    close: () => {
+      closing ??= app.close().then(() => options.logger?.debug({}, 'HTTP listener closed'))
+      return closing
+    },
+  }
+}
+
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+}
