@@ -8,7 +8,7 @@ import { Unpackr } from 'msgpackr'
  *     (positive fixint, uint8, uint16, uint32, uint64 from 2^32 on), read from any integer format;
  *     negative values, values above 2^53 - 1 and floats (float32, float64, even 1.0) are refused:
  *     no field of the protocol holds a signed or fractional number;
- *   - maps have distinct string keys; a map entry whose value is `undefined` is not written (the key
+ *   - maps have distinct string keys, never "__proto__"; a map entry whose value is `undefined` is not written (the key
  *     is absent, as the protocol wants for an unused optional field);
  *   - no extension types (msgpackr's records, timestamps, `undefined` as fixext): refused on read,
  *     never written;
@@ -182,6 +182,11 @@ function scanMap(b: Uint8Array, p: number, count: number, depth: number, at: num
       if (seen!.has(key)) throw duplicate(keyAt)
       seen!.add(key)
     }
+    // msgpackr would build the key "__proto__" as "__proto_" (its guard against prototype
+    // pollution): a value that silently differs from the bytes. No map of the protocol has it.
+    if (isProtoKey(b, start, keyEnd)) {
+      throw refused(keyAt, 'the map key "__proto__" (no map of the protocol has it)')
+    }
     p = scanValue(b, keyEnd, depth + 1)
   }
   return p
@@ -190,6 +195,15 @@ function scanMap(b: Uint8Array, p: number, count: number, depth: number, at: num
 function sameBytes(b: Uint8Array, start1: number, end1: number, start2: number, end2: number): boolean {
   if (end1 - start1 !== end2 - start2) return false
   for (let i = 0; i < end1 - start1; i++) if (b[start1 + i] !== b[start2 + i]) return false
+  return true
+}
+
+/** The UTF-8 bytes of "__proto__", the one string refused as a map key. */
+const PROTO_KEY = new TextEncoder().encode('__proto__')
+
+function isProtoKey(b: Uint8Array, start: number, end: number): boolean {
+  if (end - start !== PROTO_KEY.length) return false
+  for (let i = 0; i < PROTO_KEY.length; i++) if (b[start + i] !== PROTO_KEY[i]) return false
   return true
 }
 
@@ -428,6 +442,7 @@ function writeMap(value: Record<string, unknown>, depth: number): void {
     const key = keys[i]!
     const entry = value[key]
     if (entry === undefined) continue
+    if (key === '__proto__') throw cannotWrite('the map key "__proto__" (no map of the protocol has it)')
     writeString(key)
     writeValue(entry, depth + 1)
   }

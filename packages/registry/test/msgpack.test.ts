@@ -213,6 +213,19 @@ describe('unpackWire', () => {
     expect(Object.keys(unpackWire(Uint8Array.from(large)) as object)).toHaveLength(40)
   })
 
+  it('refuses the map key "__proto__" both ways, which msgpackr would read back as "__proto_"', () => {
+    // Found by the round-trip property (fast-check seed -1462864547): {"": {"__proto__": null}}.
+    const hostile = JSON.parse('{"": {"__proto__": null}}') as Record<string, unknown>
+    expect(() => packWire(hostile)).toThrow(/"__proto__"/)
+    const proto = [...new TextEncoder().encode('__proto__')]
+    const bytesOf = [0x81, 0xa0, 0x81, 0xa9, ...proto, 0xc0]
+    expect(reference.unpack(bytes(...bytesOf))).toEqual({ '': { __proto_: null } })
+    expect(refusal(() => unpackWire(bytes(...bytesOf)))).toMatch(/"__proto__"/)
+    expect(refusal(() => unpackWire(bytes(0x81, 0xd9, 9, ...proto, 0x01)))).toMatch(/"__proto__"/)
+    // Only the exact key: its neighbours are ordinary keys.
+    expect(unpackWire(packWire({ __proto_: 1, ___proto__: 2 }))).toEqual({ __proto_: 1, ___proto__: 2 })
+  })
+
   it('refuses every truncation of a valid value, and empty input', () => {
     const valid = packWire({ v: 1, id: 7, op: 'get', at: [2 ** 40, 'é'.repeat(40), new Uint8Array(300), null, true] })
     expect(unpackWire(valid)).toBeDefined()
@@ -244,7 +257,11 @@ describe('unpackWire', () => {
         fc.string({ maxLength: 300 }),
         fc.uint8Array({ maxLength: 300 }),
         fc.array(tie('value'), { maxLength: 20 }),
-        fc.dictionary(fc.string({ maxLength: 12 }), tie('value'), { maxKeys: 20, noNullPrototype: true }),
+        fc.dictionary(
+          fc.string({ maxLength: 12 }).filter((key) => key !== '__proto__'),
+          tie('value'),
+          { maxKeys: 20, noNullPrototype: true },
+        ),
       ),
     }))
     fc.assert(
