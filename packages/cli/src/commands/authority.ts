@@ -1,7 +1,8 @@
 import { Replica, loadClusterFile } from '@nodeledger/authority'
 import { ApiServer } from '@nodeledger/authority'
 import { resolve } from 'node:path'
-import { UsageError } from '../exit-codes.ts'
+import { bindable, checkListen } from '../addresses.ts'
+import { CliError, UsageError, codeOf } from '../exit-codes.ts'
 import { createLogger } from '../logger.ts'
 
 export interface AuthorityOptions {
@@ -12,6 +13,11 @@ export interface AuthorityOptions {
   multiaddr?: string
   keyFile?: string
   dataDir?: string
+  /**
+   * Where to bind when it differs from the advertised address (a DNS name, a NAT'd public IP):
+   * `/ip4/0.0.0.0/tcp/7001`. Peers and clients still dial the advertised one.
+   */
+  listen?: string
   logLevel: string
   pretty: boolean
 }
@@ -30,13 +36,51 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     }
     self = { multiaddr: options.multiaddr, keyFile: resolve(options.keyFile), dataDir: resolve(options.dataDir) }
   }
-  const replica = await Replica.start({
-    cluster,
-    id: options.id,
-    logger,
-    initialClusterState: options.initialClusterState,
-    ...(self !== undefined ? { self } : {}),
-  })
+  const entry = cluster.replicas.find((replica) => replica.id === options.id)
+  const advertised = self?.multiaddr ?? entry?.multiaddr
+  if (options.listen !== undefined) {
+    // The replica binds its own address minus /p2p/; for another one, it is handed `self` with
+    // the listen address, while the membership of record keeps the advertised one (the file's
+    // for a founder, the one `member add` recorded for a later member).
+    const member = self ?? (entry === undefined ? undefined : { ...entry })
+    if (member === undefined)
+      throw new UsageError(
+        `replica ${options.id} is not in the cluster file; a member added later also needs --multiaddr, --key and --data`,
+      )
+    const peerId = (self?.multiaddr ?? entry!.multiaddr).match(/\/p2p\/([^/]+)$/)?.[1] ?? ''
+    self = {
+      multiaddr: `${checkListen(options.listen, peerId)}/p2p/${peerId}`,
+      keyFile: member.keyFile,
+      dataDir: member.dataDir,
+    }
+  } else if (advertised !== undefined && !bindable(advertised)) {
+    throw new UsageError(
+      `replica ${options.id} advertises ${advertised}, a name it cannot bind: pass --listen /ip4/0.0.0.0/tcp/${advertised.match(/\/tcp\/(\d+)/)?.[1] ?? '<port>'} (or the interface's own address)`,
+    )
+  }
+  let replica: Replica
+  try {
+    replica = await Replica.start({
+      cluster,
+      id: options.id,
+      logger,
+      initialClusterState: options.initialClusterState,
+      ...(self !== undefined ? { self } : {}),
+    })
+  } catch (error) {
+    const code = codeOf(error)
+    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      const where = (self?.multiaddr ?? advertised ?? '?').replace(/\/p2p\/[^/]+$/, '')
+      const why =
+        code === 'EADDRINUSE'
+          ? 'another process listens there (another replica of this or another cluster?)'
+          : code === 'EADDRNOTAVAIL'
+            ? 'it is not an address of this host (on another host, pass --listen /ip4/0.0.0.0/tcp/<port>)'
+            : 'permission denied (a port below 1024?)'
+      throw new CliError(code, `replica ${options.id} cannot listen on ${where}: ${why}`)
+    }
+    throw error
+  }
   const api = new ApiServer({ replica, logger })
   await api.start()
   let stopping = false
