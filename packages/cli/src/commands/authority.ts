@@ -68,7 +68,9 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
       ...(self !== undefined ? { self } : {}),
     })
   } catch (error) {
-    const code = codeOf(error)
+    // libp2p reports a failed listen as one UnsupportedListenAddressesError whose message carries
+    // each socket error; its own code is not the socket's.
+    const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(String((error as Error).message))?.[1] ?? codeOf(error)
     if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
       const where = (self?.multiaddr ?? advertised ?? '?').replace(/\/p2p\/[^/]+$/, '')
       const why =
