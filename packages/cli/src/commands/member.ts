@@ -12,7 +12,7 @@ import { CliError, EXIT, UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
 import { withClient } from './connect.ts'
 import type { ClientCommandOptions, Connection } from './connect.ts'
-import { gatherView } from './status.ts'
+import { exitCodeOf, gatherView } from './status.ts'
 
 /**
  * Membership from the command line (PROTOCOL.md "Membership"): list, add a learner, promote it
@@ -25,25 +25,46 @@ import { gatherView } from './status.ts'
 const PROMOTE_LAG_ENTRIES_MAX = 1_000
 /** How often --wait and replace look again. */
 const POLL_INTERVAL_MS = 500
+/**
+ * Attempts per request of a membership command: more than a one-shot read's 8. Right after an
+ * election or a change, the leader refuses the next change (UNAVAILABLE) until it has committed
+ * an entry of its term, which on a loaded machine outlasts the default budget; an operator's
+ * command may wait for it (about 15 s at the 500 ms backoff cap).
+ */
+const MEMBER_ATTEMPTS_MAX = 30
+const MEMBER_CLIENT = { attemptsMax: MEMBER_ATTEMPTS_MAX }
 /** Ids tried past a retired one before `replace` gives up (ids are never reused). */
 const ID_ATTEMPTS_MAX = 64
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** The leader's status (the membership of record), or UNAVAILABLE. */
+/** How long a membership command waits for a leader to be known (an election, a transfer under way). */
+const LEADER_WAIT_MS = 15_000
+
+/** The leader's status (the membership of record); UNAVAILABLE when none is known within LEADER_WAIT_MS. */
 async function leaderStatus(client: AuthorityClient): Promise<StatusResult> {
-  const statuses = await client.statusAll()
-  const leaders = statuses.flatMap((entry) => (entry.status?.role === 'leader' ? [entry.status] : []))
-  const newest = leaders.sort((a, b) => b.term - a.term)[0]
-  if (newest !== undefined) return newest
-  // Members added later are not in the file: ask whoever answered where the leader is.
-  const hinted = statuses.find((entry) => entry.status?.leader !== null && entry.status?.leader !== undefined)?.status
-    ?.leader
-  if (hinted !== undefined && hinted !== null && hinted.multiaddrs[0] !== undefined) {
-    const status = await client.status(hinted.multiaddrs[0])
-    if (status.role === 'leader') return status
+  const deadline = Date.now() + LEADER_WAIT_MS
+  let seen = 'no replica answered'
+  for (;;) {
+    const statuses = await client.statusAll()
+    const leaders = statuses.flatMap((entry) => (entry.status?.role === 'leader' ? [entry.status] : []))
+    const newest = leaders.sort((a, b) => b.term - a.term)[0]
+    if (newest !== undefined) return newest
+    // Members added later are not in the file: ask the leader that those who answered name.
+    const hinted = statuses.flatMap((entry) => entry.status?.leader?.multiaddrs[0] ?? [])[0]
+    if (hinted !== undefined) {
+      try {
+        const status = await client.status(hinted)
+        if (status.role === 'leader') return status
+      } catch {
+        // an election under way: look again
+      }
+    }
+    seen = statuses.map((entry) => entry.status?.role ?? entry.error?.code ?? '?').join(', ')
+    if (Date.now() >= deadline)
+      throw new ProtocolError('UNAVAILABLE', `no replica leads right now (${seen}): membership changes need a leader`)
+    await sleep(POLL_INTERVAL_MS)
   }
-  throw new ProtocolError('UNAVAILABLE', 'no replica leads right now: membership changes need a leader')
 }
 
 /** Wire refusals, with what to do next. */
@@ -66,7 +87,11 @@ function explain(error: unknown, context: { action: string; id?: number }): neve
 export async function memberList(options: ClientCommandOptions): Promise<number> {
   return withClient(options, async ({ client, cluster }) => {
     const view = await gatherView(client, cluster)
-    if (view.members.length === 0) throw new ProtocolError('UNAVAILABLE', 'no replica answered with the membership')
+    if (view.members.length === 0)
+      throw new ProtocolError(
+        'UNAVAILABLE',
+        `no replica answered with the membership (${view.rows.map((row) => `${row.id}: ${row.error ?? 'no answer'}`).join(', ')}); the cluster file lists where to ask`,
+      )
     const rows = view.members.map((member) => {
       const row = view.rows.find((candidate) => candidate.id === member.id && candidate.answered)
       return {
@@ -107,7 +132,7 @@ export async function memberList(options: ClientCommandOptions): Promise<number>
         `leader ${view.leader?.id ?? 'none'}, commit ${view.leader?.commit ?? '?'}; match = the last index the member holds, lag = entries it has yet to apply (its own status)`,
       )
     }
-    return view.leader === undefined ? EXIT.UNAVAILABLE : EXIT.OK
+    return exitCodeOf(view)
   })
 }
 
@@ -163,47 +188,55 @@ export interface MemberAddOptions extends ClientCommandOptions {
 
 export async function memberAdd(options: MemberAddOptions): Promise<number> {
   const self = await identity(options.key, options.multiaddr)
-  return withClient(options, async ({ client }) => {
-    let result: MemberResult
-    try {
-      result = await client.member({
-        action: 'add',
-        memberId: options.id,
-        peerId: self.peerId,
-        multiaddr: self.multiaddr,
-      })
-    } catch (error) {
-      explain(error, { action: 'add', id: options.id })
-    }
-    const dataDir = options.data ?? join(dirname(resolve(options.key)), 'data')
-    const command = startCommand({ ...options, multiaddr: self.multiaddr, keyFile: options.key, dataDir })
-    if (options.json) {
-      console.log(
-        JSON.stringify({ ...result, id: options.id, peerId: self.peerId, multiaddr: self.multiaddr, command }),
-      )
-    } else {
-      if (self.created) console.log(`generated a new key in ${resolve(options.key)} (peer ${self.peerId})`)
-      console.log(`replica ${options.id} added as a learner at log index ${result.index} (${self.multiaddr})`)
-      console.log('start it on its host (an empty data dir; the leader sends it a snapshot):')
-      console.log(`  ${command.join(' ')}`)
-      console.log(`then, once it has caught up: nodeledger member promote ${options.id} --wait`)
-    }
-    return EXIT.OK
-  })
+  return withClient(
+    options,
+    async ({ client }) => {
+      let result: MemberResult
+      try {
+        result = await client.member({
+          action: 'add',
+          memberId: options.id,
+          peerId: self.peerId,
+          multiaddr: self.multiaddr,
+        })
+      } catch (error) {
+        explain(error, { action: 'add', id: options.id })
+      }
+      const dataDir = options.data ?? join(dirname(resolve(options.key)), 'data')
+      const command = startCommand({ ...options, multiaddr: self.multiaddr, keyFile: options.key, dataDir })
+      if (options.json) {
+        console.log(
+          JSON.stringify({ ...result, id: options.id, peerId: self.peerId, multiaddr: self.multiaddr, command }),
+        )
+      } else {
+        if (self.created) console.log(`generated a new key in ${resolve(options.key)} (peer ${self.peerId})`)
+        console.log(`replica ${options.id} added as a learner at log index ${result.index} (${self.multiaddr})`)
+        console.log('start it on its host (an empty data dir; the leader sends it a snapshot):')
+        console.log(`  ${command.join(' ')}`)
+        console.log(`then, once it has caught up: nodeledger member promote ${options.id} --wait`)
+      }
+      return EXIT.OK
+    },
+    MEMBER_CLIENT,
+  )
 }
 
 export async function memberPromote(
   id: number,
   options: ClientCommandOptions & { wait: boolean; waitTimeoutS: number },
 ): Promise<number> {
-  return withClient(options, async (connection) => {
-    const result = await promoteWhenReady(connection, id, options.wait ? options.waitTimeoutS * 1000 : 0, (lag) =>
-      process.stderr.write(`waiting for replica ${id} to catch up: ${describeLag(lag)}\n`),
-    )
-    if (options.json) console.log(JSON.stringify(result))
-    else console.log(`replica ${id} is a voter now (log index ${result.index})`)
-    return EXIT.OK
-  })
+  return withClient(
+    options,
+    async (connection) => {
+      const result = await promoteWhenReady(connection, id, options.wait ? options.waitTimeoutS * 1000 : 0, (lag) =>
+        process.stderr.write(`waiting for replica ${id} to catch up: ${describeLag(lag)}\n`),
+      )
+      if (options.json) console.log(JSON.stringify(result))
+      else console.log(`replica ${id} is a voter now (log index ${result.index})`)
+      return EXIT.OK
+    },
+    MEMBER_CLIENT,
+  )
 }
 
 function describeLag(lag: number | undefined): string {
@@ -212,22 +245,35 @@ function describeLag(lag: number | undefined): string {
     : `${lag} entries behind the leader's commit (promotion needs at most ${PROMOTE_LAG_ENTRIES_MAX})`
 }
 
-/** The learner's lag, from its own status at the address the membership records. */
-async function lagOf(client: AuthorityClient, id: number): Promise<{ lag: number | undefined; member?: MemberStatus }> {
+/**
+ * The learner's lag, from its own status at the address the membership records. `running` is
+ * false while it does not answer, or answers as a replica still deciding how to start (term 0).
+ */
+async function lagOf(
+  client: AuthorityClient,
+  id: number,
+): Promise<{ lag: number | undefined; running: boolean; applied: number; member?: MemberStatus }> {
   const leader = await leaderStatus(client)
   const member = leader.members.find((m) => m.id === id)
-  if (member === undefined) return { lag: undefined }
+  if (member === undefined) return { lag: undefined, running: false, applied: 0 }
   try {
     const status = await client.status(member.multiaddr)
-    // A replica still deciding how to start answers term 0 and an empty log.
-    if (status.term === 0) return { lag: undefined, member }
-    return { lag: Math.max(0, leader.commit - status.applied), member }
+    if (status.term === 0) return { lag: undefined, running: false, applied: 0, member }
+    return { lag: Math.max(0, leader.commit - status.applied), running: true, applied: status.applied, member }
   } catch {
-    return { lag: undefined, member }
+    return { lag: undefined, running: false, applied: 0, member }
   }
 }
 
-/** Promote `id`, waiting up to `waitMs` while the leader answers NOT_READY; with 0, refuse at once. */
+/**
+ * Promote `id`, waiting up to `waitMs` until it is ready; with 0, refuse at once (NOT_READY).
+ *
+ * Ready means the leader's rule (within 1,000 entries of its commit, checked by the leader) and
+ * ours, checked first from the learner's own status: it runs and has applied the leader's
+ * snapshot. The leader alone would promote a learner that never started while the log is short,
+ * and a voter that never ran then refuses to start (NEEDS_NEW): the cluster would have gained a
+ * voter that can never vote.
+ */
 async function promoteWhenReady(
   { client }: Connection,
   id: number,
@@ -237,79 +283,100 @@ async function promoteWhenReady(
   const deadline = Date.now() + waitMs
   let lastReport = 0
   for (;;) {
-    try {
-      return await client.member({ action: 'promote', memberId: id })
-    } catch (error) {
-      if (!(error instanceof ProtocolError) || error.code !== 'NOT_READY') explain(error, { action: 'promote', id })
-      const { lag } = await lagOf(client, id)
-      if (Date.now() >= deadline)
-        throw new CliError(
-          'NOT_READY',
-          `replica ${id} is not caught up: ${describeLag(lag)}. ${waitMs === 0 ? 'Run again once it has, or pass --wait' : `Still not after ${Math.round(waitMs / 1000)} s: is it running (its log)?`}`,
-        )
-      if (Date.now() - lastReport >= 2_000) {
-        onWaiting(lag)
-        lastReport = Date.now()
+    const learner = await lagOf(client, id)
+    if (learner.member?.voter === true)
+      throw new CliError('CONFLICT', `replica ${id} is already a voter (nothing to promote)`)
+    const ready =
+      learner.running && learner.applied > 0 && (learner.lag ?? Number.POSITIVE_INFINITY) <= PROMOTE_LAG_ENTRIES_MAX
+    if (ready) {
+      try {
+        return await client.member({ action: 'promote', memberId: id })
+      } catch (error) {
+        if (!(error instanceof ProtocolError) || error.code !== 'NOT_READY') explain(error, { action: 'promote', id })
       }
-      await sleep(POLL_INTERVAL_MS)
     }
+    if (Date.now() >= deadline)
+      throw new CliError(
+        'NOT_READY',
+        `replica ${id} is not caught up: ${describeLag(learner.lag)}. ${waitMs === 0 ? 'Run again once it has, or pass --wait' : `Still not after ${Math.round(waitMs / 1000)} s: is it running (its log)?`}`,
+      )
+    if (Date.now() - lastReport >= 2_000) {
+      onWaiting(learner.lag)
+      lastReport = Date.now()
+    }
+    await sleep(POLL_INTERVAL_MS)
   }
 }
 
 export async function memberRemove(id: number, options: ClientCommandOptions): Promise<number> {
-  return withClient(options, async ({ client }) => {
-    const leader = await leaderStatus(client)
-    if (!leader.members.some((member) => member.id === id))
-      throw new CliError(
-        'NOT_FOUND',
-        `replica ${id} is not a member (members: ${leader.members.map((member) => member.id).join(', ')})`,
-      )
-    if (leader.id === id) {
-      const other = leader.members.find((member) => member.voter && member.id !== id)
-      throw new CliError(
-        'REFUSED',
-        `replica ${id} leads: it cannot remove itself. Hand leadership over first: nodeledger transfer-leader --to ${other?.id ?? '<a voter>'}`,
-      )
-    }
-    let result: MemberResult
-    try {
-      result = await client.member({ action: 'remove', memberId: id })
-    } catch (error) {
-      explain(error, { action: 'remove', id })
-    }
-    if (options.json) console.log(JSON.stringify(result))
-    else
-      console.log(
-        `replica ${id} removed at log index ${result.index}; members now ${result.members.map((m) => `${m.id}${m.voter ? '' : ' (learner)'}`).join(', ')}. Stop its process; its id is retired for good`,
-      )
-    return EXIT.OK
-  })
+  return withClient(
+    options,
+    async ({ client }) => {
+      const leader = await leaderStatus(client)
+      if (!leader.members.some((member) => member.id === id))
+        throw new CliError(
+          'NOT_FOUND',
+          `replica ${id} is not a member (members: ${leader.members.map((member) => member.id).join(', ')})`,
+        )
+      if (leader.id === id) {
+        const other = leader.members.find((member) => member.voter && member.id !== id)
+        throw new CliError(
+          'REFUSED',
+          `replica ${id} leads: it cannot remove itself. Hand leadership over first: nodeledger transfer-leader --to ${other?.id ?? '<a voter>'}`,
+        )
+      }
+      let result: MemberResult
+      try {
+        result = await client.member({ action: 'remove', memberId: id })
+      } catch (error) {
+        explain(error, { action: 'remove', id })
+      }
+      if (options.json) console.log(JSON.stringify(result))
+      else
+        console.log(
+          `replica ${id} removed at log index ${result.index}; members now ${result.members.map((m) => `${m.id}${m.voter ? '' : ' (learner)'}`).join(', ')}. Stop its process; its id is retired for good`,
+        )
+      return EXIT.OK
+    },
+    MEMBER_CLIENT,
+  )
 }
 
 export async function transferLeader(to: number, options: ClientCommandOptions): Promise<number> {
-  return withClient(options, async ({ client }) => {
-    const before = await leaderStatus(client)
-    if (before.id === to) {
-      if (options.json) console.log(JSON.stringify({ leader: to, previous: to, moved: false }))
-      else console.log(`replica ${to} leads already (term ${before.term})`)
+  return withClient(
+    options,
+    async ({ client }) => {
+      const before = await leaderStatus(client)
+      if (before.id === to) {
+        if (options.json) console.log(JSON.stringify({ leader: to, previous: to, moved: false }))
+        else console.log(`replica ${to} leads already (term ${before.term})`)
+        return EXIT.OK
+      }
+      const target = before.members.find((member) => member.id === to)
+      if (target === undefined)
+        throw new CliError(
+          'NOT_FOUND',
+          `replica ${to} is not a member (members: ${before.members.map((m) => m.id).join(', ')})`,
+        )
+      if (!target.voter)
+        throw new CliError(
+          'REFUSED',
+          `replica ${to} is a learner: promote it first (nodeledger member promote ${to} --wait)`,
+        )
+      // A voter that does not answer cannot take over: the leader would wait out its deadline (TIMEOUT).
+      const answer = await client.status(target.multiaddr).catch(() => undefined)
+      if (answer === undefined || answer.term === 0)
+        throw new ProtocolError(
+          'UNAVAILABLE',
+          `replica ${to} does not answer at ${target.multiaddr}: it cannot take over`,
+        )
+      const result = await client.transferLeader(to)
+      if (options.json) console.log(JSON.stringify({ leader: result.leader, previous: before.id, moved: true }))
+      else console.log(`replica ${result.leader} leads now (was replica ${before.id}, term ${before.term})`)
       return EXIT.OK
-    }
-    const target = before.members.find((member) => member.id === to)
-    if (target === undefined)
-      throw new CliError(
-        'NOT_FOUND',
-        `replica ${to} is not a member (members: ${before.members.map((m) => m.id).join(', ')})`,
-      )
-    if (!target.voter)
-      throw new CliError(
-        'REFUSED',
-        `replica ${to} is a learner: promote it first (nodeledger member promote ${to} --wait)`,
-      )
-    const result = await client.transferLeader(to)
-    if (options.json) console.log(JSON.stringify({ leader: result.leader, previous: before.id, moved: true }))
-    else console.log(`replica ${result.leader} leads now (was replica ${before.id}, term ${before.term})`)
-    return EXIT.OK
-  })
+    },
+    MEMBER_CLIENT,
+  )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,161 +415,165 @@ export async function memberReplace(old: number, options: MemberReplaceOptions):
     say(`replacing replica ${old} by a new member at ${self.multiaddr}`)
     say(STEPS.map((name, i) => `  ${i + 1}. ${name}`).join('\n'))
     begin(0, `${resolve(options.key)} ${self.created ? 'generated' : 'exists'}: peer ${self.peerId}`)
-    return await withClient(options, async (connection) => {
-      const { client } = connection
-      const check = (): void => {
-        if (interrupted)
+    return await withClient(
+      options,
+      async (connection) => {
+        const { client } = connection
+        const check = (): void => {
+          if (interrupted)
+            throw new CliError(
+              'INTERRUPTED',
+              `interrupted during step ${step + 1} (${STEPS[step]}): run the same command again to resume`,
+            )
+        }
+        let leader = await leaderStatus(client)
+        const oldMember = leader.members.find((member) => member.id === old)
+        let mine = leader.members.find((member) => member.peerId === self.peerId)
+        if (oldMember === undefined && mine === undefined)
           throw new CliError(
-            'INTERRUPTED',
-            `interrupted during step ${step + 1} (${STEPS[step]}): run the same command again to resume`,
+            'NOT_FOUND',
+            `replica ${old} is not a member (members: ${leader.members.map((m) => m.id).join(', ')}), and no member has the key ${resolve(options.key)}`,
           )
-      }
-      let leader = await leaderStatus(client)
-      const oldMember = leader.members.find((member) => member.id === old)
-      let mine = leader.members.find((member) => member.peerId === self.peerId)
-      if (oldMember === undefined && mine === undefined)
-        throw new CliError(
-          'NOT_FOUND',
-          `replica ${old} is not a member (members: ${leader.members.map((m) => m.id).join(', ')}), and no member has the key ${resolve(options.key)}`,
+        if (oldMember !== undefined && oldMember.peerId === self.peerId)
+          throw new UsageError(`the key ${resolve(options.key)} is replica ${old}'s own: a replacement needs a new key`)
+        const taken = leader.members.find(
+          (member) => member.peerId !== self.peerId && sameAddress(member.multiaddr, self.multiaddr),
         )
-      if (oldMember !== undefined && oldMember.peerId === self.peerId)
-        throw new UsageError(`the key ${resolve(options.key)} is replica ${old}'s own: a replacement needs a new key`)
-      const taken = leader.members.find(
-        (member) => member.peerId !== self.peerId && sameAddress(member.multiaddr, self.multiaddr),
-      )
-      if (taken !== undefined)
-        throw new CliError(
-          'CONFLICT',
-          `${self.multiaddr} is replica ${taken.id}'s address: give the new member its own`,
-        )
-      // 2. id: the member this key already is (a re-run), else the next id that was never a member.
-      let id: number
-      let addIndex: number | undefined
-      if (mine !== undefined) {
-        id = mine.id
-        begin(1, `replica ${id} (this key is already a ${mine.voter ? 'voter' : 'learner'}: resuming)`)
-        begin(2, 'done before')
-      } else {
-        let candidate = Math.max(old, ...leader.members.map((member) => member.id)) + 1
-        begin(1, `trying ${candidate} (ids of removed members are never reused)`)
-        begin(2, `as replica ${candidate}`)
-        for (let attempt = 0; ; attempt++) {
-          check()
-          try {
-            const result = await client.member({
-              action: 'add',
-              memberId: candidate,
-              peerId: self.peerId,
-              multiaddr: self.multiaddr,
-            })
-            addIndex = result.index
-            break
-          } catch (error) {
-            if (!(error instanceof ProtocolError) || error.code !== 'CONFLICT' || attempt >= ID_ATTEMPTS_MAX)
-              explain(error, { action: 'add', id: candidate })
-            // The add may have taken effect on an attempt whose answer was lost: then this key is a member.
-            leader = await leaderStatus(client)
-            const added = leader.members.find((member) => member.peerId === self.peerId)
-            if (added !== undefined) {
-              candidate = added.id
+        if (taken !== undefined)
+          throw new CliError(
+            'CONFLICT',
+            `${self.multiaddr} is replica ${taken.id}'s address: give the new member its own`,
+          )
+        // 2. id: the member this key already is (a re-run), else the next id that was never a member.
+        let id: number
+        let addIndex: number | undefined
+        if (mine !== undefined) {
+          id = mine.id
+          begin(1, `replica ${id} (this key is already a ${mine.voter ? 'voter' : 'learner'}: resuming)`)
+          begin(2, 'done before')
+        } else {
+          let candidate = Math.max(old, ...leader.members.map((member) => member.id)) + 1
+          begin(1, `trying ${candidate} (ids of removed members are never reused)`)
+          begin(2, `as replica ${candidate}`)
+          for (let attempt = 0; ; attempt++) {
+            check()
+            try {
+              const result = await client.member({
+                action: 'add',
+                memberId: candidate,
+                peerId: self.peerId,
+                multiaddr: self.multiaddr,
+              })
+              addIndex = result.index
               break
+            } catch (error) {
+              if (!(error instanceof ProtocolError) || error.code !== 'CONFLICT' || attempt >= ID_ATTEMPTS_MAX)
+                explain(error, { action: 'add', id: candidate })
+              // The add may have taken effect on an attempt whose answer was lost: then this key is a member.
+              leader = await leaderStatus(client)
+              const added = leader.members.find((member) => member.peerId === self.peerId)
+              if (added !== undefined) {
+                candidate = added.id
+                break
+              }
+              say(`      id ${candidate} was a member once: trying ${candidate + 1}`)
+              candidate++
             }
-            say(`      id ${candidate} was a member once: trying ${candidate + 1}`)
-            candidate++
+          }
+          id = candidate
+          say(`      replica ${id} added as a learner${addIndex === undefined ? '' : ` at log index ${addIndex}`}`)
+        }
+        // 4. start
+        const command = startCommand({
+          cluster: options.cluster,
+          id,
+          multiaddr: self.multiaddr,
+          keyFile: options.key,
+          dataDir: options.data,
+        })
+        const answering = async (): Promise<StatusResult | undefined> => {
+          try {
+            const status = await client.status(self.multiaddr)
+            return status.term === 0 ? undefined : status
+          } catch {
+            return undefined
           }
         }
-        id = candidate
-        say(`      replica ${id} added as a learner${addIndex === undefined ? '' : ` at log index ${addIndex}`}`)
-      }
-      // 4. start
-      const command = startCommand({
-        cluster: options.cluster,
-        id,
-        multiaddr: self.multiaddr,
-        keyFile: options.key,
-        dataDir: options.data,
-      })
-      const answering = async (): Promise<StatusResult | undefined> => {
-        try {
-          const status = await client.status(self.multiaddr)
-          return status.term === 0 ? undefined : status
-        } catch {
-          return undefined
+        leader = await leaderStatus(client)
+        mine = leader.members.find((member) => member.id === id)
+        if (mine?.voter === true) {
+          begin(3, `replica ${id} is a voter already`)
+        } else if ((await answering()) !== undefined) {
+          begin(3, `replica ${id} is running already`)
+        } else if (options.start) {
+          const started = startInBackground(options.cluster, id, command.slice(1))
+          begin(3, `started in the background (pid ${started.pid}, log ${started.log})`)
+        } else {
+          begin(3, `start it on its host now (this command waits for it):\n      ${command.join(' ')}`)
         }
-      }
-      leader = await leaderStatus(client)
-      mine = leader.members.find((member) => member.id === id)
-      if (mine?.voter === true) {
-        begin(3, `replica ${id} is a voter already`)
-      } else if ((await answering()) !== undefined) {
-        begin(3, `replica ${id} is running already`)
-      } else if (options.start) {
-        const started = startInBackground(options.cluster, id, command.slice(1))
-        begin(3, `started in the background (pid ${started.pid}, log ${started.log})`)
-      } else {
-        begin(3, `start it on its host now (this command waits for it):\n      ${command.join(' ')}`)
-      }
-      // 5. catch up, 6. promote (the leader decides when it is close enough)
-      if (mine?.voter !== true) {
-        const deadline = Date.now() + options.waitTimeoutS * 1000
-        let lastLine = ''
-        begin(4, 'waiting for it to answer and take the leader snapshot')
-        while ((await answering()) === undefined) {
-          check()
-          if (Date.now() > deadline)
-            throw new CliError(
-              'UNAVAILABLE',
-              `replica ${id} did not answer at ${self.multiaddr} within ${options.waitTimeoutS} s: is it running? (${command.join(' ')})`,
-            )
-          await sleep(POLL_INTERVAL_MS)
+        // 5. catch up, 6. promote (the leader decides when it is close enough)
+        if (mine?.voter !== true) {
+          const deadline = Date.now() + options.waitTimeoutS * 1000
+          let lastLine = ''
+          begin(4, 'waiting for it to answer and take the leader snapshot')
+          while ((await answering()) === undefined) {
+            check()
+            if (Date.now() > deadline)
+              throw new CliError(
+                'UNAVAILABLE',
+                `replica ${id} did not answer at ${self.multiaddr} within ${options.waitTimeoutS} s: is it running? (${command.join(' ')})`,
+              )
+            await sleep(POLL_INTERVAL_MS)
+          }
+          begin(5, `as soon as it is within ${PROMOTE_LAG_ENTRIES_MAX} entries of the leader`)
+          const result = await promoteWhenReady(connection, id, Math.max(0, deadline - Date.now()), (lag) => {
+            check()
+            const line = `      ${describeLag(lag)}`
+            if (line !== lastLine) say(line)
+            lastLine = line
+          })
+          say(`      replica ${id} is a voter at log index ${result.index}`)
+        } else {
+          begin(4, 'done before')
+          begin(5, 'done before')
         }
-        begin(5, `as soon as it is within ${PROMOTE_LAG_ENTRIES_MAX} entries of the leader`)
-        const result = await promoteWhenReady(connection, id, Math.max(0, deadline - Date.now()), (lag) => {
-          check()
-          const line = `      ${describeLag(lag)}`
-          if (line !== lastLine) say(line)
-          lastLine = line
-        })
-        say(`      replica ${id} is a voter at log index ${result.index}`)
-      } else {
-        begin(4, 'done before')
-        begin(5, 'done before')
-      }
-      // 7. remove the old member (handing leadership over first if it leads)
-      check()
-      leader = await leaderStatus(client)
-      if (!leader.members.some((member) => member.id === old)) {
-        begin(6, `replica ${old} is no longer a member`)
-      } else {
-        if (leader.id === old) {
-          begin(6, `replica ${old} leads: handing leadership to replica ${id} first`)
-          await client.transferLeader(id)
+        // 7. remove the old member (handing leadership over first if it leads)
+        check()
+        leader = await leaderStatus(client)
+        if (!leader.members.some((member) => member.id === old)) {
+          begin(6, `replica ${old} is no longer a member`)
+        } else {
+          if (leader.id === old) {
+            begin(6, `replica ${old} leads: handing leadership to replica ${id} first`)
+            await client.transferLeader(id)
+          }
+          const removed = await client
+            .member({ action: 'remove', memberId: old })
+            .catch((error: unknown) => explain(error, { action: 'remove', id: old }))
+          begin(6, `replica ${old} removed at log index ${removed.index}`)
         }
-        const removed = await client
-          .member({ action: 'remove', memberId: old })
-          .catch((error: unknown) => explain(error, { action: 'remove', id: old }))
-        begin(6, `replica ${old} removed at log index ${removed.index}`)
-      }
-      leader = await leaderStatus(client)
-      const members = leader.members.map((member) => `${member.id}${member.voter ? '' : ' (learner)'}`).join(', ')
-      if (options.json)
-        console.log(
-          JSON.stringify({
-            replaced: old,
-            by: id,
-            peerId: self.peerId,
-            multiaddr: self.multiaddr,
-            members: leader.members,
-          }),
-        )
-      else {
-        console.log(`replica ${old} replaced by replica ${id} (${self.multiaddr}); members now ${members}`)
-        console.log(
-          `stop replica ${old}'s process if it still runs; the cluster file (the bootstrap list) still names the founders: add replica ${id} to it where clients need to find the cluster`,
-        )
-      }
-      return EXIT.OK
-    })
+        leader = await leaderStatus(client)
+        const members = leader.members.map((member) => `${member.id}${member.voter ? '' : ' (learner)'}`).join(', ')
+        if (options.json)
+          console.log(
+            JSON.stringify({
+              replaced: old,
+              by: id,
+              peerId: self.peerId,
+              multiaddr: self.multiaddr,
+              members: leader.members,
+            }),
+          )
+        else {
+          console.log(`replica ${old} replaced by replica ${id} (${self.multiaddr}); members now ${members}`)
+          console.log(
+            `stop replica ${old}'s process if it still runs; the cluster file (the bootstrap list) still names the founders: add replica ${id} to it where clients need to find the cluster`,
+          )
+        }
+        return EXIT.OK
+      },
+      MEMBER_CLIENT,
+    )
   } finally {
     process.off('SIGINT', onSignal)
   }

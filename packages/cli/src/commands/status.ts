@@ -58,10 +58,10 @@ export interface ClusterView {
 export async function gatherView(client: AuthorityClient, cluster: ClusterFile): Promise<ClusterView> {
   const fromFile = await client.statusAll()
   const answers = fromFile.flatMap((entry) => (entry.status === undefined ? [] : [entry.status]))
-  const leader = newestLeader(answers)
+  const fileLeader = newestLeader(answers)
   // The membership of record, as the leader holds it (else the replica of the highest term).
-  const reference = leader ?? [...answers].sort((a, b) => b.term - a.term)[0]
-  const members = reference?.members ?? []
+  const firstReference = fileLeader ?? [...answers].sort((a, b) => b.term - a.term)[0]
+  const members = firstReference?.members ?? []
   const extra = members.filter((member) => !cluster.replicas.some((entry) => entry.peerId === member.peerId))
   const extraAnswers = await Promise.all(
     extra.map(async (member) => {
@@ -72,10 +72,18 @@ export async function gatherView(client: AuthorityClient, cluster: ClusterFile):
       }
     }),
   )
-  const leaderCommit = leader?.commit ?? Math.max(0, ...answers.map((s) => s.commit))
+  // The leader may be a member the file does not list (added later): look among every answer.
+  const everyAnswer = [
+    ...answers,
+    ...extraAnswers.flatMap((answer) => (answer.status === undefined ? [] : [answer.status])),
+  ]
+  const leader = newestLeader(everyAnswer)
+  const reference = leader ?? firstReference
+  const ofRecord = reference?.members ?? members
+  const leaderCommit = leader?.commit ?? Math.max(0, ...everyAnswer.map((s) => s.commit))
   const membership = (id: number): ReplicaRow['membership'] => {
     if (reference === undefined) return undefined
-    const member = members.find((m) => m.id === id)
+    const member = ofRecord.find((m) => m.id === id)
     return member === undefined ? 'not a member' : member.voter ? 'voter' : 'learner'
   }
   const mismatches: string[] = []
@@ -123,7 +131,7 @@ export async function gatherView(client: AuthorityClient, cluster: ClusterFile):
       problems.push(
         `the file says replica ${fileEntry.id} is ${fileEntry.multiaddr}, but peer ${s.peerId} answered as replica ${s.id}: replica ${fileEntry.id}'s entry names the wrong peer id`,
       )
-    const recorded = members.find((member) => member.id === fileEntry.id)
+    const recorded = ofRecord.find((member) => member.id === fileEntry.id)
     if (recorded !== undefined && recorded.peerId !== fileEntry.peerId)
       problems.push(
         `the membership of record has replica ${fileEntry.id} as ${recorded.peerId}, the file as ${fileEntry.peerId}`,
@@ -145,7 +153,7 @@ export async function gatherView(client: AuthorityClient, cluster: ClusterFile):
     if (status === undefined) rows.push({ ...base, error: error ?? 'UNAVAILABLE', membership: membership(member.id) })
     else rows.push(fill(base, status))
   }
-  return { clusterId: cluster.clusterId, leader, rows, members, mismatches, statuses }
+  return { clusterId: cluster.clusterId, leader, rows, members: ofRecord, mismatches, statuses }
 }
 
 /** The leader of the highest term among the answers (an old leader cut off may still think it leads). */
@@ -193,9 +201,12 @@ export function renderView(view: ClusterView, options: { color: boolean }): stri
   return lines.join('\n')
 }
 
-function exitCodeOf(view: ClusterView): number {
+/** The exit code of a view, said on stderr when it is not 0 (the table alone does not explain a 5). */
+export function exitCodeOf(view: ClusterView): number {
   if (view.mismatches.length > 0) return EXIT.MISMATCH
-  return view.leader === undefined ? EXIT.UNAVAILABLE : EXIT.OK
+  if (view.leader !== undefined) return EXIT.OK
+  console.error('nodeledger: UNAVAILABLE: no replica leads right now (each row is what that replica says of itself)')
+  return EXIT.UNAVAILABLE
 }
 
 export interface StatusOptions extends ClientCommandOptions {
