@@ -56,6 +56,9 @@ export async function buildCli(): Promise<{ outputs: string[]; inputs: string[];
       js: "import { createRequire as __nlRequire } from 'node:module'; const require = __nlRequire(import.meta.url);",
     },
     legalComments: 'none',
+    // Whitespace and syntax only: a third less to read and decode at every start; names stay for stack traces.
+    minifyWhitespace: true,
+    minifySyntax: true,
     metafile: true,
     logLevel: 'warning',
     plugins: [fromSource],

@@ -1,3 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
 import { noise } from '@libp2p/noise'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -28,9 +31,41 @@ export interface Connection {
   libp2p: Libp2p
 }
 
+export interface ClientExtra {
+  attemptsMax?: number
+  /**
+   * Dial the replica that led last time first (leader-only commands: get, put, ls, watch). The
+   * client asks the first replica of its list for the leader; when that is not the leader, a
+   * second connection and handshake follow. Only the order of the file's own entries changes:
+   * the hint is a peer id that must be one of them, so a stale or planted hint costs one extra
+   * round trip at worst, never a dial to an address the file does not name.
+   */
+  preferLeader?: boolean
+}
+
+/** The last leader seen, per cluster and user: a peer id in the OS temp dir. */
+function leaderHintPath(clusterId: string): string {
+  const user = (() => {
+    try {
+      return String(userInfo().uid)
+    } catch {
+      return 'user'
+    }
+  })()
+  return join(tmpdir(), `nodeledger-${user}-leader-${clusterId.replace(/[^A-Za-z0-9-]/g, '')}`)
+}
+
+function readLeaderHint(clusterId: string): string | undefined {
+  try {
+    return readFileSync(leaderHintPath(clusterId), 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
+
 export async function openClient(
   options: Pick<ClientCommandOptions, 'cluster' | 'timeoutMs'>,
-  extra: { attemptsMax?: number } = {},
+  extra: ClientExtra = {},
 ): Promise<Connection> {
   const cluster = await loadClusterFile(options.cluster)
   const operator = cluster.operators[0]
@@ -44,8 +79,13 @@ export async function openClient(
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
   })
+  const hint = extra.preferLeader === true ? readLeaderHint(cluster.clusterId) : undefined
+  const ordered =
+    hint === undefined
+      ? cluster.replicas
+      : [...cluster.replicas].sort((a, b) => Number(b.peerId === hint) - Number(a.peerId === hint))
   const client = new AuthorityClient({
-    bootstrap: cluster.replicas.map((replica) => replica.multiaddr),
+    bootstrap: ordered.map((replica) => replica.multiaddr),
     libp2p,
     requestTimeoutMs: options.timeoutMs,
     ...(extra.attemptsMax === undefined ? {} : { attemptsMax: extra.attemptsMax }),
@@ -58,12 +98,24 @@ export async function openClient(
 export async function withClient<T>(
   options: Pick<ClientCommandOptions, 'cluster' | 'timeoutMs'>,
   body: (connection: Connection) => Promise<T>,
-  extra: { attemptsMax?: number } = {},
+  extra: ClientExtra = {},
 ): Promise<T> {
   const connection = await openClient(options, extra)
   try {
     return await body(connection)
   } finally {
+    const leader = connection.client.leader?.match(/\/p2p\/([^/]+)$/)?.[1]
+    if (
+      extra.preferLeader === true &&
+      leader !== undefined &&
+      leader !== readLeaderHint(connection.cluster.clusterId)
+    ) {
+      try {
+        writeFileSync(leaderHintPath(connection.cluster.clusterId), `${leader}\n`, { mode: 0o600 })
+      } catch {
+        // only a hint
+      }
+    }
     await connection.client.stop()
     await connection.libp2p.stop()
   }

@@ -8,6 +8,9 @@ import { renderTable } from '../output.ts'
 import { withClient } from './connect.ts'
 import type { ClientCommandOptions } from './connect.ts'
 
+/** These commands talk to the leader: dial the last one first. */
+const LEADER_FIRST = { preferLeader: true }
+
 /** FIELD=VALUE pairs to a typed delta: booleans, numbers, a comma-separated multiaddr list, strings. */
 export function parseAssignments(assignments: readonly string[]): Partial<SelfReported> {
   const fields: Record<string, unknown> = {}
@@ -50,22 +53,26 @@ export async function put(
 ): Promise<number> {
   checkPeerId(peerId)
   const fields = parseAssignments(assignments)
-  return withClient(options, async ({ client }) => {
-    // The operator writes on the node's behalf with the next sequence; a concurrent writer makes it
-    // STALE, and one fresh read of the sequence settles it.
-    for (let attempt = 0; ; attempt++) {
-      const current = await client.get(peerId, { consistency: 'linearizable' })
-      const delta: Delta = { originPeerId: peerId, seq: (current.record?.originSeq ?? 0) + 1, fields }
-      try {
-        const result = await client.submit(delta)
-        if (options.json) console.log(JSON.stringify({ peerId, seq: delta.seq, ...result }))
-        else console.log(`${peerId} updated at log index ${result.index} (seq ${delta.seq})`)
-        return 0
-      } catch (error) {
-        if (!(error instanceof ProtocolError) || error.code !== 'STALE' || attempt >= 2) throw error
+  return withClient(
+    options,
+    async ({ client }) => {
+      // The operator writes on the node's behalf with the next sequence; a concurrent writer makes it
+      // STALE, and one fresh read of the sequence settles it.
+      for (let attempt = 0; ; attempt++) {
+        const current = await client.get(peerId, { consistency: 'linearizable' })
+        const delta: Delta = { originPeerId: peerId, seq: (current.record?.originSeq ?? 0) + 1, fields }
+        try {
+          const result = await client.submit(delta)
+          if (options.json) console.log(JSON.stringify({ peerId, seq: delta.seq, ...result }))
+          else console.log(`${peerId} updated at log index ${result.index} (seq ${delta.seq})`)
+          return 0
+        } catch (error) {
+          if (!(error instanceof ProtocolError) || error.code !== 'STALE' || attempt >= 2) throw error
+        }
       }
-    }
-  })
+    },
+    LEADER_FIRST,
+  )
 }
 
 export async function get(
@@ -73,17 +80,21 @@ export async function get(
   options: ClientCommandOptions & { consistency: Consistency },
 ): Promise<number> {
   checkPeerId(peerId)
-  return withClient(options, async ({ client }) => {
-    const { record, index } = await client.get(peerId, { consistency: options.consistency })
-    if (record === null) {
-      if (options.json) console.log(JSON.stringify({ peerId, record: null, index }))
-      else console.error(`${peerId}: not in the registry (as of log index ${index})`)
-      return 3
-    }
-    if (options.json) console.log(JSON.stringify({ record, index }))
-    else console.log(formatRecord(record, index))
-    return 0
-  })
+  return withClient(
+    options,
+    async ({ client }) => {
+      const { record, index } = await client.get(peerId, { consistency: options.consistency })
+      if (record === null) {
+        if (options.json) console.log(JSON.stringify({ peerId, record: null, index }))
+        else console.error(`${peerId}: not in the registry (as of log index ${index})`)
+        return 3
+      }
+      if (options.json) console.log(JSON.stringify({ record, index }))
+      else console.log(formatRecord(record, index))
+      return 0
+    },
+    LEADER_FIRST,
+  )
 }
 
 export function capabilityList(record: NodeData): string[] {
@@ -129,53 +140,57 @@ export async function ls(
   options: ClientCommandOptions & { consistency: Consistency },
 ): Promise<number> {
   if (filter.after !== undefined) checkPeerId(filter.after)
-  return withClient(options, async ({ client }) => {
-    const records: NodeData[] = []
-    let after = filter.after
-    let index = 0
-    let more = false
-    const wanted = filter.all ? Number.POSITIVE_INFINITY : filter.limit
-    while (records.length < wanted) {
-      const page = await client.list(
-        {
-          ...(filter.active !== undefined ? { active: filter.active } : {}),
-          ...(filter.staked !== undefined ? { staked: filter.staked } : {}),
-          ...(filter.capability !== undefined ? { capability: filter.capability as ListFilter['capability'] } : {}),
-          ...(after !== undefined ? { afterPeerId: after } : {}),
-          limit: Math.min(LIST_PAGE_RECORDS_MAX, wanted - records.length),
-        },
-        { consistency: options.consistency },
+  return withClient(
+    options,
+    async ({ client }) => {
+      const records: NodeData[] = []
+      let after = filter.after
+      let index = 0
+      let more = false
+      const wanted = filter.all ? Number.POSITIVE_INFINITY : filter.limit
+      while (records.length < wanted) {
+        const page = await client.list(
+          {
+            ...(filter.active !== undefined ? { active: filter.active } : {}),
+            ...(filter.staked !== undefined ? { staked: filter.staked } : {}),
+            ...(filter.capability !== undefined ? { capability: filter.capability as ListFilter['capability'] } : {}),
+            ...(after !== undefined ? { afterPeerId: after } : {}),
+            limit: Math.min(LIST_PAGE_RECORDS_MAX, wanted - records.length),
+          },
+          { consistency: options.consistency },
+        )
+        records.push(...page.records)
+        index = Math.max(index, page.index)
+        after = page.nextAfterPeerId
+        more = after !== undefined
+        if (!more) break
+      }
+      const nextAfterPeerId = more ? records.at(-1)?.peerId : undefined
+      if (options.json) {
+        console.log(JSON.stringify({ records, index, ...(nextAfterPeerId === undefined ? {} : { nextAfterPeerId }) }))
+        return 0
+      }
+      console.log(
+        renderTable(
+          records.map((record) => ({
+            peer: record.peerId,
+            active: record.isActive,
+            staked: record.isStaked,
+            capabilities: capabilities(record),
+            version: record.version || '-',
+            seq: record.originSeq,
+            changed: record.changedIndex,
+          })),
+          ['peer', 'active', 'staked', 'capabilities', 'version', 'seq', 'changed'],
+        ),
       )
-      records.push(...page.records)
-      index = Math.max(index, page.index)
-      after = page.nextAfterPeerId
-      more = after !== undefined
-      if (!more) break
-    }
-    const nextAfterPeerId = more ? records.at(-1)?.peerId : undefined
-    if (options.json) {
-      console.log(JSON.stringify({ records, index, ...(nextAfterPeerId === undefined ? {} : { nextAfterPeerId }) }))
+      const pages = filter.all && records.length > LIST_PAGE_RECORDS_MAX ? ' (several pages: not one moment)' : ''
+      console.log(`${records.length} record(s) as of log index ${index}${pages}`)
+      // "May follow": the server says so when its page was full, even if the next page turns out empty.
+      if (nextAfterPeerId !== undefined)
+        console.log(`more may follow: nodeledger ls --after ${nextAfterPeerId} (or --all for everything)`)
       return 0
-    }
-    console.log(
-      renderTable(
-        records.map((record) => ({
-          peer: record.peerId,
-          active: record.isActive,
-          staked: record.isStaked,
-          capabilities: capabilities(record),
-          version: record.version || '-',
-          seq: record.originSeq,
-          changed: record.changedIndex,
-        })),
-        ['peer', 'active', 'staked', 'capabilities', 'version', 'seq', 'changed'],
-      ),
-    )
-    const pages = filter.all && records.length > LIST_PAGE_RECORDS_MAX ? ' (several pages: not one moment)' : ''
-    console.log(`${records.length} record(s) as of log index ${index}${pages}`)
-    // "May follow": the server says so when its page was full, even if the next page turns out empty.
-    if (nextAfterPeerId !== undefined)
-      console.log(`more may follow: nodeledger ls --after ${nextAfterPeerId} (or --all for everything)`)
-    return 0
-  })
+    },
+    LEADER_FIRST,
+  )
 }
