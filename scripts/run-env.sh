@@ -7,5 +7,5 @@ WRAPPER="$ROOT/node_modules/.bin/node"
 # node_modules/.bin/node is a shell wrapper that does not exec: a signal sent to its pid would reach
 # the shell, not the process it runs. Run the real binary so pid files name the processes themselves.
 NODE=$("$WRAPPER" -e 'process.stdout.write(process.execPath)')
-CLI=("$NODE" "$ROOT/packages/cli/src/main.ts")
+CLI=("$NODE" "$ROOT/packages/cli/bin/nodeledger.mjs")
 CLUSTER="$DIR/cluster.json"

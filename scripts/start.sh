@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${NODELEDGER_RUN_DIR:-$ROOT/.run/cluster}
-CLI=("$ROOT/node_modules/.bin/node" "$ROOT/packages/cli/src/main.ts")
+CLI=("$ROOT/node_modules/.bin/node" "$ROOT/packages/cli/bin/nodeledger.mjs")
 
 echo "nodeledger: starting a 3-replica authority cluster (run dir $DIR)"
 bash "$ROOT/scripts/cluster.sh" up --replicas 3

@@ -10,12 +10,14 @@
  *   pnpm bench -- --only seq,conc --replicas 5 --profile
  *   pnpm bench -- --only failover --failover-trials 50 --client-backoff default
  *   pnpm bench -- --only gossip,catchup --no-etcd --gossip-workers 50,100,200 --catchup-trials 5
+ *   pnpm bench -- --only cli --cli-runs 20 [--cli-from-source]
  *
  * Before each system's run of each workload the bench waits (up to --settle-s) for the 1-minute
  * load average to fall to 0.5 per core, records it, and marks the figures taken above that (`!`).
  *
  * `gossip` and `catchup` measure workers (NodeEventTrackers), which etcd has no counterpart of:
- * their rows have nodeledger figures only.
+ * their rows have nodeledger figures only. `cli` times the command line itself (cli.ts): nodeledger's
+ * installed command against etcdctl's counterparts, each a new process per run.
  *
  * A benchmark, not a test: it fails only when a system cannot be started or stays broken.
  */
@@ -45,6 +47,8 @@ import {
 } from './profile.ts'
 import type { ProfileSummary, Window } from './profile.ts'
 import { Progress } from './progress.ts'
+import { CLI_COMMANDS, CLI_RUNS_DEFAULT } from './cli.ts'
+import type { CliCommand, CliResult, CliTarget } from './cli.ts'
 import { CHART_PERCENTILES, GAP_BUCKETS_MS, bucketLabel, histogram, ratios, round } from './stats.ts'
 import type { BenchTarget, Cleanup, SystemName } from './target.ts'
 import {
@@ -66,7 +70,7 @@ import {
 } from './worker-protocol.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup'] as const
+const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup', 'cli'] as const
 type WorkloadOption = (typeof WORKLOADS)[number]
 
 /** Equal timeouts for the second failover run: heartbeat 50 ms, election 300 ms on both systems. */
@@ -106,6 +110,10 @@ interface Options {
   gossipDeltas: number
   catchupRecords: number
   catchupTrials: number
+  /** Runs of each command in the cli workload. */
+  cliRuns: number
+  /** cli also from source (NODELEDGER_FROM_SOURCE=1: no bundle), for the before/after. */
+  cliFromSource: boolean
 }
 
 function parseOptions(argv: string[]): Options {
@@ -132,14 +140,20 @@ function parseOptions(argv: string[]): Options {
       'gossip-deltas': { type: 'string', default: String(GOSSIP_DELTAS_DEFAULT) },
       'catchup-records': { type: 'string', default: String(CATCHUP_RECORDS_DEFAULT) },
       'catchup-trials': { type: 'string', default: String(CATCHUP_TRIALS_DEFAULT) },
+      'cli-runs': { type: 'string', default: String(CLI_RUNS_DEFAULT) },
+      'cli-from-source': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help) {
     process.stdout.write(
-      'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
+      'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup,cli] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
         '             [--failover-trials N (default: --trials)] [--client-backoff 5,20|default] [--replicas 3|5] [--profile] [--settle-s 60]\n' +
         '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n' +
+        '             [--cli-runs 20] [--cli-from-source]\n' +
+        '  --only cli        wall time of nodeledger --help, status, get, put (the installed command, a new process\n' +
+        "                    per run) against a 3-replica cluster, and of etcdctl's counterparts if etcdctl is installed\n" +
+        '  --cli-from-source also nodeledger from source (no bundle), rows marked "from source"\n' +
         '  --replicas 5      also run seq and conc against a 5-replica nodeledger cluster and a 5-member etcd\n' +
         '  --profile         CPU profiles of the leader replica and of the bench process per nodeledger workload\n' +
         '                    (seq, conc, reads), saved under .run/bench/<timestamp>/profiles, top 15 printed\n' +
@@ -204,6 +218,8 @@ function parseOptions(argv: string[]): Options {
     gossipDeltas: integer('--gossip-deltas', values['gossip-deltas'], 1, GOSSIP_DELTAS_MAX),
     catchupRecords: integer('--catchup-records', values['catchup-records'], 1, CATCHUP_RECORDS_MAX),
     catchupTrials: integer('--catchup-trials', values['catchup-trials'], 1, TRIALS_MAX),
+    cliRuns: integer('--cli-runs', values['cli-runs'], 1, TRIALS_MAX),
+    cliFromSource: values['cli-from-source'],
   }
 }
 
@@ -282,7 +298,7 @@ type SystemResults = {
   'catchup-cold'?: Measured<CatchupResult>
   'catchup-warm'?: Measured<CatchupResult>
   error?: string
-}
+} & { [cli in `cli-${CliCommand}` | `cli-${CliCommand}-src`]?: Measured<CliResult> }
 
 type WorkloadName = keyof Omit<SystemResults, 'error'>
 
@@ -362,8 +378,22 @@ const CATCHUP_ROWS: WorkloadRow[] = [
   },
 ]
 
+/** One row per command: wall time from spawn to exit, over --cli-runs runs. */
+function cliRows(fromSource: boolean): WorkloadRow[] {
+  const metrics: WorkloadRow['metrics'] = [
+    ['p50Ms', 'p50 ms', 'lower'],
+    ['p90Ms', 'p90 ms', 'lower'],
+    ['maxMs', 'max ms', 'lower'],
+    ['failures', 'failed runs', 'lower'],
+  ]
+  return [
+    ...CLI_COMMANDS.map((command) => ({ workload: `cli-${command}` as const, metrics })),
+    ...(fromSource ? CLI_COMMANDS.map((command) => ({ workload: `cli-${command}-src` as const, metrics })) : []),
+  ]
+}
+
 function allRows(options: Options): WorkloadRow[] {
-  return [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS]
+  return [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS, ...cliRows(options.cliFromSource)]
 }
 
 /** The JSON line's names: writesPerS for writes, readsPerS for reads. */
@@ -378,6 +408,7 @@ function renamed(workload: string, result: object | undefined): Record<string, u
 
 /** The table's name of a workload: the 5-replica rows say so. */
 function rowName(workload: string): string {
+  if (workload.endsWith('-src')) return `${workload.slice(0, -4)} (from source)`
   return workload.endsWith('-5r') ? `${workload.slice(0, -3)} (5 replicas)` : workload
 }
 
@@ -726,6 +757,8 @@ interface SystemRun {
   progress: Progress
   random: () => number
   profiler: RunProfiler | undefined
+  /** The cli workload's cluster and commands (undefined: this system has no command line here). */
+  openCli?: (fromSource: boolean) => Promise<CliTarget>
 }
 
 async function runSystem(run: SystemRun): Promise<SystemResults> {
@@ -839,6 +872,21 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
         )
     })
   }
+  if (only.has('cli') && run.openCli !== undefined) {
+    const { runCli } = await import('./cli.ts')
+    const passes = system === 'nodeledger' && options.cliFromSource ? [false, true] : [false]
+    for (const fromSource of passes) {
+      const target = await run.openCli(fromSource)
+      try {
+        const load = await settleLoad(`${system} cli${fromSource ? ' from source' : ''}`, options.settleS, progress)
+        const measured = await runCli(system, target, options.cliRuns, progress)
+        for (const command of CLI_COMMANDS)
+          results[`cli-${command}${fromSource ? '-src' : ''}`] = { ...measured[command], ...load }
+      } finally {
+        await target.close()
+      }
+    }
+  }
   // Workers are nodeledger's alone; each workload starts its own cluster.
   if (system === 'nodeledger' && (only.has('gossip') || only.has('catchup'))) {
     const { catchup, gossipPropagation } = await import('./worker-workloads.ts')
@@ -919,6 +967,7 @@ async function main(): Promise<void> {
       ...(options.only.has('catchup')
         ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials }
         : {}),
+      ...(options.only.has('cli') ? { cliRuns: options.cliRuns, cliFromSource: options.cliFromSource } : {}),
     },
     machine: {
       cpus: cpus().length,
@@ -955,6 +1004,10 @@ async function main(): Promise<void> {
         progress,
         random,
         profiler,
+        openCli: async (fromSource) => {
+          const { openNodeledgerCli } = await import('./cli.ts')
+          return openNodeledgerCli(cleanups, fromSource)
+        },
       })
       meta.nodeledger = {
         valueBytes: factoryHolder.factory?.encodedBytes,
@@ -972,6 +1025,12 @@ async function main(): Promise<void> {
     const version = etcdVersion(etcdBinary)
     const valueBytes = new DeltaFactory(peerIds[0]!, peerIds[1]!).encodedBytes
     meta.etcd = { binary: etcdBinary, version, valueBytes }
+    const { findEtcdctl, openEtcdCli } = await import('./cli.ts')
+    const etcdctl = options.only.has('cli') ? findEtcdctl() : undefined
+    if (options.only.has('cli') && etcdctl === undefined)
+      process.stderr.write(
+        "etcdctl is not installed, so the cli rows have nodeledger figures only (Debian's etcd-client: apt-get install -y etcd-client)\n",
+      )
     const timingFor = (timing: 'default' | 'equal'): EtcdTiming =>
       timing === 'default' ? ETCD_TIMING_DEFAULT : EQUAL_TIMING
     try {
@@ -990,6 +1049,9 @@ async function main(): Promise<void> {
         progress,
         random,
         profiler: undefined,
+        ...(etcdctl === undefined
+          ? {}
+          : { openCli: () => openEtcdCli(etcdBinary, etcdctl, options.etcdPort, cleanups) }),
       })
     } catch (error) {
       results.etcd.error = describe(error)

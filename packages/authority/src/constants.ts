@@ -45,3 +45,12 @@ export const SOFTWARE_VERSION = '0.2.0'
  * holding everyone up while it catches up.
  */
 export const PROMOTE_LAG_ENTRIES_MAX = 1_000
+
+/**
+ * A replica warns when the registry's clock runs ahead of its own by more than this. The registry's
+ * clock is the newest leader stamp applied (it never runs backwards: a stamp below it is clamped),
+ * and a stamp normally trails the clock of the replica applying it by the commit latency, so only a
+ * clock error puts it ahead. 5 s: far above NTP's error and any commit latency, half the default
+ * lease TTL (10 s), so the warning comes before uptimes are off by a lease.
+ */
+export const CLOCK_AHEAD_WARN_MS = 5_000

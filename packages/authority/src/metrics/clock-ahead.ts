@@ -1,14 +1,10 @@
 import type { Logger } from 'pino'
+import { CLOCK_AHEAD_WARN_MS } from '../constants.ts'
 import type { RaftCells } from './cells.ts'
 
-/**
- * A replica warns when the registry's clock runs ahead of its own by more than this. The registry's
- * clock is the newest leader stamp applied (it never runs backwards: a stamp below it is clamped),
- * and a stamp normally trails the clock of the replica applying it by the commit latency, so only a
- * clock error puts it ahead. 5 s: far above NTP's error and any commit latency, half the default
- * lease TTL (10 s), so the warning comes before uptimes are off by a lease.
- */
-export const CLOCK_AHEAD_WARN_MS = 5_000
+// Defined with the other constants, so the CLI's status can import it without the replica.
+export { CLOCK_AHEAD_WARN_MS }
+
 /** While the clock stays ahead, the warning repeats this often (not at every entry), and when the role changes. */
 export const CLOCK_AHEAD_WARN_INTERVAL_MS = 60_000
 /** The comparison runs after applying, at most this often: one clock read per second, not per entry. */

@@ -3,7 +3,8 @@ import { ApiServer } from '@nodeledger/authority'
 import { readHostPort } from '@nodeledger/metrics'
 import type { HostPort, OpsServer } from '@nodeledger/metrics'
 import { resolve } from 'node:path'
-import { UsageError } from '../exit-codes.ts'
+import { bindable, checkListen } from '../addresses.ts'
+import { CliError, UsageError, codeOf } from '../exit-codes.ts'
 import { createLogger } from '../logger.ts'
 
 export interface AuthorityOptions {
@@ -16,6 +17,11 @@ export interface AuthorityOptions {
   dataDir?: string
   /** HOST:PORT of the ops HTTP listener (/metrics, /health, /ready); overrides the cluster file's `http`. */
   http?: string
+  /**
+   * Where to bind when it differs from the advertised address (a DNS name, a NAT'd public IP):
+   * `/ip4/0.0.0.0/tcp/7001`. Peers and clients still dial the advertised one.
+   */
+  listen?: string
   logLevel: string
   pretty: boolean
 }
@@ -40,12 +46,34 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     }
     self = { multiaddr: options.multiaddr, keyFile: resolve(options.keyFile), dataDir: resolve(options.dataDir) }
   }
+  const entry = cluster.replicas.find((replica) => replica.id === options.id)
+  const advertised = self?.multiaddr ?? entry?.multiaddr
+  if (options.listen !== undefined) {
+    // The replica binds its own address minus /p2p/; for another one, it is handed `self` with
+    // the listen address, while the membership of record keeps the advertised one (the file's
+    // for a founder, the one `member add` recorded for a later member).
+    const member = self ?? (entry === undefined ? undefined : { ...entry })
+    if (member === undefined)
+      throw new UsageError(
+        `replica ${options.id} is not in the cluster file; a member added later also needs --multiaddr, --key and --data`,
+      )
+    const peerId = (self?.multiaddr ?? entry!.multiaddr).match(/\/p2p\/([^/]+)$/)?.[1] ?? ''
+    self = {
+      multiaddr: `${checkListen(options.listen, peerId)}/p2p/${peerId}`,
+      keyFile: member.keyFile,
+      dataDir: member.dataDir,
+    }
+  } else if (advertised !== undefined && !bindable(advertised)) {
+    throw new UsageError(
+      `replica ${options.id} advertises ${advertised}, a name it cannot bind: pass --listen /ip4/0.0.0.0/tcp/${advertised.match(/\/tcp\/(\d+)/)?.[1] ?? '<port>'} (or the interface's own address)`,
+    )
+  }
   // One metrics component per replica; this process is one replica, so it also carries Node's process metrics.
   const metrics = new ReplicaMetrics({ processMetrics: true })
   // No `http` in the cluster file (and no --http): no listener. A configured one that cannot be bound
   // refuses the start: whoever configured it relies on it (PROTOCOL.md "Cluster file"). It starts
   // first, so a replica waiting for its peers answers /health (and /ready 503, starting).
-  const httpAddress = httpFlag ?? cluster.replicas.find((replica) => replica.id === options.id)?.http
+  const httpAddress = httpFlag ?? entry?.http
   let started: Replica | undefined
   const http: OpsServer | undefined =
     httpAddress === undefined
@@ -63,6 +91,19 @@ export async function runAuthority(options: AuthorityOptions): Promise<void> {
     })
   } catch (error) {
     await http?.close()
+    // libp2p reports a failed listen as one UnsupportedListenAddressesError whose message carries
+    // each socket error; its own code is not the socket's.
+    const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(String((error as Error).message))?.[1] ?? codeOf(error)
+    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      const where = (self?.multiaddr ?? advertised ?? '?').replace(/\/p2p\/[^/]+$/, '')
+      const why =
+        code === 'EADDRINUSE'
+          ? 'another process listens there (another replica of this or another cluster?)'
+          : code === 'EADDRNOTAVAIL'
+            ? 'it is not an address of this host (on another host, pass --listen /ip4/0.0.0.0/tcp/<port>)'
+            : 'permission denied (a port below 1024?)'
+      throw new CliError(code, `replica ${options.id} cannot listen on ${where}: ${why}`)
+    }
     throw error
   }
   started = replica

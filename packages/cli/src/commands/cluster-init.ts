@@ -3,47 +3,51 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import {
-  DEFAULT_LIVENESS,
-  DEFAULT_TIMING,
-  SNAPSHOT_EVERY_ENTRIES_DEFAULT,
-  loadOrCreateKey,
-  parseClusterFile,
-} from '@nodeledger/authority'
-import type { ClusterFile } from '@nodeledger/authority'
+import { parseClusterFile } from '@nodeledger/authority/cluster-file'
+import type { ClusterFile } from '@nodeledger/authority/cluster-file'
+import { DEFAULT_LIVENESS, DEFAULT_TIMING, SNAPSHOT_EVERY_ENTRIES_DEFAULT } from '@nodeledger/authority/constants'
+import { loadOrCreateKey } from '@nodeledger/authority/key'
+import { planAddresses } from '../addresses.ts'
 import { UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
 
 export interface ClusterInitOptions {
-  replicas: number
+  /** Undefined: as many as --hosts/--multiaddrs give, else 3. */
+  replicas: number | undefined
   dir: string
   port: number
+  hosts?: string
+  multiaddrs?: string
   force: boolean
   json: boolean
 }
 
 /**
  * Write a key per replica and an operator key, and the cluster file that names them. Replica N
- * listens on its own loopback address 127.0.0.(10+N), so partitions between replicas can be cut by
- * address (issue 6's iptables nemesis).
+ * is at `--hosts`' Nth host (or `--multiaddrs`' Nth address), by default on its own loopback
+ * address 127.0.0.(10+N), so partitions between local replicas can be cut by address.
+ *
+ * For a cluster on several hosts the keys may also be generated on each host (run cluster init
+ * there with the same --hosts and copy the peer ids over) — see the README's deployment section;
+ * this command writes them all in one place, to be distributed.
  */
 export async function clusterInit(options: ClusterInitOptions): Promise<ClusterFile> {
-  if (options.replicas !== 3 && options.replicas !== 5)
-    throw new UsageError(`--replicas must be 3 or 5 (got ${options.replicas})`)
+  const plan = planAddresses(options)
   const dir = resolve(options.dir)
   const clusterPath = join(dir, 'cluster.json')
   if (existsSync(clusterPath) && !options.force)
     throw new UsageError(`${clusterPath} exists; pass --force to overwrite it (keys are kept)`)
   await mkdir(dir, { recursive: true })
   const replicas = []
-  for (let id = 1; id <= options.replicas; id++) {
+  for (const [index, address] of plan.addresses.entries()) {
+    const id = index + 1
     const replicaDir = join(dir, `replica-${id}`)
     await mkdir(replicaDir, { recursive: true })
     const keyFile = join(replicaDir, 'peer.key')
     const peerId = peerIdFromPrivateKey(await loadOrCreateKey(keyFile)).toString()
     replicas.push({
       id,
-      multiaddr: `/ip4/127.0.0.${10 + id}/tcp/${options.port}/p2p/${peerId}`,
+      multiaddr: `${address}/p2p/${peerId}`,
       dataDir: `replica-${id}/data`,
       keyFile: `replica-${id}/peer.key`,
     })
@@ -66,7 +70,7 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
   if (options.json) {
     console.log(JSON.stringify({ clusterFile: clusterPath, ...file }))
   } else {
-    console.log(`wrote ${clusterPath}: ${options.replicas} replicas, operator ${operatorPeerId}`)
+    console.log(`wrote ${clusterPath}: ${replicas.length} replicas, operator ${operatorPeerId}`)
     console.log(
       renderTable(
         parsed.replicas.map((replica) => ({ id: replica.id, multiaddr: replica.multiaddr, data: replica.dataDir })),

@@ -1,9 +1,6 @@
 import { resolve } from 'node:path'
 import cliProgress from 'cli-progress'
-import type { Command } from 'commander'
-import { InvalidArgumentError, Option } from 'commander'
 import {
-  BackupError,
   SNAPSHOT_FILE_VERSION,
   SOFTWARE_VERSION,
   decodeSnapshotFile,
@@ -30,53 +27,6 @@ import { renderTable } from '../output.ts'
  * NOT_EMPTY), 3 the file does not exist, 5 no leader answered, 6 not an operator, 9 CORRUPT or
  * UNSUPPORTED_VERSION, 10 IO.
  */
-
-export interface SnapshotCommandDefaults {
-  /** The cluster file `save` reads when --cluster is not given (restore always needs its own). */
-  readonly defaultCluster: string
-}
-
-/** Registers `snapshot save`, `snapshot status` and `snapshot restore` on `program`. */
-export function registerSnapshotCommand(program: Command, defaults: SnapshotCommandDefaults): void {
-  const snapshot = program.command('snapshot').description('back up the registry to a file, inspect one, restore one')
-  snapshot
-    .command('save')
-    .description("save the leader's state at a linearizable point to FILE (atomically; checksummed)")
-    .argument('<file>')
-    .addOption(new Option('--cluster <file>', 'cluster file of the running cluster').default(defaults.defaultCluster))
-    .addOption(
-      new Option('--timeout-ms <ms>', 'deadline of each request (finding the leader)')
-        .argParser(positiveInteger('--timeout-ms'))
-        .default(5_000),
-    )
-    .addOption(
-      new Option(
-        '--frame-timeout-ms <ms>',
-        "deadline of each frame of the transfer (the first one waits for the leader's read barrier and encode)",
-      )
-        .argParser(positiveInteger('--frame-timeout-ms'))
-        .default(30_000),
-    )
-    .option('--json', 'machine-readable output', false)
-    .action((file: string, options: SnapshotSaveOptions) => runSnapshotCommand(() => snapshotSave(file, options)))
-  snapshot
-    .command('status')
-    .description('what a snapshot file holds: cluster, index, term, members, records, bytes; checks every checksum')
-    .argument('<file>')
-    .option('--json', 'machine-readable output', false)
-    .action((file: string, options: { json: boolean }) => runSnapshotCommand(() => snapshotStatus(file, options)))
-  snapshot
-    .command('restore')
-    .description(
-      "seed a NEW cluster's data dirs from FILE (its cluster file from `cluster init`: new keys, a new clusterId)",
-    )
-    .argument('<file>')
-    .requiredOption('--cluster <file>', 'cluster file of the new cluster (its founders get the restored state)')
-    .option('--json', 'machine-readable output', false)
-    .action((file: string, options: { cluster: string; json: boolean }) =>
-      runSnapshotCommand(() => snapshotRestore(file, options)),
-    )
-}
 
 // -------------------------------------------------------------------------------------------------
 // save
@@ -277,25 +227,17 @@ function byteProgress(label: string): { update(received: number, total: number):
   }
 }
 
-function positiveInteger(name: string) {
-  return (value: string): number => {
-    const parsed = Number(value)
-    if (!Number.isSafeInteger(parsed) || parsed < 1) throw new InvalidArgumentError(`${name} takes an integer >= 1`)
-    return parsed
-  }
-}
-
 /**
  * As main.ts's `run`: the command's exit code, or the error printed with its code and mapped to an
- * exit code. NOT_EMPTY (a target data dir holds something) is bad input, like INVALID.
+ * exit code (NOT_EMPTY, a target data dir holds something, is bad input like INVALID).
  */
-async function runSnapshotCommand(action: () => Promise<number>): Promise<void> {
+export async function runSnapshotCommand(action: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await action()
   } catch (error) {
     const code = (error as { code?: string }).code
     console.error(`nodeledger: ${code !== undefined ? `${code}: ` : ''}${(error as Error).message}`)
     if (process.env.NODELEDGER_DEBUG === '1') console.error(error)
-    process.exitCode = error instanceof BackupError && error.code === 'NOT_EMPTY' ? EXIT.BAD_INPUT : exitCodeFor(error)
+    process.exitCode = exitCodeFor(error)
   }
 }

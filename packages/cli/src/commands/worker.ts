@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises'
+import { multiaddr } from '@multiformats/multiaddr'
 import { basename, dirname, join, resolve } from 'node:path'
 import { loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
 import { CATEGORIES, CAPABILITY_FIELD } from '@nodeledger/registry'
@@ -32,7 +33,19 @@ export interface WorkerCommandOptions {
 
 /** Where replicas are: `--bootstrap` if given, else the cluster file. */
 async function bootstrapOf(options: WorkerCommandOptions): Promise<string[]> {
-  if (options.bootstrap.length > 0) return [...options.bootstrap]
+  if (options.bootstrap.length > 0) {
+    for (const address of options.bootstrap) {
+      let last: string | undefined
+      try {
+        last = multiaddr(address).getComponents().at(-1)?.name
+      } catch (error) {
+        throw new UsageError(`--bootstrap "${address}" is not a multiaddr (${(error as Error).message})`)
+      }
+      if (last !== 'p2p')
+        throw new UsageError(`--bootstrap ${address} must end in /p2p/<peerId>: the replica's identity is checked`)
+    }
+    return [...options.bootstrap]
+  }
   const cluster = await loadClusterFile(options.cluster)
   return cluster.replicas.map((replica) => replica.multiaddr)
 }
