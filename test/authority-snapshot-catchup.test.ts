@@ -32,7 +32,11 @@ describe('a replica behind a compacted log catches up by snapshot', () => {
     const head = await leaderOf(client)
     expect(head.snapshotIndex).toBeGreaterThan(40_000)
     cluster.start(down)
-    const all = await converged(client, 60_000)
+    const all = await converged(client, 60_000).catch((error: unknown) => {
+      // Seen once in 14 runs under load, not yet explained: keep what the restarted replica said.
+      const tail = cluster.logText(down).split('\n').slice(-60).join('\n')
+      throw new Error(`${(error as Error).message}\nreplica ${down}'s log, last 60 lines:\n${tail}`)
+    })
     const restarted = all.find((status) => status.id === down)!
     expect(restarted.snapshotIndex).toBeGreaterThan(40_000)
     expect(new Set(all.map((status) => status.registryDigest)).size).toBe(1)

@@ -35,19 +35,32 @@ export async function leaderOf(client: AuthorityClient, timeoutMs = 20_000): Pro
   )
 }
 
-/** Wait until every replica listed has applied the leader's commit; returns their statuses. */
+/**
+ * Wait until every replica listed has applied the leader's commit; returns their statuses. On a
+ * timeout the error says where each replica stood (role, term, commit, applied, snapshot) or why
+ * it did not answer: a test that fails here must say which replica was behind.
+ */
 export async function converged(client: AuthorityClient, timeoutMs = 30_000): Promise<StatusResult[]> {
-  return await waitUntil(
-    'every replica to apply the leader commit',
-    async () => {
-      const all = await statuses(client)
-      const leader = all.find((status) => status?.role === 'leader')
-      if (leader === undefined || all.some((status) => status === undefined || status.applied < leader.commit))
-        return undefined
-      return all as StatusResult[]
-    },
-    timeoutMs,
-  )
+  try {
+    return await waitUntil(
+      'every replica to apply the leader commit',
+      async () => {
+        const all = await statuses(client)
+        const leader = all.find((status) => status?.role === 'leader')
+        if (leader === undefined || all.some((status) => status === undefined || status.applied < leader.commit))
+          return undefined
+        return all as StatusResult[]
+      },
+      timeoutMs,
+    )
+  } catch (error) {
+    const where = (await client.statusAll()).map((entry, i) =>
+      entry.status === undefined
+        ? `#${i + 1} no answer (${entry.error?.code ?? '?'}: ${entry.error?.message ?? ''})`
+        : `#${i + 1} id ${entry.status.id} ${entry.status.role} term ${entry.status.term} commit ${entry.status.commit} applied ${entry.status.applied} snapshot ${entry.status.snapshotIndex}`,
+    )
+    throw new Error(`${(error as Error).message}; replicas: ${where.join('; ')}`)
+  }
 }
 
 /**
