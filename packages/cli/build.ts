@@ -39,13 +39,25 @@ const fromSource: Plugin = {
   },
 }
 
-export async function buildCli(): Promise<{ outputs: string[]; inputs: string[]; ms: number }> {
+/**
+ * What the client commands' bundle must never carry: the servers' dependencies (an HTTP server and
+ * Prometheus client, LevelDB, the replica). Each one is a cost every `status` or `get` pays at
+ * start (Fastify and prom-client came in once through the cluster file's address parser: +120 ms a
+ * command); the build fails, naming it, rather than ship it.
+ */
+const NOT_IN_BUNDLE = [
+  /\/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?(fastify|prom-client|classic-level|level|pino)\//,
+  /\/packages\/authority\/src\/(replica|storage|api|http)\//,
+  /\/packages\/metrics\/src\/(ops-server|prometheus)\.ts$/,
+]
+
+export async function buildCli(outdir: string = DIST): Promise<{ outputs: string[]; inputs: string[]; ms: number }> {
   const started = Date.now()
-  rmSync(DIST, { recursive: true, force: true })
-  mkdirSync(DIST, { recursive: true })
+  rmSync(outdir, { recursive: true, force: true })
+  mkdirSync(outdir, { recursive: true })
   const result = await build({
     entryPoints: { main: join(CLI_DIR, 'src/main.ts') },
-    outdir: DIST,
+    outdir,
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -65,6 +77,20 @@ export async function buildCli(): Promise<{ outputs: string[]; inputs: string[];
     logLevel: 'warning',
     plugins: [fromSource],
   })
+  const carried = Object.keys(result.metafile.inputs)
+    .map((path) => resolve(REPO, path))
+    .filter((path) => NOT_IN_BUNDLE.some((pattern) => pattern.test(path)))
+  if (carried.length > 0) {
+    rmSync(outdir, { recursive: true, force: true })
+    throw new Error(
+      `the client commands' bundle would carry server code: ${carried
+        .slice(0, 5)
+        .map((path) => relative(REPO, path))
+        .join(
+          ', ',
+        )}${carried.length > 5 ? ` and ${carried.length - 5} more` : ''}; import a lighter module (a subpath export) instead`,
+    )
+  }
   const outputs = Object.keys(result.metafile.outputs).map((path) => resolve(REPO, path))
   // Our own sources (not node_modules, which only an install changes, and an install rebuilds):
   // the launcher compares their mtimes with the bundle's and runs src/ when one is newer.
@@ -73,7 +99,7 @@ export async function buildCli(): Promise<{ outputs: string[]; inputs: string[];
     .filter((path) => !path.includes('/node_modules/'))
     .map((path) => relative(CLI_DIR, path))
   writeFileSync(
-    join(DIST, 'inputs.json'),
+    join(outdir, 'inputs.json'),
     `${JSON.stringify({ builtAt: new Date().toISOString(), inputs: inputs.sort() }, null, 1)}\n`,
   )
   return { outputs, inputs, ms: Date.now() - started }

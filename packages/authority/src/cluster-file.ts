@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { formatHostPort, readHostPort } from '@nodeledger/metrics'
-import type { HostPort } from '@nodeledger/metrics'
+// The address module alone: the CLI's bundle reads cluster files and must not carry Fastify and prom-client.
+import { formatHostPort, readHostPort } from '@nodeledger/metrics/address'
+import type { HostPort } from '@nodeledger/metrics/address'
 import { DEFAULT_LIVENESS } from './constants.ts'
 import { ReplicaError } from './replica-errors.ts'
 

@@ -54,3 +54,8 @@ function isHostName(host: string): boolean {
     host.split('.').every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
   )
 }
+
+/** HOST:PORT as written in the cluster file and flags; an IPv6 host in brackets. */
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
+}

@@ -24,14 +24,13 @@ export { cellsHistogram, collectedCounter, collectedGauge } from './prometheus.t
 export type { Collect, CollectedMetricOptions, CellsHistogramOptions, Labels } from './prometheus.ts'
 export {
   startOpsServer,
-  formatHostPort,
   OPS_BODY_BYTES_MAX,
   OPS_CONNECTIONS_MAX,
   OPS_KEEP_ALIVE_TIMEOUT_MS,
   OPS_REQUEST_TIMEOUT_MS,
 } from './ops-server.ts'
 export type { OpsLogger, OpsServer, OpsServerOptions, Readiness } from './ops-server.ts'
-export { HTTP_HOST_DEFAULT, parseHostPort, readHostPort } from './address.ts'
+export { HTTP_HOST_DEFAULT, formatHostPort, parseHostPort, readHostPort } from './address.ts'
 export type { HostPort } from './address.ts'
 export { MetricsError } from './errors.ts'
 export type { MetricsErrorCode } from './errors.ts'

@@ -1,6 +1,7 @@
 import { fastify } from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
+import { formatHostPort } from './address.ts'
 import type { HostPort } from './address.ts'
 import { MetricsError } from './errors.ts'
 
@@ -96,8 +97,4 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return closing
     },
   }
-}
-
-export function formatHostPort(address: HostPort): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
 }
