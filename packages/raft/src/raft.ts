@@ -298,7 +298,9 @@ export class Raft {
   private quorumActive(): boolean {
     let active = 0
     for (const id of this.voters) {
-      if (id === this.id || this.progress.get(id)?.recentActive === true) active++
+      // A voter that lost its state (markLostState) answers, but vouches for nothing.
+      const progress = this.progress.get(id)
+      if (id === this.id || (progress?.recentActive === true && !progress.lostState)) active++
     }
     return active >= Math.floor(this.voters.size / 2) + 1
   }
@@ -778,6 +780,10 @@ export class Raft {
     const response: Message = { type: MessageType.HeartbeatResponse, from: this.id, to: message.from, term: this.term }
     this.send({
       ...response,
+      // An empty log vouches for nothing. A voter that lost its disk answering "you still lead" would
+      // let a deposed leader confirm a ReadIndex round or a lease with it (it forgot the newer term
+      // it had acknowledged); a learner joining empty counts for no quorum, so refusing costs nothing.
+      ...(this.log.lastIndex() === 0 ? { reject: true } : {}),
       ...(message.context !== undefined ? { context: message.context } : {}),
       ...(message.sentTick !== undefined ? { sentTick: message.sentTick } : {}),
     })
@@ -1003,6 +1009,15 @@ export class Raft {
     // AppendEntries can be lost; if the window is full of them nothing would ever move again. Let one
     // more through: if the follower has a gap it rejects it, and the leader falls back to probing.
     if (progress.state === ProgressState.Replicate && progress.inflights.full()) progress.inflights.freeFirst()
+    if (message.reject === true) {
+      // From an empty log (handleHeartbeat): a voter so answering lost its disk and must be replaced.
+      // It counts toward no read round, no lease and no quorum check; a learner is still probed and
+      // sent its snapshot.
+      if (this.voters.has(message.from)) progress.markLostState()
+      else if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe)
+        this.sendAppend(message.from)
+      return
+    }
     if (message.sentTick !== undefined)
       progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
     // A probing follower is brought back to replicate by a probe even when it already holds every

@@ -165,6 +165,41 @@ describe('a replica that lost its disk', () => {
     expect(cluster.status(1).progress![2]!.lostState).toBe(true)
   })
 
+  it('an empty voter vouches for no leader: its heartbeat answer confirms no read and no lease', () => {
+    // Simulator seeds 62116 and 82297 (of 100,000): a leader paused while the others elected a newer
+    // one resumed and served a stale read (linearizable, and lease), its quorum completed by a voter
+    // that had lost its disk and answered the old term's heartbeats as if it had never heard of the
+    // newer one.
+    for (const mode of [ReadMode.Linearizable, ReadMode.Lease]) {
+      const cluster = new Cluster({ voters: [1, 2, 3], config: { leaseReads: true } })
+      cluster.elect(1)
+      cluster.propose(1, 'x')
+      cluster.deliverAll()
+      // 3 is out of reach; 2 lost its disk and runs empty (what the replica refuses at start, and the
+      // core must not rely on).
+      cluster.isolate(3)
+      cluster.loseDisk(2)
+      cluster.tick(ELECTION_TIMEOUT_TICKS + 1)
+      const mark = cluster.mark()
+      cluster.readIndex(1, `read ${mode}`, mode)
+      cluster.tick(HEARTBEAT_TICKS)
+      cluster.deliverAll()
+      const answers = cluster.sentSince(mark, (m) => m.from === 2 && m.type === MessageType.HeartbeatResponse)
+      expect(answers.length, mode).toBeGreaterThan(0)
+      expect(
+        answers.every((m) => m.reject === true),
+        mode,
+      ).toBe(true)
+      expect(
+        cluster.replica(1).readStates.map((read) => read.context),
+        mode,
+      ).not.toContain(`read ${mode}`)
+      // And it is not counted toward the leader's quorum check: the leader, alone, steps down.
+      cluster.tick(2 * ELECTION_TIMEOUT_TICKS)
+      expect(cluster.status(1).role, mode).not.toBe(Role.Leader)
+    }
+  })
+
   it('a learner with an empty log is given a snapshot as usual', () => {
     const cluster = new Cluster({ voters: [1, 2, 3] })
     cluster.elect(1)
