@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import { Registry, decodeCommand, encodeCommand, packWire, uptimeMs } from '../src/index.ts'
+import { crc32 } from 'node:zlib'
+import {
+  RECORD_FIELDS,
+  RECORD_FIELDS_V1,
+  Registry,
+  SNAPSHOT_COUNTERS,
+  decodeCommand,
+  decodeSnapshot,
+  encodeCommand,
+  packWire,
+  recordsDigest,
+  uptimeMs,
+} from '../src/index.ts'
 import type { Command, LivenessReason } from '../src/index.ts'
 import { Log, REPLICA_A, REPLICA_B, REPLICA_C, REPLICAS, deltaCommand, peerId } from './helpers.ts'
 
@@ -168,6 +180,44 @@ describe('lastLeftReason: why and since when a node is inactive, in the record',
     registry.apply({ index: 6, data: packWire([2, T0 + 7_000, 6, REPLICA_A, WORKER, true, 1]) })
     registry.apply({ index: 7, data: packWire([2, T0 + 8_000, 6, REPLICA_A, WORKER, false, 5]) })
     expect(registry.get(WORKER)).toMatchObject({ lastLeftMs: T0 + 8_000, lastLeftReason: 'disconnected' })
+  })
+
+  it('replicas upgraded from version 1 snapshots taken at different indexes hold the same records', () => {
+    // The version 1 log: a join, a lease opened, a ttl expiry, a new lease.
+    const log = [
+      encodeCommand({ timestampMs: T0, command: deltaCommand(WORKER, 1, {}) }),
+      packWire([1, T0 + 1_000, 6, REPLICA_A, WORKER, true, 1]),
+      packWire([1, T0 + 4_000, 6, REPLICA_A, WORKER, false, 3]),
+      packWire([1, T0 + 9_000, 6, REPLICA_A, WORKER, true, 2]),
+    ].map((data, i) => ({ index: i + 1, data }))
+    /** A version 1 build's snapshot after `through` entries: records of 25 fields, "NLRS" version 1. */
+    const version1SnapshotAfter = (through: number): Uint8Array => {
+      const old = new Registry({ replicaPeerIds: REPLICAS })
+      for (const entry of log.slice(0, through)) old.apply(entry)
+      const state = decodeSnapshot(old.snapshot())
+      const body = packWire([
+        state.appliedIndex,
+        state.clockMs,
+        state.replicaPeerIds,
+        SNAPSHOT_COUNTERS.map((name) => state.counters[name]),
+        state.records.map((record) => RECORD_FIELDS.slice(0, RECORD_FIELDS_V1).map((field) => record[field])),
+      ])
+      const header = new Uint8Array(9)
+      header.set([0x4e, 0x4c, 0x52, 0x53, 1])
+      new DataView(header.buffer).setUint32(5, crc32(body), false)
+      return Uint8Array.from([...header, ...body])
+    }
+    // Replica A snapshotted after entry 1 and replays 2..4 with this build; replica B snapshotted
+    // after entry 3 (the expiry applied by the old build, its reason not kept) and replays 4.
+    const a = new Registry()
+    a.restore(version1SnapshotAfter(1))
+    for (const entry of log.slice(1)) a.apply(entry)
+    const b = new Registry()
+    b.restore(version1SnapshotAfter(3))
+    for (const entry of log.slice(3)) b.apply(entry)
+    expect(a.get(WORKER)).toMatchObject({ isActive: true, lastLeftMs: T0 + 4_000, lastLeftReason: '' })
+    expect(a.snapshot()).toEqual(b.snapshot())
+    expect(recordsDigest(a.list())).toBe(recordsDigest(b.list()))
   })
 
   it('an inactive entry with a reason that opens a presence records no reason', () => {
