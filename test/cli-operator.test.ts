@@ -154,6 +154,29 @@ describe('nodeledger for an operator, on a cluster of three hosts', () => {
     }
   })
 
+  it('get and ls say why and since when a node is inactive (issue 12): the reason is in the record', async () => {
+    const [peer] = await makePeerIds(1)
+    await client.submit({ originPeerId: peer!, seq: 1, fields: { version: 'leaving' } })
+    await client.heartbeat(peer!)
+    await client.leave(peer!)
+    const got = await run('get', peer!)
+    expect(got.code, got.stderr).toBe(0)
+    expect(got.stdout).toMatch(/^lastLeftReason +left$/m)
+    expect(got.stdout).toMatch(/^inactive +left \S+ ago \(since \d{4}-\d\d-\d\dT/m)
+    const json = JSON.parse((await run('get', peer!, '--json')).stdout) as {
+      record: { isActive: boolean; lastLeftReason: string; lastLeftMs: number }
+    }
+    expect(json.record).toMatchObject({ isActive: false, lastLeftReason: 'left' })
+    expect(json.record.lastLeftMs).toBeGreaterThan(0)
+    const table = await run('ls', '--all')
+    expect(table.stdout).toMatch(/^PEER +ACTIVE +INACTIVE +STAKED/m)
+    expect(table.stdout.split('\n').find((line) => line.startsWith(peer!))).toMatch(/ false +left \S+ ago /)
+    const listed = JSON.parse((await run('ls', '--all', '--json')).stdout) as {
+      records: Array<{ peerId: string; lastLeftReason: string }>
+    }
+    expect(listed.records.find((record) => record.peerId === peer)?.lastLeftReason).toBe('left')
+  })
+
   it('watch prints each change as it commits and exits 0 on Ctrl-C', async () => {
     const watcher = spawnNodeledger(['watch', '--from', '0', '--json', '--cluster', file])
     const [peer] = await makePeerIds(1)

@@ -153,7 +153,7 @@ describe('snapshot save, lose the cluster, restore into a new one', () => {
     expect(json.status, json.stderr).toBe(0)
     const status = JSON.parse(json.stdout)
     expect(status).toMatchObject({
-      format: { file: 1, stateMachine: 1, registry: 1 },
+      format: { file: 1, stateMachine: 1, registry: 2 },
       clusterId: saved.clusterId,
       index: saved.index,
       term: saved.term,

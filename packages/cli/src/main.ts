@@ -392,7 +392,7 @@ function workerCommand(name: string, description: string): Command {
     .option('--node-version <version>', 'software version the node reports', '0.1.0')
     .option(
       '--heartbeat-ms <ms>',
-      'heartbeat interval (default 3000; keep well below the lease TTL)',
+      "heartbeat interval (default 3000): refused at or above the cluster's lease TTL (liveness.ttlMs), warned above half of it",
       integer('--heartbeat-ms', 100),
     )
     .option('--http <host:port>', 'serve /metrics, /health, /ready here (:PORT is 127.0.0.1; default: no listener)')

@@ -135,12 +135,14 @@ function bytesAsLists(value: unknown): unknown {
 /** A number as the wire reader returned it, back to a number. */
 const num = (value: unknown): number => Number(value as number | bigint)
 
-/** A record bin's content as @msgpack/msgpack reads it: [1, [25 fields]], each integer field checked. */
+/** A record bin's content as @msgpack/msgpack reads it: [2, [26 fields]], each integer field checked. */
 function wireRecord(bin: unknown, record: NodeData): void {
   expect(bin, 'a record travels as bin').toBeInstanceOf(Uint8Array)
   const [version, fields] = wireValue(bin as Uint8Array) as [unknown, unknown[]]
-  expect(version).toBe(1)
-  expect(fields).toHaveLength(RECORD_FIELDS.length)
+  expect(version).toBe(2)
+  expect(fields).toHaveLength(26)
+  expect(RECORD_FIELDS).toHaveLength(26)
+  expect(fields[25], 'lastLeftReason, the last field').toBe(record.lastLeftReason)
   RECORD_FIELDS.forEach((field, i) => {
     const expected = record[field]
     if (typeof expected === 'number') expect(num(fields[i]), field).toBe(expected)
@@ -158,6 +160,8 @@ function bigRecord(seed: number): NodeData {
     firstJoinedMs: T0,
     lastJoinedMs: T0 + 1_000,
     lastLeftMs: T0 + 500,
+    // Active again: the reason it was last inactive stays, as history.
+    lastLeftReason: seed % 2 === 0 ? 'ttl' : 'disconnected',
     lastUpdatedMs: T0 + 2_000,
     uptimeAccumulatedMs: 400,
     isActive: true,
@@ -494,8 +498,12 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 
 const raw = (value: unknown): Uint8Array => encode(value)
 
-/** A record bin as another writer would make it: [1, [25 fields]], integers from 2^32 on as uint64. */
-const recordBin = (record: NodeData): Uint8Array => encode([1, RECORD_FIELDS.map((field) => record[field])])
+/** A record bin as another writer would make it: [2, [26 fields]], integers from 2^32 on as uint64. */
+const recordBin = (record: NodeData): Uint8Array => encode([2, RECORD_FIELDS.map((field) => record[field])])
+
+/** A version 1 record bin, as a writer of before lastLeftReason made it: [1, [25 fields]]. */
+const recordBinV1 = (record: NodeData): Uint8Array =>
+  encode([1, RECORD_FIELDS.slice(0, 25).map((field) => record[field])])
 
 function codeOf(run: () => unknown): string {
   try {
@@ -524,6 +532,23 @@ describe('frames built by hand with @msgpack/msgpack, read by our codecs', () =>
     expect(
       decodeWatchFrame(encode({ v: 1, ok: true, event: { records: [recordBin(record)], throughIndex: BIG + 4 } })),
     ).toEqual({ ok: true, event: { records: [record], throughIndex: BIG + 4 } })
+    // Version 1 (25 fields) is still read, lastLeftReason empty; 25 fields under version 2 and 26
+    // under version 1 are not records of either.
+    const unknownReason = { ...record, lastLeftReason: '' as const }
+    expect(
+      decodeResponse('get', encode({ v: 1, ok: true, result: { record: recordBinV1(record), index: BIG + 4 } })),
+    ).toEqual({ ok: true, result: { record: unknownReason, index: BIG + 4 } })
+    const mixed = [
+      encode([2, RECORD_FIELDS.slice(0, 25).map((field) => record[field])]),
+      encode([1, RECORD_FIELDS.map((field) => record[field])]),
+      encode([3, RECORD_FIELDS.map((field) => record[field])]),
+      encode([2, RECORD_FIELDS.map((field) => (field === 'lastLeftReason' ? 'heartbeat' : record[field]))]),
+    ]
+    for (const bin of mixed) {
+      expect(codeOf(() => decodeResponse('get', encode({ v: 1, ok: true, result: { record: bin, index: 1 } })))).toBe(
+        'INVALID',
+      )
+    }
     expect(
       decodeGossipDelta(encode({ v: 1, delta: { originPeerId: worker, seq: BIG, fields: { notFound: MAX } } })),
     ).toEqual({ originPeerId: worker, seq: BIG, fields: { notFound: MAX } })
@@ -801,13 +826,13 @@ describe('what the document forbids, refused', () => {
       ),
     ).toBe('INVALID')
     const floatRecord = encode([
-      1,
+      2,
       RECORD_FIELDS.map((field) => (field === 'lastUpdatedMs' ? 0.5 : bigRecord(1)[field])),
     ])
     expect(
       codeOf(() => decodeResponse('get', encode({ v: 1, ok: true, result: { record: floatRecord, index: 1 } }))),
     ).toBe('INVALID')
-    const msgpackrStyleRecord = asFloat([1, RECORD_FIELDS.map((field) => bigRecord(1)[field])])
+    const msgpackrStyleRecord = asFloat([2, RECORD_FIELDS.map((field) => bigRecord(1)[field])])
     expect(
       codeOf(() =>
         decodeResponse('get', encode({ v: 1, ok: true, result: { record: msgpackrStyleRecord, index: 1 } })),

@@ -2,6 +2,7 @@ import { crc32 } from 'node:zlib'
 import type { Command, CommandEnvelope, LivenessReason, ObservationEvent } from './commands.ts'
 import {
   CODEC_VERSION,
+  CODEC_VERSION_OLDEST,
   COMMAND_BYTES_MAX,
   EXPIRE_TTL_MS_MAX,
   RECORD_BYTES_MAX,
@@ -10,7 +11,7 @@ import {
   SNAPSHOT_BYTES_MAX,
 } from './constants.ts'
 import { RegistryError } from './errors.ts'
-import { SELF_REPORTED_FIELDS } from './model.ts'
+import { RECORD_FIELDS_V1, SELF_REPORTED_FIELDS } from './model.ts'
 import { MsgpackError, packWire, unpackWire } from './msgpack.ts'
 import type { NodeData } from './model.ts'
 import {
@@ -28,7 +29,9 @@ import {
  * wire) and snapshots. Everything is wire MessagePack (msgpack.ts: integers as integers of any
  * width up to 2^53 - 1, never floats, no extension types) with positional arrays: no field names on
  * the wire for records, so a 300-byte record stays 300 bytes and decoding is a walk over an array.
- * The first element of every envelope is CODEC_VERSION; decoders refuse other versions.
+ * The first element of every envelope is the codec version: writers write CODEC_VERSION, decoders
+ * read CODEC_VERSION_OLDEST through CODEC_VERSION (replicas' data dirs, worker caches and backup
+ * files outlive a build) and refuse any other.
  *
  * msgpackr's own record extension (shared structures) is never used: its structure table is state
  * shared between encoder and decoder, and hostile input could define structures. Positional arrays
@@ -43,9 +46,12 @@ import {
  *     replicas     kind 5: [replicaPeerId, ...] sorted
  *     liveness     kind 6: replicaPeerId, peerId, active (boolean), reason (1 heartbeat, 2 connected,
  *                  3 ttl, 4 left, 5 disconnected)
- *   record    [version, [field, ...] in RECORD_FIELDS order]
+ *                  the same in version 1 and 2; only what apply records differs (registry.ts)
+ *   record    [version, [field, ...] in RECORD_FIELDS order]: 26 fields; version 1, 25 (no
+ *             lastLeftReason, read as '')
  *   snapshot  "NLRS" | version (1 byte) | crc32 of body (4 bytes, big endian) | body
  *     body = msgpack [appliedIndex, clockMs, replicaPeerIds, counters, [record, ...] sorted by peerId]
+ *     each record being a record's field array of the snapshot's version
  *
  * Every decoder throws only RegistryError: INVALID, TOO_LARGE, UNSUPPORTED_VERSION or CORRUPT.
  */
@@ -173,6 +179,7 @@ export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
   return guarded('command', () => {
     checkBytes(bytes, 'command', COMMAND_BYTES_MAX)
     const list = envelope(unpack(bytes, 'command'), 'command')
+    const version = list[0] as number
     const timestampMs = checkUnsigned(list[1], 'command.timestampMs')
     // 0 means "never" in a record; a real leader's clock is never at the epoch.
     if (timestampMs === 0) throw invalid('command.timestampMs', 'a time after the epoch')
@@ -245,7 +252,7 @@ export function decodeCommand(bytes: Uint8Array): CommandEnvelope {
       default:
         throw invalid('command.kind', 'a known command kind (1 to 6)')
     }
-    return { timestampMs, command }
+    return version === CODEC_VERSION ? { timestampMs, command } : { timestampMs, command, version }
   })
 }
 
@@ -282,23 +289,43 @@ export function recordToArray(r: NodeData): unknown[] {
     r.originSeq,
     r.observers,
     r.changedIndex,
+    r.lastLeftReason,
   ]
 }
 
+/** The record as CODEC_VERSION writes it: what reads return, caches and snapshots hold. */
 export function encodeRecord(record: NodeData): Uint8Array {
-  const bytes = pack(() => [CODEC_VERSION, recordToArray(record)], `record ${String(record.peerId).slice(0, 128)}`)
+  return packRecord(CODEC_VERSION, recordToArray(record), record.peerId)
+}
+
+/**
+ * The bytes a record's digest hash covers (digest.ts): its encoding in the oldest version that
+ * holds it. A record without a lastLeftReason is the version 1 record it was before version 2
+ * existed, so it hashes as version 1 bytes; one with a reason hashes as version 2 bytes. Hence the
+ * digest of a registry that has no reasons, every registry of a version 1 build, is unchanged: a
+ * backup saved by version 1 still verifies and restores to the digest it names, and equal digests
+ * still mean equal records (version 1 and 2 bytes differ in their first element).
+ */
+export function encodeRecordForDigest(record: NodeData): Uint8Array {
+  if (record.lastLeftReason !== '') return encodeRecord(record)
+  return packRecord(CODEC_VERSION_OLDEST, recordToArray(record).slice(0, RECORD_FIELDS_V1), record.peerId)
+}
+
+function packRecord(version: number, fields: unknown[], peerId: string): Uint8Array {
+  const bytes = pack(() => [version, fields], `record ${String(peerId).slice(0, 128)}`)
   if (bytes.length > RECORD_BYTES_MAX) {
-    throw new RegistryError('TOO_LARGE', `record ${record.peerId}: ${bytes.length} bytes, at most ${RECORD_BYTES_MAX}`)
+    throw new RegistryError('TOO_LARGE', `record ${peerId}: ${bytes.length} bytes, at most ${RECORD_BYTES_MAX}`)
   }
   return bytes
 }
 
+/** A record of any version this build reads; a version 1 record has lastLeftReason ''. */
 export function decodeRecord(bytes: Uint8Array, options: DecodeOptions = {}): NodeData {
   return guarded('record', () => {
     checkBytes(bytes, 'record', RECORD_BYTES_MAX)
     const list = envelope(unpack(bytes, 'record'), 'record')
     if (list.length !== 2) throw invalid('record', 'a version and a field array')
-    return checkRecord(list[1], options.verify ?? true)
+    return checkRecord(list[1], options.verify ?? true, list[0] as number)
   })
 }
 
@@ -325,8 +352,9 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
     if (bytes.length < SNAPSHOT_HEADER_BYTES || SNAPSHOT_MAGIC.some((byte, i) => bytes[i] !== byte)) {
       throw invalid('snapshot', 'the NLRS header')
     }
-    if (bytes[4] !== CODEC_VERSION) {
-      throw new RegistryError('UNSUPPORTED_VERSION', `snapshot: version ${bytes[4]}, this build reads ${CODEC_VERSION}`)
+    const version = bytes[4]!
+    if (version < CODEC_VERSION_OLDEST || version > CODEC_VERSION) {
+      throw new RegistryError('UNSUPPORTED_VERSION', `snapshot: version ${version}, this build reads ${VERSIONS_READ}`)
     }
     const body = bytes.subarray(SNAPSHOT_HEADER_BYTES)
     const checksum = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(5, false)
@@ -350,7 +378,7 @@ export function decodeSnapshot(bytes: Uint8Array, options: DecodeOptions = {}): 
     for (let i = 0; i < recordList.length; i++) {
       const record = withContext(
         () => `snapshot.records[${i}]`,
-        () => checkRecord(recordList[i], verify),
+        () => checkRecord(recordList[i], verify, version),
       )
       const previous = records[i - 1]
       if (previous !== undefined && !(previous.peerId < record.peerId)) {
@@ -405,11 +433,13 @@ function envelope(value: unknown, what: string): unknown[] {
   const list = checkArray(value, what)
   const version = list[0]
   if (typeof version !== 'number') throw invalid(`${what}.version`, 'a number')
-  if (version !== CODEC_VERSION) {
-    throw new RegistryError('UNSUPPORTED_VERSION', `${what}: version ${version}, this build reads ${CODEC_VERSION}`)
+  if (!Number.isInteger(version) || version < CODEC_VERSION_OLDEST || version > CODEC_VERSION) {
+    throw new RegistryError('UNSUPPORTED_VERSION', `${what}: version ${version}, this build reads ${VERSIONS_READ}`)
   }
   return list
 }
+
+const VERSIONS_READ = `${CODEC_VERSION_OLDEST} to ${CODEC_VERSION}`
 
 /** Names the failing element of a collection in the message, built only when something failed. */
 function withContext<T>(where: () => string, check: () => T): T {

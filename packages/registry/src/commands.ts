@@ -68,6 +68,12 @@ export type CommandKind = Command['kind']
 export interface CommandEnvelope {
   readonly timestampMs: number
   readonly command: Command
+  /**
+   * The codec version the entry was written in, when older than CODEC_VERSION: decodeCommand sets
+   * it for a version 1 entry, whose apply must stay what it was when it was written (it records no
+   * lastLeftReason). Absent means CODEC_VERSION, and encoders always write that.
+   */
+  readonly version?: number
 }
 
 /**

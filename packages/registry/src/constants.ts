@@ -4,8 +4,18 @@
  * constants, not per-replica options.
  */
 
-/** Version written into every command, record and snapshot envelope; decoders refuse any other. */
-export const CODEC_VERSION = 1
+/**
+ * Version written into every command, record and snapshot envelope. Decoders read this one and
+ * every older one down to CODEC_VERSION_OLDEST, and refuse any other (UNSUPPORTED_VERSION).
+ *
+ *   1  the first format: records of 25 fields
+ *   2  records gain lastLeftReason (26 fields); a version 2 command that ends a presence records
+ *      why in the record, a version 1 command never does (see registry.ts, "Reasons and versions")
+ */
+export const CODEC_VERSION = 2
+
+/** The oldest version decoders still read: data dirs, worker caches and backups written by version 1. */
+export const CODEC_VERSION_OLDEST = 1
 
 /**
  * 16 KiB per record: a node's self-description is a few hundred bytes; the field limits below

@@ -1,13 +1,16 @@
 import { createHash } from 'node:crypto'
-import { encodeRecord } from './codec.ts'
+import { encodeRecordForDigest } from './codec.ts'
 import type { NodeData } from './model.ts'
 
 /** Bytes of a registry digest (SHA-256). */
 export const DIGEST_BYTES = 32
 
-/** SHA-256 of one record's encoding: the unit a registry digest XORs together. */
+/**
+ * SHA-256 of one record's encoding in the oldest codec version that holds it (encodeRecordForDigest:
+ * version 1 bytes while lastLeftReason is empty): the unit a registry digest XORs together.
+ */
 export function recordHash(record: NodeData): Buffer {
-  return createHash('sha256').update(encodeRecord(record)).digest()
+  return createHash('sha256').update(encodeRecordForDigest(record)).digest()
 }
 
 /**

@@ -50,19 +50,23 @@ export type {
 export {
   CAPABILITY_FIELD,
   CATEGORIES,
+  LAST_LEFT_REASONS,
   RECORD_FIELDS,
+  RECORD_FIELDS_V1,
   SELF_REPORTED_FIELDS,
   canDoWork,
   emptyRecord,
   uptimeMs,
 } from './model.ts'
-export type { Category, NodeData, SelfReported, SelfReportedField } from './model.ts'
+export type { Category, LastLeftReason, NodeData, SelfReported, SelfReportedField } from './model.ts'
 export {
+  SNAPSHOT_COUNTERS,
   decodeCommand,
   decodeRecord,
   decodeSnapshot,
   encodeCommand,
   encodeRecord,
+  encodeRecordForDigest,
   encodeSnapshot,
   encodeValidatedCommand,
 } from './codec.ts'

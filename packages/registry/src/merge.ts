@@ -1,7 +1,7 @@
 import type { Delta, StaleReason } from './commands.ts'
 import { assert } from './errors.ts'
 import { emptyRecord, SELF_REPORTED_FIELDS } from './model.ts'
-import type { NodeData } from './model.ts'
+import type { LastLeftReason, NodeData } from './model.ts'
 import { recordInvariantBroken } from './validate.ts'
 
 /**
@@ -65,22 +65,31 @@ export function observeJoined(
   }
 }
 
-/** A replica saw the peer disconnect. The interval closes now if no other replica sees it. */
+/**
+ * A replica saw the peer disconnect. The interval closes now if no other replica sees it, and then
+ * `reason` becomes the record's lastLeftReason.
+ */
 export function observeLeft(
   existing: NodeData | undefined,
   replicaPeerId: string,
   nowMs: number,
   index: number,
+  reason: LastLeftReason,
 ): MergeOutcome {
   if (existing === undefined || !existing.observers.includes(replicaPeerId)) return { stale: 'LEAVE_WITHOUT_JOIN' }
-  return { record: withoutObservers(existing, (observer) => observer === replicaPeerId, nowMs, nowMs, index) }
+  return {
+    record: withoutObservers(existing, (observer) => observer === replicaPeerId, nowMs, nowMs, index, reason),
+  }
 }
 
 /**
  * The leader's lease on a node (the `liveness` command). Active opens a presence held by the leader
  * that proposed it, unless the node is already active (a new leader inherits the presence its
  * predecessor opened: nothing to log). Inactive closes every presence at this entry's stamp, so
- * uptime counts exactly the interval between the two log entries that opened and closed it.
+ * uptime counts exactly the interval between the two log entries that opened and closed it, and
+ * records `leftReason` with lastLeftMs. Active leaves lastLeftMs and lastLeftReason as they were:
+ * both say when and why the node last went away, which is still true (and, for a node that flaps,
+ * what an operator wants to see).
  */
 export function setLiveness(
   existing: NodeData | undefined,
@@ -89,13 +98,14 @@ export function setLiveness(
   active: boolean,
   nowMs: number,
   index: number,
+  leftReason: LastLeftReason,
 ): MergeOutcome {
   if (active) {
     if (existing?.isActive) return { stale: 'DUPLICATE_JOIN' }
     return observeJoined(existing, peerId, replicaPeerId, nowMs, index)
   }
   if (existing === undefined || !existing.isActive) return { stale: 'LEAVE_WITHOUT_JOIN' }
-  return { record: withoutObservers(existing, () => true, nowMs, nowMs, index) }
+  return { record: withoutObservers(existing, () => true, nowMs, nowMs, index, leftReason) }
 }
 
 /**
@@ -107,17 +117,20 @@ export function endPresences(
   drop: (replicaPeerId: string) => boolean,
   nowMs: number,
   index: number,
+  reason: LastLeftReason,
 ): NodeData | undefined {
   if (!existing.observers.some(drop)) return undefined
-  return withoutObservers(existing, drop, existing.lastUpdatedMs, nowMs, index)
+  return withoutObservers(existing, drop, existing.lastUpdatedMs, nowMs, index, reason)
 }
 
+/** Drops observers; when none is left the interval closes at `closeAtMs`, for `reason`. */
 function withoutObservers(
   existing: NodeData,
   drop: (replicaPeerId: string) => boolean,
   closeAtMs: number,
   nowMs: number,
   index: number,
+  reason: LastLeftReason,
 ): NodeData {
   const observers = existing.observers.filter((observer) => !drop(observer))
   assert(observers.length < existing.observers.length, 'withoutObservers drops at least one observer')
@@ -133,6 +146,7 @@ function withoutObservers(
     observers,
     isActive: false,
     lastLeftMs: closeAtMs,
+    lastLeftReason: reason,
     uptimeAccumulatedMs: existing.uptimeAccumulatedMs + (closeAtMs - existing.lastJoinedMs),
     lastUpdatedMs: nowMs,
     changedIndex: index,

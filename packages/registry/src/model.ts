@@ -17,6 +17,13 @@ export interface NodeData {
   readonly firstJoinedMs: number
   readonly lastJoinedMs: number
   readonly lastLeftMs: number
+  /**
+   * Why the node last became inactive, paired with lastLeftMs: set (possibly to '') wherever
+   * lastLeftMs is, kept while the node is active again (history, like lastLeftMs). '' while it never
+   * left, and when the reason is unknown: it left before codec version 2 recorded reasons, or its
+   * presence ended because the replica holding it left the replica set (no verdict on the node).
+   */
+  readonly lastLeftReason: LastLeftReason
   /** Stamp of the last entry that changed this record: the last evidence the node was alive. */
   readonly lastUpdatedMs: number
   /** Sum of closed presence intervals; the open one (if active) is added by `uptimeMs`. */
@@ -49,6 +56,18 @@ export interface NodeData {
   /** Log index of the entry that last changed this record. */
   readonly changedIndex: number
 }
+
+/**
+ * Why a node became inactive, as its record keeps it (the liveness reasons that end a presence):
+ *   ttl           no heartbeat for the lease TTL (liveness `ttl`, or an `expire` command)
+ *   left          the node said goodbye (liveness `left`)
+ *   disconnected  its connection closed and did not come back (liveness `disconnected`), or the
+ *                 replica that saw it connected lost it (an observation `left`, a replica reset)
+ *   ''            never left, or not known (see NodeData.lastLeftReason)
+ */
+export type LastLeftReason = '' | 'ttl' | 'left' | 'disconnected'
+
+export const LAST_LEFT_REASONS: readonly LastLeftReason[] = ['', 'ttl', 'left', 'disconnected']
 
 /** The work categories of the seed network; each maps to one capability flag. */
 export type Category = 'twitter' | 'web' | 'discord' | 'telegram'
@@ -86,7 +105,8 @@ export type SelfReported = Pick<NodeData, SelfReportedField>
 
 /**
  * Every field, in the order the codec writes a record. Append only: reordering changes the bytes
- * of every snapshot and needs a new CODEC_VERSION.
+ * of every snapshot and needs a new CODEC_VERSION. Version 1 records hold the first
+ * RECORD_FIELDS_V1 fields; version 2 added lastLeftReason.
  */
 export const RECORD_FIELDS = [
   'peerId',
@@ -114,7 +134,12 @@ export const RECORD_FIELDS = [
   'originSeq',
   'observers',
   'changedIndex',
+  // Codec version 2.
+  'lastLeftReason',
 ] as const satisfies readonly (keyof NodeData)[]
+
+/** Fields of a version 1 record: RECORD_FIELDS without lastLeftReason. */
+export const RECORD_FIELDS_V1 = 25
 
 /** A record nobody has said anything about yet. */
 export function emptyRecord(peerId: string): NodeData {
@@ -124,6 +149,7 @@ export function emptyRecord(peerId: string): NodeData {
     firstJoinedMs: 0,
     lastJoinedMs: 0,
     lastLeftMs: 0,
+    lastLeftReason: '',
     lastUpdatedMs: 0,
     uptimeAccumulatedMs: 0,
     isActive: false,

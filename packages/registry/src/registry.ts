@@ -6,11 +6,12 @@ import type {
   Command,
   CommandEnvelope,
   ListFilter,
+  LivenessReason,
   RegistryLogEntry,
   RegistryStats,
   StaleReason,
 } from './commands.ts'
-import { CHANGES_LIMIT_DEFAULT, LIST_LIMIT_DEFAULT, RECORDS_MAX, REPLICAS_MAX } from './constants.ts'
+import { CHANGES_LIMIT_DEFAULT, CODEC_VERSION, LIST_LIMIT_DEFAULT, RECORDS_MAX, REPLICAS_MAX } from './constants.ts'
 
 /** Superseded pairs the change index may hold beyond one per record before it is rebuilt. */
 const CHANGE_INDEX_SLACK = 1024
@@ -18,7 +19,7 @@ import { assert, RegistryError } from './errors.ts'
 import { endPresences, mergeDelta, observeJoined, observeLeft, setLiveness } from './merge.ts'
 import type { MergeOutcome } from './merge.ts'
 import { CAPABILITY_FIELD, canDoWork } from './model.ts'
-import type { Category, NodeData } from './model.ts'
+import type { Category, LastLeftReason, NodeData } from './model.ts'
 import { compareReliability } from './ranking.ts'
 import { checkPeerIdSet } from './validate.ts'
 
@@ -39,6 +40,15 @@ export interface RegistryOptions {
  * record is deleted and re-inserted). `changesSince` uses a change index beside it: one
  * (changedIndex, peerId) pair per write, ascending, so a watcher that is k changes behind costs a
  * binary search plus k steps, not a walk over every record (the leader serves one watch per worker).
+ *
+ * Reasons and versions. A command that makes a node inactive records why in lastLeftReason: a
+ * liveness entry its reason (ttl, left, disconnected), an expire `ttl`, an observation `left` or a
+ * replica reset `disconnected`; a change of the replica set records '' (the node did nothing). Only
+ * entries written in codec version 2 do: a version 1 entry records '', exactly what a version 1
+ * build computed from it. Replicas upgraded from version 1 snapshot at different indexes, so one
+ * replays with this build the version 1 entries another had applied before it upgraded (and kept in
+ * its snapshot, read back with reason ''); an entry's effect must depend on the entry, not on the
+ * build that applies it, or their records and digests would part.
  */
 export class Registry {
   readonly #records = new Map<string, NodeData>()
@@ -118,7 +128,7 @@ export class Registry {
     this.#clockMs = Math.max(this.#clockMs, envelope.timestampMs)
     let result: ApplyResult
     try {
-      result = this.#applyCommand(envelope.command, this.#clockMs, entry.index)
+      result = this.#applyCommand(envelope.command, this.#clockMs, entry.index, envelope.version ?? CODEC_VERSION)
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error
       return this.#rejected(entry.index, error)
@@ -139,7 +149,8 @@ export class Registry {
     assert(Number.isSafeInteger(index), () => `entry index ${index} is an integer`)
     assert(index > this.#appliedIndex, () => `entry ${index} applied after ${this.#appliedIndex}: indexes increase`)
     const sorted = checkPeerIdSet([...replicaPeerIds].sort(), 'replicaPeerIds', REPLICAS_MAX, true)
-    const result = this.#applyCommand({ kind: 'replicas', replicaPeerIds: sorted }, this.#clockMs, index)
+    // A membership entry has no codec version; 'replicas' records no reason in any version.
+    const result = this.#applyCommand({ kind: 'replicas', replicaPeerIds: sorted }, this.#clockMs, index, CODEC_VERSION)
     this.#appliedIndex = index
     if (result.status === 'applied') this.#counters.entriesApplied++
     else this.#counters.entriesStale++
@@ -152,7 +163,8 @@ export class Registry {
     return { status: 'rejected', index, code: error.code, message: error.message }
   }
 
-  #applyCommand(command: Command, nowMs: number, index: number): ApplyResult {
+  #applyCommand(command: Command, nowMs: number, index: number, version: number): ApplyResult {
+    const recorded = (reason: LastLeftReason): LastLeftReason => (version >= 2 ? reason : '')
     switch (command.kind) {
       case 'delta': {
         const { delta, submitterPeerId } = command
@@ -179,7 +191,7 @@ export class Registry {
           if (existing === undefined) this.#checkRoom()
           outcome = observeJoined(existing, command.peerId, command.replicaPeerId, nowMs, index)
         } else {
-          outcome = observeLeft(existing, command.replicaPeerId, nowMs, index)
+          outcome = observeLeft(existing, command.replicaPeerId, nowMs, index, recorded('disconnected'))
         }
         if ('stale' in outcome) this.#counters.observationsIgnored++
         return this.#single(command, outcome, index)
@@ -191,7 +203,16 @@ export class Registry {
         // anonymous connection must not create records.
         if (existing === undefined)
           throw new RegistryError('INVALID', `liveness for ${command.peerId}, which has no record`)
-        const outcome = setLiveness(existing, command.peerId, command.replicaPeerId, command.active, nowMs, index)
+        const leftReason = livenessLeftReason(command.active, command.reason, version)
+        const outcome = setLiveness(
+          existing,
+          command.peerId,
+          command.replicaPeerId,
+          command.active,
+          nowMs,
+          index,
+          leftReason,
+        )
         if ('stale' in outcome) this.#counters.observationsIgnored++
         return this.#single(command, outcome, index)
       }
@@ -205,6 +226,7 @@ export class Registry {
           nowMs,
           index,
           false,
+          recorded('disconnected'),
         )
       }
       case 'expire': {
@@ -216,6 +238,7 @@ export class Registry {
           nowMs,
           index,
           false,
+          recorded('ttl'),
         )
       }
       case 'replicas': {
@@ -230,6 +253,7 @@ export class Registry {
           nowMs,
           index,
           changed,
+          '',
         )
       }
     }
@@ -249,6 +273,7 @@ export class Registry {
     nowMs: number,
     index: number,
     changedAnyway: boolean,
+    reason: LastLeftReason,
   ): ApplyResult {
     // Collect first: re-inserting while iterating the Map would visit records twice.
     const selected: NodeData[] = []
@@ -256,7 +281,7 @@ export class Registry {
     selected.sort(byPeerId)
     const peerIds: string[] = []
     for (const record of selected) {
-      const next = endPresences(record, drop, nowMs, index)
+      const next = endPresences(record, drop, nowMs, index, reason)
       if (next === undefined) continue
       this.#put(next)
       peerIds.push(next.peerId)
@@ -414,6 +439,16 @@ export class Registry {
       ...this.#counters,
     }
   }
+}
+
+/**
+ * What an inactive liveness entry records: its reason from version 2 on, '' for version 1. An
+ * inactive entry with a reason that opens a presence (heartbeat, connected: the leader never writes
+ * one) records '' too; the codec accepts any pairing, as it always has.
+ */
+function livenessLeftReason(active: boolean, reason: LivenessReason, version: number): LastLeftReason {
+  if (active || version < 2) return ''
+  return reason === 'ttl' || reason === 'left' || reason === 'disconnected' ? reason : ''
 }
 
 function byPeerId(a: NodeData, b: NodeData): number {

@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
+  CODEC_VERSION,
   ETH_ADDRESS_PATTERN,
   MULTIADDR_LENGTH_MAX,
   MULTIADDRS_MAX,
@@ -11,8 +12,8 @@ import {
   VERSION_LENGTH_MAX,
 } from './constants.ts'
 import { RegistryError } from './errors.ts'
-import { RECORD_FIELDS, SELF_REPORTED_FIELDS } from './model.ts'
-import type { NodeData, SelfReported, SelfReportedField } from './model.ts'
+import { LAST_LEFT_REASONS, RECORD_FIELDS, RECORD_FIELDS_V1, SELF_REPORTED_FIELDS } from './model.ts'
+import type { LastLeftReason, NodeData, SelfReported, SelfReportedField } from './model.ts'
 
 /**
  * Checks on values that came from outside (decoded bytes or a caller's delta). Each returns the
@@ -196,21 +197,31 @@ export function checkDeltaFields(value: unknown, what: string): Partial<SelfRepo
   return fields as Partial<SelfReported>
 }
 
+const LAST_LEFT_REASON_SET: ReadonlySet<unknown> = new Set(LAST_LEFT_REASONS)
+
+export function checkLastLeftReason(value: unknown, what: string): LastLeftReason {
+  if (!LAST_LEFT_REASON_SET.has(value)) throw invalid(what, '"", "ttl", "left" or "disconnected"')
+  return value as LastLeftReason
+}
+
 /**
  * A whole record in RECORD_FIELDS order, with its invariants: what the state machine maintains
- * must also hold for anything read back from a snapshot or the wire.
+ * must also hold for anything read back from a snapshot or the wire. `version` is the codec version
+ * it was written in: 2 has every field, 1 the first RECORD_FIELDS_V1 (lastLeftReason reads as '').
  */
-export function checkRecord(value: unknown, verify: boolean): NodeData {
+export function checkRecord(value: unknown, verify: boolean, version: number = CODEC_VERSION): NodeData {
   // Labels are constants: building `records[i].field` strings eagerly would cost more than the checks.
   const what = 'record'
   const list = checkArray(value, what)
-  if (list.length !== RECORD_FIELDS.length) throw invalid(what, `${RECORD_FIELDS.length} fields`)
+  const fieldCount = version === 1 ? RECORD_FIELDS_V1 : RECORD_FIELDS.length
+  if (list.length !== fieldCount) throw invalid(what, `${fieldCount} fields in a version ${version} record`)
   const record: NodeData = {
     peerId: verify ? checkPeerId(list[0], 'record.peerId') : checkString(list[0], 'record.peerId', PEER_ID_LENGTH_MAX),
     multiaddrs: checkMultiaddrs(list[1], 'record.multiaddrs', verify),
     firstJoinedMs: checkUnsigned(list[2], 'record.firstJoinedMs'),
     lastJoinedMs: checkUnsigned(list[3], 'record.lastJoinedMs'),
     lastLeftMs: checkUnsigned(list[4], 'record.lastLeftMs'),
+    lastLeftReason: version === 1 ? '' : checkLastLeftReason(list[25], 'record.lastLeftReason'),
     lastUpdatedMs: checkUnsigned(list[5], 'record.lastUpdatedMs'),
     uptimeAccumulatedMs: checkUnsigned(list[6], 'record.uptimeAccumulatedMs'),
     isActive: checkBoolean(list[7], 'record.isActive'),
@@ -249,6 +260,9 @@ export function recordInvariantBroken(record: NodeData): string | undefined {
   if (record.firstJoinedMs === 0 && record.lastJoinedMs !== 0) return 'lastJoinedMs is 0 until a first join'
   if (record.firstJoinedMs === 0 && record.lastLeftMs !== 0) return 'lastLeftMs is 0 until a first join'
   if (record.lastLeftMs !== 0 && record.lastLeftMs < record.firstJoinedMs) return 'firstJoinedMs <= lastLeftMs'
+  if (!LAST_LEFT_REASON_SET.has(record.lastLeftReason)) return 'lastLeftReason is "", ttl, left or disconnected'
+  // The reason is the why of lastLeftMs: none while the node never left ('' also when not known).
+  if (record.lastLeftMs === 0 && record.lastLeftReason !== '') return 'lastLeftReason is empty until a first leave'
   if (record.isActive && record.firstJoinedMs === 0) return 'an active node has joined'
   // Uptime is a sum of disjoint intervals inside [firstJoined, end], end being now when active
   // (bounded by lastJoined for the closed part) and lastLeft otherwise.

@@ -1,5 +1,7 @@
 import fc from 'fast-check'
 import { Packr, Unpackr } from 'msgpackr'
+import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
 
 import { describe, expect, it } from 'vitest'
 import {
@@ -9,7 +11,9 @@ import {
   MULTIADDRS_MAX,
   PEER_ID_LENGTH_MAX,
   RECORD_BYTES_MAX,
+  LAST_LEFT_REASONS,
   RECORD_FIELDS,
+  RECORD_FIELDS_V1,
   REPLICAS_MAX,
   RegistryError,
   SELF_REPORTED_FIELDS,
@@ -20,10 +24,13 @@ import {
   emptyRecord,
   encodeCommand,
   encodeRecord,
+  encodeRecordForDigest,
   encodeSnapshot,
   packWire,
+  recordHash,
+  recordsDigest,
 } from '../src/index.ts'
-import { recordToArray } from '../src/codec.ts'
+import { SNAPSHOT_COUNTERS, recordToArray } from '../src/codec.ts'
 import type { CommandEnvelope, NodeData, RegistryErrorCode } from '../src/index.ts'
 import { REPLICA_A, deltaCommand, fullFields, observation, packAny, peerId } from './helpers.ts'
 
@@ -85,8 +92,22 @@ describe('command codec', () => {
   })
 
   it('rejects an unknown version with UNSUPPORTED_VERSION', () => {
-    expect(codeOf(() => decodeCommand(packAny([2, T0, 4, 1000])))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION + 1, T0, 4, 1000])))).toBe('UNSUPPORTED_VERSION')
+    expect(codeOf(() => decodeCommand(packAny([0, T0, 4, 1000])))).toBe('UNSUPPORTED_VERSION')
     expect(codeOf(() => decodeCommand(packAny([CODEC_VERSION, T0, 4, 1000])))).toBe('none')
+  })
+
+  it('reads version 1 commands, as Raft logs written before version 2 hold them, and says so', () => {
+    const command = { kind: 'liveness', replicaPeerId: REPLICA_A, peerId: peerId(1), active: false, reason: 'ttl' }
+    expect(decodeCommand(packWire([1, T0, 6, REPLICA_A, peerId(1), false, 3]))).toEqual({
+      timestampMs: T0,
+      command,
+      version: 1,
+    })
+    // What this build writes is the current version, and decodes without a version key.
+    const bytes = encodeCommand({ timestampMs: T0, command: command as CommandEnvelope['command'] })
+    expect(new Unpackr({ useRecords: false, int64AsType: 'number' }).unpack(bytes)[0]).toBe(CODEC_VERSION)
+    expect(decodeCommand(bytes)).not.toHaveProperty('version')
   })
 
   it('rejects malformed envelopes with INVALID', () => {
@@ -283,6 +304,74 @@ describe('record codec', () => {
     expect(decodeRecord(encodeRecord(record))).toEqual(record)
   })
 
+  /** A node that joined and left: the record a lastLeftReason belongs to. */
+  function leftRecord(id: number, lastLeftReason: NodeData['lastLeftReason']): NodeData {
+    return {
+      ...emptyRecord(peerId(id)),
+      ...fullFields(id),
+      firstJoinedMs: T0,
+      lastJoinedMs: T0,
+      lastLeftMs: T0 + 10,
+      lastLeftReason,
+      lastUpdatedMs: T0 + 10,
+      uptimeAccumulatedMs: 10,
+    }
+  }
+
+  it('writes version 2: 26 fields, lastLeftReason last, and round-trips every reason', () => {
+    for (const reason of LAST_LEFT_REASONS) {
+      const record = leftRecord(3, reason)
+      const bytes = encodeRecord(record)
+      const [version, fields] = new Unpackr({ useRecords: false, int64AsType: 'number' }).unpack(bytes) as [
+        number,
+        unknown[],
+      ]
+      expect(version).toBe(2)
+      expect(fields).toHaveLength(26)
+      expect(fields[25]).toBe(reason)
+      expect(decodeRecord(bytes)).toEqual(record)
+    }
+  })
+
+  it('reads version 1 records (25 fields, as caches and snapshots of version 1 hold them) with lastLeftReason empty', () => {
+    const record = leftRecord(3, '')
+    const version1 = packWire([1, recordToArray(record).slice(0, RECORD_FIELDS_V1)])
+    expect(decodeRecord(version1)).toEqual(record)
+    expect(decodeRecord(version1, { verify: false })).toEqual(record)
+    // Each version has exactly its own field count.
+    expect(codeOf(() => decodeRecord(packWire([1, recordToArray(record)])))).toBe('INVALID')
+    expect(codeOf(() => decodeRecord(packWire([2, recordToArray(record).slice(0, RECORD_FIELDS_V1)])))).toBe('INVALID')
+    expect(codeOf(() => decodeRecord(packWire([3, recordToArray(record)])))).toBe('UNSUPPORTED_VERSION')
+  })
+
+  it('refuses a lastLeftReason that is not one, or one for a node that never left', () => {
+    const fields = recordToArray(leftRecord(3, 'ttl'))
+    for (const bad of ['heartbeat', 'TTL', 3, null]) {
+      expect(
+        codeOf(() => decodeRecord(packWire([2, [...fields.slice(0, 25), bad]]))),
+        String(bad),
+      ).toBe('INVALID')
+    }
+    const neverLeft = { ...emptyRecord(peerId(3)), lastLeftReason: 'left' as const }
+    expect(codeOf(() => decodeRecord(encodeRecord(neverLeft)))).toBe('INVALID')
+    // A node that left, reason unknown (a version 1 leave): valid.
+    expect(decodeRecord(encodeRecord(leftRecord(3, '')))).toEqual(leftRecord(3, ''))
+  })
+
+  it('hashes a record for the digest as the oldest version that holds it', () => {
+    const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
+    const unknown = leftRecord(3, '')
+    const version1 = packWire([1, recordToArray(unknown).slice(0, RECORD_FIELDS_V1)])
+    // No reason: the version 1 bytes, so a version 1 build's digest (and a backup's) is unchanged.
+    expect(encodeRecordForDigest(unknown)).toEqual(version1)
+    expect(recordHash(unknown).toString('hex')).toBe(sha(version1))
+    // A reason: the version 2 bytes, so the digest covers it.
+    const ttl = leftRecord(3, 'ttl')
+    expect(encodeRecordForDigest(ttl)).toEqual(encodeRecord(ttl))
+    expect(recordsDigest([ttl])).not.toBe(recordsDigest([unknown]))
+    expect(recordsDigest([ttl])).not.toBe(recordsDigest([leftRecord(3, 'left')]))
+  })
+
   it('fits the largest record the field limits allow within RECORD_BYTES_MAX', () => {
     const bytes = encodeRecord(maximalRecord())
     expect(bytes.length).toBeLessThanOrEqual(RECORD_BYTES_MAX)
@@ -333,6 +422,32 @@ describe('snapshot codec', () => {
     expect(decodeSnapshot(encodeSnapshot(state), { verify: false })).toEqual(state)
   })
 
+  it('reads a version 1 snapshot (25-field records), as data dirs of version 1 hold them', () => {
+    const left = {
+      ...state.records[0]!,
+      firstJoinedMs: T0 - 50,
+      lastJoinedMs: T0 - 50,
+      lastLeftMs: T0 - 40,
+      uptimeAccumulatedMs: 10,
+    }
+    const records = [left, ...state.records.slice(1)]
+    const body = packWire([
+      state.appliedIndex,
+      state.clockMs,
+      state.replicaPeerIds,
+      SNAPSHOT_COUNTERS.map((name) => state.counters[name]),
+      records.map((record) => recordToArray(record).slice(0, RECORD_FIELDS_V1)),
+    ])
+    const header = new Uint8Array(9)
+    header.set([0x4e, 0x4c, 0x52, 0x53, 1])
+    new DataView(header.buffer).setUint32(5, crc32(body), false)
+    const version1 = Uint8Array.from([...header, ...body])
+    expect(decodeSnapshot(version1)).toEqual({ ...state, records })
+    expect(decodeSnapshot(version1).records[0]!.lastLeftReason).toBe('')
+    // Written again, it is version 2.
+    expect(encodeSnapshot(decodeSnapshot(version1))[4]).toBe(2)
+  })
+
   it('detects a flipped bit with CORRUPT', () => {
     const bytes = encodeSnapshot(state)
     bytes[bytes.length - 3]! ^= 0x10
@@ -341,7 +456,9 @@ describe('snapshot codec', () => {
 
   it('rejects another version, a bad header and unsorted records', () => {
     const bytes = encodeSnapshot(state)
-    bytes[4] = 2
+    bytes[4] = CODEC_VERSION + 1
+    expect(codeOf(() => decodeSnapshot(bytes))).toBe('UNSUPPORTED_VERSION')
+    bytes[4] = 0
     expect(codeOf(() => decodeSnapshot(bytes))).toBe('UNSUPPORTED_VERSION')
     expect(codeOf(() => decodeSnapshot(Uint8Array.from([1, 2, 3])))).toBe('INVALID')
     const unsorted = encodeSnapshot({ ...state, records: [...state.records].reverse() })

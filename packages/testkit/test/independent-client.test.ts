@@ -1,11 +1,12 @@
+import { encode } from '@msgpack/msgpack'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AuthorityClient } from '@nodeledger/client'
 import { ProtocolError } from '@nodeledger/protocol'
-import { emptyRecord } from '@nodeledger/registry'
+import { RECORD_FIELDS, emptyRecord, encodeRecord } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 // Relative: the client package's test stand-in (real libp2p hosts speaking the API with our codecs).
 import { FakeCluster } from '../../client/test/fake-cluster.ts'
-import { IndependentClient, IndependentClientError } from '../src/chaos/independent-client.ts'
+import { IndependentClient, IndependentClientError, decodeRecord } from '../src/chaos/independent-client.ts'
 import { peerIdFromSeed } from '../src/fixtures.ts'
 
 const BIG = 2 ** 32 + 1
@@ -92,7 +93,7 @@ describe('IndependentClient against the API (fake replicas, our codecs on the se
     }
     for (const consistency of ['linearizable', 'lease', 'stale'] as const) {
       expect(await client.get(key, { consistency })).toEqual({
-        record: { peerId: key, version: 'v7', originSeq: BIG, changedIndex: BIG + 3 },
+        record: { peerId: key, version: 'v7', originSeq: BIG, changedIndex: BIG + 3, lastLeftReason: '' },
         index: BIG + 3,
       })
     }
@@ -185,6 +186,33 @@ describe('IndependentClient against the API (fake replicas, our codecs on the se
       expect(await codeOf(few.get(peerIdFromSeed(6)))).toBe('UNAVAILABLE')
     } finally {
       await few.stop()
+    }
+  })
+})
+
+describe('the record decoder, written from PROTOCOL.md "Records"', () => {
+  const left: NodeData = {
+    ...record(peerIdFromSeed(1), 4, 'v1', 9),
+    lastLeftMs: T0 + 5,
+    lastLeftReason: 'ttl',
+  }
+  const fields = RECORD_FIELDS.map((field) => left[field])
+
+  it('reads version 2 (26 fields, lastLeftReason last), as the replicas write it', () => {
+    const expected = { peerId: left.peerId, version: 'v1', originSeq: 4, changedIndex: 9, lastLeftReason: 'ttl' }
+    expect(decodeRecord(encodeRecord(left))).toEqual(expected)
+    expect(decodeRecord(encode([2, fields]))).toEqual(expected)
+  })
+
+  it('reads version 1 (25 fields) with lastLeftReason empty, and nothing else', () => {
+    expect(decodeRecord(encode([1, fields.slice(0, 25)]))).toMatchObject({ originSeq: 4, lastLeftReason: '' })
+    for (const bad of [
+      [1, fields],
+      [2, fields.slice(0, 25)],
+      [3, fields],
+      [2, [...fields.slice(0, 25), 'heartbeat']],
+    ]) {
+      expect(() => decodeRecord(encode(bad))).toThrow(IndependentClientError)
     }
   })
 })

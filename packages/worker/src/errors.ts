@@ -13,9 +13,11 @@ export const WORKER_ERROR_CODES = {
   IO: 'IO',
   /** The cache was used after close(). */
   CLOSED: 'CLOSED',
+  /** A tracker option makes no sense (a heartbeat interval that cannot keep the lease alive). */
+  INVALID_CONFIG: 'INVALID_CONFIG',
 } as const
 
-export type WorkerCacheErrorCode = keyof typeof WORKER_ERROR_CODES
+export type WorkerCacheErrorCode = Exclude<keyof typeof WORKER_ERROR_CODES, 'INVALID_CONFIG'>
 
 /** An error of the worker's durable cache (src/cache). Callers and tests branch on `code`. */
 export class WorkerCacheError extends Error {
@@ -26,6 +28,20 @@ export class WorkerCacheError extends Error {
     super(message, options)
     this.name = 'WorkerCacheError'
     this.code = code
+  }
+}
+
+/**
+ * A tracker refused its options before touching anything (no cache opened, no host started): the
+ * message names the values and what to change. The CLI maps INVALID_CONFIG to exit code 2.
+ */
+export class WorkerConfigError extends Error {
+  static override readonly name = 'WorkerConfigError'
+  readonly code = WORKER_ERROR_CODES.INVALID_CONFIG
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'WorkerConfigError'
   }
 }
 

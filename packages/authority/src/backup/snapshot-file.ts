@@ -10,7 +10,7 @@ import {
   encodeSnapshotHeader,
 } from '@nodeledger/protocol'
 import type { MemberStatus, SnapshotHeader } from '@nodeledger/protocol'
-import { CODEC_VERSION, RegistryError, decodeSnapshot, packWire, recordsDigest, unpackWire } from '@nodeledger/registry'
+import { RegistryError, decodeSnapshot, packWire, recordsDigest, unpackWire } from '@nodeledger/registry'
 import type { SnapshotState } from '@nodeledger/registry'
 import { ReplicaError } from '../replica-errors.ts'
 import type { Members } from '../replica/members.ts'
@@ -69,7 +69,10 @@ export interface SnapshotFile {
 export interface SnapshotContents {
   readonly directory: Members
   readonly registry: SnapshotState
-  /** The state machine snapshot's format version (its byte 4) and the registry codec's. */
+  /**
+   * The state machine snapshot's format version (its byte 4) and the registry snapshot's (the
+   * registry codec version it was written in, its byte 4: 1 for a file saved before version 2).
+   */
   readonly stateVersion: number
   readonly registryVersion: number
 }
@@ -211,7 +214,7 @@ export function inspectSnapshotFile(file: SnapshotFile): SnapshotContents {
     directory: decoded.members,
     registry,
     stateVersion: data[4]!,
-    registryVersion: CODEC_VERSION,
+    registryVersion: decoded.registry[4]!,
   }
 }
 

@@ -4,7 +4,7 @@ import type { Registry } from '@nodeledger/registry'
 /**
  * A digest of the registry's records that replicas can compare (`recordsDigest` of the registry
  * package, kept incrementally): the XOR of SHA-256 over each
- * record's encoding, so it does not depend on order and a changed record is swapped out in O(1).
+ * record's encoding (recordHash: in the oldest codec version that holds it), so it does not depend on order and a changed record is swapped out in O(1).
  * Applying entries only marks records dirty; the hashing happens when someone asks (status), and
  * costs what changed since the last ask, not the whole registry (a full snapshot of 100,000 records
  * takes ~600 ms, far too long to spend on every status request of a busy leader).

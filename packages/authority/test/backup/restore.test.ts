@@ -2,11 +2,26 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { recordsDigest } from '@nodeledger/registry'
-import { BackupError, decodeSnapshotFile, encodeSnapshotFile, restoreSnapshot } from '../../src/backup/index.ts'
+import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+import {
+  RECORD_FIELDS_V1,
+  RECORD_FIELDS,
+  SNAPSHOT_COUNTERS,
+  decodeSnapshot,
+  packWire,
+  recordsDigest,
+} from '@nodeledger/registry'
+import {
+  BackupError,
+  decodeSnapshotFile,
+  encodeSnapshotFile,
+  inspectSnapshotFile,
+  restoreSnapshot,
+} from '../../src/backup/index.ts'
 import type { BackupErrorCode, SnapshotFile } from '../../src/backup/index.ts'
 import { readIdentity } from '../../src/replica/identity.ts'
-import { ReplicaStateMachine } from '../../src/replica/state-machine.ts'
+import { ReplicaStateMachine, encodeStateSnapshot } from '../../src/replica/state-machine.ts'
 import { LevelStorage } from '../../src/storage/index.ts'
 import { OLD_CLUSTER_ID, OLD_MEMBERS, headerFor, newCluster, sampleState } from './helpers.ts'
 
@@ -42,7 +57,61 @@ function tree(dir = root, prefix = ''): string[] {
   )
 }
 
+/**
+ * The registry snapshot `bytes` as a version 1 build wrote it: "NLRS" version 1, 25-field records,
+ * and the digest that build computed (SHA-256 of each `[1, fields]` record, XORed).
+ */
+function asVersion1(bytes: Uint8Array): { registry: Uint8Array; digest: string } {
+  const state = decodeSnapshot(bytes)
+  const fields = state.records.map((record) => RECORD_FIELDS.slice(0, RECORD_FIELDS_V1).map((field) => record[field]))
+  const body = packWire([
+    state.appliedIndex,
+    state.clockMs,
+    state.replicaPeerIds,
+    SNAPSHOT_COUNTERS.map((name) => state.counters[name]),
+    fields,
+  ])
+  const registry = new Uint8Array(9 + body.byteLength)
+  registry.set([0x4e, 0x4c, 0x52, 0x53, 1])
+  new DataView(registry.buffer).setUint32(5, crc32(body), false)
+  registry.set(body, 9)
+  const digest = Buffer.alloc(32)
+  for (const record of fields) {
+    const hash = createHash('sha256')
+      .update(packWire([1, record]))
+      .digest()
+    for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!
+  }
+  return { registry, digest: digest.toString('hex') }
+}
+
 describe('restore', () => {
+  it('restores a file a version 1 build saved: 25-field records, the digest it named, unchanged', async () => {
+    const old = asVersion1(machine.registry.snapshot())
+    // A registry without lastLeftReasons has the digest a version 1 build gave it.
+    expect(old.digest).toBe(header.registryDigest)
+    const oldData = encodeStateSnapshot(machine.members, old.registry)
+    const oldFile = decodeSnapshotFile(
+      encodeSnapshotFile({ ...headerFor(machine, index, oldData), registryDigest: old.digest }, oldData),
+    )
+    const contents = inspectSnapshotFile(oldFile)
+    expect(contents.registryVersion).toBe(1)
+    expect(contents.registry.records.every((record) => record.lastLeftReason === '')).toBe(true)
+    const cluster = newCluster(root)
+    expect(await restoreSnapshot({ file: oldFile, cluster })).toMatchObject({ records: 40, registryDigest: old.digest })
+    const storage = await LevelStorage.open(cluster.replicas[0]!.dataDir)
+    try {
+      const restored = new ReplicaStateMachine([])
+      restored.restore(storage.snapshot())
+      expect(restored.registryDigest()).toBe(old.digest)
+      // Its next snapshot is written in version 2, with the same records.
+      expect(decodeSnapshot(restored.registry.snapshot()).records).toEqual(contents.registry.records)
+      expect(restored.registry.snapshot()[4]).toBe(2)
+    } finally {
+      await storage.close()
+    }
+  })
+
   it('seeds every founder with the same state: the snapshot at the saved index and term, the new founders as voters', async () => {
     const cluster = newCluster(root)
     const result = await restoreSnapshot({ file, cluster })

@@ -74,6 +74,7 @@ describe('snapshot file: round trip', () => {
     expect(contents.registry.records.filter((record) => record.originSeq === 3).length).toBe(2)
     expect(contents.directory.all().map((member) => member.id)).toEqual([1, 2, 3])
     expect(contents.stateVersion).toBe(1)
+    expect(contents.registryVersion).toBe(2)
   })
 
   it('is the exact layout: magic, version, header length, header, data, SHA-256 of all before', () => {

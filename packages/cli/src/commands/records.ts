@@ -5,7 +5,7 @@ import { SELF_REPORTED_FIELDS } from '@nodeledger/registry'
 import type { Delta, ListFilter, NodeData, SelfReported } from '@nodeledger/registry'
 import { UsageError } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
-import { withClient } from './connect.ts'
+import { formatDuration, withClient } from './connect.ts'
 import type { ClientCommandOptions } from './connect.ts'
 
 /** These commands talk to the leader: dial the last one first. */
@@ -90,7 +90,7 @@ export async function get(
         return 3
       }
       if (options.json) console.log(JSON.stringify({ record, index }))
-      else console.log(formatRecord(record, index))
+      else console.log(formatRecord(record, index, Date.now()))
       return 0
     },
     LEADER_FIRST,
@@ -111,11 +111,50 @@ export function capabilities(record: NodeData): string {
   return names.length === 0 ? '-' : names.join(',')
 }
 
-function formatRecord(record: NodeData, index: number): string {
-  const lines = Object.entries(record).map(
-    ([field, value]) => `${field.padEnd(22)} ${Array.isArray(value) ? value.join(', ') || '-' : String(value)}`,
-  )
+/**
+ * Why and since when a node is inactive, for a person: `ttl 3m12s ago`, `left 4.0s ago`,
+ * `disconnected 2h5m ago`. `-` while the node is active (its lastLeftMs and lastLeftReason then
+ * describe its previous absence, kept as history), `never joined` for a record no replica ever saw
+ * connected, and the time alone when the record does not say why (it left before record version 2,
+ * or the replica holding it left the cluster). "Ago" is by this machine's clock.
+ */
+export function inactiveSummary(record: NodeData, nowMs: number): string {
+  if (record.isActive) return '-'
+  if (record.lastLeftMs === 0) return 'never joined'
+  const ago = `${formatDuration(Math.max(0, nowMs - record.lastLeftMs))} ago`
+  return record.lastLeftReason === '' ? ago : `${record.lastLeftReason} ${ago}`
+}
+
+/** `get`'s text: every field, then the inactive summary with the time it went inactive. */
+export function formatRecord(record: NodeData, index: number, nowMs: number): string {
+  const lines = Object.entries(record).map(([field, value]) => {
+    const text = Array.isArray(value) ? value.join(', ') || '-' : String(value)
+    return `${field.padEnd(22)} ${text}`
+  })
+  const inactive = inactiveSummary(record, nowMs)
+  const since =
+    record.isActive || record.lastLeftMs === 0 ? '' : ` (since ${new Date(record.lastLeftMs).toISOString()})`
+  lines.push(`${'inactive'.padEnd(22)} ${inactive}${since}`)
   return `${lines.join('\n')}\n(as of log index ${index})`
+}
+
+export const LS_COLUMNS = ['peer', 'active', 'inactive', 'staked', 'capabilities', 'version', 'seq', 'changed'] as const
+
+/** `ls`'s table rows: one per record, `inactive` saying why and since when (inactiveSummary). */
+export function lsRows(
+  records: readonly NodeData[],
+  nowMs: number,
+): Array<Record<(typeof LS_COLUMNS)[number], string | number | boolean>> {
+  return records.map((record) => ({
+    peer: record.peerId,
+    active: record.isActive,
+    inactive: inactiveSummary(record, nowMs),
+    staked: record.isStaked,
+    capabilities: capabilities(record),
+    version: record.version || '-',
+    seq: record.originSeq,
+    changed: record.changedIndex,
+  }))
 }
 
 /** The server's page size limit (PROTOCOL.md ListFilter.limit): longer listings take several pages. */
@@ -170,20 +209,7 @@ export async function ls(
         console.log(JSON.stringify({ records, index, ...(nextAfterPeerId === undefined ? {} : { nextAfterPeerId }) }))
         return 0
       }
-      console.log(
-        renderTable(
-          records.map((record) => ({
-            peer: record.peerId,
-            active: record.isActive,
-            staked: record.isStaked,
-            capabilities: capabilities(record),
-            version: record.version || '-',
-            seq: record.originSeq,
-            changed: record.changedIndex,
-          })),
-          ['peer', 'active', 'staked', 'capabilities', 'version', 'seq', 'changed'],
-        ),
-      )
+      console.log(renderTable(lsRows(records, Date.now()), LS_COLUMNS))
       const pages = filter.all && records.length > LIST_PAGE_RECORDS_MAX ? ' (several pages: not one moment)' : ''
       console.log(`${records.length} record(s) as of log index ${index}${pages}`)
       // "May follow": the server says so when its page was full, even if the next page turns out empty.

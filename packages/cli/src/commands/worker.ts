@@ -1,10 +1,18 @@
+import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
 import { basename, dirname, join, resolve } from 'node:path'
-import { loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
+import { DEFAULT_LIVENESS, loadClusterFile, loadOrCreateKey } from '@nodeledger/authority'
 import { CATEGORIES, CAPABILITY_FIELD } from '@nodeledger/registry'
 import type { Category, SelfReported } from '@nodeledger/registry'
-import { NodeEventTracker, WorkerMetrics, startWorkerHttp } from '@nodeledger/worker'
+import {
+  NodeEventTracker,
+  WorkerConfigError,
+  WorkerMetrics,
+  checkHeartbeatInterval,
+  startWorkerHttp,
+  trackerDefaults,
+} from '@nodeledger/worker'
 import { readHostPort } from '@nodeledger/metrics'
 import type { HostPort, OpsServer } from '@nodeledger/metrics'
 import type { Logger } from 'pino'
@@ -31,23 +39,70 @@ export interface WorkerCommandOptions {
   pretty: boolean
 }
 
-/** Where replicas are: `--bootstrap` if given, else the cluster file. */
-async function bootstrapOf(options: WorkerCommandOptions): Promise<string[]> {
-  if (options.bootstrap.length > 0) {
-    for (const address of options.bootstrap) {
-      let last: string | undefined
-      try {
-        last = multiaddr(address).getComponents().at(-1)?.name
-      } catch (error) {
-        throw new UsageError(`--bootstrap "${address}" is not a multiaddr (${(error as Error).message})`)
-      }
-      if (last !== 'p2p')
-        throw new UsageError(`--bootstrap ${address} must end in /p2p/<peerId>: the replica's identity is checked`)
+/** What the worker needs to know of its cluster before it starts. */
+export interface WorkerCluster {
+  readonly bootstrap: string[]
+  /** The cluster's lease TTL (`liveness.ttlMs`), which `--heartbeat-ms` must stay below. */
+  readonly leaseTtlMs: number
+  /** Where leaseTtlMs came from, for messages. */
+  readonly leaseTtlFrom: string
+}
+
+/**
+ * Where replicas are (`--bootstrap` if given, else the cluster file's) and the lease TTL. The API
+ * does not tell a client the TTL (PROTOCOL.md: no op answers it), so it comes from the cluster
+ * file: the one that lists the replicas, or with `--bootstrap` the `--cluster` file when it names
+ * one of those replicas (a file of another cluster says nothing about this one); otherwise the
+ * default TTL, which the message then says it assumed.
+ */
+export async function clusterOf(options: Pick<WorkerCommandOptions, 'bootstrap' | 'cluster'>): Promise<WorkerCluster> {
+  if (options.bootstrap.length === 0) {
+    const cluster = await loadClusterFile(options.cluster)
+    return {
+      bootstrap: cluster.replicas.map((replica) => replica.multiaddr),
+      leaseTtlMs: cluster.liveness.ttlMs,
+      leaseTtlFrom: `liveness.ttlMs of ${options.cluster}`,
     }
-    return [...options.bootstrap]
   }
-  const cluster = await loadClusterFile(options.cluster)
-  return cluster.replicas.map((replica) => replica.multiaddr)
+  const peerIds: string[] = []
+  for (const address of options.bootstrap) {
+    let last: { name: string; value?: string } | undefined
+    try {
+      last = multiaddr(address).getComponents().at(-1)
+    } catch (error) {
+      throw new UsageError(`--bootstrap "${address}" is not a multiaddr (${(error as Error).message})`)
+    }
+    if (last?.name !== 'p2p')
+      throw new UsageError(`--bootstrap ${address} must end in /p2p/<peerId>: the replica's identity is checked`)
+    peerIds.push(last.value ?? '')
+  }
+  const bootstrap = [...options.bootstrap]
+  if (existsSync(options.cluster)) {
+    // Never read with --bootstrap before, so a file that does not load only means no TTL from it.
+    const cluster = await loadClusterFile(options.cluster).catch(() => undefined)
+    if (cluster?.replicas.some((replica) => peerIds.includes(replica.peerId)))
+      return { bootstrap, leaseTtlMs: cluster.liveness.ttlMs, leaseTtlFrom: `liveness.ttlMs of ${options.cluster}` }
+  }
+  return {
+    bootstrap,
+    leaseTtlMs: DEFAULT_LIVENESS.ttlMs,
+    leaseTtlFrom: `the default liveness.ttlMs (no cluster file names the --bootstrap replicas; give it with --cluster)`,
+  }
+}
+
+/**
+ * `--heartbeat-ms` against the cluster's lease TTL, before anything starts: at or above it is
+ * refused (INVALID_CONFIG, exit 2), above half of it is warned about (checkHeartbeatInterval says
+ * why; the trackers log the warning). The message names both values and where the TTL came from.
+ */
+export function checkWorkerHeartbeat(heartbeatMs: number | undefined, cluster: WorkerCluster): void {
+  const intervalMs = heartbeatMs ?? trackerDefaults.HEARTBEAT_INTERVAL_MS_DEFAULT
+  try {
+    checkHeartbeatInterval(intervalMs, cluster.leaseTtlMs)
+  } catch (error) {
+    if (!(error instanceof WorkerConfigError)) throw error
+    throw new WorkerConfigError(`--heartbeat-ms ${intervalMs}: ${error.message}; the TTL is ${cluster.leaseTtlFrom}`)
+  }
 }
 
 function selfFields(options: WorkerCommandOptions): Partial<Omit<SelfReported, 'multiaddrs'>> {
@@ -83,7 +138,7 @@ async function metricsFor(
 async function startOne(
   dataDir: string,
   keyFile: string,
-  bootstrap: string[],
+  cluster: WorkerCluster,
   options: WorkerCommandOptions,
   logger: Logger,
   metrics: WorkerMetrics,
@@ -93,7 +148,8 @@ async function startOne(
   const privateKey = await loadOrCreateKey(keyFile)
   return await NodeEventTracker.start({
     dataDir,
-    bootstrap,
+    bootstrap: cluster.bootstrap,
+    leaseTtlMs: cluster.leaseTtlMs,
     privateKey,
     listen: [`/ip4/${options.listenHost}/tcp/0`],
     self: selfFields(options),
@@ -125,7 +181,8 @@ function leaveOnSignal(
 /** `nodeledger worker`: one worker node in the foreground until SIGTERM (a graceful leave). */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: 'worker' })
-  const bootstrap = await bootstrapOf(options)
+  const cluster = await clusterOf(options)
+  checkWorkerHeartbeat(options.heartbeatMs, cluster)
   const dataDir = resolve(options.data)
   const keyFile = options.key ?? join(dirname(dataDir), `${basename(dataDir)}.key`)
   let trackers: NodeEventTracker[] = []
@@ -137,7 +194,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   )
   const ops = await metricsFor(options, 1, logger)
   http = ops.http
-  const tracker = await startOne(dataDir, keyFile, bootstrap, options, logger, ops.metrics, 1)
+  const tracker = await startOne(dataDir, keyFile, cluster, options, logger, ops.metrics, 1)
   trackers = [tracker]
   logger.info(
     {
@@ -153,7 +210,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
 /** `nodeledger workers --count N`: N workers in one process (for density), each with its own dir and key. */
 export async function runWorkers(count: number, options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: 'workers' })
-  const bootstrap = await bootstrapOf(options)
+  const cluster = await clusterOf(options)
+  checkWorkerHeartbeat(options.heartbeatMs, cluster)
   const root = resolve(options.data)
   const trackers: NodeEventTracker[] = []
   let http: OpsServer | undefined
@@ -171,7 +229,7 @@ export async function runWorkers(count: number, options: WorkerCommandOptions): 
       await startOne(
         join(dir, 'data'),
         join(dir, 'peer.key'),
-        bootstrap,
+        cluster,
         options,
         logger.child({ worker: i }),
         ops.metrics,

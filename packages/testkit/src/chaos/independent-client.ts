@@ -25,7 +25,12 @@ const BACKOFF_BASE_MS = 20
 const BACKOFF_MAX_MS = 500
 const ATTEMPTS_MAX = 8
 const REQUEST_TIMEOUT_MS = 2_000
-const RECORD_FIELD_COUNT = 25
+/** Fields of a record, by record version (PROTOCOL.md "Records"): version 2 added lastLeftReason. */
+const RECORD_FIELD_COUNT = new Map<number, number>([
+  [1, 25],
+  [2, 26],
+])
+const LAST_LEFT_REASONS = new Set(['', 'ttl', 'left', 'disconnected'])
 
 /** PROTOCOL.md "Errors". */
 export type IndependentErrorCode =
@@ -73,6 +78,8 @@ export interface IndependentRecord {
   readonly version: string
   readonly originSeq: number
   readonly changedIndex: number
+  /** Why the node last became inactive; '' when it never did or a version 1 record does not say. */
+  readonly lastLeftReason: string
 }
 
 export interface IndependentDelta {
@@ -154,8 +161,11 @@ function serverError(value: unknown): IndependentClientError {
   })
 }
 
-/** A record bin: `[1, [25 fields]]` (PROTOCOL.md "Records"). */
-function decodeRecord(value: unknown): IndependentRecord {
+/**
+ * A record bin: `[2, [26 fields]]`, or `[1, [25 fields]]` from a replica or data written before
+ * version 2, which readers must still accept (PROTOCOL.md "Records").
+ */
+export function decodeRecord(value: unknown): IndependentRecord {
   if (!(value instanceof Uint8Array)) throw new IndependentClientError('INVALID', 'record: expected bin')
   let envelope: unknown
   try {
@@ -163,16 +173,23 @@ function decodeRecord(value: unknown): IndependentRecord {
   } catch (error) {
     throw new IndependentClientError('INVALID', `record is not MessagePack (${(error as Error).message})`)
   }
-  if (!Array.isArray(envelope) || envelope.length !== 2 || uint(envelope[0], 'record version') !== 1)
-    throw new IndependentClientError('INVALID', 'record: expected [1, fields]')
+  if (!Array.isArray(envelope) || envelope.length !== 2)
+    throw new IndependentClientError('INVALID', 'record: expected [version, fields]')
+  const recordVersion = uint(envelope[0], 'record version')
+  const fieldCount = RECORD_FIELD_COUNT.get(recordVersion)
+  if (fieldCount === undefined) throw new IndependentClientError('INVALID', `record: version ${recordVersion}`)
   const fields = envelope[1]
-  if (!Array.isArray(fields) || fields.length !== RECORD_FIELD_COUNT)
-    throw new IndependentClientError('INVALID', `record: expected ${RECORD_FIELD_COUNT} fields`)
+  if (!Array.isArray(fields) || fields.length !== fieldCount)
+    throw new IndependentClientError('INVALID', `record: expected ${fieldCount} fields in version ${recordVersion}`)
+  const lastLeftReason = recordVersion === 1 ? '' : text(fields[25], 'record.lastLeftReason')
+  if (!LAST_LEFT_REASONS.has(lastLeftReason))
+    throw new IndependentClientError('INVALID', 'record.lastLeftReason: expected "", ttl, left or disconnected')
   return {
     peerId: text(fields[0], 'record.peerId'),
     version: text(fields[14], 'record.version'),
     originSeq: uint(fields[22], 'record.originSeq'),
     changedIndex: uint(fields[24], 'record.changedIndex'),
+    lastLeftReason,
   }
 }
 

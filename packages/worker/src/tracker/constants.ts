@@ -6,6 +6,12 @@
 /** A heartbeat every 3 s: a third of the default 10 s lease, so two lost heartbeats do not expire it. */
 export const HEARTBEAT_INTERVAL_MS_DEFAULT = 3_000
 /**
+ * The lease TTL a tracker assumes when it is not told the cluster's (NodeEventTrackerOptions
+ * leaseTtlMs, from the cluster file's `liveness.ttlMs`): the authority's default, DEFAULT_LIVENESS
+ * (a test keeps the two equal; the worker does not depend on the authority package).
+ */
+export const LEASE_TTL_MS_DEFAULT = 10_000
+/**
  * Anti-entropy: a `since(appliedIndex)` every 5 s closes any gap the watch might leave (a watch
  * that stalls on a paused leader, a lost event). It costs one small round trip when nothing changed.
  */

@@ -15,6 +15,7 @@ import {
   ANTI_ENTROPY_INTERVAL_MS_DEFAULT,
   GOSSIP_PEERS_TARGET_DEFAULT,
   HEARTBEAT_INTERVAL_MS_DEFAULT,
+  LEASE_TTL_MS_DEFAULT,
   PEER_DIALS_PER_ROUND_MAX,
   PEER_MAINTENANCE_INTERVAL_MS,
   READY_APPLIED_LAG_ENTRIES_MAX,
@@ -24,6 +25,7 @@ import {
   SYNC_PAGE_RECORDS,
   WATCH_RETRY_DELAY_MS,
 } from './constants.ts'
+import { checkHeartbeatInterval } from './heartbeat-interval.ts'
 import { createWorkerHost } from './host.ts'
 import type { WorkerHost } from './host.ts'
 
@@ -38,7 +40,14 @@ export interface NodeEventTrackerOptions {
   readonly listen?: readonly string[]
   /** What the worker reports about itself on join (capabilities, version, stake...). */
   readonly self?: Partial<Omit<SelfReported, 'multiaddrs'>>
+  /** How often the worker heartbeats the leader; must stay below leaseTtlMs (checkHeartbeatInterval). */
   readonly heartbeatIntervalMs?: number
+  /**
+   * The cluster's lease TTL (cluster file `liveness.ttlMs`), which the heartbeat interval is checked
+   * against at start; default LEASE_TTL_MS_DEFAULT, the authority's default. The API does not tell
+   * a client the TTL, so whoever starts the tracker passes what the cluster file says.
+   */
+  readonly leaseTtlMs?: number
   readonly antiEntropyIntervalMs?: number
   readonly gossipPeersTarget?: number
   readonly requestTimeoutMs?: number
@@ -127,6 +136,12 @@ export class NodeEventTracker extends EventTarget {
 
   /** Starts a worker: resolves once it has caught up with the log, joined and been marked active. */
   static async start(options: NodeEventTrackerOptions): Promise<NodeEventTracker> {
+    // Before anything is opened: a refused interval leaves no cache lock, host or connection behind.
+    const warning = checkHeartbeatInterval(
+      options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT,
+      options.leaseTtlMs ?? LEASE_TTL_MS_DEFAULT,
+    )
+    if (warning !== undefined) options.logger?.warn({ component: 'tracker' }, warning)
     const cache = await WorkerCache.open(options.dataDir)
     let host: WorkerHost | undefined
     try {
