@@ -51,10 +51,12 @@ start_one() {
   local extra=()
   # A member added later (member replace --start) is not in the file: its own flags were saved.
   if [ -f "$DIR/pids/replica-$id.args" ]; then read -r -a extra <"$DIR/pids/replica-$id.args"; fi
-  # A founder whose data dir was never created takes part in creating the cluster; any other start
-  # joins what exists. (A founder that ran and lost its dir is refused either way: its peers know.)
+  # A founder that never got past deciding how to start (no replica.json in its data dir: the
+  # replica writes it once it joined or created the cluster; one killed while waiting for the other
+  # founders has a data dir without it) takes part in creating the cluster; any other start joins
+  # what exists. (A founder that ran and lost its dir is refused either way: its peers know.)
   local state=existing
-  if [ ${#extra[@]} -eq 0 ]; then [ -d "$(data_dir_of "$id")" ] || state=new; fi
+  if [ ${#extra[@]} -eq 0 ]; then [ -f "$(data_dir_of "$id")/replica.json" ] || state=new; fi
   nohup "${CLI[@]}" authority --cluster "$CLUSTER" --id "$id" --initial-cluster-state "$state" --log-level "$(log_level)" "${extra[@]}" >>"$DIR/logs/replica-$id.log" 2>&1 &
   echo $! >"$DIR/pids/replica-$id.pid"
   echo "replica $id started (pid $!, log $DIR/logs/replica-$id.log)"

@@ -46,17 +46,24 @@ describe('replicas killed mid-write restart into a valid state', () => {
     const writer = (async () => {
       while (writing) acknowledged.push(...(await submitMany(client, peerIds, seqs, 200, 16, () => {})))
     })()
-    for (let kill = 0; kill < KILLS; kill++) {
-      await new Promise((resolve) => setTimeout(resolve, rng.intBetween(100, 600)))
-      const leader = await leaderOf(client)
-      const victim = rng.chance(0.5) ? leader.id : rng.pick(cluster.ids.filter((id) => id !== leader.id))
-      await cluster.kill(victim, 'SIGKILL')
-      await new Promise((resolve) => setTimeout(resolve, rng.intBetween(50, 400)))
-      cluster.start(victim)
-      await converged(client)
+    try {
+      for (let kill = 0; kill < KILLS; kill++) {
+        await new Promise((resolve) => setTimeout(resolve, rng.intBetween(100, 600)))
+        const leader = await leaderOf(client)
+        const victim = rng.chance(0.5) ? leader.id : rng.pick(cluster.ids.filter((id) => id !== leader.id))
+        await cluster.kill(victim, 'SIGKILL')
+        await new Promise((resolve) => setTimeout(resolve, rng.intBetween(50, 400)))
+        cluster.start(victim)
+        await converged(client)
+      }
+    } finally {
+      // Also when a step above fails: a writer left running would retry against the client that
+      // afterAll stops, whose every submit then fails at once, a loop of microtasks that starves the
+      // event loop and hangs the run (seen once in CI: a founder killed while it waited for the
+      // others was restarted as existing and refused, NEEDS_NEW; ProcessCluster now restarts it new).
+      writing = false
+      await writer
     }
-    writing = false
-    await writer
     const final = await converged(client)
     expect(new Set(final.map((status) => status.registryDigest)).size).toBe(1)
     for (const id of cluster.ids) expect(cluster.logText(id)).not.toMatch(/"level":60/)

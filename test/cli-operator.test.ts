@@ -129,7 +129,8 @@ describe('nodeledger for an operator, on a cluster of three hosts', () => {
     const first = await run('ls', '--limit', '2')
     expect(first.code, first.stderr).toBe(0)
     const cursor = /more may follow: nodeledger ls --after (\S+)/.exec(first.stdout)?.[1]
-    expect(cursor).toBeDefined()
+    // A whole peer id (the last one shown), not a shortened one.
+    expect(cursor).toMatch(/^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/)
     const next = JSON.parse((await run('ls', '--after', cursor!, '--limit', '2', '--json')).stdout) as {
       records: Array<{ peerId: string }>
       nextAfterPeerId?: string

@@ -1009,20 +1009,17 @@ export class Raft {
     // AppendEntries can be lost; if the window is full of them nothing would ever move again. Let one
     // more through: if the follower has a gap it rejects it, and the leader falls back to probing.
     if (progress.state === ProgressState.Replicate && progress.inflights.full()) progress.inflights.freeFirst()
+    // A probing follower is brought back to replicate by a probe even when it already holds every
+    // entry (etcd does the same): otherwise the next proposal would go out as a lone probe.
+    if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
     if (message.reject === true) {
       // From an empty log (handleHeartbeat): a voter so answering lost its disk and must be replaced.
-      // It counts toward no read round, no lease and no quorum check; a learner is still probed and
-      // sent its snapshot.
+      // It counts toward no read round, no lease and no quorum check (a learner counts for none anyway).
       if (this.voters.has(message.from)) progress.markLostState()
-      else if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe)
-        this.sendAppend(message.from)
       return
     }
     if (message.sentTick !== undefined)
       progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
-    // A probing follower is brought back to replicate by a probe even when it already holds every
-    // entry (etcd does the same): otherwise the next proposal would go out as a lone probe.
-    if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
     if (message.context === undefined || !this.voters.has(message.from)) return
     const released = this.readOnly.acknowledge(message.context, message.from, this.voters)
     for (const read of released) {

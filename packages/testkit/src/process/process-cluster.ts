@@ -264,11 +264,13 @@ export class ProcessCluster {
     }
     this.#logOffset.set(id, existsSync(this.logPath(id)) ? statSync(this.logPath(id)).size : 0)
     const log = createWriteStream(this.logPath(id), { flags: 'a' })
-    // As scripts/cluster.sh does: a founder whose data dir was never created takes part in creating
-    // the cluster (`new`); any other start is `existing`. A wiped founder under `new` is refused by
-    // its peers, who know it ran.
+    // As scripts/cluster.sh does: a founder that never got past deciding how to start (no
+    // replica.json in its data dir, which the replica writes once it joined or created the cluster;
+    // a founder killed while waiting for the others has a data dir without one) takes part in
+    // creating the cluster (`new`); any other start is `existing`. A wiped founder under `new` is
+    // refused by its peers, who know it ran.
     const dataDir = known?.dataDir
-    const founderNeverRan = self === undefined && dataDir !== undefined && !existsSync(dataDir)
+    const founderNeverRan = self === undefined && dataDir !== undefined && !existsSync(join(dataDir, 'replica.json'))
     const state = options.initialClusterState ?? (founderNeverRan ? 'new' : 'existing')
     const selfArgs =
       self === undefined ? [] : ['--multiaddr', self.multiaddr, '--key', self.keyFile, '--data', self.dataDir]
