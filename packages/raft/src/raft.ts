@@ -1011,13 +1011,15 @@ export class Raft {
     if (progress.state === ProgressState.Replicate && progress.inflights.full()) progress.inflights.freeFirst()
     // A probing follower is brought back to replicate by a probe even when it already holds every
     // entry (etcd does the same): otherwise the next proposal would go out as a lone probe.
-    if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
-    if (message.reject === true) {
-      // From an empty log (handleHeartbeat): a voter so answering lost its disk and must be replaced.
-      // It counts toward no read round, no lease and no quorum check (a learner counts for none anyway).
-      if (this.voters.has(message.from)) progress.markLostState()
+    if (message.reject === true && this.voters.has(message.from)) {
+      // From an empty log (handleHeartbeat): this voter lost its disk and must be replaced. It counts
+      // toward no read round, no lease and no quorum check, and is sent nothing more.
+      progress.markLostState()
       return
     }
+    if (progress.match < this.log.lastIndex() || progress.state === ProgressState.Probe) this.sendAppend(message.from)
+    // A learner joining empty: probed (it needs a snapshot), and counted for nothing, as every learner.
+    if (message.reject === true) return
     if (message.sentTick !== undefined)
       progress.heartbeatAckedTick = Math.max(progress.heartbeatAckedTick, message.sentTick)
     if (message.context === undefined || !this.voters.has(message.from)) return
