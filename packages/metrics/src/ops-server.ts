@@ -26,6 +26,12 @@ export interface OpsServerOptions {
   readonly health: () => Record<string, unknown>
   readonly ready: () => Readiness
   readonly logger?: OpsLogger
+  /**
+   * More routes on the same listener (the HTTP gateway, the cluster page), each a Fastify plugin
+   * registered after the ops routes. A plugin that serves request bodies sets its own `bodyLimit`
+   * per route: the listener's default stays OPS_BODY_BYTES_MAX.
+   */
+  readonly plugins?: ReadonlyArray<(app: FastifyInstance) => Promise<void> | void>
 }
 
 /**
@@ -74,6 +80,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     const readiness = options.ready()
     return reply.code(readiness.ready ? 200 : 503).send(readiness)
   })
+  for (const plugin of options.plugins ?? []) await plugin(app)
   try {
     await app.listen({ host: options.address.host, port: options.address.port })
   } catch (error) {
