@@ -9,5 +9,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 120_000,
     reporters: ['default'],
+    // Every CLI a test runs is its own process, as before the agent; test/cli-agent.test.ts turns it on.
+    env: { NODELEDGER_AGENT: 'off' },
   },
 })

@@ -12,5 +12,7 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // Every CLI a test runs is its own process, as before the agent; test/cli-agent.test.ts turns it on.
+    env: { NODELEDGER_AGENT: 'off' },
   },
 })

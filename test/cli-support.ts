@@ -16,9 +16,15 @@ export interface CliRun {
 }
 
 /** Run `nodeledger ARGS` to its end (killed after `timeoutMs`, which then fails the test). */
-export function nodeledger(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<CliRun> {
+export function nodeledger(
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.env === undefined ? {} : { env: options.env }),
+    })
     let stdout = ''
     let stderr = ''
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

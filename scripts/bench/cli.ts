@@ -7,7 +7,8 @@
  * (`--help`, `endpoint status`, `get`, `put`) against a 3-member etcd.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -117,8 +118,16 @@ function nodeledgerArgv(): string[] {
   return existsSync(installed) ? [installed] : [process.execPath, join(ROOT, 'packages/cli/bin/nodeledger.mjs')]
 }
 
+/**
+ * How nodeledger's commands run: `agent` as installed (the first command starts the CLI agent, a
+ * warm-up run the bench does not time; each timed command is then a Node start and a question to
+ * the agent), `cold` with NODELEDGER_AGENT=off (each command its own client: load libp2p, dial,
+ * handshake), `src` cold and from source (no bundle).
+ */
+export type NodeledgerCliVariant = 'agent' | 'cold' | 'src'
+
 /** A 3-replica nodeledger cluster (ProcessCluster) and its commands; one record written first for `get`. */
-export async function openNodeledgerCli(cleanups: Set<Cleanup>, fromSource: boolean): Promise<CliTarget> {
+export async function openNodeledgerCli(cleanups: Set<Cleanup>, variant: NodeledgerCliVariant): Promise<CliTarget> {
   const { ProcessCluster } = await import('@nodeledger/testkit')
   const cluster = ProcessCluster.create({ replicas: 3 })
   const stop: Cleanup = () => cluster.stopAll()
@@ -128,15 +137,42 @@ export async function openNodeledgerCli(cleanups: Set<Cleanup>, fromSource: bool
   const file = cluster.clusterPath
   const operator = (JSON.parse(readFileSync(file, 'utf8')) as { operators: Array<{ peerId: string }> }).operators[0]!
     .peerId
+  // The bench's own agent dir: no agent of the person running it is used or stopped.
+  const agentDir = mkdtempSync(join(tmpdir(), 'nodeledger-bench-agents-'))
+  const env: Record<string, string> = {
+    NODELEDGER_AGENT_DIR: agentDir,
+    NODELEDGER_AGENT: variant === 'agent' ? 'on' : 'off',
+    ...(variant === 'src' ? { NODELEDGER_FROM_SOURCE: '1' } : {}),
+  }
+  const spawnEnv = { ...process.env, ...env }
   const deadline = Date.now() + HEALTHY_TIMEOUT_MS
   for (;;) {
     const put = spawnSync(cli[0]!, [...cli.slice(1), 'put', operator, 'version=bench-0', '--cluster', file], {
       encoding: 'utf8',
+      env: spawnEnv,
     })
     if (put.status === 0) break
     if (Date.now() > deadline)
       throw new Error(`nodeledger cluster not writable within ${HEALTHY_TIMEOUT_MS} ms: ${put.stderr.trim()}`)
     await sleep(200)
+  }
+  const stopAgents = (): void => {
+    spawnSync(cli[0]!, [...cli.slice(1), 'agent', 'stop'], { env: spawnEnv })
+    rmSync(agentDir, { recursive: true, force: true })
+  }
+  if (variant === 'agent') {
+    // The put above started the agent: wait until it serves (its start is not what is timed).
+    for (;;) {
+      const listed = spawnSync(cli[0]!, [...cli.slice(1), 'agent', 'status', '--json'], {
+        encoding: 'utf8',
+        env: spawnEnv,
+      })
+      const agents =
+        listed.status === 0 ? (JSON.parse(listed.stdout) as { agents: Array<{ pid?: number }> }).agents : []
+      if (agents.some((agent) => agent.pid !== undefined)) break
+      if (Date.now() > deadline) throw new Error(`the CLI agent did not start within ${HEALTHY_TIMEOUT_MS} ms`)
+      await sleep(200)
+    }
   }
   return {
     commands: {
@@ -145,9 +181,10 @@ export async function openNodeledgerCli(cleanups: Set<Cleanup>, fromSource: bool
       get: [...cli, 'get', operator, '--cluster', file],
       put: (run) => [...cli, 'put', operator, `version=bench-${run + 1}`, '--cluster', file],
     },
-    ...(fromSource ? { env: { NODELEDGER_FROM_SOURCE: '1' } } : {}),
+    env,
     close: async () => {
       cleanups.delete(stop)
+      stopAgents()
       await cluster.stopAll()
     },
   }

@@ -152,7 +152,8 @@ function parseOptions(argv: string[]): Options {
         '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n' +
         '             [--cli-runs 20] [--cli-from-source]\n' +
         '  --only cli        wall time of nodeledger --help, status, get, put (the installed command, a new process\n' +
-        "                    per run) against a 3-replica cluster, and of etcdctl's counterparts if etcdctl is installed\n" +
+        '                    per run) against a 3-replica cluster, through the CLI agent (cli-X) and without it\n' +
+        "                    (cli-X-cold, NODELEDGER_AGENT=off), and of etcdctl's counterparts if etcdctl is installed\n" +
         '  --cli-from-source also nodeledger from source (no bundle), rows marked "from source"\n' +
         '  --replicas 5      also run seq and conc against a 5-replica nodeledger cluster and a 5-member etcd\n' +
         '  --profile         CPU profiles of the leader replica and of the bench process per nodeledger workload\n' +
@@ -298,7 +299,7 @@ type SystemResults = {
   'catchup-cold'?: Measured<CatchupResult>
   'catchup-warm'?: Measured<CatchupResult>
   error?: string
-} & { [cli in `cli-${CliCommand}` | `cli-${CliCommand}-src`]?: Measured<CliResult> }
+} & { [cli in `cli-${CliCommand}` | `cli-${CliCommand}-cold` | `cli-${CliCommand}-src`]?: Measured<CliResult> }
 
 type WorkloadName = keyof Omit<SystemResults, 'error'>
 
@@ -388,6 +389,7 @@ function cliRows(fromSource: boolean): WorkloadRow[] {
   ]
   return [
     ...CLI_COMMANDS.map((command) => ({ workload: `cli-${command}` as const, metrics })),
+    ...CLI_COMMANDS.map((command) => ({ workload: `cli-${command}-cold` as const, metrics })),
     ...(fromSource ? CLI_COMMANDS.map((command) => ({ workload: `cli-${command}-src` as const, metrics })) : []),
   ]
 }
@@ -758,7 +760,7 @@ interface SystemRun {
   random: () => number
   profiler: RunProfiler | undefined
   /** The cli workload's cluster and commands (undefined: this system has no command line here). */
-  openCli?: (fromSource: boolean) => Promise<CliTarget>
+  openCli?: (variant: 'agent' | 'cold' | 'src') => Promise<CliTarget>
 }
 
 async function runSystem(run: SystemRun): Promise<SystemResults> {
@@ -874,14 +876,27 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
   }
   if (only.has('cli') && run.openCli !== undefined) {
     const { runCli } = await import('./cli.ts')
-    const passes = system === 'nodeledger' && options.cliFromSource ? [false, true] : [false]
-    for (const fromSource of passes) {
-      const target = await run.openCli(fromSource)
+    // nodeledger: through the CLI agent (rows cli-X), without it (cli-X-cold), and from source
+    // (cli-X-src). etcdctl has no agent: its one pass stands against both of the first two.
+    const passes: Array<'agent' | 'cold' | 'src'> =
+      system !== 'nodeledger' ? ['cold'] : options.cliFromSource ? ['agent', 'cold', 'src'] : ['agent', 'cold']
+    for (const variant of passes) {
+      const target = await run.openCli(variant)
       try {
-        const load = await settleLoad(`${system} cli${fromSource ? ' from source' : ''}`, options.settleS, progress)
+        const load = await settleLoad(
+          `${system} cli${variant === 'agent' ? '' : ` ${variant}`}`,
+          options.settleS,
+          progress,
+        )
         const measured = await runCli(system, target, options.cliRuns, progress)
-        for (const command of CLI_COMMANDS)
-          results[`cli-${command}${fromSource ? '-src' : ''}`] = { ...measured[command], ...load }
+        for (const command of CLI_COMMANDS) {
+          const result = { ...measured[command], ...load }
+          if (system !== 'nodeledger') {
+            results[`cli-${command}`] = result
+            results[`cli-${command}-cold`] = result
+          } else if (variant === 'agent') results[`cli-${command}`] = result
+          else results[`cli-${command}-${variant}`] = result
+        }
       } finally {
         await target.close()
       }
@@ -1004,9 +1019,9 @@ async function main(): Promise<void> {
         progress,
         random,
         profiler,
-        openCli: async (fromSource) => {
+        openCli: async (variant) => {
           const { openNodeledgerCli } = await import('./cli.ts')
-          return openNodeledgerCli(cleanups, fromSource)
+          return openNodeledgerCli(cleanups, variant)
         },
       })
       meta.nodeledger = {

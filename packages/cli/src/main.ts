@@ -83,6 +83,19 @@ function exitOnStartFailure(what: string) {
   }
 }
 
+/**
+ * get, put, ls and status go to the user's CLI agent for this cluster first (agent/agent-client.ts:
+ * a Unix socket, Node's built-ins only), and run here when there is none (starting one for next time).
+ */
+async function viaAgent(
+  command: 'get' | 'put' | 'ls' | 'status',
+  args: readonly unknown[],
+  options: { cluster: string; timeoutMs: number },
+): Promise<number | undefined> {
+  const { viaAgent: ask } = await import('./agent/agent-client.ts')
+  return ask(command, args, options)
+}
+
 type Options = Record<string, unknown>
 const client = (options: Options) => ({
   cluster: options.cluster as string,
@@ -193,13 +206,19 @@ program
   .option('--interval-ms <ms>', 'refresh interval of --watch', integer('--interval-ms', 100), 1000)
   .action((options) =>
     run(async () => {
-      const { status } = await import('./commands/status.ts')
-      return status({
+      const args = {
         ...client(options),
         ...(options.replica === undefined ? {} : { replica: options.replica }),
         watch: options.watch,
         intervalMs: options.intervalMs,
-      })
+      }
+      // --watch redraws a terminal for minutes: it keeps its own connection, not the agent's.
+      if (!options.watch) {
+        const code = await viaAgent('status', [args], args)
+        if (code !== undefined) return code
+      }
+      const { status } = await import('./commands/status.ts')
+      return status(args)
     }),
   )
 
@@ -212,7 +231,11 @@ program
   .addOption(timeoutOption())
   .addOption(jsonOption())
   .action((peerId, assignments, options) =>
-    run(async () => (await import('./commands/records.ts')).put(peerId, assignments, client(options))),
+    run(
+      async () =>
+        (await viaAgent('put', [peerId, assignments, client(options)], client(options))) ??
+        (await import('./commands/records.ts')).put(peerId, assignments, client(options)),
+    ),
   )
 
 program
@@ -224,9 +247,10 @@ program
   .addOption(consistency())
   .addOption(jsonOption())
   .action((peerId, options) =>
-    run(async () =>
-      (await import('./commands/records.ts')).get(peerId, { ...client(options), consistency: options.consistency }),
-    ),
+    run(async () => {
+      const args = { ...client(options), consistency: options.consistency }
+      return (await viaAgent('get', [peerId, args], args)) ?? (await import('./commands/records.ts')).get(peerId, args)
+    }),
   )
 
 program
@@ -250,19 +274,18 @@ program
   .option('--all', 'every record, page after page (ignores --limit)', false)
   .addOption(jsonOption())
   .action((options) =>
-    run(async () =>
-      (await import('./commands/records.ts')).ls(
-        {
-          active: options.active,
-          staked: options.staked,
-          capability: options.capability,
-          limit: options.limit,
-          after: options.after,
-          all: options.all,
-        },
-        { ...client(options), consistency: options.consistency },
-      ),
-    ),
+    run(async () => {
+      const filter = {
+        active: options.active,
+        staked: options.staked,
+        capability: options.capability,
+        limit: options.limit,
+        after: options.after,
+        all: options.all,
+      }
+      const args = { ...client(options), consistency: options.consistency }
+      return (await viaAgent('ls', [filter, args], args)) ?? (await import('./commands/records.ts')).ls(filter, args)
+    }),
   )
 
 program
@@ -433,5 +456,30 @@ workerCommand('workers', 'run N worker nodes in one process (density tests); SIG
   })
 
 registerSnapshotCommand(program, { defaultCluster: DEFAULT_CLUSTER })
+
+const agent = program
+  .command('agent')
+  .description(
+    'the CLI agent: get, put, ls and status run in a background process that keeps the cluster connected (started by the first such command, exits after $NODELEDGER_AGENT_IDLE_S idle seconds, default 300; NODELEDGER_AGENT=off runs without it)',
+  )
+agent
+  .command('status')
+  .description("this user's agents: pid, cluster file, commands run, idle time")
+  .addOption(jsonOption())
+  .action((options) => run(async () => (await import('./agent/agent-admin.ts')).agentStatus({ json: options.json })))
+agent
+  .command('stop')
+  .description("stop this user's agents (the next command runs on its own and starts a new one)")
+  .action(() => run(async () => (await import('./agent/agent-admin.ts')).agentStop()))
+agent
+  .command('serve', { hidden: true })
+  .description('run the agent for a cluster file in the foreground (the CLI starts it; exits when idle)')
+  .addOption(clusterOption())
+  .addOption(timeoutOption())
+  .action((options) =>
+    run(async () =>
+      (await import('./agent/agent-server.ts')).serveAgent({ cluster: options.cluster, timeoutMs: options.timeoutMs }),
+    ),
+  )
 
 await program.parseAsync()

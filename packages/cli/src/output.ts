@@ -15,3 +15,37 @@ export function renderTable(
     ...rows.map((row) => line(columns.map((column) => cell(row[column])))),
   ].join('\n')
 }
+
+/**
+ * Where a command's lines go: the process's stdout and stderr, or, when the CLI agent runs the
+ * command for another process (agent/agent-server.ts), that process's socket. Commands the agent
+ * may run print through `out` and `err` only, and ask `stdoutIsTTY` rather than process.stdout.
+ */
+export interface OutputSink {
+  out(text: string): void
+  err(text: string): void
+  readonly tty: boolean
+}
+
+let sinkOf: (() => OutputSink | undefined) | undefined
+
+/** Installed by the agent: the sink of the command running in the current async context. */
+export function setSinkLookup(lookup: () => OutputSink | undefined): void {
+  sinkOf = lookup
+}
+
+export function out(text = ''): void {
+  const sink = sinkOf?.()
+  if (sink !== undefined) sink.out(text)
+  else console.log(text)
+}
+
+export function err(text: string): void {
+  const sink = sinkOf?.()
+  if (sink !== undefined) sink.err(text)
+  else console.error(text)
+}
+
+export function stdoutIsTTY(): boolean {
+  return sinkOf?.()?.tty ?? process.stdout.isTTY === true
+}

@@ -94,12 +94,24 @@ export async function openClient(
   return { client, cluster, operatorPeerId: operator?.peerId, libp2p }
 }
 
-/** Open, run, and always stop the client. */
+let sharedConnection: (() => Connection | undefined) | undefined
+
+/**
+ * Installed by the CLI agent (agent/agent-server.ts): the connection it keeps open, which a
+ * command the agent runs uses instead of opening (and closing) its own.
+ */
+export function setSharedConnection(lookup: () => Connection | undefined): void {
+  sharedConnection = lookup
+}
+
+/** Open, run, and always stop the client (or run on the agent's open connection, which stays open). */
 export async function withClient<T>(
   options: Pick<ClientCommandOptions, 'cluster' | 'timeoutMs'>,
   body: (connection: Connection) => Promise<T>,
   extra: ClientExtra = {},
 ): Promise<T> {
+  const shared = sharedConnection?.()
+  if (shared !== undefined) return body(shared)
   const connection = await openClient(options, extra)
   try {
     return await body(connection)
@@ -121,14 +133,4 @@ export async function withClient<T>(
   }
 }
 
-/** For tables only (JSON and logs keep full ids): the tail a person can tell apart. */
-export function shortPeerId(peerId: string): string {
-  return peerId.length <= 16 ? peerId : `…${peerId.slice(-10)}`
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${ms}ms`
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(1)}s`
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.floor((ms % 60_000) / 1_000)}s`
-  return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`
-}
+export { formatDuration, shortPeerId } from './format.ts'

@@ -4,7 +4,7 @@ import type { Consistency } from '@nodeledger/protocol'
 import { SELF_REPORTED_FIELDS } from '@nodeledger/registry'
 import type { Delta, ListFilter, NodeData, SelfReported } from '@nodeledger/registry'
 import { UsageError } from '../exit-codes.ts'
-import { renderTable } from '../output.ts'
+import { err, out, renderTable } from '../output.ts'
 import { formatDuration, withClient } from './connect.ts'
 import type { ClientCommandOptions } from './connect.ts'
 
@@ -63,8 +63,8 @@ export async function put(
         const delta: Delta = { originPeerId: peerId, seq: (current.record?.originSeq ?? 0) + 1, fields }
         try {
           const result = await client.submit(delta)
-          if (options.json) console.log(JSON.stringify({ peerId, seq: delta.seq, ...result }))
-          else console.log(`${peerId} updated at log index ${result.index} (seq ${delta.seq})`)
+          if (options.json) out(JSON.stringify({ peerId, seq: delta.seq, ...result }))
+          else out(`${peerId} updated at log index ${result.index} (seq ${delta.seq})`)
           return 0
         } catch (error) {
           if (!(error instanceof ProtocolError) || error.code !== 'STALE' || attempt >= 2) throw error
@@ -85,12 +85,12 @@ export async function get(
     async ({ client }) => {
       const { record, index } = await client.get(peerId, { consistency: options.consistency })
       if (record === null) {
-        if (options.json) console.log(JSON.stringify({ peerId, record: null, index }))
-        else console.error(`${peerId}: not in the registry (as of log index ${index})`)
+        if (options.json) out(JSON.stringify({ peerId, record: null, index }))
+        else err(`${peerId}: not in the registry (as of log index ${index})`)
         return 3
       }
-      if (options.json) console.log(JSON.stringify({ record, index }))
-      else console.log(formatRecord(record, index, Date.now()))
+      if (options.json) out(JSON.stringify({ record, index }))
+      else out(formatRecord(record, index, Date.now()))
       return 0
     },
     LEADER_FIRST,
@@ -206,15 +206,15 @@ export async function ls(
       }
       const nextAfterPeerId = more ? records.at(-1)?.peerId : undefined
       if (options.json) {
-        console.log(JSON.stringify({ records, index, ...(nextAfterPeerId === undefined ? {} : { nextAfterPeerId }) }))
+        out(JSON.stringify({ records, index, ...(nextAfterPeerId === undefined ? {} : { nextAfterPeerId }) }))
         return 0
       }
-      console.log(renderTable(lsRows(records, Date.now()), LS_COLUMNS))
+      out(renderTable(lsRows(records, Date.now()), LS_COLUMNS))
       const pages = filter.all && records.length > LIST_PAGE_RECORDS_MAX ? ' (several pages: not one moment)' : ''
-      console.log(`${records.length} record(s) as of log index ${index}${pages}`)
+      out(`${records.length} record(s) as of log index ${index}${pages}`)
       // "May follow": the server says so when its page was full, even if the next page turns out empty.
       if (nextAfterPeerId !== undefined)
-        console.log(`more may follow: nodeledger ls --after ${nextAfterPeerId} (or --all for everything)`)
+        out(`more may follow: nodeledger ls --after ${nextAfterPeerId} (or --all for everything)`)
       return 0
     },
     LEADER_FIRST,

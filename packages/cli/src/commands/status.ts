@@ -5,7 +5,7 @@ import type { MemberStatus, StatusResult } from '@nodeledger/protocol'
 import { uptimeMs } from '@nodeledger/registry'
 import type { NodeData } from '@nodeledger/registry'
 import { CliError, EXIT } from '../exit-codes.ts'
-import { renderTable } from '../output.ts'
+import { err, out, renderTable, stdoutIsTTY } from '../output.ts'
 import { formatDuration, shortPeerId, withClient } from './connect.ts'
 import type { ClientCommandOptions } from './connect.ts'
 import { capabilityList } from './records.ts'
@@ -206,7 +206,7 @@ export function renderView(view: ClusterView, options: { color: boolean }): stri
 export function exitCodeOf(view: ClusterView): number {
   if (view.mismatches.length > 0) return EXIT.MISMATCH
   if (view.leader !== undefined) return EXIT.OK
-  console.error('nodeledger: UNAVAILABLE: no replica leads right now (each row is what that replica says of itself)')
+  err('nodeledger: UNAVAILABLE: no replica leads right now (each row is what that replica says of itself)')
   return EXIT.UNAVAILABLE
 }
 
@@ -224,7 +224,7 @@ export async function status(options: StatusOptions): Promise<number> {
     // Nodes are read from the leader; with none, say so at once rather than wait out retries.
     const nodes = view.leader !== undefined ? await nodeSummary(client, options.timeoutMs) : undefined
     if (options.json) {
-      console.log(
+      out(
         JSON.stringify({
           clusterId: view.clusterId,
           leader: view.leader?.id ?? null,
@@ -237,15 +237,15 @@ export async function status(options: StatusOptions): Promise<number> {
       )
       return exitCodeOf(view)
     }
-    console.log(renderView(view, { color: process.stdout.isTTY === true }))
-    for (const mismatch of view.mismatches) console.error(`nodeledger: MISMATCH: ${mismatch}`)
+    out(renderView(view, { color: stdoutIsTTY() }))
+    for (const mismatch of view.mismatches) err(`nodeledger: MISMATCH: ${mismatch}`)
     if (nodes !== undefined) {
-      console.log()
-      console.log(
+      out()
+      out(
         `nodes: ${nodes.active} active, ${nodes.total - nodes.active} inactive${nodes.complete ? '' : ` (first ${nodes.total} counted)`}`,
       )
       if (nodes.shown.length > 0)
-        console.log(
+        out(
           renderTable(
             nodes.shown.map((node) => ({
               node: shortPeerId(node.peerId),
@@ -259,14 +259,13 @@ export async function status(options: StatusOptions): Promise<number> {
             ['node', 'active', 'capabilities', 'version', 'seq', 'uptime', 'changed'],
           ),
         )
-      if (nodes.total > nodes.shown.length)
-        console.log(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
+      if (nodes.total > nodes.shown.length) out(`... and ${nodes.total - nodes.shown.length} more: nodeledger ls`)
       if (nodes.clockAheadMs > CLOCK_AHEAD_WARN_MS)
-        console.log(
+        out(
           `\nwarning: the registry's clock (the leader's stamps) runs ${formatDuration(nodes.clockAheadMs)} ahead of this machine's clock; uptimes stand still while a leader's stamps are clamped to it. Check the replicas' clocks (NTP): nodeledger_clock_ahead_seconds on each replica, and its log, say which sees it`,
         )
     } else {
-      console.log('\nnodes: not readable right now (no leader answered)')
+      out('\nnodes: not readable right now (no leader answered)')
     }
     return exitCodeOf(view)
   })
@@ -287,11 +286,9 @@ function replicaDetail(view: ClusterView, id: number, json: boolean): number {
       ? s.registryDigest === leader.registryDigest
       : undefined
   if (json) {
-    console.log(
-      JSON.stringify({ ...row, members: s?.members ?? null, leaderCommit: leader?.commit ?? null, digestAgrees }),
-    )
+    out(JSON.stringify({ ...row, members: s?.members ?? null, leaderCommit: leader?.commit ?? null, digestAgrees }))
   } else if (s === undefined) {
-    console.log(`replica ${id}  ${row.multiaddr}\nnot answering: ${row.error ?? 'UNAVAILABLE'}`)
+    out(`replica ${id}  ${row.multiaddr}\nnot answering: ${row.error ?? 'UNAVAILABLE'}`)
   } else {
     const lines: Array<[string, string]> = [
       ['replica', `${s.id}  peer ${s.peerId}`],
@@ -316,9 +313,9 @@ function replicaDetail(view: ClusterView, id: number, json: boolean): number {
       ],
     ]
     if (row.mismatch !== undefined) lines.push(['MISMATCH', row.mismatch])
-    console.log(lines.map(([key, value]) => `${key.padEnd(10)}  ${value}`).join('\n'))
-    console.log(`\nmembers of record, as replica ${s.id} holds them:`)
-    console.log(
+    out(lines.map(([key, value]) => `${key.padEnd(10)}  ${value}`).join('\n'))
+    out(`\nmembers of record, as replica ${s.id} holds them:`)
+    out(
       renderTable(
         s.members.map((member) => ({
           id: member.id,
