@@ -98,28 +98,29 @@ export class WorkerGatewaySource implements GatewaySource {
     }
   }
 
+  /**
+   * Answered once the log has the update and this worker has applied it: a GET on this gateway
+   * right after the answer shows the change (read your writes), at the index answered.
+   */
   updateSelf = async (fields: Partial<SelfReported>): Promise<SelfUpdateResult> => {
+    const deadline = AbortSignal.timeout(this.#updateTimeoutMs)
     const update = this.#attached().update(fields)
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new GatewayError(
-              'TIMEOUT',
-              `the log has not acknowledged the update within ${this.#updateTimeoutMs} ms; it is still being submitted and may be applied`,
-            ),
-          ),
-        this.#updateTimeoutMs,
+    // The submit goes on after a timeout: its outcome is the tracker's, not this request's.
+    update.catch(() => {})
+    const timedOut = (): GatewayError =>
+      new GatewayError(
+        'TIMEOUT',
+        `the log has not acknowledged the update within ${this.#updateTimeoutMs} ms; it is still being submitted and may be applied`,
       )
+    const aborted = new Promise<never>((_resolve, reject) => {
+      if (deadline.aborted) reject(timedOut())
+      deadline.addEventListener('abort', () => reject(timedOut()), { once: true })
     })
-    try {
-      const result = await Promise.race([update, timeout])
-      return { seq: result.seq, index: result.index }
-    } finally {
-      clearTimeout(timer)
-      // The submit goes on after a timeout: its outcome is the tracker's, not this request's.
-      update.catch(() => {})
-    }
+    aborted.catch(() => {})
+    const result = await Promise.race([update, aborted])
+    await this.#feed.waitForChange(result.index - 1, deadline).catch(() => {
+      throw timedOut()
+    })
+    return { seq: result.seq, index: result.index }
   }
 }
