@@ -91,7 +91,13 @@ export function toHttpError(error: unknown): HttpError {
   if (isGatewayCode(candidate?.code)) {
     return { status: HTTP_STATUS_OF[candidate.code], body: { code: candidate.code, message } }
   }
-  if (candidate?.validation !== undefined) return { status: 400, body: { code: 'INVALID', message } }
+  if (candidate?.validation !== undefined) {
+    // Ajv says "must NOT have additional properties" without the name; a client needs the name.
+    const first = (candidate.validation as { keyword?: string; params?: { additionalProperty?: unknown } }[])[0]
+    const unknown = first?.keyword === 'additionalProperties' ? first.params?.additionalProperty : undefined
+    const named = typeof unknown === 'string' ? `${message}: "${unknown.slice(0, 64)}" is not one` : message
+    return { status: 400, body: { code: 'INVALID', message: named } }
+  }
   if (typeof candidate?.code === 'string' && Object.hasOwn(FASTIFY_CODES, candidate.code)) {
     const code = FASTIFY_CODES[candidate.code]!
     return { status: HTTP_STATUS_OF[code], body: { code, message } }

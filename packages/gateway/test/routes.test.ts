@@ -259,6 +259,15 @@ describe('PUT /v1/self', () => {
     expect(source.updates).toEqual([])
   })
 
+  it('an unknown field is named in the message', async () => {
+    const server = await mount(withNodes(1))
+    const answer = await put(server, { version: '1', colour: 'red' })
+    expect(answer.body).toEqual({
+      code: 'INVALID',
+      message: 'body must NOT have additional properties: "colour" is not one',
+    })
+  })
+
   it('malformed JSON, a wrong content type and an oversized body are 400 with a code', async () => {
     const source = withNodes(1)
     const server = await mount(source)
