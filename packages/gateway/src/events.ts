@@ -95,10 +95,7 @@ export async function serveEventStream(
       }
       cursor = Math.max(cursor, page.throughIndex)
       if (page.more) continue
-      const idle = AbortSignal.any([stream, AbortSignal.timeout(heartbeatIntervalMs)])
-      try {
-        await source.waitForChange(cursor, idle)
-      } catch {
+      if (!(await changedWithin(source, cursor, heartbeatIntervalMs, stream))) {
         if (stream.aborted) break
         // Nothing changed for a whole interval: a comment keeps the stream and its proxies alive.
         response.write(': heartbeat\n\n')
@@ -113,6 +110,36 @@ export async function serveEventStream(
     else response.end()
   }
   return end
+}
+
+/**
+ * Whether a change after `index` came within `timeoutMs` (false on the timeout or when `signal`
+ * aborts). One timer and one listener per wait, both removed after it: a stream that waits
+ * thousands of times leaves nothing behind on its long-lived signal.
+ */
+async function changedWithin(
+  source: GatewaySource,
+  index: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const idle = new AbortController()
+  const timer = setTimeout(() => idle.abort(), timeoutMs)
+  const onAbort = (): void => idle.abort()
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    if (signal.aborted) return false
+    await source.waitForChange(index, idle.signal)
+    return true
+  } catch (error) {
+    // The timeout or the stream's end; anything else is the source failing (a node stopping),
+    // which ends the stream rather than spinning on heartbeats.
+    if (idle.signal.aborted) return false
+    throw error
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort)
+  }
 }
 
 /** Whether the socket drained within `timeoutMs` (false on a timeout or when `signal` aborts). */

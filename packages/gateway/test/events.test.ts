@@ -214,3 +214,18 @@ describe('GET /v1/events', () => {
     expect(ends).toEqual(['closed'])
   })
 })
+
+describe('GET /v1/events when the source fails', () => {
+  it('ends the stream (source-failed) instead of spinning when waiting for a change fails', async () => {
+    const source = new FakeSource()
+    const url = await listen(source)
+    source.waitForChange = async () => {
+      throw new Error('replica is stopping')
+    }
+    const stream = reader()
+    await stream.open(`${url}/v1/events`)
+    await stream.done
+    expect(ends).toEqual(['source-failed'])
+    expect(stream.events.filter((event) => event.comment === 'heartbeat')).toEqual([])
+  })
+})
