@@ -119,6 +119,8 @@ function mountGateway(scope: FastifyInstance, options: GatewayOptions): void {
       url: route.url,
       schema,
       ...(route.bodyLimit === undefined ? {} : { bodyLimit: route.bodyLimit }),
+      // A HEAD of a stream would hold a stream slot open with nothing to send.
+      ...(route.stream === undefined ? {} : { exposeHeadRoute: false }),
       handler: route.handler,
     })
   }

@@ -164,6 +164,11 @@ describe('GET /v1/events', () => {
     }
   })
 
+  it('has no HEAD route (it would hold a stream slot)', async () => {
+    const url = await listen(new FakeSource())
+    expect((await fetch(`${url}/v1/events`, { method: 'HEAD' })).status).toBe(404)
+  })
+
   it('sends a comment heartbeat while idle', async () => {
     const url = await listen(new FakeSource(), { events: { heartbeatIntervalMs: 50 } })
     const stream = reader()
