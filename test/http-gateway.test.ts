@@ -89,7 +89,7 @@ async function startWorkerProcess(name: string, capabilities: string): Promise<W
 }
 
 /** The replica that says it leads, from the replicas' own /v1/status. */
-async function leaderId(): Promise<number> {
+async function leaderId(timeoutMs = 60_000): Promise<number> {
   return await waitUntil(
     'a replica that leads',
     async () => {
@@ -100,7 +100,7 @@ async function leaderId(): Promise<number> {
       }
       return undefined
     },
-    30_000,
+    timeoutMs,
     100,
   )
 }
@@ -109,10 +109,11 @@ beforeAll(async () => {
   cluster = ProcessCluster.create({ replicas: 3, http: true })
   cluster.startAll()
   root = mkdtempSync(join(tmpdir(), 'nodeledger-gateway-'))
-  await leaderId()
+  // Generous: three replica processes starting on a loaded 2-core machine take a while to elect.
+  await leaderId(120_000)
   await startWorkerProcess('worker-a', 'web,twitter')
   await startWorkerProcess('worker-b', 'web')
-}, 180_000)
+}, 300_000)
 
 afterAll(async () => {
   for (const stream of streams) stream.close()
