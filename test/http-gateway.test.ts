@@ -79,7 +79,7 @@ async function startWorkerProcess(name: string, capabilities: string): Promise<W
   await waitUntil(
     'the worker process to answer /ready 200',
     async () => (await probe(worker.url, '/ready').catch(() => ({ status: 0 }))).status === 200,
-    60_000,
+    120_000,
     200,
   ).catch((error: Error) => {
     throw new Error(`${error.message}\n${readFileSync(log, 'utf8').slice(-2_000)}`)
