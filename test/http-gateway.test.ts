@@ -279,6 +279,7 @@ describe('the HTTP gateway of a worker process, over plain HTTP (issue 14)', () 
       headers: { 'content-type': 'application/json' },
     })
     expect(put.status).toBe(404)
+    expect(put.body.code).toBe('NOT_FOUND')
     const status = (await request(`${replicaUrl}/v1/status`)).body
     expect(status).toMatchObject({ role: 'replica', replica: cluster.ids[0] })
     expect(status.lagEntries).toBeGreaterThanOrEqual(0)

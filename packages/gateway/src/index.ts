@@ -24,7 +24,7 @@
  * // curl http://127.0.0.1:9101/v1/nodes?active=true&limit=10
  * ```
  */
-export { gateway, gatewayRoutes } from './routes.ts'
+export { GATEWAY_PREFIX, gateway, gatewayRoutes } from './routes.ts'
 export type { GatewayLogger, GatewayOptions, RouteSpec } from './routes.ts'
 export type { GatewaySource, GatewayStatus, SelfUpdateResult } from './source.ts'
 export { RecordFeed } from './record-feed.ts'

@@ -77,17 +77,23 @@ interface NodesQuery {
  *   GET /v1/events?from=                                       Server-Sent Events of the changes
  *   GET /v1/openapi.json                                       the document of the routes mounted
  *
- * Its routes live in their own Fastify scope: their validator (strict for bodies: no coercion, no
+ * Its routes live in their own Fastify scope (prefix /v1): their validator (strict for bodies: no coercion, no
  * unknown field silently dropped), their error handler (every error as `{ code, message }`, never
  * a stack) and their limits do not touch the ops routes or another plugin's.
  */
 export function gateway(options: GatewayOptions): (app: FastifyInstance) => Promise<void> {
   return async (app) => {
-    await app.register(async (scope) => {
-      mountGateway(scope, options)
-    })
+    await app.register(
+      async (scope) => {
+        mountGateway(scope, options)
+      },
+      { prefix: GATEWAY_PREFIX },
+    )
   }
 }
+
+/** Every gateway route is under it; an unknown path under it is 404 NOT_FOUND as `{ code, message }`. */
+export const GATEWAY_PREFIX = '/v1'
 
 function mountGateway(scope: FastifyInstance, options: GatewayOptions): void {
   const { source } = options
@@ -104,6 +110,10 @@ function mountGateway(scope: FastifyInstance, options: GatewayOptions): void {
     return reply.code(answer.status).send(answer.body)
   })
 
+  scope.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  )
+
   const streams = new Set<AbortController>()
   scope.addHook('onClose', async () => {
     for (const stream of streams) stream.abort()
@@ -116,7 +126,7 @@ function mountGateway(scope: FastifyInstance, options: GatewayOptions): void {
     if (route.body !== undefined) schema.body = route.body
     scope.route({
       method: route.method,
-      url: route.url,
+      url: route.url.slice(GATEWAY_PREFIX.length),
       schema,
       ...(route.bodyLimit === undefined ? {} : { bodyLimit: route.bodyLimit }),
       // A HEAD of a stream would hold a stream slot open with nothing to send.
@@ -125,7 +135,7 @@ function mountGateway(scope: FastifyInstance, options: GatewayOptions): void {
     })
   }
   const document = openApiDocument(routes, source.role)
-  scope.get('/v1/openapi.json', async () => document)
+  scope.get('/openapi.json', async () => document)
 }
 
 const errors = (...statuses: number[]): Record<number, JsonSchema> =>

@@ -314,6 +314,27 @@ describe('PUT /v1/self', () => {
     const server = await mount(new FakeSource('replica'))
     const response = await server.inject({ method: 'PUT', url: '/v1/self', payload: { version: '1' } })
     expect(response.statusCode).toBe(404)
+    expect(response.json()).toEqual({ code: 'NOT_FOUND', message: 'no route PUT /v1/self' })
+  })
+})
+
+describe('routes outside the gateway', () => {
+  it('an unknown path or method under /v1 is 404 NOT_FOUND as { code, message }; other paths are left to the listener', async () => {
+    app = fastify({ logger: false })
+    app.get('/elsewhere', async () => ({ other: true }))
+    await gateway({ source: withNodes(1) })(app)
+    const server = app
+    for (const [method, url] of [
+      ['GET', '/v1/nope?x=1'],
+      ['POST', '/v1/nodes'],
+      ['DELETE', '/v1/self'],
+    ] as const) {
+      const response = await server.inject({ method, url })
+      expect(response.statusCode, url).toBe(404)
+      expect(response.json().code, url).toBe('NOT_FOUND')
+    }
+    expect((await server.inject({ method: 'GET', url: '/elsewhere' })).json()).toEqual({ other: true })
+    expect((await server.inject({ method: 'GET', url: '/nope' })).json().code).not.toBe('NOT_FOUND')
   })
 })
 
