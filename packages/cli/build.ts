@@ -49,6 +49,8 @@ const NOT_IN_BUNDLE = [
   /\/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?(fastify|prom-client|classic-level|level|pino)\//,
   /\/packages\/authority\/src\/(replica|storage|api|http)\//,
   /\/packages\/metrics\/src\/(ops-server|prometheus)\.ts$/,
+  // The HTTP gateway is the worker's and the replica's (Fastify routes), never a client command's.
+  /\/packages\/gateway\//,
 ]
 
 export async function buildCli(outdir: string = DIST): Promise<{ outputs: string[]; inputs: string[]; ms: number }> {

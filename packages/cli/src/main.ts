@@ -418,7 +418,10 @@ function workerCommand(name: string, description: string): Command {
       "heartbeat interval (default 3000): refused at or above the cluster's lease TTL (liveness.ttlMs), warned above half of it",
       integer('--heartbeat-ms', 100),
     )
-    .option('--http <host:port>', 'serve /metrics, /health, /ready here (:PORT is 127.0.0.1; default: no listener)')
+    .option(
+      '--http <host:port>',
+      'serve /metrics, /health, /ready here, and for `worker` the HTTP gateway /v1/... (docs/HTTP.md); :PORT is 127.0.0.1; default: no listener',
+    )
     .addOption(logLevelOption())
     .option('--pretty', 'human-readable logs', false)
 }

@@ -26,6 +26,7 @@ export {
   startOpsServer,
   OPS_BODY_BYTES_MAX,
   OPS_CONNECTIONS_MAX,
+  OPS_PATH_PARAM_LENGTH_MAX,
   OPS_KEEP_ALIVE_TIMEOUT_MS,
   OPS_REQUEST_TIMEOUT_MS,
 } from './ops-server.ts'

@@ -42,6 +42,8 @@ export interface OpsServerOptions {
 export const OPS_CONNECTIONS_MAX = 64
 export const OPS_REQUEST_TIMEOUT_MS = 10_000
 export const OPS_KEEP_ALIVE_TIMEOUT_MS = 5_000
+/** Characters of one path parameter (`/v1/nodes/{peerId}`); longer is 414 from the router. */
+export const OPS_PATH_PARAM_LENGTH_MAX = 256
 /** GET only: no request body is read. */
 export const OPS_BODY_BYTES_MAX = 1024
 
@@ -70,6 +72,10 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     keepAliveTimeout: OPS_KEEP_ALIVE_TIMEOUT_MS,
     forceCloseConnections: true,
     return503OnClosing: true,
+    // A path parameter longer than this is answered 414 by the router, before any route: the
+    // gateway's peer ids (up to 128 characters, PEER_ID_LENGTH_MAX) must reach their route to be
+    // answered 400 when malformed. Fastify's default is 100.
+    routerOptions: { maxParamLength: OPS_PATH_PARAM_LENGTH_MAX },
   })
   app.get('/metrics', async (_request, reply) => {
     const text = await options.registry.metrics()

@@ -1,8 +1,10 @@
+import { gateway } from '@nodeledger/gateway'
 import { startOpsServer } from '@nodeledger/metrics'
-import type { HostPort, OpsServer } from '@nodeledger/metrics'
+import type { HostPort, OpsServer, OpsServerOptions } from '@nodeledger/metrics'
 import type { Logger } from 'pino'
 import type { ReplicaMetrics } from '../metrics/replica-metrics.ts'
 import type { Replica } from '../replica/replica.ts'
+import { ReplicaGatewaySource } from './replica-gateway.ts'
 
 export interface ReplicaHttpOptions {
   /** The replica's metrics component (the one given to Replica.start). */
@@ -14,13 +16,17 @@ export interface ReplicaHttpOptions {
   /** The cluster file's `http` of this replica (or `nodeledger authority --http`). */
   readonly address: HostPort
   readonly logger: Logger
+  /** More routes on this listener, after the ops routes and the gateway's (the cluster page). */
+  readonly plugins?: OpsServerOptions['plugins']
 }
 
 /**
  * A replica's ops HTTP listener (PROTOCOL.md "Ops HTTP"): GET /metrics renders the replica's
  * metrics, /health says the process is alive with a few figures, /ready is 200 while a leader is
  * known and this replica has applied to within READY_APPLIED_LAG_ENTRIES_MAX entries of its commit,
- * else 503 with the reason. Started before the replica, so that a replica waiting for its peers
+ * else 503 with the reason; and the read-only HTTP gateway (/v1/nodes, /v1/nodes/{peerId},
+ * /v1/eligible/{category}, /v1/status, /v1/events, /v1/openapi.json: docs/HTTP.md) over the
+ * registry this replica applied. Started before the replica, so that a replica waiting for its peers
  * (an empty data dir) is seen alive and not ready, and a port in use is refused at once.
  */
 export async function startReplicaHttp(options: ReplicaHttpOptions): Promise<OpsServer> {
@@ -51,5 +57,12 @@ export async function startReplicaHttp(options: ReplicaHttpOptions): Promise<Ops
         reason: 'starting: opening the data dir and joining the cluster',
       },
     logger: options.logger.child({ component: 'http' }),
+    plugins: [
+      gateway({
+        source: new ReplicaGatewaySource(options.replica),
+        logger: options.logger.child({ component: 'gateway' }),
+      }),
+      ...(options.plugins ?? []),
+    ],
   })
 }

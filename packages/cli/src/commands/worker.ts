@@ -8,6 +8,7 @@ import type { Category, SelfReported } from '@nodeledger/registry'
 import {
   NodeEventTracker,
   WorkerConfigError,
+  WorkerGatewaySource,
   WorkerMetrics,
   checkHeartbeatInterval,
   startWorkerHttp,
@@ -33,7 +34,10 @@ export interface WorkerCommandOptions {
   staked: boolean
   version: string
   heartbeatMs?: number
-  /** HOST:PORT of the ops HTTP listener (/metrics, /health, /ready); none when absent. */
+  /**
+   * HOST:PORT of the ops HTTP listener (/metrics, /health, /ready; for `worker`, the HTTP gateway
+   * too); none when absent.
+   */
   http?: string
   logLevel: string
   pretty: boolean
@@ -118,11 +122,14 @@ function selfFields(options: WorkerCommandOptions): Partial<Omit<SelfReported, '
 /**
  * The process's metrics and, with --http, its listener: started before the trackers, so /health
  * answers and /ready says why not while they catch up. One `worker` label per tracker, "1" … "N".
+ * With `gateway` (one tracker in the process) the listener serves its HTTP gateway too, answering
+ * 503 until the tracker is attached.
  */
 async function metricsFor(
   options: WorkerCommandOptions,
   expected: number,
   logger: Logger,
+  gateway?: WorkerGatewaySource,
 ): Promise<{ metrics: WorkerMetrics; http: OpsServer | undefined }> {
   let address: HostPort | undefined
   if (options.http !== undefined) {
@@ -131,7 +138,10 @@ async function metricsFor(
     address = parsed
   }
   const metrics = new WorkerMetrics({ processMetrics: true })
-  const http = address === undefined ? undefined : await startWorkerHttp({ metrics, address, expected, logger })
+  const http =
+    address === undefined
+      ? undefined
+      : await startWorkerHttp({ metrics, address, expected, logger, ...(gateway === undefined ? {} : { gateway }) })
   return { metrics, http }
 }
 
@@ -192,9 +202,12 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     logger,
     () => http,
   )
-  const ops = await metricsFor(options, 1, logger)
+  // The HTTP gateway (read-write: PUT /v1/self publishes with this worker's own key).
+  const gateway = new WorkerGatewaySource()
+  const ops = await metricsFor(options, 1, logger, gateway)
   http = ops.http
   const tracker = await startOne(dataDir, keyFile, cluster, options, logger, ops.metrics, 1)
+  gateway.attach(tracker)
   trackers = [tracker]
   logger.info(
     {
@@ -207,7 +220,12 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   )
 }
 
-/** `nodeledger workers --count N`: N workers in one process (for density), each with its own dir and key. */
+/**
+ * `nodeledger workers --count N`: N workers in one process (for density), each with its own dir and
+ * key. Its --http listener serves /metrics, /health and /ready of the process, not the HTTP
+ * gateway: a gateway is one node's (its records as it holds them, PUT /v1/self with its key), and
+ * a density test's N nodes in one process have no one node to speak for (docs/HTTP.md).
+ */
 export async function runWorkers(count: number, options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger({ level: options.logLevel, pretty: options.pretty, name: 'workers' })
   const cluster = await clusterOf(options)

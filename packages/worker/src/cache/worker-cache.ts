@@ -128,6 +128,11 @@ export class WorkerCache {
     return result
   }
 
+  /** Every record the log delivered (no gossip), in the order they were last applied. */
+  allConfirmed(): NodeData[] {
+    return [...this.confirmed.values()]
+  }
+
   /** How many peers the cache holds a record for. */
   get size(): number {
     let provisionalOnly = 0

@@ -86,7 +86,8 @@ export type TrackerFilter = Omit<ListFilter, 'afterPeerId' | 'limit'>
  *   stop    a graceful leave (acknowledged by the leader), then close.
  *
  * Events (an EventTarget): `change` (CustomEvent<ChangeEventDetail>) for every record that changed,
- * `synced` once the first catch-up is done.
+ * `synced` once the first catch-up is done, `resynced` when the cache was rebuilt from the
+ * authority's state (no `change` events for that: read `confirmedRecords()` again).
  */
 export class NodeEventTracker extends EventTarget {
   readonly peerId: string
@@ -194,6 +195,15 @@ export class NodeEventTracker extends EventTarget {
       .sort(compareReliability)
   }
 
+  /**
+   * The records as the log delivered them, without gossip's provisional ones: what the log index
+   * (`appliedIndex`) describes. The HTTP gateway serves these; `change` events with source `log`
+   * and the `resynced` event keep a copy of them current.
+   */
+  confirmedRecords(): NodeData[] {
+    return this.#cache.allConfirmed()
+  }
+
   /** Whether `get(peerId)` is gossip the log has not confirmed yet. */
   isProvisional(peerId: string): boolean {
     return this.#cache.isProvisional(peerId)
@@ -271,13 +281,15 @@ export class NodeEventTracker extends EventTarget {
 
   /**
    * Publishes a change of this node's own fields (capabilities, version, work counters): a new seq,
-   * gossiped at once, then submitted to the leader; resolves when the log has it (acknowledged).
+   * gossiped at once, then submitted to the leader; resolves when the log has it (acknowledged),
+   * with the seq it was published with.
    */
-  async update(fields: Partial<SelfReported>): Promise<SubmitResult> {
+  async update(fields: Partial<SelfReported>): Promise<SubmitResult & { readonly seq: number }> {
     const seq = await this.#cache.reserveSeq()
     const delta: Delta = { originPeerId: this.peerId, seq, fields }
     await this.#gossip(delta)
-    return await this.#untilDone('submit', () => this.#client.submit(delta, { signal: this.#shutdown.signal }))
+    const result = await this.#untilDone('submit', () => this.#client.submit(delta, { signal: this.#shutdown.signal }))
+    return { ...result, seq }
   }
 
   /** Stops the worker; with `leave` (the default) it first tells the leader it is leaving. */
@@ -415,6 +427,8 @@ export class NodeEventTracker extends EventTarget {
     await this.#enqueueLog(async () => {
       await this.#cache.replaceAll(dedupeLatest(records), Math.max(throughIndex, this.#cache.appliedIndex))
     })
+    // No `change` per record here: whoever mirrors the confirmed records takes them all again.
+    this.dispatchEvent(new CustomEvent('resynced', { detail: { appliedIndex: this.appliedIndex } }))
     this.#logger?.warn({ records: records.length, throughIndex }, 'cache rebuilt from the authority')
   }
 
