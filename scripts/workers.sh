@@ -17,6 +17,7 @@
 # and .pid; a gateway is one node's, so those workers run one per process (`nodeledger worker --http`).
 set -euo pipefail
 source "$(dirname "$0")/run-env.sh"
+case "${1:-}" in ''|-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ -f "$CLUSTER" ] || { echo "no cluster at $CLUSTER: run 'bash scripts/cluster.sh up' first" >&2; exit 2; }
 
 group_alive() { local f="$DIR/pids/workers-$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }

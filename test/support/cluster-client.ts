@@ -27,7 +27,8 @@ export async function statuses(client: AuthorityClient): Promise<Array<StatusRes
   return (await client.statusAll()).map((entry) => entry.status)
 }
 
-export async function leaderOf(client: AuthorityClient, timeoutMs = 20_000): Promise<StatusResult> {
+/** A replica that says it leads. Patient: a fresh cluster on a loaded 2-core machine took 13–15 s to elect (a CI flake at 20 s). */
+export async function leaderOf(client: AuthorityClient, timeoutMs = 120_000): Promise<StatusResult> {
   return await waitUntil(
     'a leader',
     async () => (await statuses(client)).find((status) => status?.role === 'leader'),
