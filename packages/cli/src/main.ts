@@ -432,6 +432,19 @@ workerCommand('workers', 'run N worker nodes in one process (density tests); SIG
     await runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers'))
   })
 
+program
+  .command('ui')
+  .description("serve the live cluster page here, read from the replicas' HTTP listeners (cluster file `http`)")
+  .addOption(clusterOption())
+  .option('--http <host:port>', 'where to serve the page (:PORT is 127.0.0.1; :0 picks a free port)', '127.0.0.1:7080')
+  .option('--open', 'open it in the desktop browser', false)
+  .action(async (options) => {
+    const { runUi } = await import('./commands/ui.ts')
+    await runUi({ cluster: options.cluster, http: options.http, open: options.open === true }).catch(
+      exitOnStartFailure('ui'),
+    )
+  })
+
 registerSnapshotCommand(program, { defaultCluster: DEFAULT_CLUSTER })
 
 await program.parseAsync()

@@ -24,7 +24,9 @@
 
   const $ = (id) => document.getElementById(id)
   const state = {
+    /** The leader shown (null: none), undefined before the first answer. */
     leader: undefined,
+    lastLeader: undefined,
     nodes: new Map(),
     mirrorComplete: false,
     mirrorLast: '',
@@ -40,7 +42,7 @@
     )
   }
   const short = (peerId) => (peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId)
-  const time = (ms) => (ms > 0 ? new Date(ms).toLocaleTimeString() : '-')
+  const time = (ms) => (ms > 0 ? new Date(ms).toLocaleTimeString([], { hour12: false }) : '-')
   function age(ms) {
     if (ms <= 0) return 'never'
     const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000))
@@ -74,16 +76,23 @@
     leaderElement.dataset.leader = leader === null ? '' : String(leader.id)
     leaderElement.classList.toggle('none', leader === null)
     $('leader-detail').textContent = leader === null ? '(no replica leads right now)' : `term ${leader.term}`
-    const previous = state.leader
+    // The banner names the last leader known, so a failover reads "1 → 2" even when the page
+    // saw the moment between them, with no leader, first.
     const now = leader === null ? null : { id: leader.id, term: leader.term }
-    if (previous !== undefined && (previous?.id !== now?.id || previous?.term !== now?.term)) {
-      const from = previous === null ? 'none' : `replica ${previous.id}`
-      const to = now === null ? 'none' : `replica ${now.id} (term ${now.term})`
+    const previous = state.leader
+    const changed = previous !== undefined && (previous?.id !== now?.id || previous?.term !== now?.term)
+    if (changed) {
+      const at = new Date().toLocaleTimeString([], { hour12: false })
+      const last = state.lastLeader
       const banner = $('banner')
-      banner.textContent = `Leader changed at ${new Date().toLocaleTimeString()}: ${from} → ${to}`
+      banner.textContent =
+        now === null
+          ? `No leader since ${at}${last === undefined ? '' : ` (replica ${last.id} led term ${last.term})`}`
+          : `Leader changed at ${at}: ${last === undefined ? 'none' : `replica ${last.id}`} → replica ${now.id} (term ${now.term})`
       banner.hidden = false
     }
     state.leader = now
+    if (now !== null) state.lastLeader = now
     $('replicas-table').tBodies[0].innerHTML = view.members
       .map((member) => {
         const isLeader = leader !== null && member.id === leader.id && member.reachable
@@ -107,7 +116,7 @@
   async function pollCluster() {
     try {
       renderCluster(await getJson('/v1/cluster'))
-      setConnection(`live · ${new Date().toLocaleTimeString()}`, false)
+      setConnection(`live · ${new Date().toLocaleTimeString([], { hour12: false })}`, false)
     } catch (error) {
       setConnection(`cannot reach the cluster: ${error.message}`, true)
     } finally {
@@ -139,11 +148,18 @@
       .join(', ')
   }
 
+  /** The first address without its /p2p/ suffix (the peer id is in the first column), and how many more. */
+  function address(node) {
+    const [first, ...rest] = node.multiaddrs
+    if (first === undefined) return ''
+    return `${first.replace(/\/p2p\/[^/]+$/, '')}${rest.length > 0 ? ` +${rest.length}` : ''}`
+  }
+
   function nodeRow(node) {
     return `<tr data-peer="${html(node.peerId)}" class="${node.isActive ? '' : 'inactive'}">
 <td><code title="${html(node.peerId)}">${html(short(node.peerId))}</code></td><td>${node.isActive ? 'yes' : `no${node.lastLeftReason ? ` (${html(node.lastLeftReason)})` : ''}`}</td>
 <td>${node.isStaked ? 'yes' : 'no'}</td><td>${html(capabilities(node))}</td><td>${html(node.version)}</td>
-<td><code>${html(node.multiaddrs[0] ?? '')}</code></td><td>${age(node.lastUpdatedMs)}</td><td>${number(node.changedIndex)}</td></tr>`
+<td class="address"><code title="${html(node.multiaddrs.join(' '))}">${html(address(node))}</code></td><td>${age(node.lastUpdatedMs)}</td><td>${number(node.changedIndex)}</td></tr>`
   }
 
   function renderNodes() {
@@ -235,7 +251,9 @@
 
   function follow(fromIndex) {
     const events = new EventSource(`/v1/events?from=${fromIndex}`)
-    events.addEventListener('open', () => setConnection(`live · ${new Date().toLocaleTimeString()}`, false))
+    events.addEventListener('open', () =>
+      setConnection(`live · ${new Date().toLocaleTimeString([], { hour12: false })}`, false),
+    )
     events.addEventListener('error', () => setConnection('event stream lost; reconnecting…', true))
     events.addEventListener('change', (event) => {
       const { index, node } = JSON.parse(event.data)
