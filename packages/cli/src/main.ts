@@ -123,6 +123,11 @@ cluster
     integer('--port', 1, 65_535),
     7001,
   )
+  .option(
+    '--http-port <port>',
+    'give every replica an HTTP listener (/metrics, /health, /ready, the cluster page) on its own host at this port',
+    integer('--http-port', 1, 65_535),
+  )
   .option('--force', 'overwrite an existing cluster file (keys are kept)', false)
   .addOption(jsonOption())
   .action((options) =>
@@ -134,6 +139,7 @@ cluster
         port: options.port,
         ...(options.hosts === undefined ? {} : { hosts: options.hosts }),
         ...(options.multiaddrs === undefined ? {} : { multiaddrs: options.multiaddrs }),
+        ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
         force: options.force,
         json: options.json,
       })
