@@ -86,8 +86,9 @@ export async function startClusterUi(options: ClusterUiOptions): Promise<Cluster
   const relayEvents = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     if (streamsOpen >= EVENT_STREAMS_MAX)
       return unavailable(reply, `${EVENT_STREAMS_MAX} event streams are open here; retry later`)
+    // The response's close, not the request's: a request's 'close' comes once it has been read.
     const gone = new AbortController()
-    request.raw.on('close', () => gone.abort())
+    reply.raw.on('close', () => gone.abort())
     const lastEventId = request.headers['last-event-id']
     let upstream: { response: Response; abort: AbortController }
     try {

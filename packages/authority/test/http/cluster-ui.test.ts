@@ -21,26 +21,43 @@ const peerIds = (
   await Promise.all(Array.from({ length: 3 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
 ).map((peerId) => peerId.toString())
 
-/** A replica's applied registry with the same records (the same log) and a replica id of its own. */
-function replicaFeed(): RegistryFeed {
+/** A replica's applied registry: the same records (the same log) on each; `append` applies one more. */
+function replicaFeed(): RegistryFeed & { append(peerId: string, seq: number): void } {
   const registry = new Registry()
-  for (const [i, peerId] of peerIds.entries())
+  let waiters: Array<() => void> = []
+  const append = (peerId: string, seq: number): void => {
     registry.apply({
-      index: i + 1,
+      index: registry.appliedIndex + 1,
       data: encodeCommand({
         timestampMs: 1_700_000_000_000,
-        command: { kind: 'delta', submitterPeerId: peerId, delta: { originPeerId: peerId, seq: 1, fields: {} } },
+        command: { kind: 'delta', submitterPeerId: peerId, delta: { originPeerId: peerId, seq, fields: {} } },
       }),
     })
+    for (const waiter of waiters.splice(0)) waiter()
+  }
+  for (const peerId of peerIds) append(peerId, 1)
   return {
+    append,
     registry: () => registry,
     applied: () => registry.appliedIndex,
-    waitApplied: (_index, signal) =>
-      new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+    waitApplied: (index, signal) =>
+      registry.appliedIndex >= index
+        ? Promise.resolve()
+        : new Promise((resolve, reject) => {
+            waiters.push(resolve)
+            signal.addEventListener('abort', () => {
+              waiters = waiters.filter((waiter) => waiter !== resolve)
+              reject(signal.reason)
+            })
+          }),
   }
 }
 
+const feeds = new Map<number, ReturnType<typeof replicaFeed>>()
+
 async function replicaListener(id: number): Promise<OpsServer> {
+  const feed = replicaFeed()
+  feeds.set(id, feed)
   const whoAmI = (app: FastifyInstance): void => {
     app.get('/v1/cluster', async () => ({ self: { id } }))
   }
@@ -49,24 +66,38 @@ async function replicaListener(id: number): Promise<OpsServer> {
     registry: new PromRegistry(),
     health: () => ({}),
     ready: () => ({ ready: true }),
-    plugins: [whoAmI, registryReadRoutes(replicaFeed())],
+    plugins: [whoAmI, registryReadRoutes(feed)],
   })
 }
 
-/** The ids of the change events of an SSE body, until `count` have come or it ends. */
-async function eventIds(response: Response, count: number): Promise<{ ids: string[]; ended: boolean }> {
+/** Reads the change events' ids off an SSE body as they come. */
+function sseIds(response: Response): {
+  until(condition: (ids: string[]) => boolean): Promise<{ ids: string[]; ended: boolean }>
+  cancel(): Promise<void>
+} {
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
   let text = ''
-  for (;;) {
-    const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => match[1]!)
-    if (ids.length >= count) {
-      await reader.cancel()
-      return { ids, ended: false }
-    }
-    const { value, done } = await reader.read()
-    if (done) return { ids, ended: true }
-    text += value
+  let ended = false
+  const ids = (): string[] => [...text.matchAll(/^id: (\d+)$/gm)].map((match) => match[1]!)
+  return {
+    async until(condition) {
+      while (!condition(ids()) && !ended) {
+        const { value, done } = await reader.read()
+        if (done) ended = true
+        else text += value
+      }
+      return { ids: ids(), ended }
+    },
+    cancel: () => reader.cancel(),
   }
+}
+
+/** The first `count` ids of a stream, then it is closed. */
+async function eventIds(response: Response, count: number): Promise<string[]> {
+  const stream = sseIds(response)
+  const { ids } = await stream.until((seen) => seen.length >= count)
+  await stream.cancel()
+  return ids
 }
 
 const closers: Array<() => Promise<void>> = []
@@ -104,15 +135,19 @@ describe('nodeledger ui server', () => {
 
   it('relays the event stream; when its replica goes, the stream ends and resumes on the next with Last-Event-ID', async () => {
     const { replicas, ui } = await setUp()
-    const first = await eventIds(await fetch(`${ui.url}v1/events?from=0`), 3)
-    expect(first.ids).toEqual(['1', '2', '3'])
+    expect(await eventIds(await fetch(`${ui.url}v1/events?from=0`), 3)).toEqual(['1', '2', '3'])
     const following = await fetch(`${ui.url}v1/events?from=1`)
     expect(following.headers.get('content-type')).toMatch(/^text\/event-stream/)
-    const reading = eventIds(following, 99)
+    const stream = sseIds(following)
+    expect(await stream.until((ids) => ids.length >= 2)).toEqual({ ids: ['2', '3'], ended: false })
+    // The relay stays open past what its replica had: a change applied later comes on the same stream.
+    for (const feed of feeds.values()) feed.append(peerIds[0]!, 2)
+    expect(await stream.until((ids) => ids.length >= 3)).toEqual({ ids: ['2', '3', '4'], ended: false })
+    // Its replica goes: the relay ends.
     await replicas[0]!.close()
-    expect(await reading).toEqual({ ids: ['2', '3'], ended: true })
+    expect(await stream.until(() => false)).toEqual({ ids: ['2', '3', '4'], ended: true })
     // What a browser's EventSource does next: the same URL, with the last id it got.
-    const resumed = await eventIds(await fetch(`${ui.url}v1/events?from=0`, { headers: { 'last-event-id': '2' } }), 1)
-    expect(resumed.ids).toEqual(['3'])
+    const resumed = await eventIds(await fetch(`${ui.url}v1/events?from=1`, { headers: { 'last-event-id': '3' } }), 1)
+    expect(resumed).toEqual(['4'])
   })
 })
