@@ -246,7 +246,7 @@
     const changed = Object.keys(node).filter(
       (key) => !QUIET_FIELDS.has(key) && JSON.stringify(previous[key]) !== JSON.stringify(node[key]),
     )
-    return changed.length === 0 ? 'heartbeat bookkeeping' : `updated ${changed.join(', ')}`
+    return changed.length === 0 ? 'bookkeeping only (observers, uptime)' : `updated ${changed.join(', ')}`
   }
 
   function follow(fromIndex) {
