@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a local authority cluster in the background, with logs and pids in a run dir.
 #
-#   scripts/cluster.sh up [--replicas 3|5] [--port P] [--log-level L] [--wait-s 30]
+#   scripts/cluster.sh up [--replicas 3|5] [--port P] [--http-port H] [--log-level L] [--wait-s 30]
 #                                            init (if needed) and start every replica, wait for a leader
 #   scripts/cluster.sh down                  stop the workers (they leave), then SIGTERM every replica
 #                                            (a leader hands over first), then wait
@@ -123,18 +123,20 @@ case "$command" in
     replicas=3
     port=7001
     wait_s=30
+    http_args=()
     while [ $# -gt 0 ]; do
       case "$1" in
         --replicas) replicas=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
         --log-level) LOG_LEVEL=$2; shift 2 ;;
         --wait-s) wait_s=$2; shift 2 ;;
-        *) echo "unknown option $1 (up takes --replicas, --port, --log-level, --wait-s)" >&2; exit 2 ;;
+        --http-port) http_args=(--http-port "$2"); shift 2 ;;
+        *) echo "unknown option $1 (up takes --replicas, --port, --http-port, --log-level, --wait-s)" >&2; exit 2 ;;
       esac
     done
     mkdir -p "$DIR"
     [ -n "${LOG_LEVEL:-}" ] && echo "$LOG_LEVEL" >"$DIR/log-level"
-    [ -f "$CLUSTER" ] || "${CLI[@]}" cluster init --replicas "$replicas" --port "$port" --dir "$DIR"
+    [ -f "$CLUSTER" ] || "${CLI[@]}" cluster init --replicas "$replicas" --port "$port" "${http_args[@]}" --dir "$DIR"
     for id in $(replica_ids); do start_one "$id"; done
     wait_for_leader "$wait_s"
     ;;

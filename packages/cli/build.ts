@@ -8,9 +8,9 @@
  * per command, with V8's compile cache, leaves the work itself. Code splitting keeps `--help` to
  * commander alone: each command is its own chunk, loaded by its dynamic import.
  *
- * Not bundled: `authority`, `worker` and `workers`, long-running servers whose startup does not
+ * Not bundled: `authority`, `worker`, `workers` and `ui`, long-running servers whose startup does not
  * matter and whose dependencies do not bundle (LevelDB's native addon, pino's worker-thread
- * transports); dist/ imports them from src/ as they are.
+ * transports; the page's files, read beside their module); dist/ imports them from src/ as they are.
  *
  *   node packages/cli/build.ts          # writes packages/cli/dist/
  */
@@ -24,7 +24,7 @@ const CLI_DIR = dirname(fileURLToPath(import.meta.url))
 const DIST = join(CLI_DIR, 'dist')
 const REPO = resolve(CLI_DIR, '../..')
 /** Commands left out of the bundle (src/commands/<name>.ts), imported from src/ at run time. */
-const FROM_SOURCE = new Set(['authority.ts', 'worker.ts', 'snapshot.ts'])
+const FROM_SOURCE = new Set(['authority.ts', 'worker.ts', 'snapshot.ts', 'ui.ts'])
 const COMMANDS_DIR = join(CLI_DIR, 'src/commands')
 
 const fromSource: Plugin = {

@@ -136,6 +136,11 @@ cluster
     integer('--port', 1, 65_535),
     7001,
   )
+  .option(
+    '--http-port <port>',
+    'give every replica an HTTP listener (/metrics, /health, /ready, the cluster page) on its own host at this port',
+    integer('--http-port', 1, 65_535),
+  )
   .option('--force', 'overwrite an existing cluster file (keys are kept)', false)
   .addOption(jsonOption())
   .action((options) =>
@@ -147,6 +152,7 @@ cluster
         port: options.port,
         ...(options.hosts === undefined ? {} : { hosts: options.hosts }),
         ...(options.multiaddrs === undefined ? {} : { multiaddrs: options.multiaddrs }),
+        ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
         force: options.force,
         json: options.json,
       })
@@ -456,6 +462,19 @@ workerCommand('workers', 'run N worker nodes in one process (density tests); SIG
   .action(async (options) => {
     const { runWorkers } = await import('./commands/worker.ts')
     await runWorkers(options.count, workerOptions(options, options.data)).catch(exitOnStartFailure('workers'))
+  })
+
+program
+  .command('ui')
+  .description("serve the live cluster page here, read from the replicas' HTTP listeners (cluster file `http`)")
+  .addOption(clusterOption())
+  .option('--http <host:port>', 'where to serve the page (:PORT is 127.0.0.1; :0 picks a free port)', '127.0.0.1:7080')
+  .option('--open', 'open it in the desktop browser', false)
+  .action(async (options) => {
+    const { runUi } = await import('./commands/ui.ts')
+    await runUi({ cluster: options.cluster, http: options.http, open: options.open === true }).catch(
+      exitOnStartFailure('ui'),
+    )
   })
 
 registerSnapshotCommand(program, { defaultCluster: DEFAULT_CLUSTER })

@@ -23,5 +23,8 @@ describe('the CLI bundle', () => {
     // The servers and the snapshot commands (which open data dirs) are imported from src/ at run time.
     expect(inputs).not.toContain('src/commands/authority.ts')
     expect(inputs).not.toContain('src/commands/snapshot.ts')
+    // `ui` is a server too (Fastify, the page's files): its module is imported only when it runs.
+    expect(inputs).not.toContain('src/commands/ui.ts')
+    expect(inputs.some((input) => input.includes('cluster-ui') || input.includes('cluster-page'))).toBe(false)
   }, 60_000)
 })

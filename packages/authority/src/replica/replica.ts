@@ -28,6 +28,8 @@ import { LevelStorage } from '../storage/index.ts'
 import { PeerLinks, createReplicaHost, loadOrCreateKey } from '../transport/index.ts'
 import type { PeerAddress } from '../transport/index.ts'
 import { ApplyWaiters } from './apply-waiters.ts'
+import { LeaderHistory } from './leader-history.ts'
+import type { LeaderTerm } from './leader-history.ts'
 import { DriverError, ReplicaDriver } from './driver.ts'
 import type { DriverStateMachine, DriverStorage, ProposalOutcome, StorageUpdate } from './driver.ts'
 import { readIdentity, writeIdentity } from './identity.ts'
@@ -123,6 +125,8 @@ export class Replica {
   readonly #clockAhead: ClockAhead
   /** The highest commit index in a leader's Append or Heartbeat: how far the cluster has committed (/ready). */
   #leaderCommitSeen = 0
+  /** Who led which term since when, as this replica saw it (the cluster page's leader history). */
+  readonly #leaderHistory = new LeaderHistory()
 
   private constructor(parts: {
     options: ReplicaOptions
@@ -351,6 +355,15 @@ export class Replica {
     }
     this.#lastRole = role
     this.#lastLeader = leader
+    if (leader !== 0) {
+      const peerId = this.#stateMachine.members.get(leader)?.peerId ?? ''
+      this.#leaderHistory.observe(term, leader, peerId, this.#clock())
+    }
+  }
+
+  /** The leaders of the last terms this replica saw, oldest first (in memory: a restart starts it again). */
+  leaderHistory(): readonly LeaderTerm[] {
+    return this.#leaderHistory.terms()
   }
 
   /** A member added by an entry just appended: the leader replicates to it at once, so dial it now. */

@@ -18,6 +18,8 @@ export interface ClusterInitOptions {
   port: number
   hosts?: string
   multiaddrs?: string
+  /** Each replica's HTTP listener (metrics, health, the cluster page) on its own host at this port. */
+  httpPort?: number
   force: boolean
   json: boolean
 }
@@ -50,6 +52,7 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
       multiaddr: `${address}/p2p/${peerId}`,
       dataDir: `replica-${id}/data`,
       keyFile: `replica-${id}/peer.key`,
+      ...(options.httpPort === undefined ? {} : { http: httpOn(address, options.httpPort) }),
     })
   }
   const operatorKey = join(dir, 'operator.key')
@@ -79,4 +82,11 @@ export async function clusterInit(options: ClusterInitOptions): Promise<ClusterF
     )
   }
   return parsed
+}
+
+/** HOST:PORT on the host of a replica's multiaddr: an /ip4/ address, an /ip6/ one in brackets, a /dns4/ name. */
+function httpOn(address: string, port: number): string {
+  const match = /^\/(ip4|ip6|dns4|dns6|dns)\/([^/]+)\//.exec(address)
+  if (match === null) throw new UsageError(`--http-port: cannot tell the host of ${address}`)
+  return match[1] === 'ip6' ? `[${match[2]}]:${port}` : `${match[2]}:${port}`
 }
