@@ -38,7 +38,14 @@ class Source {
   }
 }
 
-const OPTIONS: WatchFeedOptions = { recordsPerEventMax: 1000, lingerMs: 0, pollMs: 60_000, framesCachedMax: 64 }
+const OPTIONS: WatchFeedOptions = {
+  recordsPerEventMax: 1000,
+  lingerMsMin: 0,
+  lingerMsPerWatcher: 0,
+  lingerMsMax: 0,
+  pollMs: 60_000,
+  framesCachedMax: 64,
+}
 
 describe('WatchFeed', () => {
   it('builds and encodes the event once for every watcher at the same position', () => {
@@ -97,7 +104,7 @@ describe('WatchFeed', () => {
 
   it('wakes every waiting watcher from one wait, with the entries applied while it lingered in one event', async () => {
     const source = new Source()
-    const feed = new WatchFeed(source, { ...OPTIONS, lingerMs: 50 })
+    const feed = new WatchFeed(source, { ...OPTIONS, lingerMsMin: 50, lingerMsMax: 50 })
     const signal = AbortSignal.timeout(30_000)
     const woken = Array.from({ length: 50 }, () => feed.changedAfter(0, signal))
     // One waiter on the replica for all fifty watchers.
@@ -112,6 +119,17 @@ describe('WatchFeed', () => {
     for (let i = 0; i < 49; i++) feed.eventAfter(0)
     expect(feed.encoded).toBe(1)
     expect(feed.shared).toBe(49)
+  })
+
+  it('lingers longer with more watchers, within its bounds', () => {
+    const feed = new WatchFeed(new Source(), { ...OPTIONS, lingerMsMin: 20, lingerMsPerWatcher: 0.1, lingerMsMax: 250 })
+    expect(feed.lingerMs).toBe(20)
+    for (let i = 0; i < 1000; i++) feed.opened()
+    expect(feed.lingerMs).toBe(100)
+    for (let i = 0; i < 5000; i++) feed.opened()
+    expect(feed.lingerMs).toBe(250)
+    for (let i = 0; i < 6000; i++) feed.closed()
+    expect(feed.lingerMs).toBe(20)
   })
 
   it('a watcher whose signal aborts stops waiting; the others go on waiting', async () => {

@@ -22,7 +22,9 @@ import {
   REQUEST_TIMEOUT_MS_DEFAULT,
   SOFTWARE_VERSION,
   WATCH_FRAMES_CACHED_MAX,
-  WATCH_LINGER_MS,
+  WATCH_LINGER_MS_MAX,
+  WATCH_LINGER_MS_MIN,
+  WATCH_LINGER_MS_PER_WATCHER,
 } from '../constants.ts'
 import type { ApiCells, ApiCodeLabel } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
@@ -96,7 +98,9 @@ export class ApiServer {
       },
       {
         recordsPerEventMax: WATCH_RECORDS_PER_EVENT_MAX,
-        lingerMs: WATCH_LINGER_MS,
+        lingerMsMin: WATCH_LINGER_MS_MIN,
+        lingerMsPerWatcher: WATCH_LINGER_MS_PER_WATCHER,
+        lingerMsMax: WATCH_LINGER_MS_MAX,
         pollMs: WATCH_POLL_MS,
         framesCachedMax: WATCH_FRAMES_CACHED_MAX,
       },
@@ -469,10 +473,12 @@ export class ApiServer {
    */
   private async watch(lp: ReturnType<typeof frameStream>, stream: Stream, fromIndex: number): Promise<void> {
     this.metrics.watchersOpen++
+    this.watchFeed.opened()
     let code: ApiCodeLabel = 'OK'
     try {
       code = await this.serveWatch(lp, stream, fromIndex)
     } finally {
+      this.watchFeed.closed()
       this.metrics.watchersOpen--
       this.metrics.answered('watch', code)
     }

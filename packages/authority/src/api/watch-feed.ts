@@ -22,9 +22,14 @@ export interface WatchFeedOptions {
   readonly recordsPerEventMax: number
   /**
    * After an entry is applied, how long the feed waits before it wakes the watchers, so that
-   * entries applied meanwhile (a join storm) ride one event per watcher instead of one each.
+   * entries applied meanwhile (a join storm) ride one event per watcher instead of one each: at
+   * least lingerMsMin, lingerMsPerWatcher more per open watch, at most lingerMsMax. Growing with
+   * the watchers keeps the frames the leader writes per second about constant as the network grows
+   * (N watchers woken every c·N ms is 1/c frames per ms), at a latency that grows by c per watcher.
    */
-  readonly lingerMs: number
+  readonly lingerMsMin: number
+  readonly lingerMsPerWatcher: number
+  readonly lingerMsMax: number
   /** How long one wait lasts when nothing is applied (watchers then re-check leadership and streams). */
   readonly pollMs: number
   /** Frames kept per applied index (one per distinct watcher position); more are encoded, not kept. */
@@ -36,7 +41,8 @@ export interface WatchFeedOptions {
  * square of the network). Two things are done once per apply rather than once per watcher:
  *
  *   waking    one wait on the replica's applied index and one linger timer for all watchers; they
- *             wake together, lingerMs after the first new entry, with whatever was applied meanwhile
+ *             wake together, a linger after the first new entry (longer with more watchers), with
+ *             whatever was applied meanwhile
  *   encoding  the event after a given index is built (changesSince) and encoded once per applied
  *             index; every watcher standing at that index writes the same bytes
  *
@@ -52,14 +58,33 @@ export class WatchFeed {
   #framesAt = -1
   /** The shared wait in progress, if any. */
   #wake: Promise<void> | undefined
+  /** Watches open now (ApiServer opens and closes them): the linger grows with them. */
+  #watchers = 0
   /** Events built and frames served from the cache, for tests and the profile's story. */
   encoded = 0
   shared = 0
 
   constructor(source: WatchFeedSource, options: WatchFeedOptions) {
     if (options.recordsPerEventMax < 1) throw new RangeError('recordsPerEventMax is at least 1')
+    if (options.lingerMsMin < 0 || options.lingerMsMax < options.lingerMsMin || options.lingerMsPerWatcher < 0)
+      throw new RangeError('linger: 0 <= lingerMsMin <= lingerMsMax, lingerMsPerWatcher >= 0')
     this.#source = source
     this.#options = options
+  }
+
+  /** A watch opened; call `closed` once when it ends. */
+  opened(): void {
+    this.#watchers++
+  }
+
+  closed(): void {
+    this.#watchers--
+  }
+
+  /** How long the next wake-up lingers after the first new entry. */
+  get lingerMs(): number {
+    const { lingerMsMin, lingerMsPerWatcher, lingerMsMax } = this.#options
+    return Math.min(lingerMsMax, Math.max(lingerMsMin, Math.round(this.#watchers * lingerMsPerWatcher)))
   }
 
   /** The next event for a watcher at `throughIndex`, or undefined if nothing was applied after it. */
@@ -98,7 +123,8 @@ export class WatchFeed {
     } catch {
       return // nothing applied within pollMs
     }
-    if (this.#options.lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#options.lingerMs))
+    const lingerMs = this.lingerMs
+    if (lingerMs > 0) await new Promise((resolve) => setTimeout(resolve, lingerMs))
   }
 
   /** A page that fits one frame: halve it until it does (the records of one entry stay together). */
