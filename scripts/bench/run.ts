@@ -428,6 +428,7 @@ function scaleRows(workerCounts: readonly number[]): WorkloadRow[] {
   return workerCounts.map((workers) => ({
     workload: `scale-${workers}` as const,
     metrics: [
+      ['activeWorkers', 'workers active', 'higher'],
       ['startToAllActiveS', 'start to all active s', 'lower'],
       ['stormLeaderCpuPct', 'leader CPU % storm', 'lower'],
       ['stormLeaderCpuPctMax', 'leader CPU % storm max', 'lower'],
@@ -1032,7 +1033,15 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
     for (const workers of options.scaleWorkers) {
       try {
         results[`scale-${workers}`] = await measure(`scale-${workers}`, async () =>
-          flattenScale(await scale({ workers, progress, random, cleanups })),
+          flattenScale(
+            await scale({
+              workers,
+              progress,
+              random,
+              cleanups,
+              ...(options.profile ? { profileDir: join(ROOT, '.run/bench/scale-profiles') } : {}),
+            }),
+          ),
         )
       } catch (error) {
         // A larger N the machine cannot carry must not lose the smaller ones' figures.
@@ -1086,7 +1095,7 @@ async function main(): Promise<void> {
   const startLine = uptimeLine()
   process.stderr.write(`${startLine}\n`)
   const profiler = options.profile ? new RunProfiler(join(runDir, 'profiles')) : undefined
-  if (options.profile && !['seq', 'conc', 'reads'].some((w) => options.only.has(w as WorkloadOption)))
+  if (options.profile && !['seq', 'conc', 'reads', 'scale'].some((w) => options.only.has(w as WorkloadOption)))
     process.stderr.write(
       "--profile covers seq, conc and reads (and their 5-replica rows): failover's leader dies by SIGKILL, which writes no profile, and the workers run in processes of their own\n",
     )

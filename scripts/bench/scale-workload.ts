@@ -18,20 +18,23 @@
  * The machine's busy share (/proc/stat) is recorded with each window: near 100% means 2 cores
  * could not carry N libp2p hosts plus the cluster, and the latencies measure the queue for a core.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cores } from './load.ts'
 import { machineCpuTicks, processCpuMs, processRssBytes } from './cpu.ts'
 import { linesFrom, logSize } from './logs.ts'
 import { DeltaFactory, generatePeers } from './payload.ts'
+import { formatTop, monotonicUs, profileFiles, readProfile, sliceProfile, topFunctions } from './profile.ts'
+import type { Window } from './profile.ts'
 import type { Progress } from './progress.ts'
 import { round, summarize } from './stats.ts'
 import type { Cleanup } from './target.ts'
 import type { Arrival } from './worker-protocol.ts'
-import type { RegistryCluster, WorkerHostProcess } from './worker-workloads.ts'
+import type { RegistryCluster, WorkerHostProcess, WorkerRef } from './worker-workloads.ts'
 import {
   ARRIVAL_TIMEOUT_MS,
   GOSSIP_REACH_FRACTION,
@@ -56,6 +59,8 @@ export const WATCH_CHANGES = 20
 export const SCALE_GOSSIP_DELTAS = 20
 /** The machine counts as saturated above this busy share of all its cores. */
 export const SATURATED_BUSY_FRACTION = 0.9
+/** A join storm that has not ended after this long is reported as it stands (no later phases). */
+export const SCALE_START_TIMEOUT_MS = 600_000
 
 export interface WindowFigures {
   /** Wall time of the window, s. */
@@ -75,6 +80,8 @@ export interface WindowFigures {
 export interface ScaleResult {
   workers: number
   processes: number
+  /** Workers whose start() resolved (all of them, unless the start timed out). */
+  activeWorkers: number
   /** Start of the first worker host until every tracker's start() resolved. */
   startToAllActiveS: number
   storm: WindowFigures
@@ -105,6 +112,7 @@ export interface ScaleResult {
   firstError?: string
 }
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const now = (): number => performance.timeOrigin + performance.now()
 
 interface Sample {
@@ -189,7 +197,8 @@ function windowFigures(samples: readonly Sample[], fromMs: number, toMs: number)
 function logEvents(
   registry: RegistryCluster,
   offsets: ReadonlyMap<number, number>,
-  workerPeerIds: ReadonlySet<string>,
+  /** undefined: every node marked inactive counts (before the workers' ids are known, only workers have records). */
+  workerPeerIds: ReadonlySet<string> | undefined,
 ): { leaderships: Array<{ member: number; term: number }>; inactive: Record<string, number> } {
   const leaderships: Array<{ member: number; term: number }> = []
   const inactive: Record<string, number> = {}
@@ -200,7 +209,11 @@ function logEvents(
         const entry = JSON.parse(line) as { msg?: string; term?: number; peer?: string; reason?: string }
         if (entry.msg === 'became leader' && typeof entry.term === 'number')
           leaderships.push({ member: id, term: entry.term })
-        else if (entry.msg === 'node inactive' && entry.peer !== undefined && workerPeerIds.has(entry.peer)) {
+        else if (
+          entry.msg === 'node inactive' &&
+          entry.peer !== undefined &&
+          (workerPeerIds?.has(entry.peer) ?? true)
+        ) {
           const reason = entry.reason ?? '?'
           inactive[reason] = (inactive[reason] ?? 0) + 1
         }
@@ -217,10 +230,14 @@ export async function scale(options: {
   progress: Progress
   random: () => number
   cleanups: Set<Cleanup>
+  /** Profile the replicas (node --cpu-prof) into this dir; the leader's storm and idle windows are summarised. */
+  profileDir?: string
 }): Promise<ScaleResult> {
   const { workers: total, progress } = options
   const runDir = mkdtempSync(join(tmpdir(), `nodeledger-bench-scale-${total}-`))
-  const registry = await openCluster(options.cleanups)
+  const profileDir = options.profileDir === undefined ? undefined : join(options.profileDir, `scale-${total}`)
+  const registry = await openCluster(options.cleanups, profileDir)
+  let profileWindows: { leader: number; storm: Window; idle: Window } | undefined
   const hosts: WorkerHostProcess[] = []
   const stopHosts: Cleanup = async () => {
     await Promise.all(hosts.map((host) => host.stop()))
@@ -238,14 +255,38 @@ export async function scale(options: {
     // ---- the join storm: every host starts at once ----
     const startBar = progress.phase(`nodeledger scale-${total} join storm`, total, 'workers')
     const startedAt = now()
-    const refs = await startWorkerHosts({
-      total,
-      bootstrap: registry.cluster.multiaddrs,
-      runDir,
-      hosts,
-      onStarted: (count) => startBar.update(count, `leader CPU ${lastLeaderPct(samples)}%`),
-    })
+    const stormStartUs = monotonicUs()
+    let activeCount = 0
+    let refs: WorkerRef[]
+    try {
+      refs = await startWorkerHosts({
+        total,
+        bootstrap: registry.cluster.multiaddrs,
+        runDir,
+        hosts,
+        timeoutMs: SCALE_START_TIMEOUT_MS,
+        onStarted: (count) => {
+          activeCount = count
+          startBar.update(count, `leader CPU ${lastLeaderPct(samples)}%`)
+        },
+      })
+    } catch (error) {
+      // The machine could not carry N (or something broke): the storm's figures are the finding.
+      samples.push(sample(registry, leader.id, hosts))
+      const storm = windowFigures(samples, startedAt - SAMPLE_INTERVAL_MS, now())
+      const events = logEvents(registry, offsets, undefined)
+      profileWindows = {
+        leader: leader.id,
+        storm: { startUs: stormStartUs, endUs: monotonicUs() },
+        idle: { startUs: monotonicUs(), endUs: monotonicUs() },
+      }
+      startBar.done(
+        `only ${activeCount} of ${total} active after ${Math.round((now() - startedAt) / 1000)} s; ${events.leaderships.length} elections, ${sumOf(events.inactive)} expiries; leader CPU ${storm.leaderCpuPct}%, machine busy ${Math.round(storm.machineBusy * 100)}%`,
+      )
+      return partialResult(total, hosts.length, activeCount, storm, events, describe(error))
+    }
     const allActiveAt = now()
+    const stormEndUs = monotonicUs()
     samples.push(sample(registry, leader.id, hosts))
     const startToAllActiveS = round((allActiveAt - startedAt) / 1000, 1)
     const storm = windowFigures(samples, startedAt - SAMPLE_INTERVAL_MS, allActiveAt)
@@ -263,6 +304,7 @@ export async function scale(options: {
     const idleBar = progress.phase(`nodeledger scale-${total} idle`, IDLE_WINDOW_MS / 1000, 's')
     const commitBefore = (await leaderStatus(registry.operator, 30_000)).commit
     const idleFromMs = now()
+    const idleStartUs = monotonicUs()
     samples.push(sample(registry, leader.id, hosts))
     while (now() - idleFromMs < IDLE_WINDOW_MS) {
       await sleep(1_000)
@@ -270,6 +312,11 @@ export async function scale(options: {
     }
     samples.push(sample(registry, leader.id, hosts))
     const idleToMs = now()
+    profileWindows = {
+      leader: leader.id,
+      storm: { startUs: stormStartUs, endUs: stormEndUs },
+      idle: { startUs: idleStartUs, endUs: monotonicUs() },
+    }
     const commitAfter = (await leaderStatus(registry.operator, 30_000)).commit
     const idle = windowFigures(samples, idleFromMs, idleToMs)
     const idleSamples = samples.filter((s) => s.atMs >= idleFromMs && s.atMs <= idleToMs)
@@ -347,7 +394,7 @@ export async function scale(options: {
 
     // ---- what the replicas logged while the workers ran ----
     const events = logEvents(registry, offsets, new Set(refs.map((ref) => ref.peerId)))
-    const falseExpiries = Object.values(events.inactive).reduce((sum, n) => sum + n, 0)
+    const falseExpiries = sumOf(events.inactive)
     const saturated = storm.machineBusy > SATURATED_BUSY_FRACTION || idle.machineBusy > SATURATED_BUSY_FRACTION
     if (saturated)
       progress.log(
@@ -356,6 +403,7 @@ export async function scale(options: {
     return {
       workers: total,
       processes: hosts.length,
+      activeWorkers: total,
       startToAllActiveS,
       storm,
       idle,
@@ -383,8 +431,74 @@ export async function scale(options: {
     await stopHosts()
     options.cleanups.delete(registry.close)
     await registry.close()
+    if (profileDir !== undefined && profileWindows !== undefined) summariseProfile(profileDir, profileWindows, progress)
     if (process.env.BENCH_DEBUG === undefined) rmSync(runDir, { recursive: true, force: true })
     else progress.log(`scale-${total}: worker host logs kept in ${runDir}`)
+  }
+}
+
+/** The leader's profile cut to the storm and the idle window: the top functions, printed and saved beside it. */
+function summariseProfile(
+  profileDir: string,
+  windows: { leader: number; storm: Window; idle: Window },
+  progress: Progress,
+): void {
+  const files = profileFiles(join(profileDir, `replica-${windows.leader}`))
+  if (files.length === 0) {
+    progress.log(`no profile written by the leader (replica ${windows.leader}) in ${profileDir}`)
+    return
+  }
+  const profile = readProfile(files[0]!)
+  const text: string[] = []
+  for (const name of ['storm', 'idle'] as const) {
+    const slice = sliceProfile(profile, windows[name])
+    writeFileSync(join(profileDir, `leader-${name}.cpuprofile`), JSON.stringify(slice))
+    text.push(formatTop(`leader (replica ${windows.leader}) ${name}`, topFunctions(slice, ROOT, 25)))
+  }
+  writeFileSync(join(profileDir, 'leader-top.txt'), `${text.join('\n\n')}\n`)
+  progress.log(`${text.join('\n\n')}\n(profiles in ${profileDir})`)
+}
+
+function sumOf(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((sum, n) => sum + n, 0)
+}
+
+/** A run whose join storm did not end: its figures, the rest NaN. */
+function partialResult(
+  workers: number,
+  processes: number,
+  activeWorkers: number,
+  storm: WindowFigures,
+  events: ReturnType<typeof logEvents>,
+  firstError: string,
+): ScaleResult {
+  const nan = Number.NaN
+  const idle = { ...storm, seconds: 0 }
+  for (const key of Object.keys(idle) as Array<keyof WindowFigures>) idle[key] = nan
+  return {
+    workers,
+    processes,
+    activeWorkers,
+    startToAllActiveS: nan,
+    storm,
+    idle,
+    perWorkerRssMb: nan,
+    workerCpuMsPerS: nan,
+    leaderCpuMsPerWorkerS: nan,
+    idleEntriesPerMin: nan,
+    watchP50Ms: nan,
+    watchP99Ms: nan,
+    watchFailed: nan,
+    gossipP50Ms: nan,
+    gossipP99Ms: nan,
+    gossipFailed: nan,
+    elections: events.leaderships.length,
+    falseExpiries: sumOf(events.inactive),
+    falseExpiriesByReason: events.inactive,
+    saturated: storm.machineBusy > SATURATED_BUSY_FRACTION,
+    watchMs: [],
+    gossipMs: [],
+    firstError,
   }
 }
 

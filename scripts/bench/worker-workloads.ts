@@ -9,7 +9,7 @@
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -67,7 +67,8 @@ export interface RegistryCluster {
   close(): Promise<void>
 }
 
-export async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryCluster> {
+/** A fresh 3-replica cluster; with `profileDir`, every replica runs under `node --cpu-prof` into `<profileDir>/replica-<id>/`. */
+export async function openCluster(cleanups: Set<Cleanup>, profileDir?: string): Promise<RegistryCluster> {
   const cluster = ProcessCluster.create({ replicas: 3 })
   const operatorKey = await loadOrCreateKey(resolve(cluster.dir, cluster.file.operators[0]!.keyFile))
   // Patient: the workloads load a 2-core machine on purpose; they measure workers, not the retry budget.
@@ -85,7 +86,17 @@ export async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryClust
     await cluster.stopAll()
   }
   cleanups.add(close)
-  cluster.startAll()
+  for (const id of cluster.ids) {
+    if (profileDir === undefined) {
+      cluster.start(id)
+      continue
+    }
+    const dir = join(profileDir, `replica-${id}`)
+    mkdirSync(dir, { recursive: true })
+    // ProcessCluster runs `node main.ts authority ...`; NODE_OPTIONS gives that node --cpu-prof.
+    const inherited = process.env.NODE_OPTIONS ?? ''
+    cluster.start(id, { env: { NODE_OPTIONS: `${inherited} --cpu-prof --cpu-prof-dir=${dir}`.trim() } })
+  }
   await operator.start()
   await leaderStatus(operator, 30_000, cluster)
   return { cluster, operator, operatorPeerId: peerIdFromPrivateKey(operatorKey).toString(), close }
@@ -401,6 +412,8 @@ export async function startWorkerHosts(options: {
   runDir: string
   hosts: WorkerHostProcess[]
   onStarted?: (started: number) => void
+  /** Default WORKERS_START_TIMEOUT_MS. */
+  timeoutMs?: number
 }): Promise<WorkerRef[]> {
   const { total, hosts } = options
   const processes = Math.ceil(total / WORKERS_PER_PROCESS_MAX)
@@ -419,7 +432,7 @@ export async function startWorkerHosts(options: {
       const reply = await host.request(
         { type: 'start', bootstrap: options.bootstrap, dataRoot: join(options.runDir, `host-${p}`), count },
         'started',
-        WORKERS_START_TIMEOUT_MS,
+        options.timeoutMs ?? WORKERS_START_TIMEOUT_MS,
       )
       for (const [index, peerId] of reply.peerIds.entries())
         refs.push({ host, index, peerId, seq: reply.ownSeqs[index]!, busy: false })

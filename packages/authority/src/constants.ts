@@ -35,6 +35,12 @@ export const API_STREAMS_PER_CONNECTION_MAX = 256
 export const DEFAULT_LIVENESS = { ttlMs: 10_000, disconnectGraceMs: 2_000 } as const
 /** How often the leader looks for expired leases: a lease ends at most this late after its TTL. */
 export const LEASE_SWEEP_INTERVAL_MS = 250
+/**
+ * A sweep this much later than its interval means the leader was stalled: leases are credited with
+ * the stall instead of expired (lease-keeper.ts). 250 ms (a whole sweep interval): well above timer jitter
+ * and a GC pause on an idle machine, far below the TTL.
+ */
+export const LEASE_SWEEP_STALL_MS_MIN = 250
 /** Liveness transitions the leader keeps in flight at once; the rest wait for the next sweep. */
 export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256
 /**

@@ -4,7 +4,12 @@ import type { PresenceResult } from '@nodeledger/protocol'
 import type { LivenessReason } from '@nodeledger/registry'
 import type { Logger } from 'pino'
 import type { ClusterLiveness } from '../cluster-file.ts'
-import { LEASE_SWEEP_INTERVAL_MS, LEASE_TRANSITIONS_INFLIGHT_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../constants.ts'
+import {
+  LEASE_SWEEP_INTERVAL_MS,
+  LEASE_SWEEP_STALL_MS_MIN,
+  LEASE_TRANSITIONS_INFLIGHT_MAX,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+} from '../constants.ts'
 import { LeaseCells } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
@@ -48,6 +53,8 @@ export class LeaseKeeper {
   readonly #disconnectTimers = new Map<string, NodeJS.Timeout>()
   readonly #shutdown = new AbortController()
   #sweepTimer: NodeJS.Timeout | undefined
+  /** When the last sweep ran (this keeper's clock): a longer gap than the interval is a stall. */
+  #lastSweepMs: number | undefined
   /** The term this keeper last led in; a different term means a fresh set of leases. */
   #leadingTerm = 0
   /** Heartbeats and transitions, counted for the metrics; the leases held are read from `leases`. */
@@ -193,10 +200,30 @@ export class LeaseKeeper {
     return true
   }
 
-  /** Expire leases unseen for the TTL. Records that became active by other paths get a lease here. */
+  /**
+   * Expire leases unseen for the TTL. Records that became active by other paths get a lease here.
+   *
+   * A sweep that runs late means this process was stalled (starved of CPU, paused, a long GC): the
+   * heartbeats that arrived meanwhile still sit unread in the sockets, and Node runs this timer
+   * before it reads them. Last-seen times are this leader's, so the time it could not listen is not
+   * the nodes' silence: every lease is credited with the stall, and this sweep expires nothing (the
+   * queued heartbeats are read before the next one). Issue 13: a starved leader expired hundreds of
+   * live workers in a join storm.
+   */
   #sweep(): void {
-    if (!this.#noticeLeadership()) return
     const nowMs = this.#clock()
+    const stallMs = this.#lastSweepMs === undefined ? 0 : nowMs - this.#lastSweepMs - LEASE_SWEEP_INTERVAL_MS
+    this.#lastSweepMs = nowMs
+    if (!this.#noticeLeadership()) return
+    if (stallMs >= LEASE_SWEEP_STALL_MS_MIN) {
+      for (const [peerId, seenMs] of this.#lastSeenMs) this.#lastSeenMs.set(peerId, seenMs + stallMs)
+      this.#metrics.stallsCredited++
+      this.#logger.warn(
+        { stallMs, leases: this.#lastSeenMs.size },
+        'lease sweep ran late (this process was stalled): leases credited with the stall, nothing expired',
+      )
+      return
+    }
     const expiredBeforeMs = nowMs - this.#liveness.ttlMs
     for (const record of this.#replica.registry.list({ active: true, limit: Number.MAX_SAFE_INTEGER })) {
       const seenMs = this.#lastSeenMs.get(record.peerId)
