@@ -119,6 +119,8 @@ interface Options {
   cliFromSource: boolean
   /** Worker counts of the scale workload. */
   scaleWorkers: number[]
+  /** The scale workload's worker hosts' niceness. */
+  workersNice: number
 }
 
 function parseOptions(argv: string[]): Options {
@@ -148,6 +150,7 @@ function parseOptions(argv: string[]): Options {
       'cli-runs': { type: 'string', default: String(CLI_RUNS_DEFAULT) },
       'cli-from-source': { type: 'boolean', default: false },
       workers: { type: 'string', default: SCALE_WORKERS_DEFAULT.join(',') },
+      'workers-nice': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -156,9 +159,11 @@ function parseOptions(argv: string[]): Options {
       'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup,cli] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
         '             [--failover-trials N (default: --trials)] [--client-backoff 5,20|default] [--replicas 3|5] [--profile] [--settle-s 60]\n' +
         '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n' +
-        '             [--cli-runs 20] [--cli-from-source] [--workers 100,250,500,1000]\n' +
+        '             [--cli-runs 20] [--cli-from-source] [--workers 100,250,500,1000] [--workers-nice 0]\n' +
         '  --only scale      N workers against a fresh cluster per N (--workers): time to all active, leader CPU\n' +
         '                    and RSS in the join storm and idle, per-worker cost, watch and gossip reach, elections\n' +
+        '  --workers-nice N  run the scale workers at niceness N (10: the replicas get the CPU first, as with each\n' +
+        '                    worker on a machine of its own)\n' +
         '  --only cli        wall time of nodeledger --help, status, get, put (the installed command, a new process\n' +
         "                    per run) against a 3-replica cluster, and of etcdctl's counterparts if etcdctl is installed\n" +
         '  --cli-from-source also nodeledger from source (no bundle), rows marked "from source"\n' +
@@ -235,6 +240,7 @@ function parseOptions(argv: string[]): Options {
     cliRuns: integer('--cli-runs', values['cli-runs'], 1, TRIALS_MAX),
     cliFromSource: values['cli-from-source'],
     scaleWorkers,
+    workersNice: integer('--workers-nice', values['workers-nice'], 0, 19),
   }
 }
 
@@ -1039,6 +1045,7 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
               progress,
               random,
               cleanups,
+              workersNice: options.workersNice,
               ...(options.profile ? { profileDir: join(ROOT, '.run/bench/scale-profiles') } : {}),
             }),
           ),
@@ -1131,7 +1138,7 @@ async function main(): Promise<void> {
         ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials }
         : {}),
       ...(options.only.has('cli') ? { cliRuns: options.cliRuns, cliFromSource: options.cliFromSource } : {}),
-      ...(options.only.has('scale') ? { scaleWorkers: options.scaleWorkers } : {}),
+      ...(options.only.has('scale') ? { scaleWorkers: options.scaleWorkers, workersNice: options.workersNice } : {}),
     },
     machine: {
       cpus: cpus().length,

@@ -80,6 +80,8 @@ export interface WindowFigures {
 export interface ScaleResult {
   workers: number
   processes: number
+  /** The worker hosts' niceness (0: equal to the replicas). */
+  workersNice: number
   /** Workers whose start() resolved (all of them, unless the start timed out). */
   activeWorkers: number
   /** Start of the first worker host until every tracker's start() resolved. */
@@ -232,6 +234,12 @@ export async function scale(options: {
   cleanups: Set<Cleanup>
   /** Profile the replicas (node --cpu-prof) into this dir; the leader's storm and idle windows are summarised. */
   profileDir?: string
+  /**
+   * The worker hosts' niceness. 0: they compete with the replicas for the cores as equals. 10: the
+   * replicas get the CPU first, as they would with each worker on a machine of its own (the
+   * workers' own figures then measure what is left over).
+   */
+  workersNice?: number
 }): Promise<ScaleResult> {
   const { workers: total, progress } = options
   const runDir = mkdtempSync(join(tmpdir(), `nodeledger-bench-scale-${total}-`))
@@ -265,6 +273,7 @@ export async function scale(options: {
         runDir,
         hosts,
         timeoutMs: SCALE_START_TIMEOUT_MS,
+        nice: options.workersNice ?? 0,
         onStarted: (count) => {
           activeCount = count
           startBar.update(count, `leader CPU ${lastLeaderPct(samples)}%`)
@@ -283,7 +292,7 @@ export async function scale(options: {
       startBar.done(
         `only ${activeCount} of ${total} active after ${Math.round((now() - startedAt) / 1000)} s; ${events.leaderships.length} elections, ${sumOf(events.inactive)} expiries; leader CPU ${storm.leaderCpuPct}%, machine busy ${Math.round(storm.machineBusy * 100)}%`,
       )
-      return partialResult(total, hosts.length, activeCount, storm, events, describe(error))
+      return partialResult(total, hosts.length, options.workersNice ?? 0, activeCount, storm, events, describe(error))
     }
     const allActiveAt = now()
     const stormEndUs = monotonicUs()
@@ -403,6 +412,7 @@ export async function scale(options: {
     return {
       workers: total,
       processes: hosts.length,
+      workersNice: options.workersNice ?? 0,
       activeWorkers: total,
       startToAllActiveS,
       storm,
@@ -467,6 +477,7 @@ function sumOf(counts: Record<string, number>): number {
 function partialResult(
   workers: number,
   processes: number,
+  workersNice: number,
   activeWorkers: number,
   storm: WindowFigures,
   events: ReturnType<typeof logEvents>,
@@ -478,6 +489,7 @@ function partialResult(
   return {
     workers,
     processes,
+    workersNice,
     activeWorkers,
     startToAllActiveS: nan,
     storm,

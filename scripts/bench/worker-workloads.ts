@@ -10,7 +10,7 @@
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { setPriority, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -67,6 +67,9 @@ export interface RegistryCluster {
   close(): Promise<void>
 }
 
+/** A profiled replica asked to stop (SIGTERM: a leader hands over, exits and writes its profile) gets this long. */
+const PROFILED_STOP_TIMEOUT_MS = 30_000
+
 /** A fresh 3-replica cluster; with `profileDir`, every replica runs under `node --cpu-prof` into `<profileDir>/replica-<id>/`. */
 export async function openCluster(cleanups: Set<Cleanup>, profileDir?: string): Promise<RegistryCluster> {
   const cluster = ProcessCluster.create({ replicas: 3 })
@@ -83,6 +86,16 @@ export async function openCluster(cleanups: Set<Cleanup>, profileDir?: string): 
     if (closed) return
     closed = true
     await operator.stop().catch(() => {})
+    if (profileDir !== undefined) {
+      // A profiled replica writes its profile only when it exits on its own: SIGTERM, then SIGKILL if it hangs.
+      await Promise.all(
+        cluster.ids.map(async (id) => {
+          if (!cluster.isRunning(id)) return
+          cluster.signal(id, 'SIGTERM')
+          await cluster.waitExit(id, PROFILED_STOP_TIMEOUT_MS).catch(() => {})
+        }),
+      )
+    }
     await cluster.stopAll()
   }
   cleanups.add(close)
@@ -141,12 +154,14 @@ export class WorkerHostProcess {
   private exited: Promise<void>
   private exitError: Error | undefined
 
-  constructor(index: number, runDir: string) {
+  /** `nice`: the child's niceness (0: as the bench; 10: the replicas get the CPU first). */
+  constructor(index: number, runDir: string, nice = 0) {
     this.index = index
     this.logPath = join(runDir, `worker-host-${index}.log`)
     const logFd = openSync(this.logPath, 'a')
     this.child = fork(WORKER_HOST, [], { execPath: process.execPath, stdio: ['ignore', logFd, logFd, 'ipc'] })
     closeSync(logFd)
+    if (nice !== 0 && this.child.pid !== undefined) setPriority(this.child.pid, nice)
     this.child.on('message', (reply: HostReply) => {
       for (const listener of this.listeners) listener(reply)
       for (const waiter of [...this.waiters]) {
@@ -414,6 +429,8 @@ export async function startWorkerHosts(options: {
   onStarted?: (started: number) => void
   /** Default WORKERS_START_TIMEOUT_MS. */
   timeoutMs?: number
+  /** The worker hosts' niceness (default 0). */
+  nice?: number
 }): Promise<WorkerRef[]> {
   const { total, hosts } = options
   const processes = Math.ceil(total / WORKERS_PER_PROCESS_MAX)
@@ -421,7 +438,7 @@ export async function startWorkerHosts(options: {
   const refs: WorkerRef[] = []
   await Promise.all(
     Array.from({ length: processes }, async (_, p) => {
-      const host = new WorkerHostProcess(p, options.runDir)
+      const host = new WorkerHostProcess(p, options.runDir, options.nice)
       hosts.push(host)
       host.onReply((reply) => {
         if (reply.type !== 'progress') return
