@@ -41,6 +41,17 @@ export const LEASE_SWEEP_INTERVAL_MS = 250
  * and a GC pause on an idle machine, far below the TTL.
  */
 export const LEASE_SWEEP_STALL_MS_MIN = 250
+/**
+ * Back-pressure on a join storm: activations by heartbeat (a node's first heartbeat after its join
+ * delta, or its return) the leader proposes at once. 64 fill a group commit or two; the rest wait.
+ */
+export const LEASE_ACTIVATIONS_INFLIGHT_MAX = 64
+/**
+ * Activations waiting for a slot; one more is refused UNAVAILABLE "retry in 500 ms" (the worker
+ * retries its heartbeat). 2,048: a storm of 2,000 workers waits rather than retries.
+ */
+export const LEASE_ACTIVATIONS_QUEUED_MAX = 2_048
+export const LEASE_ACTIVATIONS_RETRY_AFTER_MS = 500
 /** Liveness transitions the leader keeps in flight at once; the rest wait for the next sweep. */
 export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256
 /**

@@ -5,6 +5,9 @@ import type { LivenessReason } from '@nodeledger/registry'
 import type { Logger } from 'pino'
 import type { ClusterLiveness } from '../cluster-file.ts'
 import {
+  LEASE_ACTIVATIONS_INFLIGHT_MAX,
+  LEASE_ACTIVATIONS_QUEUED_MAX,
+  LEASE_ACTIVATIONS_RETRY_AFTER_MS,
   LEASE_SWEEP_INTERVAL_MS,
   LEASE_SWEEP_STALL_MS_MIN,
   LEASE_TRANSITIONS_INFLIGHT_MAX,
@@ -13,6 +16,7 @@ import {
 import { LeaseCells } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
+import { AdmissionGate } from './admission-gate.ts'
 
 export interface LeaseKeeperOptions {
   readonly replica: Replica
@@ -59,6 +63,13 @@ export class LeaseKeeper {
   #leadingTerm = 0
   /** Heartbeats and transitions, counted for the metrics; the leases held are read from `leases`. */
   readonly #metrics: LeaseCells
+  /** Activations by heartbeat (joins) admitted at once and waiting (issue 13: back-pressure on a join storm). */
+  readonly #activations = new AdmissionGate({
+    inflightMax: LEASE_ACTIVATIONS_INFLIGHT_MAX,
+    queuedMax: LEASE_ACTIVATIONS_QUEUED_MAX,
+    retryAfterMs: LEASE_ACTIVATIONS_RETRY_AFTER_MS,
+    what: 'activations',
+  })
 
   constructor(options: LeaseKeeperOptions) {
     this.#replica = options.replica
@@ -86,6 +97,11 @@ export class LeaseKeeper {
     this.#disconnectTimers.clear()
   }
 
+  /** Activations refused UNAVAILABLE so far (the queue was full). */
+  get activationsRefused(): number {
+    return this.#activations.refused
+  }
+
   /** Nodes this leader currently holds a lease for (for status and tests). */
   get leases(): number {
     return this.#lastSeenMs.size
@@ -104,7 +120,11 @@ export class LeaseKeeper {
       )
     await this.#transitions.get(peerId)
     if (this.#replica.registry.get(peerId)?.isActive === true) return { active: true, index: this.#replica.applied }
-    return await this.#transition(peerId, true, 'heartbeat', signal)
+    // A join storm: activations wait for a slot, and beyond the queue are refused with a retry hint.
+    return await this.#activations.run(signal, async () => {
+      if (this.#replica.registry.get(peerId)?.isActive === true) return { active: true, index: this.#replica.applied }
+      return await this.#transition(peerId, true, 'heartbeat', signal)
+    })
   }
 
   /** A graceful leave: the node is inactive as of this entry, and its lease is forgotten. */

@@ -56,7 +56,7 @@ export class LeaseCells {
   /** Sweeps that found the leader had been stalled and credited every lease instead of expiring. */
   stallsCredited = 0
   /** Leases this leader holds now; bound by the LeaseKeeper. */
-  source: { readonly leases: number } | undefined
+  source: { readonly leases: number; readonly activationsRefused: number } | undefined
 }
 
 /** What one peer's link adds to (an OutboundLink's LinkCounters, and what the reader received). */

@@ -302,6 +302,11 @@ export class ReplicaMetrics {
       'Lease sweeps that ran late (the leader was stalled): every lease credited with the stall, nothing expired',
       () => leases.stallsCredited,
     )
+    this.#counter(
+      'nodeledger_lease_activations_refused_total',
+      'Activations (joins) refused UNAVAILABLE with a retry hint: more were waiting than the join queue holds',
+      () => leases.source?.activationsRefused ?? 0,
+    )
   }
 
   #definePeerLinks(): void {
