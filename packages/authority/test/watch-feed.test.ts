@@ -16,8 +16,15 @@ class Source {
   readonly registry = new Registry()
   readonly waiters = new ApplyWaiters()
   changesCalls = 0
+  /** The driver's applied index: ahead of the registry's after an entry that is not a command. */
+  appliedIndex = 0
   get applied(): number {
-    return this.registry.appliedIndex
+    return this.appliedIndex
+  }
+  /** A new term's no-op: applied by the driver, never seen by the registry. */
+  noop(): void {
+    this.appliedIndex++
+    this.waiters.release(this.appliedIndex)
   }
   changesSince(sinceIndex: number, limit: number) {
     this.changesCalls++
@@ -34,6 +41,7 @@ class Source {
       command: { kind: 'delta', submitterPeerId: node, delta: { originPeerId: node, seq, fields: { version: 'v' } } },
     })
     this.registry.apply({ index, data })
+    this.appliedIndex = index
     this.waiters.release(index)
   }
 }
@@ -119,6 +127,27 @@ describe('WatchFeed', () => {
     for (let i = 0; i < 49; i++) feed.eventAfter(0)
     expect(feed.encoded).toBe(1)
     expect(feed.shared).toBe(49)
+  })
+
+  it('an entry that changed no record (a no-op) yields no event, and the watcher waits for the next entry', async () => {
+    const source = new Source()
+    const feed = new WatchFeed(source, OPTIONS)
+    source.join(NODES[0]!)
+    source.noop()
+    // The watcher as ApiServer runs it: read the applied index, look, then wait after that index.
+    const through = feed.eventAfter(0)!.throughIndex
+    expect(through).toBe(1)
+    const builtAt = source.applied
+    expect(feed.eventAfter(through)).toBeUndefined()
+    let woken = false
+    const waiting = feed.changedAfter(builtAt, AbortSignal.timeout(30_000)).then(() => {
+      woken = true
+    })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(woken).toBe(false)
+    source.join(NODES[1]!)
+    await waiting
+    expect(feed.eventAfter(through)?.records).toBe(1)
   })
 
   it('lingers longer with more watchers, within its bounds', () => {

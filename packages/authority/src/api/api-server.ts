@@ -506,6 +506,10 @@ export class ApiServer {
     try {
       while (!signal.aborted) {
         if (!this.replica.isLeader()) throw this.notLeader()
+        // The applied index the event is built at: an entry that changed no record (a new term's
+        // no-op, a membership change) moves it but not the registry's, so the watch waits for an
+        // entry after this one, not after throughIndex (that would return at once, forever).
+        const builtAt = this.replica.applied
         const event = this.watchFeed.eventAfter(throughIndex)
         if (event !== undefined) {
           await lp.write(event.frame, { signal })
@@ -514,7 +518,7 @@ export class ApiServer {
         }
         // Wait for the next applied entry, with every other watcher (or a poll interval, to notice a
         // closed stream or a lost leadership).
-        await this.watchFeed.changedAfter(throughIndex, signal)
+        await this.watchFeed.changedAfter(builtAt, signal)
       }
     } catch (error) {
       // A watcher that reset its stream ended its watch, as one that closed it does.

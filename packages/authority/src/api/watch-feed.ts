@@ -105,11 +105,14 @@ export class WatchFeed {
   }
 
   /**
-   * Resolves when a watcher at `throughIndex` has something new to read (at once if it is behind),
-   * or after pollMs without an apply, or when `signal` aborts.
+   * Resolves once an entry after `appliedIndex` is applied (at once if one is), or after pollMs
+   * without an apply, or when `signal` aborts. Pass the applied index the watcher's last event (or
+   * empty look) was built at, not its throughIndex: an entry that changed no record (a new term's
+   * no-op) moves the applied index past the registry's, and waiting on throughIndex would return at
+   * once without end.
    */
-  async changedAfter(throughIndex: number, signal: AbortSignal): Promise<void> {
-    if (this.#source.applied > throughIndex || signal.aborted) return
+  async changedAfter(appliedIndex: number, signal: AbortSignal): Promise<void> {
+    if (this.#source.applied > appliedIndex || signal.aborted) return
     this.#wake ??= this.#wakeAfterNextApply().finally(() => {
       this.#wake = undefined
     })
