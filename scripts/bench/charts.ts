@@ -106,6 +106,7 @@ function legendRow(legend: readonly Series[]): string[] {
 function frame(title: string, subtitle: string, body: string[], legend: readonly Series[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif">`,
+    `<title>${xml(title)}</title>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>`,
     `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold" fill="#111">${xml(title)}</text>`,
     `<text x="${WIDTH / 2}" y="44" text-anchor="middle" font-size="12" fill="#555">${xml(subtitle)}</text>`,
