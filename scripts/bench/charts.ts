@@ -106,6 +106,7 @@ function legendRow(legend: readonly Series[]): string[] {
 function frame(title: string, subtitle: string, body: string[], legend: readonly Series[]): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif">`,
+    `<title>${xml(title)}</title>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#fff"/>`,
     `<text x="${WIDTH / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold" fill="#111">${xml(title)}</text>`,
     `<text x="${WIDTH / 2}" y="44" text-anchor="middle" font-size="12" fill="#555">${xml(subtitle)}</text>`,
@@ -185,6 +186,50 @@ export function sortedChart(options: {
         `<circle cx="${x(index + 1).toFixed(1)}" cy="${axis.y(value).toFixed(1)}" r="3.5" fill="${series.color}"><title>${xml(`${series.name} #${index + 1}: ${number(value)} ms`)}</title></circle>`,
       )
     })
+  }
+  return frame(options.title, options.subtitle, body, options.series)
+}
+
+/**
+ * Curves: each series' value against a count (the scale workload's workers), on a log y axis; the
+ * x positions are the counts' own, evenly spaced (100, 250, 500, 1000 read as a doubling sequence).
+ */
+export function curveChart(options: {
+  title: string
+  subtitle: string
+  counts: readonly number[]
+  series: readonly Series[]
+  xLabel: string
+  yLabel: string
+  unit: string
+}): string {
+  const axis = new LogAxis(options.series.flatMap((series) => series.values))
+  const body = axis.draw(options.yLabel)
+  const count = Math.max(1, options.counts.length)
+  const x = (index: number): number => MARGIN.left + ((index + 0.5) / count) * PLOT_W
+  const bottom = MARGIN.top + PLOT_H
+  options.counts.forEach((value, index) => {
+    body.push(
+      `<text x="${x(index).toFixed(1)}" y="${bottom + 18}" text-anchor="middle" font-size="11" fill="#444">${value}</text>`,
+    )
+  })
+  body.push(
+    `<text x="${MARGIN.left + PLOT_W / 2}" y="${bottom + 42}" text-anchor="middle" font-size="12" fill="#222">${xml(options.xLabel)}</text>`,
+  )
+  for (const series of options.series) {
+    const points = series.values.flatMap((value, index) =>
+      Number.isFinite(value) && value > 0 ? [{ index, value }] : [],
+    )
+    if (points.length === 0) continue
+    body.push(
+      `<polyline points="${points.map((p) => `${x(p.index).toFixed(1)},${axis.y(p.value).toFixed(1)}`).join(' ')}" fill="none" stroke="${series.color}" stroke-width="2"${series.dashed === true ? ' stroke-dasharray="6 4"' : ''}/>`,
+    )
+    for (const p of points) {
+      body.push(
+        `<circle cx="${x(p.index).toFixed(1)}" cy="${axis.y(p.value).toFixed(1)}" r="3.5" fill="${series.color}"><title>${xml(`${series.name} at ${options.counts[p.index]}: ${number(p.value)} ${options.unit}`)}</title></circle>`,
+        `<text x="${(x(p.index) + 6).toFixed(1)}" y="${(axis.y(p.value) - 6).toFixed(1)}" font-size="10" fill="#222">${number(p.value)}</text>`,
+      )
+    }
   }
   return frame(options.title, options.subtitle, body, options.series)
 }

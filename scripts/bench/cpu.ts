@@ -82,3 +82,32 @@ export function cpuPerOps(
     leaderCpuPct: Math.round(leaderMs / (wallS * 10)),
   }
 }
+
+/** Resident set size of a process in bytes (VmRSS of /proc/<pid>/status), undefined if it is gone. */
+export function processRssBytes(pid: number): number | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(text)
+  return match === null ? undefined : Number(match[1]) * 1024
+}
+
+/** The whole machine's CPU so far, in clock ticks: busy (all but idle and iowait) and total, from /proc/stat. */
+export function machineCpuTicks(): { busy: number; total: number } | undefined {
+  let text: string
+  try {
+    text = readFileSync('/proc/stat', 'utf8')
+  } catch {
+    return undefined
+  }
+  const line = text.split('\n').find((row) => row.startsWith('cpu '))
+  if (line === undefined) return undefined
+  const fields = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = fields.reduce((sum, value) => sum + value, 0)
+  // user nice system idle iowait irq softirq steal ...: idle is the 4th, iowait the 5th.
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+  return { busy: total - idle, total }
+}

@@ -11,6 +11,7 @@
  *   pnpm bench -- --only failover --failover-trials 50 --client-backoff default
  *   pnpm bench -- --only gossip,catchup --no-etcd --gossip-workers 50,100,200 --catchup-trials 5
  *   pnpm bench -- --only cli --cli-runs 20 [--cli-from-source]
+ *   pnpm bench -- --only scale --workers 100,250,500,1000
  *
  * Before each system's run of each workload the bench waits (up to --settle-s) for the 1-minute
  * load average to fall to 0.5 per core, records it, and marks the figures taken above that (`!`).
@@ -28,7 +29,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { cpuPerOps, readCpu } from './cpu.ts'
 import type { CpuPerOps } from './cpu.ts'
-import { COLORS, LIGHT_COLORS, percentileChart, sortedChart } from './charts.ts'
+import { COLORS, LIGHT_COLORS, curveChart, percentileChart, sortedChart } from './charts.ts'
 import type { Series } from './charts.ts'
 import { EtcdCluster, EtcdTarget, ETCD_TIMING_DEFAULT, etcdVersion, findEtcdBinary } from './etcd.ts'
 import type { EtcdTiming } from './etcd.ts'
@@ -62,15 +63,17 @@ import {
 } from './workloads.ts'
 import type { FailoverResult, FailoverTrial, ThroughputResult } from './workloads.ts'
 import type { CatchupResult, GossipResult } from './worker-workloads.ts'
+import type { ScaleResult } from './scale-workload.ts'
 import {
   CATCHUP_RECORDS_DEFAULT,
   CATCHUP_TRIALS_DEFAULT,
   GOSSIP_DELTAS_DEFAULT,
   GOSSIP_WORKERS_DEFAULT,
+  SCALE_WORKERS_DEFAULT,
 } from './worker-protocol.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..')
-const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup', 'cli'] as const
+const WORKLOADS = ['seq', 'conc', 'reads', 'failover', 'gossip', 'catchup', 'cli', 'scale'] as const
 type WorkloadOption = (typeof WORKLOADS)[number]
 
 /** Equal timeouts for the second failover run: heartbeat 50 ms, election 300 ms on both systems. */
@@ -114,6 +117,10 @@ interface Options {
   cliRuns: number
   /** cli also from source (NODELEDGER_FROM_SOURCE=1: no bundle), for the before/after. */
   cliFromSource: boolean
+  /** Worker counts of the scale workload. */
+  scaleWorkers: number[]
+  /** The scale workload's worker hosts' niceness. */
+  workersNice: number
 }
 
 function parseOptions(argv: string[]): Options {
@@ -142,6 +149,8 @@ function parseOptions(argv: string[]): Options {
       'catchup-trials': { type: 'string', default: String(CATCHUP_TRIALS_DEFAULT) },
       'cli-runs': { type: 'string', default: String(CLI_RUNS_DEFAULT) },
       'cli-from-source': { type: 'boolean', default: false },
+      workers: { type: 'string', default: SCALE_WORKERS_DEFAULT.join(',') },
+      'workers-nice': { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -150,7 +159,11 @@ function parseOptions(argv: string[]): Options {
       'pnpm bench -- [--only seq,conc,reads,failover,gossip,catchup,cli] [--trials 20] [--duration-s 10] [--no-etcd] [--no-nodeledger] [--etcd-port 42379] [--seed N] [--submit-as operator|origin]\n' +
         '             [--failover-trials N (default: --trials)] [--client-backoff 5,20|default] [--replicas 3|5] [--profile] [--settle-s 60]\n' +
         '             [--gossip-workers 50,100,200] [--gossip-deltas 30] [--catchup-records 10000] [--catchup-trials 5]\n' +
-        '             [--cli-runs 20] [--cli-from-source]\n' +
+        '             [--cli-runs 20] [--cli-from-source] [--workers 100,250,500,1000] [--workers-nice 0]\n' +
+        '  --only scale      N workers against a fresh cluster per N (--workers): time to all active, leader CPU\n' +
+        '                    and RSS in the join storm and idle, per-worker cost, watch and gossip reach, elections\n' +
+        '  --workers-nice N  run the scale workers at niceness N (10: the replicas get the CPU first, as with each\n' +
+        '                    worker on a machine of its own)\n' +
         '  --only cli        wall time of nodeledger --help, status, get, put (the installed command, a new process\n' +
         '                    per run) against a 3-replica cluster, through the CLI agent (cli-X) and without it\n' +
         "                    (cli-X-cold, NODELEDGER_AGENT=off), and of etcdctl's counterparts if etcdctl is installed\n" +
@@ -198,6 +211,12 @@ function parseOptions(argv: string[]): Options {
     .filter((s) => s !== '')
     .map((s) => integer('--gossip-workers', s, GOSSIP_WORKERS_MIN, GOSSIP_WORKERS_MAX))
   if (gossipWorkers.length === 0) throw new TypeError('--gossip-workers: at least one worker count')
+  const scaleWorkers = values.workers
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => integer('--workers', s, GOSSIP_WORKERS_MIN, GOSSIP_WORKERS_MAX))
+  if (scaleWorkers.length === 0) throw new TypeError('--workers: at least one worker count')
   return {
     only,
     trials,
@@ -221,6 +240,8 @@ function parseOptions(argv: string[]): Options {
     catchupTrials: integer('--catchup-trials', values['catchup-trials'], 1, TRIALS_MAX),
     cliRuns: integer('--cli-runs', values['cli-runs'], 1, TRIALS_MAX),
     cliFromSource: values['cli-from-source'],
+    scaleWorkers,
+    workersNice: integer('--workers-nice', values['workers-nice'], 0, 19),
   }
 }
 
@@ -296,6 +317,7 @@ type SystemResults = {
   'seq-writes-5r'?: Measured<ThroughputResult & Partial<CpuPerOps>>
   'conc-writes-5r'?: Measured<ThroughputResult & Partial<CpuPerOps>>
   [gossip: `gossip-${number}`]: Measured<GossipResult> | undefined
+  [scale: `scale-${number}`]: Measured<ScaleFlat> | undefined
   'catchup-cold'?: Measured<CatchupResult>
   'catchup-warm'?: Measured<CatchupResult>
   error?: string
@@ -394,8 +416,59 @@ function cliRows(fromSource: boolean): WorkloadRow[] {
   ]
 }
 
+/** A scale result with its windows' figures flattened into the row's metrics (stormLeaderCpuPct ...). */
+type ScaleFlat = ScaleResult & Record<string, unknown>
+
+function flattenScale(result: ScaleResult): ScaleFlat {
+  const flat: Record<string, unknown> = { ...result }
+  for (const [window, figures] of [
+    ['storm', result.storm],
+    ['idle', result.idle],
+  ] as const) {
+    for (const [key, value] of Object.entries(figures))
+      flat[`${window}${key.charAt(0).toUpperCase()}${key.slice(1)}`] = value
+  }
+  return flat as ScaleFlat
+}
+
+/** One scale row per worker count. */
+function scaleRows(workerCounts: readonly number[]): WorkloadRow[] {
+  return workerCounts.map((workers) => ({
+    workload: `scale-${workers}` as const,
+    metrics: [
+      ['activeWorkers', 'workers active', 'higher'],
+      ['startToAllActiveS', 'start to all active s', 'lower'],
+      ['stormLeaderCpuPct', 'leader CPU % storm', 'lower'],
+      ['stormLeaderCpuPctMax', 'leader CPU % storm max', 'lower'],
+      ['stormLeaderRssMb', 'leader RSS MB storm', 'lower'],
+      ['stormMachineBusy', 'machine busy storm', '-'],
+      ['idleLeaderCpuPct', 'leader CPU % idle', 'lower'],
+      ['idleLeaderRssMb', 'leader RSS MB idle', 'lower'],
+      ['idleMachineBusy', 'machine busy idle', '-'],
+      ['perWorkerRssMb', 'RSS MB per worker', 'lower'],
+      ['workerCpuMsPerS', 'CPU ms/s per worker', 'lower'],
+      ['leaderCpuMsPerWorkerS', 'leader CPU ms/s per worker', 'lower'],
+      ['idleEntriesPerMin', 'idle entries/min', 'lower'],
+      ['watchP50Ms', 'watch to 99% p50 ms', 'lower'],
+      ['watchP99Ms', 'watch to 99% p99 ms', 'lower'],
+      ['watchFailed', 'watch failed', 'lower'],
+      ['gossipP50Ms', 'gossip to 99% p50 ms', 'lower'],
+      ['gossipP99Ms', 'gossip to 99% p99 ms', 'lower'],
+      ['gossipFailed', 'gossip failed', 'lower'],
+      ['elections', 'leader elections', 'lower'],
+      ['falseExpiries', 'false expiries', 'lower'],
+    ],
+  }))
+}
+
 function allRows(options: Options): WorkloadRow[] {
-  return [...WORKLOAD_ROWS, ...gossipRows(options.gossipWorkers), ...CATCHUP_ROWS, ...cliRows(options.cliFromSource)]
+  return [
+    ...WORKLOAD_ROWS,
+    ...gossipRows(options.gossipWorkers),
+    ...CATCHUP_ROWS,
+    ...cliRows(options.cliFromSource),
+    ...scaleRows(options.scaleWorkers),
+  ]
 }
 
 /** The JSON line's names: writesPerS for writes, readsPerS for reads. */
@@ -565,6 +638,78 @@ function loadNote(result: LoadReading | undefined): string {
   return `${result.loadAvg1m.toFixed(2)}${result.loaded ? '!' : ''}`
 }
 
+/** The scale workload's curves against the worker count: latencies, leader CPU, time to all active, memory. */
+function scaleCharts(dir: string, results: SystemResults, options: Options): string[] {
+  const measured = options.scaleWorkers.flatMap((workers) => {
+    const result = results[`scale-${workers}`]
+    return result === undefined ? [] : [{ workers, result }]
+  })
+  if (measured.length === 0) return []
+  const counts = measured.map(({ workers }) => workers)
+  const values = (key: string): number[] =>
+    measured.map(({ result }) => (typeof result[key] === 'number' ? (result[key] as number) : Number.NaN))
+  const loads = measured.map(({ workers, result }) => `${workers}: ${loadNote(result)}`).join(', ')
+  const subtitle = `1-min load before each N: ${loads} (! above ${loadedAbove().toFixed(2)}: noisy) · ${new Date().toISOString().slice(0, 16)}`
+  const charts: Array<{ name: string; title: string; yLabel: string; unit: string; series: Series[] }> = [
+    {
+      name: 'scale-latency',
+      title: 'scale: a change to 99% of the workers',
+      yLabel: 'ms (log)',
+      unit: 'ms',
+      series: [
+        { name: 'watch p50', color: COLORS.nodeledger, values: values('watchP50Ms') },
+        { name: 'watch p99', color: LIGHT_COLORS.nodeledger, dashed: true, values: values('watchP99Ms') },
+        { name: 'gossip p50', color: COLORS.etcd, values: values('gossipP50Ms') },
+        { name: 'gossip p99', color: LIGHT_COLORS.etcd, dashed: true, values: values('gossipP99Ms') },
+      ],
+    },
+    {
+      name: 'scale-leader-cpu',
+      title: 'scale: leader CPU (% of a core)',
+      yLabel: '% of a core (log)',
+      unit: '%',
+      series: [
+        { name: 'join storm', color: COLORS.etcd, values: values('stormLeaderCpuPct') },
+        { name: 'idle', color: COLORS.nodeledger, values: values('idleLeaderCpuPct') },
+      ],
+    },
+    {
+      name: 'scale-start',
+      title: 'scale: start to all workers active',
+      yLabel: 's (log)',
+      unit: 's',
+      series: [{ name: 'start to all active', color: COLORS.nodeledger, values: values('startToAllActiveS') }],
+    },
+    {
+      name: 'scale-memory',
+      title: 'scale: leader RSS and RSS per worker',
+      yLabel: 'MB (log)',
+      unit: 'MB',
+      series: [
+        { name: 'leader, storm', color: COLORS.etcd, values: values('stormLeaderRssMb') },
+        { name: 'leader, idle', color: COLORS.nodeledger, values: values('idleLeaderRssMb') },
+        { name: 'per worker', color: LIGHT_COLORS.nodeledger, dashed: true, values: values('perWorkerRssMb') },
+      ],
+    },
+  ]
+  return charts.map((chart) => {
+    const path = join(dir, `${chart.name}.svg`)
+    writeFileSync(
+      path,
+      curveChart({
+        title: chart.title,
+        subtitle,
+        counts,
+        series: chart.series,
+        xLabel: 'workers',
+        yLabel: chart.yLabel,
+        unit: chart.unit,
+      }),
+    )
+    return path
+  })
+}
+
 /** One SVG per workload into `dir`; returns the paths written. */
 function writeCharts(dir: string, results: Record<SystemName, SystemResults>, options: Options): string[] {
   const written: string[] = []
@@ -574,7 +719,7 @@ function writeCharts(dir: string, results: Record<SystemName, SystemResults>, op
       const result = results[system][workload]
       return result === undefined ? [] : [{ system, result: result as unknown as Measured<Record<string, unknown>> }]
     })
-    if (present.length === 0) continue
+    if (present.length === 0 || workload.startsWith('scale-')) continue
     const loads = present.map(({ system, result }) => `${system} ${loadNote(result)}`).join(', ')
     const subtitle = `1-min load before: ${loads} (! above ${loadedAbove().toFixed(2)}: noisy) · ${new Date().toISOString().slice(0, 16)}`
     let svg: string
@@ -626,6 +771,7 @@ function writeCharts(dir: string, results: Record<SystemName, SystemResults>, op
     writeFileSync(path, svg)
     written.push(path)
   }
+  written.push(...scaleCharts(dir, results.nodeledger, options))
   return written
 }
 
@@ -903,6 +1049,30 @@ async function runSystem(run: SystemRun): Promise<SystemResults> {
     }
   }
   // Workers are nodeledger's alone; each workload starts its own cluster.
+  if (system === 'nodeledger' && only.has('scale')) {
+    const { scale } = await import('./scale-workload.ts')
+    for (const workers of options.scaleWorkers) {
+      try {
+        results[`scale-${workers}`] = await measure(`scale-${workers}`, async () =>
+          flattenScale(
+            await scale({
+              workers,
+              progress,
+              random,
+              cleanups,
+              workersNice: options.workersNice,
+              ...(options.profile ? { profileDir: join(ROOT, '.run/bench/scale-profiles') } : {}),
+            }),
+          ),
+        )
+      } catch (error) {
+        // A larger N the machine cannot carry must not lose the smaller ones' figures.
+        progress.log(`scale-${workers} failed: ${describe(error)}`)
+        results.error = `scale-${workers}: ${describe(error)}`
+        break
+      }
+    }
+  }
   if (system === 'nodeledger' && (only.has('gossip') || only.has('catchup'))) {
     const { catchup, gossipPropagation } = await import('./worker-workloads.ts')
     if (only.has('gossip')) {
@@ -947,7 +1117,7 @@ async function main(): Promise<void> {
   const startLine = uptimeLine()
   process.stderr.write(`${startLine}\n`)
   const profiler = options.profile ? new RunProfiler(join(runDir, 'profiles')) : undefined
-  if (options.profile && !['seq', 'conc', 'reads'].some((w) => options.only.has(w as WorkloadOption)))
+  if (options.profile && !['seq', 'conc', 'reads', 'scale'].some((w) => options.only.has(w as WorkloadOption)))
     process.stderr.write(
       "--profile covers seq, conc and reads (and their 5-replica rows): failover's leader dies by SIGKILL, which writes no profile, and the workers run in processes of their own\n",
     )
@@ -983,6 +1153,7 @@ async function main(): Promise<void> {
         ? { catchupRecords: options.catchupRecords, catchupTrials: options.catchupTrials }
         : {}),
       ...(options.only.has('cli') ? { cliRuns: options.cliRuns, cliFromSource: options.cliFromSource } : {}),
+      ...(options.only.has('scale') ? { scaleWorkers: options.scaleWorkers, workersNice: options.workersNice } : {}),
     },
     machine: {
       cpus: cpus().length,

@@ -10,6 +10,8 @@ export const GOSSIP_DELTAS_DEFAULT = 30
 /** Registry size for the catchup workload (the issue's figure). */
 export const CATCHUP_RECORDS_DEFAULT = 10_000
 export const CATCHUP_TRIALS_DEFAULT = 5
+/** The issue's worker counts for the scale workload (issue 13). */
+export const SCALE_WORKERS_DEFAULT = [100, 250, 500, 1000] as const
 
 /** Trackers one child process runs at most: 50 libp2p nodes already share one event loop. */
 export const WORKERS_PER_PROCESS_MAX = 50

@@ -9,8 +9,8 @@
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { setPriority, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -60,14 +60,18 @@ const now = (): number => performance.timeOrigin + performance.now()
 
 // ---- a cluster for the worker workloads ----
 
-interface RegistryCluster {
+export interface RegistryCluster {
   readonly cluster: ProcessCluster
   readonly operator: AuthorityClient
   readonly operatorPeerId: string
   close(): Promise<void>
 }
 
-async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryCluster> {
+/** A profiled replica asked to stop (SIGTERM: a leader hands over, exits and writes its profile) gets this long. */
+const PROFILED_STOP_TIMEOUT_MS = 30_000
+
+/** A fresh 3-replica cluster; with `profileDir`, every replica runs under `node --cpu-prof` into `<profileDir>/replica-<id>/`. */
+export async function openCluster(cleanups: Set<Cleanup>, profileDir?: string): Promise<RegistryCluster> {
   const cluster = ProcessCluster.create({ replicas: 3 })
   const operatorKey = await loadOrCreateKey(resolve(cluster.dir, cluster.file.operators[0]!.keyFile))
   // Patient: the workloads load a 2-core machine on purpose; they measure workers, not the retry budget.
@@ -82,16 +86,36 @@ async function openCluster(cleanups: Set<Cleanup>): Promise<RegistryCluster> {
     if (closed) return
     closed = true
     await operator.stop().catch(() => {})
+    if (profileDir !== undefined) {
+      // A profiled replica writes its profile only when it exits on its own: SIGTERM, then SIGKILL if it hangs.
+      await Promise.all(
+        cluster.ids.map(async (id) => {
+          if (!cluster.isRunning(id)) return
+          cluster.signal(id, 'SIGTERM')
+          await cluster.waitExit(id, PROFILED_STOP_TIMEOUT_MS).catch(() => {})
+        }),
+      )
+    }
     await cluster.stopAll()
   }
   cleanups.add(close)
-  cluster.startAll()
+  for (const id of cluster.ids) {
+    if (profileDir === undefined) {
+      cluster.start(id)
+      continue
+    }
+    const dir = join(profileDir, `replica-${id}`)
+    mkdirSync(dir, { recursive: true })
+    // ProcessCluster runs `node main.ts authority ...`; NODE_OPTIONS gives that node --cpu-prof.
+    const inherited = process.env.NODE_OPTIONS ?? ''
+    cluster.start(id, { env: { NODE_OPTIONS: `${inherited} --cpu-prof --cpu-prof-dir=${dir}`.trim() } })
+  }
   await operator.start()
   await leaderStatus(operator, 30_000, cluster)
   return { cluster, operator, operatorPeerId: peerIdFromPrivateKey(operatorKey).toString(), close }
 }
 
-async function leaderStatus(
+export async function leaderStatus(
   client: AuthorityClient,
   timeoutMs: number,
   cluster?: ProcessCluster,
@@ -117,7 +141,7 @@ async function leaderStatus(
 // ---- worker-host children ----
 
 /** One worker-host child: requests out, replies in, each reply handed to whoever waits for it. */
-class WorkerHostProcess {
+export class WorkerHostProcess {
   readonly index: number
   readonly logPath: string
   private readonly child: ChildProcess
@@ -130,12 +154,14 @@ class WorkerHostProcess {
   private exited: Promise<void>
   private exitError: Error | undefined
 
-  constructor(index: number, runDir: string) {
+  /** `nice`: the child's niceness (0: as the bench; 10: the replicas get the CPU first). */
+  constructor(index: number, runDir: string, nice = 0) {
     this.index = index
     this.logPath = join(runDir, `worker-host-${index}.log`)
     const logFd = openSync(this.logPath, 'a')
     this.child = fork(WORKER_HOST, [], { execPath: process.execPath, stdio: ['ignore', logFd, logFd, 'ipc'] })
     closeSync(logFd)
+    if (nice !== 0 && this.child.pid !== undefined) setPriority(this.child.pid, nice)
     this.child.on('message', (reply: HostReply) => {
       for (const listener of this.listeners) listener(reply)
       for (const waiter of [...this.waiters]) {
@@ -158,6 +184,11 @@ class WorkerHostProcess {
         resolveExit()
       })
     })
+  }
+
+  /** The child's pid (undefined once it has exited). */
+  get pid(): number | undefined {
+    return this.exitError === undefined ? this.child.pid : undefined
   }
 
   send(request: HostRequest): void {
@@ -268,7 +299,7 @@ export interface GossipResult extends LatencySummary {
   eventLoopDelayMaxMs: number
 }
 
-interface WorkerRef {
+export interface WorkerRef {
   readonly host: WorkerHostProcess
   readonly index: number
   readonly peerId: string
@@ -296,27 +327,13 @@ export async function gossipPropagation(options: {
     // ---- start the workers, spread evenly over the processes ----
     const startBar = progress.phase(`nodeledger gossip-${total} start workers`, total, 'workers')
     const startedAt = now()
-    const started = new Array<number>(processes).fill(0)
-    const refs: WorkerRef[] = []
-    await Promise.all(
-      Array.from({ length: processes }, async (_, p) => {
-        const host = new WorkerHostProcess(p, runDir)
-        hosts.push(host)
-        host.onReply((reply) => {
-          if (reply.type !== 'progress') return
-          started[p] = reply.started
-          startBar.update(started.reduce((sum, n) => sum + n, 0))
-        })
-        const count = Math.floor(total / processes) + (p < total % processes ? 1 : 0)
-        const reply = await host.request(
-          { type: 'start', bootstrap: registry.cluster.multiaddrs, dataRoot: join(runDir, `host-${p}`), count },
-          'started',
-          WORKERS_START_TIMEOUT_MS,
-        )
-        for (const [index, peerId] of reply.peerIds.entries())
-          refs.push({ host, index, peerId, seq: reply.ownSeqs[index]!, busy: false })
-      }),
-    )
+    const refs = await startWorkerHosts({
+      total,
+      bootstrap: registry.cluster.multiaddrs,
+      runDir,
+      hosts,
+      onStarted: (count) => startBar.update(count),
+    })
     const startWorkersS = round((now() - startedAt) / 1000, 1)
     startBar.done(`${total} workers in ${startWorkersS} s`)
 
@@ -350,72 +367,15 @@ export async function gossipPropagation(options: {
 
     // ---- publish deltas from random workers, ~GOSSIP_SPACING_MS apart ----
     const deltaBar = progress.phase(`nodeledger gossip-${total} deltas`, options.deltas, 'deltas')
-    const reachMs: number[] = []
-    const allMs: number[] = []
-    const acknowledgeMs: number[] = []
-    let failedDeltas = 0
-    let receipts = 0
-    let byGossip = 0
-    let receiptsMissing = 0
-    let firstError: string | undefined
-    const inFlight: Array<Promise<void>> = []
-    const needed = Math.ceil(GOSSIP_REACH_FRACTION * (total - 1))
-    for (let d = 0; d < options.deltas; d++) {
-      const roundStartedAt = now()
-      const author = pickAuthor(refs, options.random)
-      author.busy = true
-      author.seq++
-      const seq = author.seq
-      const arrivalsDone = hosts.map((host) =>
-        host.next(
-          'arrivals',
-          ARRIVAL_TIMEOUT_MS + 30_000,
-          (reply) => reply.author === author.peerId && reply.seq === seq,
-        ),
-      )
-      // Every host listens before the author publishes.
-      await Promise.all(
-        hosts.map((host) =>
-          host.request(
-            { type: 'expect', author: author.peerId, seq, timeoutMs: ARRIVAL_TIMEOUT_MS },
-            'expecting',
-            10_000,
-          ),
-        ),
-      )
-      const published = author.host.next(
-        'published',
-        ARRIVAL_TIMEOUT_MS + 30_000,
-        (reply) => reply.author === author.peerId && reply.seq === seq,
-      )
-      author.host.send({ type: 'publish', index: author.index, seq, returnedItems: seq })
-      inFlight.push(
-        (async () => {
-          try {
-            const [publication, ...replies] = await Promise.all([published, ...arrivalsDone])
-            const arrivals = replies.flatMap((reply) => reply.arrivals)
-            if (arrivals.length !== total - 1) throw new Error(`expected ${total - 1} arrivals, got ${arrivals.length}`)
-            const seen = arrivals.filter((arrival): arrival is Arrival => arrival !== null)
-            receipts += seen.length
-            byGossip += seen.filter((arrival) => arrival.source === 'gossip').length
-            receiptsMissing += arrivals.length - seen.length
-            acknowledgeMs.push(publication.acknowledgedAtMs - publication.publishedAtMs)
-            const times = seen.map((arrival) => arrival.atMs - publication.publishedAtMs).sort((a, b) => a - b)
-            if (times.length >= needed) reachMs.push(round(times[needed - 1]!, 1))
-            else failedDeltas++
-            if (times.length === arrivals.length) allMs.push(round(times[times.length - 1]!, 1))
-          } catch (error) {
-            failedDeltas++
-            firstError ??= describe(error)
-          } finally {
-            author.busy = false
-          }
-          deltaBar.update(reachMs.length + failedDeltas, `last ${reachMs.at(-1) ?? '-'} ms to 99%`)
-        })(),
-      )
-      await sleep(Math.max(0, GOSSIP_SPACING_MS - (now() - roundStartedAt)))
-    }
-    await Promise.all(inFlight)
+    const measured = await measureGossipDeltas({
+      hosts,
+      refs,
+      total,
+      deltas: options.deltas,
+      random: options.random,
+      bar: deltaBar,
+    })
+    const { reachMs, allMs, acknowledgeMs, failedDeltas, receipts, byGossip, receiptsMissing, firstError } = measured
     const window = await allStatuses(hosts, false)
     const reach = summarize(reachMs)
     const all = summarize(allMs)
@@ -460,7 +420,138 @@ export async function gossipPropagation(options: {
   }
 }
 
-function pickAuthor(refs: readonly WorkerRef[], random: () => number): WorkerRef {
+/** Starts `total` workers over ceil(total / WORKERS_PER_PROCESS_MAX) worker hosts (pushed on `hosts` at once, for cleanup). */
+export async function startWorkerHosts(options: {
+  total: number
+  bootstrap: readonly string[]
+  runDir: string
+  hosts: WorkerHostProcess[]
+  onStarted?: (started: number) => void
+  /** Default WORKERS_START_TIMEOUT_MS. */
+  timeoutMs?: number
+  /** The worker hosts' niceness (default 0). */
+  nice?: number
+}): Promise<WorkerRef[]> {
+  const { total, hosts } = options
+  const processes = Math.ceil(total / WORKERS_PER_PROCESS_MAX)
+  const started = new Array<number>(processes).fill(0)
+  const refs: WorkerRef[] = []
+  await Promise.all(
+    Array.from({ length: processes }, async (_, p) => {
+      const host = new WorkerHostProcess(p, options.runDir, options.nice)
+      hosts.push(host)
+      host.onReply((reply) => {
+        if (reply.type !== 'progress') return
+        started[p] = reply.started
+        options.onStarted?.(started.reduce((sum, n) => sum + n, 0))
+      })
+      const count = Math.floor(total / processes) + (p < total % processes ? 1 : 0)
+      const reply = await host.request(
+        { type: 'start', bootstrap: options.bootstrap, dataRoot: join(options.runDir, `host-${p}`), count },
+        'started',
+        options.timeoutMs ?? WORKERS_START_TIMEOUT_MS,
+      )
+      for (const [index, peerId] of reply.peerIds.entries())
+        refs.push({ host, index, peerId, seq: reply.ownSeqs[index]!, busy: false })
+    }),
+  )
+  return refs
+}
+
+/** What measureGossipDeltas saw: per delta, the time to 99% and to all of the other workers. */
+export interface DeltaMeasurement {
+  reachMs: number[]
+  allMs: number[]
+  acknowledgeMs: number[]
+  failedDeltas: number
+  receipts: number
+  byGossip: number
+  receiptsMissing: number
+  firstError: string | undefined
+}
+
+/** Publishes `deltas` updates from random workers, ~GOSSIP_SPACING_MS apart, and times their arrivals everywhere. */
+export async function measureGossipDeltas(options: {
+  hosts: readonly WorkerHostProcess[]
+  refs: readonly WorkerRef[]
+  total: number
+  deltas: number
+  random: () => number
+  bar: { update(value: number, info?: string): void }
+}): Promise<DeltaMeasurement> {
+  const { hosts, refs, total } = options
+  const deltaBar = options.bar
+  // ---- publish deltas from random workers, ~GOSSIP_SPACING_MS apart ----
+  const reachMs: number[] = []
+  const allMs: number[] = []
+  const acknowledgeMs: number[] = []
+  let failedDeltas = 0
+  let receipts = 0
+  let byGossip = 0
+  let receiptsMissing = 0
+  let firstError: string | undefined
+  const inFlight: Array<Promise<void>> = []
+  const needed = Math.ceil(GOSSIP_REACH_FRACTION * (total - 1))
+  for (let d = 0; d < options.deltas; d++) {
+    const roundStartedAt = now()
+    const author = pickAuthor(refs, options.random)
+    author.busy = true
+    author.seq++
+    const seq = author.seq
+    const arrivalsDone = hosts.map((host) =>
+      host.next(
+        'arrivals',
+        ARRIVAL_TIMEOUT_MS + 30_000,
+        (reply) => reply.author === author.peerId && reply.seq === seq,
+      ),
+    )
+    // Every host listens before the author publishes.
+    await Promise.all(
+      hosts.map((host) =>
+        host.request(
+          { type: 'expect', author: author.peerId, seq, timeoutMs: ARRIVAL_TIMEOUT_MS },
+          'expecting',
+          10_000,
+        ),
+      ),
+    )
+    const published = author.host.next(
+      'published',
+      ARRIVAL_TIMEOUT_MS + 30_000,
+      (reply) => reply.author === author.peerId && reply.seq === seq,
+    )
+    author.host.send({ type: 'publish', index: author.index, seq, returnedItems: seq })
+    inFlight.push(
+      (async () => {
+        try {
+          const [publication, ...replies] = await Promise.all([published, ...arrivalsDone])
+          const arrivals = replies.flatMap((reply) => reply.arrivals)
+          if (arrivals.length !== total - 1) throw new Error(`expected ${total - 1} arrivals, got ${arrivals.length}`)
+          const seen = arrivals.filter((arrival): arrival is Arrival => arrival !== null)
+          receipts += seen.length
+          byGossip += seen.filter((arrival) => arrival.source === 'gossip').length
+          receiptsMissing += arrivals.length - seen.length
+          acknowledgeMs.push(publication.acknowledgedAtMs - publication.publishedAtMs)
+          const times = seen.map((arrival) => arrival.atMs - publication.publishedAtMs).sort((a, b) => a - b)
+          if (times.length >= needed) reachMs.push(round(times[needed - 1]!, 1))
+          else failedDeltas++
+          if (times.length === arrivals.length) allMs.push(round(times[times.length - 1]!, 1))
+        } catch (error) {
+          failedDeltas++
+          firstError ??= describe(error)
+        } finally {
+          author.busy = false
+        }
+        deltaBar.update(reachMs.length + failedDeltas, `last ${reachMs.at(-1) ?? '-'} ms to 99%`)
+      })(),
+    )
+    await sleep(Math.max(0, GOSSIP_SPACING_MS - (now() - roundStartedAt)))
+  }
+  await Promise.all(inFlight)
+  return { reachMs, allMs, acknowledgeMs, failedDeltas, receipts, byGossip, receiptsMissing, firstError }
+}
+
+export function pickAuthor(refs: readonly WorkerRef[], random: () => number): WorkerRef {
   for (let attempt = 0; attempt < 1_000; attempt++) {
     const ref = refs[Math.floor(random() * refs.length)]!
     if (!ref.busy) return ref
@@ -468,7 +559,7 @@ function pickAuthor(refs: readonly WorkerRef[], random: () => number): WorkerRef
   throw new Error('every worker has a delta in flight')
 }
 
-async function allStatuses(
+export async function allStatuses(
   hosts: readonly WorkerHostProcess[],
   reset: boolean,
 ): Promise<{

@@ -35,8 +35,38 @@ export const API_STREAMS_PER_CONNECTION_MAX = 256
 export const DEFAULT_LIVENESS = { ttlMs: 10_000, disconnectGraceMs: 2_000 } as const
 /** How often the leader looks for expired leases: a lease ends at most this late after its TTL. */
 export const LEASE_SWEEP_INTERVAL_MS = 250
+/**
+ * A sweep this much later than its interval means the leader was stalled: leases are credited with
+ * the stall instead of expired (lease-keeper.ts). 250 ms (a whole sweep interval): well above timer jitter
+ * and a GC pause on an idle machine, far below the TTL.
+ */
+export const LEASE_SWEEP_STALL_MS_MIN = 250
+/**
+ * Back-pressure on a join storm: activations by heartbeat (a node's first heartbeat after its join
+ * delta, or its return) the leader proposes at once. 64 fill a group commit or two; the rest wait.
+ */
+export const LEASE_ACTIVATIONS_INFLIGHT_MAX = 64
+/**
+ * Activations waiting for a slot; one more is refused UNAVAILABLE "retry in 500 ms" (the worker
+ * retries its heartbeat). 2,048: a storm of 2,000 workers waits rather than retries.
+ */
+export const LEASE_ACTIVATIONS_QUEUED_MAX = 2_048
+export const LEASE_ACTIVATIONS_RETRY_AFTER_MS = 500
 /** Liveness transitions the leader keeps in flight at once; the rest wait for the next sweep. */
 export const LEASE_TRANSITIONS_INFLIGHT_MAX = 256
+/**
+ * A watch wakes a linger after the first entry applied since its last event, with every entry
+ * applied meanwhile in one event (PROTOCOL.md "Watch": events may be batched). A join storm of N
+ * workers applies 2N entries; without it each watcher gets each entry as a frame of its own, N
+ * frames per entry. The linger is 20 ms plus 0.1 ms per open watch (100 ms at 1,000 workers), at
+ * most 250 ms: the frames the leader writes per second stay about constant as the network grows,
+ * and a change still reaches every worker well inside the fan-out target (99% within 1 s).
+ */
+export const WATCH_LINGER_MS_MIN = 20
+export const WATCH_LINGER_MS_PER_WATCHER = 0.1
+export const WATCH_LINGER_MS_MAX = 250
+/** Watch events kept encoded per applied index: one per distinct watcher position (most share one). */
+export const WATCH_FRAMES_CACHED_MAX = 64
 /** Software version reported by status (and `nodeledger --version`). */
 export const SOFTWARE_VERSION = '0.2.0'
 /**

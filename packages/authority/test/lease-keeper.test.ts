@@ -5,6 +5,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { pino } from 'pino'
 import { LeaseKeeper } from '../src/liveness/lease-keeper.ts'
+import { LeaseCells } from '../src/metrics/cells.ts'
 import type { Replica } from '../src/replica/replica.ts'
 
 /** Fresh Ed25519 peer ids (authority does not depend on testkit, which depends on authority). */
@@ -74,12 +75,15 @@ class FakeReplica extends EventTarget {
 
 let replica: FakeReplica
 let keeper: LeaseKeeper
+let cells: LeaseCells
 const signal = (): AbortSignal => new AbortController().signal
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 1_700_000_000_000 })
   replica = new FakeReplica()
+  cells = new LeaseCells()
   keeper = new LeaseKeeper({
+    metrics: cells,
     replica: replica as unknown as Replica,
     logger: pino({ level: 'silent' }),
     liveness: { ttlMs: TTL_MS, disconnectGraceMs: GRACE_MS },
@@ -121,6 +125,26 @@ describe('LeaseKeeper: etcd-style leases, logged only on transitions', () => {
       'false:ttl',
       'true:heartbeat',
     ])
+  })
+
+  it('a stalled leader credits every lease with the stall: the heartbeats it could not read expire nobody', async () => {
+    await keeper.heartbeat(NODE, signal())
+    await vi.advanceTimersByTimeAsync(TTL_MS - 300)
+    // The process is stopped for 2 s (starved, paused): no timer runs, the clock moves on.
+    vi.setSystemTime(Date.now() + 2 * TTL_MS)
+    // The first sweep after it sees the gap; silence is now far past the TTL, yet nothing expires.
+    await vi.advanceTimersByTimeAsync(260)
+    expect(replica.entries.filter((command) => command.kind === 'liveness')).toHaveLength(1)
+    expect(replica.registry.get(NODE)?.isActive).toBe(true)
+    expect(cells.stallsCredited).toBe(1)
+    // The queued heartbeat is read after the stall and keeps the lease.
+    await keeper.heartbeat(NODE, signal())
+    await vi.advanceTimersByTimeAsync(TTL_MS - 300)
+    expect(replica.registry.get(NODE)?.isActive).toBe(true)
+    // Real silence still expires it, once, one TTL after its last heartbeat.
+    await vi.advanceTimersByTimeAsync(600)
+    expect(replica.registry.get(NODE)?.isActive).toBe(false)
+    expect(replica.entries.filter((command) => command.kind === 'liveness')).toHaveLength(2)
   })
 
   it('a new term starts every active node with a fresh lease: a failover expires nobody', async () => {

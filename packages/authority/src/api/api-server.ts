@@ -8,7 +8,6 @@ import {
   decodeRequest,
   encodeErrorResponse,
   encodeResponse,
-  encodeWatchEvent,
   SESSION_REQUESTS_INFLIGHT_MAX,
   SNAPSHOT_DATA_BYTES_MAX,
   WriteBatcher,
@@ -18,13 +17,22 @@ import {
 } from '@nodeledger/protocol'
 import type { ApiRequest, LeaderHint, ResultByOp, SnapshotHeader, StatusResult, StreamOp } from '@nodeledger/protocol'
 import type { Logger } from 'pino'
-import { API_STREAMS_PER_CONNECTION_MAX, REQUEST_TIMEOUT_MS_DEFAULT, SOFTWARE_VERSION } from '../constants.ts'
+import {
+  API_STREAMS_PER_CONNECTION_MAX,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+  SOFTWARE_VERSION,
+  WATCH_FRAMES_CACHED_MAX,
+  WATCH_LINGER_MS_MAX,
+  WATCH_LINGER_MS_MIN,
+  WATCH_LINGER_MS_PER_WATCHER,
+} from '../constants.ts'
 import type { ApiCells, ApiCodeLabel } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { LeaderAddress } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
 import { decodeStateSnapshot } from '../replica/state-machine.ts'
 import { LeaseKeeper } from '../liveness/lease-keeper.ts'
+import { WatchFeed } from './watch-feed.ts'
 
 /** Software version reported by status. */
 /** A watcher that falls this many entries behind gets pages of at most this many records per event. */
@@ -62,6 +70,8 @@ export class ApiServer {
   private snapshotTransfers = 0
   /** The leader's leases on worker nodes (heartbeats, leaves, connections). */
   readonly leases: LeaseKeeper
+  /** Every watch's wake-up and event encoding, shared (watch-feed.ts). */
+  readonly watchFeed: WatchFeed
 
   constructor(options: ApiServerOptions) {
     this.replica = options.replica
@@ -77,6 +87,24 @@ export class ApiServer {
       // Members follow the log: a replica added later is exempt from leases too.
       exemptPeerIds: { has: (peerId) => this.operators.has(peerId) || options.replica.isMemberPeer(peerId) },
     })
+    const replica = options.replica
+    this.watchFeed = new WatchFeed(
+      {
+        get applied() {
+          return replica.applied
+        },
+        changesSince: (sinceIndex, limit) => replica.registry.changesSince(sinceIndex, limit),
+        waitApplied: (index, signal) => replica.waitApplied(index, signal),
+      },
+      {
+        recordsPerEventMax: WATCH_RECORDS_PER_EVENT_MAX,
+        lingerMsMin: WATCH_LINGER_MS_MIN,
+        lingerMsPerWatcher: WATCH_LINGER_MS_PER_WATCHER,
+        lingerMsMax: WATCH_LINGER_MS_MAX,
+        pollMs: WATCH_POLL_MS,
+        framesCachedMax: WATCH_FRAMES_CACHED_MAX,
+      },
+    )
   }
 
   async start(): Promise<void> {
@@ -431,23 +459,6 @@ export class ApiServer {
     }
   }
 
-  /** The next watch event after `throughIndex` that fits one frame, or undefined if nothing changed. */
-  private watchEvent(throughIndex: number): { frame: Uint8Array; throughIndex: number; more: boolean } | undefined {
-    for (let pageLimit = WATCH_RECORDS_PER_EVENT_MAX; ; pageLimit = Math.max(1, Math.floor(pageLimit / 2))) {
-      const changes = this.replica.registry.changesSince(throughIndex, pageLimit)
-      if (changes.records.length === 0 && changes.throughIndex <= throughIndex) return undefined
-      try {
-        return {
-          frame: encodeWatchEvent({ records: changes.records, throughIndex: changes.throughIndex }),
-          throughIndex: changes.throughIndex,
-          more: changes.more,
-        }
-      } catch (error) {
-        if (!(error instanceof ProtocolError) || error.code !== 'TOO_LARGE' || pageLimit === 1) throw error
-      }
-    }
-  }
-
   /** Resolves once the registry may be read at `consistency`; read `replica.applied` with the registry, not before. */
   private async readBarrier(consistency: 'linearizable' | 'lease' | 'stale', signal: AbortSignal): Promise<void> {
     if (consistency !== 'stale' && !this.replica.isLeader()) throw this.notLeader()
@@ -462,10 +473,12 @@ export class ApiServer {
    */
   private async watch(lp: ReturnType<typeof frameStream>, stream: Stream, fromIndex: number): Promise<void> {
     this.metrics.watchersOpen++
+    this.watchFeed.opened()
     let code: ApiCodeLabel = 'OK'
     try {
       code = await this.serveWatch(lp, stream, fromIndex)
     } finally {
+      this.watchFeed.closed()
       this.metrics.watchersOpen--
       this.metrics.answered('watch', code)
     }
@@ -493,16 +506,19 @@ export class ApiServer {
     try {
       while (!signal.aborted) {
         if (!this.replica.isLeader()) throw this.notLeader()
-        const event = this.watchEvent(throughIndex)
+        // The applied index the event is built at: an entry that changed no record (a new term's
+        // no-op, a membership change) moves it but not the registry's, so the watch waits for an
+        // entry after this one, not after throughIndex (that would return at once, forever).
+        const builtAt = this.replica.applied
+        const event = this.watchFeed.eventAfter(throughIndex)
         if (event !== undefined) {
           await lp.write(event.frame, { signal })
           throughIndex = event.throughIndex
           if (event.more) continue
         }
-        // Wait for the next applied entry (or a poll interval, to notice a closed stream).
-        const poll = deadline(WATCH_POLL_MS, signal)
-        await this.replica.waitApplied(this.replica.applied + 1, poll.signal).catch(() => {})
-        poll.dispose()
+        // Wait for the next applied entry, with every other watcher (or a poll interval, to notice a
+        // closed stream or a lost leadership).
+        await this.watchFeed.changedAfter(builtAt, signal)
       }
     } catch (error) {
       // A watcher that reset its stream ended its watch, as one that closed it does.

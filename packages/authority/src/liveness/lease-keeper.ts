@@ -4,10 +4,19 @@ import type { PresenceResult } from '@nodeledger/protocol'
 import type { LivenessReason } from '@nodeledger/registry'
 import type { Logger } from 'pino'
 import type { ClusterLiveness } from '../cluster-file.ts'
-import { LEASE_SWEEP_INTERVAL_MS, LEASE_TRANSITIONS_INFLIGHT_MAX, REQUEST_TIMEOUT_MS_DEFAULT } from '../constants.ts'
+import {
+  LEASE_ACTIVATIONS_INFLIGHT_MAX,
+  LEASE_ACTIVATIONS_QUEUED_MAX,
+  LEASE_ACTIVATIONS_RETRY_AFTER_MS,
+  LEASE_SWEEP_INTERVAL_MS,
+  LEASE_SWEEP_STALL_MS_MIN,
+  LEASE_TRANSITIONS_INFLIGHT_MAX,
+  REQUEST_TIMEOUT_MS_DEFAULT,
+} from '../constants.ts'
 import { LeaseCells } from '../metrics/cells.ts'
 import { ReplicaRequestError } from '../replica-errors.ts'
 import type { Replica } from '../replica/replica.ts'
+import { AdmissionGate } from './admission-gate.ts'
 
 export interface LeaseKeeperOptions {
   readonly replica: Replica
@@ -48,10 +57,19 @@ export class LeaseKeeper {
   readonly #disconnectTimers = new Map<string, NodeJS.Timeout>()
   readonly #shutdown = new AbortController()
   #sweepTimer: NodeJS.Timeout | undefined
+  /** When the last sweep ran (this keeper's clock): a longer gap than the interval is a stall. */
+  #lastSweepMs: number | undefined
   /** The term this keeper last led in; a different term means a fresh set of leases. */
   #leadingTerm = 0
   /** Heartbeats and transitions, counted for the metrics; the leases held are read from `leases`. */
   readonly #metrics: LeaseCells
+  /** Activations by heartbeat (joins) admitted at once and waiting (issue 13: back-pressure on a join storm). */
+  readonly #activations = new AdmissionGate({
+    inflightMax: LEASE_ACTIVATIONS_INFLIGHT_MAX,
+    queuedMax: LEASE_ACTIVATIONS_QUEUED_MAX,
+    retryAfterMs: LEASE_ACTIVATIONS_RETRY_AFTER_MS,
+    what: 'activations',
+  })
 
   constructor(options: LeaseKeeperOptions) {
     this.#replica = options.replica
@@ -79,6 +97,11 @@ export class LeaseKeeper {
     this.#disconnectTimers.clear()
   }
 
+  /** Activations refused UNAVAILABLE so far (the queue was full). */
+  get activationsRefused(): number {
+    return this.#activations.refused
+  }
+
   /** Nodes this leader currently holds a lease for (for status and tests). */
   get leases(): number {
     return this.#lastSeenMs.size
@@ -97,7 +120,11 @@ export class LeaseKeeper {
       )
     await this.#transitions.get(peerId)
     if (this.#replica.registry.get(peerId)?.isActive === true) return { active: true, index: this.#replica.applied }
-    return await this.#transition(peerId, true, 'heartbeat', signal)
+    // A join storm: activations wait for a slot, and beyond the queue are refused with a retry hint.
+    return await this.#activations.run(signal, async () => {
+      if (this.#replica.registry.get(peerId)?.isActive === true) return { active: true, index: this.#replica.applied }
+      return await this.#transition(peerId, true, 'heartbeat', signal)
+    })
   }
 
   /** A graceful leave: the node is inactive as of this entry, and its lease is forgotten. */
@@ -193,10 +220,30 @@ export class LeaseKeeper {
     return true
   }
 
-  /** Expire leases unseen for the TTL. Records that became active by other paths get a lease here. */
+  /**
+   * Expire leases unseen for the TTL. Records that became active by other paths get a lease here.
+   *
+   * A sweep that runs late means this process was stalled (starved of CPU, paused, a long GC): the
+   * heartbeats that arrived meanwhile still sit unread in the sockets, and Node runs this timer
+   * before it reads them. Last-seen times are this leader's, so the time it could not listen is not
+   * the nodes' silence: every lease is credited with the stall, and this sweep expires nothing (the
+   * queued heartbeats are read before the next one). Issue 13: a starved leader expired hundreds of
+   * live workers in a join storm.
+   */
   #sweep(): void {
-    if (!this.#noticeLeadership()) return
     const nowMs = this.#clock()
+    const stallMs = this.#lastSweepMs === undefined ? 0 : nowMs - this.#lastSweepMs - LEASE_SWEEP_INTERVAL_MS
+    this.#lastSweepMs = nowMs
+    if (!this.#noticeLeadership()) return
+    if (stallMs >= LEASE_SWEEP_STALL_MS_MIN) {
+      for (const [peerId, seenMs] of this.#lastSeenMs) this.#lastSeenMs.set(peerId, seenMs + stallMs)
+      this.#metrics.stallsCredited++
+      this.#logger.warn(
+        { stallMs, leases: this.#lastSeenMs.size },
+        'lease sweep ran late (this process was stalled): leases credited with the stall, nothing expired',
+      )
+      return
+    }
     const expiredBeforeMs = nowMs - this.#liveness.ttlMs
     for (const record of this.#replica.registry.list({ active: true, limit: Number.MAX_SAFE_INTEGER })) {
       const seenMs = this.#lastSeenMs.get(record.peerId)

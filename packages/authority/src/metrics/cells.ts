@@ -53,8 +53,10 @@ export class LeaseCells {
   transitionsActive = 0
   transitionsInactive = 0
   transitionsFailed = 0
+  /** Sweeps that found the leader had been stalled and credited every lease instead of expiring. */
+  stallsCredited = 0
   /** Leases this leader holds now; bound by the LeaseKeeper. */
-  source: { readonly leases: number } | undefined
+  source: { readonly leases: number; readonly activationsRefused: number } | undefined
 }
 
 /** What one peer's link adds to (an OutboundLink's LinkCounters, and what the reader received). */

@@ -297,6 +297,16 @@ export class ReplicaMetrics {
       'Liveness transitions that could not be written (retried by the next sweep or event)',
       () => leases.transitionsFailed,
     )
+    this.#counter(
+      'nodeledger_lease_stalls_credited_total',
+      'Lease sweeps that ran late (the leader was stalled): every lease credited with the stall, nothing expired',
+      () => leases.stallsCredited,
+    )
+    this.#counter(
+      'nodeledger_lease_activations_refused_total',
+      'Activations (joins) refused UNAVAILABLE with a retry hint: more were waiting than the join queue holds',
+      () => leases.source?.activationsRefused ?? 0,
+    )
   }
 
   #definePeerLinks(): void {
