@@ -10,7 +10,8 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 300_000,
-    hookTimeout: 60_000,
+    // A fresh cluster's first leader can take 15 s at a load of 30 (replicas import from source).
+    hookTimeout: 180_000,
     reporters: ['default'],
     // Every CLI a test runs is its own process, as before the agent; test/cli-agent.test.ts turns it on.
     env: { NODELEDGER_AGENT: 'off' },

@@ -22,7 +22,7 @@ const LIVENESS = { ttlMs: 4_000, disconnectGraceMs: 1_000 }
 let cluster: ProcessCluster
 let client: AuthorityClient
 let root: string
-let slots: WorkerSlot[]
+let slots: WorkerSlot[] = []
 
 const running = (): NodeEventTracker[] => slots.flatMap((slot) => (slot.tracker === undefined ? [] : [slot.tracker]))
 
@@ -62,7 +62,7 @@ beforeAll(async () => {
       ),
     )
   }
-}, 120_000)
+}, 300_000)
 
 afterAll(async () => {
   await Promise.allSettled(running().map((tracker) => tracker.stop({ leave: false })))
