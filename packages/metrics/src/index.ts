@@ -24,6 +24,7 @@ export { cellsHistogram, collectedCounter, collectedGauge } from './prometheus.t
 export type { Collect, CollectedMetricOptions, CellsHistogramOptions, Labels } from './prometheus.ts'
 export {
   startOpsServer,
+  listenOrRefuse,
   OPS_BODY_BYTES_MAX,
   OPS_CONNECTIONS_MAX,
   OPS_PATH_PARAM_LENGTH_MAX,

@@ -87,20 +87,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     return reply.code(readiness.ready ? 200 : 503).send(readiness)
   })
   for (const plugin of options.plugins ?? []) await plugin(app)
-  try {
-    await app.listen({ host: options.address.host, port: options.address.port })
-  } catch (error) {
-    await app.close().catch(() => {})
-    throw new MetricsError(
-      'HTTP_LISTEN_FAILED',
-      `cannot listen for HTTP on ${formatHostPort(options.address)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      { cause: error },
-    )
-  }
-  app.server.maxConnections = OPS_CONNECTIONS_MAX
-  const bound = app.server.address()
-  const address =
-    bound !== null && typeof bound === 'object' ? { host: options.address.host, port: bound.port } : options.address
+  const address = await listenOrRefuse(app, options.address, OPS_CONNECTIONS_MAX)
   options.logger?.info({ http: formatHostPort(address) }, 'HTTP listening: /metrics /health /ready')
   let closing: Promise<void> | undefined
   return {
@@ -110,4 +97,29 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       return closing
     },
   }
+}
+
+/**
+ * Listens on `address` or refuses with MetricsError HTTP_LISTEN_FAILED (the app closed), and
+ * returns where it listens (the port the kernel chose, for port 0). At most `connectionsMax`
+ * connections at once: one more is closed at once.
+ */
+export async function listenOrRefuse(
+  app: FastifyInstance,
+  address: HostPort,
+  connectionsMax: number,
+): Promise<HostPort> {
+  try {
+    await app.listen({ host: address.host, port: address.port })
+  } catch (error) {
+    await app.close().catch(() => {})
+    throw new MetricsError(
+      'HTTP_LISTEN_FAILED',
+      `cannot listen for HTTP on ${formatHostPort(address)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      { cause: error },
+    )
+  }
+  app.server.maxConnections = connectionsMax
+  const bound = app.server.address()
+  return bound !== null && typeof bound === 'object' ? { host: address.host, port: bound.port } : address
 }

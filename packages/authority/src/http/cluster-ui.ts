@@ -1,6 +1,6 @@
 import { fastify } from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { MetricsError } from '@nodeledger/metrics'
+import { listenOrRefuse } from '@nodeledger/metrics'
 import { formatHostPort } from '@nodeledger/metrics/address'
 import type { HostPort } from '@nodeledger/metrics/address'
 import { clusterPageRoutes } from './cluster-page.ts'
@@ -166,20 +166,7 @@ export async function startClusterUi(options: ClusterUiOptions): Promise<Cluster
   app.get('/v1/cluster', forward)
   app.get('/v1/nodes', forward)
   app.get('/v1/events', relayEvents)
-  try {
-    await app.listen({ host: options.address.host, port: options.address.port })
-  } catch (error) {
-    await app.close().catch(() => {})
-    throw new MetricsError(
-      'HTTP_LISTEN_FAILED',
-      `cannot listen for HTTP on ${formatHostPort(options.address)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      { cause: error },
-    )
-  }
-  app.server.maxConnections = UI_CONNECTIONS_MAX
-  const bound = app.server.address()
-  const address =
-    bound !== null && typeof bound === 'object' ? { host: options.address.host, port: bound.port } : options.address
+  const address = await listenOrRefuse(app, options.address, UI_CONNECTIONS_MAX)
   const url = `http://${formatHostPort(address)}/`
   options.logger?.info({ url, upstreams }, 'cluster page listening')
   return { address, url, close: () => app.close() }
