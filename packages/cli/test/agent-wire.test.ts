@@ -85,6 +85,8 @@ describe('agent directory and key', () => {
       writeFileSync(cluster, `${JSON.stringify({ operators: [{ keyFile: 'operator.key' }] })}\n`)
       expect(agentKey(cluster, 2000, true)!.base).not.toBe(newKey.base)
       expect(agentKey(join(root, 'missing.json'), 2000, true)).toBeUndefined()
+      process.env.NODELEDGER_AGENT_DIR = join(root, 'a'.repeat(100))
+      expect(agentKey(cluster, 2000, true)).toBeUndefined() // no socket path that long
     } finally {
       rmSync(root, { recursive: true, force: true })
     }

@@ -112,7 +112,9 @@ function spawnAgent(key: AgentKey, timeoutMs: number): void {
     const child = spawn(
       process.execPath,
       [entry, 'agent', 'serve', '--cluster', key.cluster, '--timeout-ms', String(timeoutMs)],
-      { detached: true, stdio: 'ignore' },
+      // cwd /: a background process must not hold the directory the command ran in (every path it
+      // uses is absolute: the cluster file's, and the key files it names, resolved against it).
+      { detached: true, stdio: 'ignore', cwd: '/' },
     )
     child.once('error', () => {})
     child.unref()

@@ -27,6 +27,9 @@ export const AGENT_SPAWN_LOCK_MS = 10_000
 /** Commands in flight in one agent at once; more wait for a slot (each CLI waits on its own socket). */
 export const AGENT_CONCURRENT_COMMANDS_MAX = 64
 
+/** sun_path is 108 bytes on Linux, its last one the terminating NUL. */
+export const SOCKET_PATH_BYTES_MAX = 107
+
 /** The commands an agent runs for the CLI: one-shot reads and writes whose output is text. */
 export const AGENT_COMMANDS = ['get', 'put', 'ls', 'status'] as const
 export type AgentCommand = (typeof AGENT_COMMANDS)[number]
@@ -169,7 +172,10 @@ export function agentKey(clusterPath: string, timeoutMs: number, create: boolean
     }
     const dir = agentDir(create)
     if (dir === undefined) return undefined
-    return { cluster, base: join(dir, hash.digest('hex').slice(0, 24)) }
+    const base = join(dir, hash.digest('hex').slice(0, 24))
+    // A Unix socket's path is at most 107 bytes: with a longer NODELEDGER_AGENT_DIR there is no agent.
+    if (Buffer.byteLength(`${base}.sock`) > SOCKET_PATH_BYTES_MAX) return undefined
+    return { cluster, base }
   } catch {
     return undefined
   }
