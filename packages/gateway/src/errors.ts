@@ -95,7 +95,8 @@ export function toHttpError(error: unknown): HttpError {
     // Ajv says "must NOT have additional properties" without the name; a client needs the name.
     const first = (candidate.validation as { keyword?: string; params?: { additionalProperty?: unknown } }[])[0]
     const unknown = first?.keyword === 'additionalProperties' ? first.params?.additionalProperty : undefined
-    const named = typeof unknown === 'string' ? `${message}: "${unknown.slice(0, 64)}" is not one` : message
+    const named =
+      typeof unknown === 'string' ? `${message}: "${unknown.slice(0, 64)}" is not a field it takes` : message
     return { status: 400, body: { code: 'INVALID', message: named } }
   }
   if (typeof candidate?.code === 'string' && Object.hasOwn(FASTIFY_CODES, candidate.code)) {

@@ -264,7 +264,7 @@ describe('PUT /v1/self', () => {
     const answer = await put(server, { version: '1', colour: 'red' })
     expect(answer.body).toEqual({
       code: 'INVALID',
-      message: 'body must NOT have additional properties: "colour" is not one',
+      message: 'body must NOT have additional properties: "colour" is not a field it takes',
     })
   })
 
