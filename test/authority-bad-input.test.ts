@@ -4,7 +4,7 @@ import { lpStream } from '@libp2p/utils'
 import { AuthorityClient } from '@nodeledger/client'
 import { API_PROTOCOL, ProtocolError, RAFT_PROTOCOL, decodeResponse, encodeRequest } from '@nodeledger/protocol'
 import { ProcessCluster, waitUntil } from '@nodeledger/testkit'
-import { leaderOf, makePeerIds, operatorClient } from './support/cluster-client.ts'
+import { converged, leaderOf, makePeerIds, operatorClient } from './support/cluster-client.ts'
 
 /**
  * Issue 4: strangers may not speak Raft, nodes may not write other nodes' records, and garbage gets
@@ -23,6 +23,9 @@ describe('authority replicas refuse bad peers and bad input', () => {
     stranger = new AuthorityClient({ bootstrap: cluster.multiaddrs, requestTimeoutMs: 3000 })
     await stranger.start()
     await leaderOf(operator)
+    // Every replica up, not only a leader: replica 1 listens before its Raft links register their
+    // protocol, and a stranger dialing it then is answered "not supported" (a CI flake), not refused.
+    await converged(operator, 120_000)
   })
 
   afterAll(async () => {
