@@ -366,7 +366,9 @@ describe('GET /v1/openapi.json', () => {
     ])
     const node = list.responses['200'].content['application/json'].schema.properties.nodes.items
     expect(Object.keys(node.properties)).toEqual([...RECORD_FIELDS])
-    expect(body.paths['/v1/events'].get.responses['200'].content['text/event-stream']).toBeDefined()
+    const events = body.paths['/v1/events'].get.responses['200']
+    expect(events.content).toEqual({ 'text/event-stream': { schema: { type: 'string' } } })
+    expect(events.description).toContain('event: change')
   })
 
   it("a replica's document has no PUT /v1/self", async () => {
