@@ -255,4 +255,24 @@ describe('workers: gossip, durable caches, leader-following sync (issue 5)', () 
     expect((await leaderStatus()).lastIndex).toBe(before)
     await cachesConverge()
   }, 90_000)
+
+  it('a leave with heartbeats every 20 ms still ends inactive: no heartbeat in flight overtakes it', async () => {
+    // CI caught a heartbeat sent just before the leave and handled just after it: the node was
+    // active again. 20 ms heartbeats keep one in flight nearly always.
+    const made = await workerSlots(4)
+    try {
+      const trackers = await Promise.all(
+        made.slots.map((slot) => startWorker(slot, cluster.multiaddrs, { heartbeatIntervalMs: 20 })),
+      )
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      await Promise.all(trackers.map((tracker) => tracker.stop({ leave: true })))
+      for (const tracker of trackers) expect((await client.get(tracker.peerId)).record?.isActive).toBe(false)
+      // And it stays so: nothing arrives after the leave.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      for (const tracker of trackers) expect((await client.get(tracker.peerId)).record?.isActive).toBe(false)
+    } finally {
+      await Promise.allSettled(made.slots.map((slot) => slot.tracker?.stop({ leave: false })))
+      removeDir(made.root)
+    }
+  }, 60_000)
 })

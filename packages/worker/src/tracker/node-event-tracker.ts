@@ -105,7 +105,11 @@ export class NodeEventTracker extends EventTarget {
   #logQueue: Promise<unknown> = Promise.resolve()
   #watchDone: Promise<void> = Promise.resolve()
   #stopped = false
-  #heartbeating = false
+  /** Stopping has begun: no new heartbeat is sent (one after the leave would make the node active again). */
+  #stopping = false
+  #stopDone: Promise<void> | undefined
+  /** The heartbeat in flight, if any: a leave waits for its answer, so the leader sees the leave last. */
+  #heartbeatInFlight: Promise<void> | undefined
   #syncing = false
   /** The first catch-up is done (readiness). */
   #synced = false
@@ -243,7 +247,7 @@ export class NodeEventTracker extends EventTarget {
    */
   readiness(): Readiness {
     const details = { appliedIndex: this.appliedIndex, leaderIndex: this.#leaderIndex }
-    if (this.#stopped) return { ready: false, reason: 'stopping', ...details }
+    if (this.#stopping) return { ready: false, reason: 'stopping', ...details }
     if (!this.#synced) return { ready: false, reason: 'catching up with the log', ...details }
     const intervalMs = this.#options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT
     const silentMs = performance.now() - this.#heartbeatAckedMs
@@ -293,8 +297,18 @@ export class NodeEventTracker extends EventTarget {
   }
 
   /** Stops the worker; with `leave` (the default) it first tells the leader it is leaving. */
-  async stop(options: { leave?: boolean } = {}): Promise<void> {
-    if (this.#stopped) return
+  stop(options: { leave?: boolean } = {}): Promise<void> {
+    // A second call waits for the first (whose leave option stands).
+    this.#stopDone ??= this.#stopOnce(options)
+    return this.#stopDone
+  }
+
+  async #stopOnce(options: { leave?: boolean }): Promise<void> {
+    this.#stopping = true
+    for (const timer of this.#timers) clearInterval(timer)
+    // A heartbeat the leader handles after the leave activates the node again (a heartbeat is how a
+    // node returns): the leave goes only once no heartbeat is in flight (CI caught one racing it).
+    await this.#heartbeatInFlight
     if (options.leave !== false) {
       try {
         await this.#client.leave(this.peerId, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS_DEFAULT * 2) })
@@ -305,7 +319,6 @@ export class NodeEventTracker extends EventTarget {
     }
     this.#stopped = true
     this.#shutdown.abort(new ProtocolError('UNAVAILABLE', 'worker stopping'))
-    for (const timer of this.#timers) clearInterval(timer)
     await this.#watchDone.catch(() => {})
     await this.#logQueue.catch(() => {})
     await this.#client.stop()
@@ -500,8 +513,17 @@ export class NodeEventTracker extends EventTarget {
   }
 
   async #heartbeat(): Promise<void> {
-    if (this.#stopped || this.#heartbeating) return
-    this.#heartbeating = true
+    if (this.#stopping || this.#heartbeatInFlight !== undefined) return
+    const inFlight = this.#heartbeatOnce()
+    this.#heartbeatInFlight = inFlight
+    try {
+      await inFlight
+    } finally {
+      this.#heartbeatInFlight = undefined
+    }
+  }
+
+  async #heartbeatOnce(): Promise<void> {
     try {
       const answer = await this.#client.heartbeat(this.peerId, { signal: this.#shutdown.signal })
       this.metrics.heartbeats++
@@ -509,9 +531,7 @@ export class NodeEventTracker extends EventTarget {
       this.#leaderIndex = answer.index
     } catch (error) {
       this.metrics.heartbeatFailures++
-      if (!this.#stopped) this.#logger?.warn({ code: (error as ProtocolError).code }, 'heartbeat not acknowledged')
-    } finally {
-      this.#heartbeating = false
+      if (!this.#stopping) this.#logger?.warn({ code: (error as ProtocolError).code }, 'heartbeat not acknowledged')
     }
   }
 
