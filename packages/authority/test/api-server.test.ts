@@ -9,6 +9,7 @@ import { parsePromText } from '@nodeledger/metrics'
 import {
   API_RESPONSE_FRAME_BYTES_MAX,
   decodeResponse,
+  decodeWatchFrame,
   encodeRequest,
   frameStream,
   readFrame,
@@ -72,8 +73,18 @@ class FakeReplica extends EventTarget {
     getConnections: () => [],
   })
 
+  /** This replica leads (the default); as a follower it names OTHER as its leader. */
+  leading = true
+  /** As a follower: whether it heard its leader within an election timeout. */
+  heardLeader = true
+  /** Log entries held beyond the applied ones (a follower behind its log). */
+  unappliedEntries = 0
+  readonly #appliedWaiters: Array<{ index: number; resolve: () => void }> = []
   isLeader(): boolean {
-    return true
+    return this.leading
+  }
+  leaderHeardRecently(): boolean {
+    return this.leading || this.heardLeader
   }
   isMemberPeer(peerId: string): boolean {
     return peerId === SELF || peerId === OTHER
@@ -81,16 +92,23 @@ class FakeReplica extends EventTarget {
   members(): Array<ClusterMember & { voter: boolean; started: boolean }> {
     return [SELF_MEMBER, OTHER_MEMBER].map((member) => ({ ...member, voter: true, started: true }))
   }
-  leaderMember(): ClusterMember {
-    return SELF_MEMBER
+  leaderMember(): ClusterMember | undefined {
+    if (this.leading) return SELF_MEMBER
+    return this.heardLeader ? OTHER_MEMBER : undefined
   }
   get applied(): number {
     return this.appliedIndex
   }
   apply(command: Command): { index: number; result: ApplyResult } {
     this.appliedIndex++
+    if (this.unappliedEntries > 0) this.unappliedEntries--
     const data = encodeCommand({ timestampMs: 1_760_000_000_000 + this.appliedIndex, command })
-    return { index: this.appliedIndex, result: this.registry.apply({ index: this.appliedIndex, data }) }
+    const result = this.registry.apply({ index: this.appliedIndex, data })
+    for (const waiter of this.#appliedWaiters.splice(0)) {
+      if (waiter.index <= this.appliedIndex) waiter.resolve()
+      else this.#appliedWaiters.push(waiter)
+    }
+    return { index: this.appliedIndex, result }
   }
   async propose(command: Command): Promise<{ index: number; result: ApplyResult }> {
     if (this.proposeFails !== undefined) throw this.proposeFails
@@ -102,22 +120,34 @@ class FakeReplica extends EventTarget {
     if (after !== undefined) queueMicrotask(after)
     return index
   }
-  /** As the real one, it waits (here until the poll deadline): a watch with nothing new must not spin. */
-  async waitApplied(_index: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return
-    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+  /** As the real one: resolves once `index` is applied, rejects when `signal` aborts first. */
+  async waitApplied(index: number, signal: AbortSignal): Promise<void> {
+    if (this.appliedIndex >= index) return
+    signal.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const waiter = { index, resolve }
+      this.#appliedWaiters.push(waiter)
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.#appliedWaiters.splice(this.#appliedWaiters.indexOf(waiter), 1)
+          reject(signal.reason)
+        },
+        { once: true },
+      )
+    })
   }
   status(): unknown {
     return {
       id: 1,
       peerId: SELF,
-      role: 'leader',
+      role: this.leading ? 'leader' : 'follower',
       term: 1,
       leader: SELF_MEMBER,
       commit: this.appliedIndex,
       applied: this.appliedIndex,
       firstIndex: 1,
-      lastIndex: this.appliedIndex,
+      lastIndex: this.appliedIndex + this.unappliedEntries,
       snapshotIndex: 0,
       voters: [1, 2],
       learners: [],
@@ -184,6 +214,93 @@ describe('ApiServer reads', () => {
     for (const record of response.result.records) expect(record.changedIndex).toBeLessThanOrEqual(response.result.index)
   })
 })
+
+describe('ApiServer feeds (since, watch) on a follower (issue 13)', () => {
+  function asFollower(): void {
+    replica.leading = false
+    replica.heardLeader = true
+  }
+
+  it('a follower that heard its leader serves since at its applied state', async () => {
+    replica.apply(join(1, 'v1'))
+    replica.apply(join(2, 'v2'))
+    asFollower()
+    const response = await ask('since', { op: 'since', index: 0, limit: 10 })
+    if (!response.ok) throw response.error
+    expect(response.result.throughIndex).toBe(2)
+    expect(response.result.records.map((record) => record.version)).toEqual(['v2'])
+  })
+
+  it('a follower that has not heard its leader lately answers NOT_LEADER, for since and for watch', async () => {
+    replica.apply(join(1, 'v1'))
+    asFollower()
+    replica.heardLeader = false
+    const since = await ask('since', { op: 'since', index: 0, limit: 10 })
+    expect(since.ok ? 'OK' : since.error.code).toBe('NOT_LEADER')
+    const watch = await watchFrames(0, 1)
+    expect(watch).toEqual(['NOT_LEADER'])
+  })
+
+  it('a follower behind the index waits until it applies it, then serves from there (never below it)', async () => {
+    replica.apply(join(1, 'v1'))
+    asFollower()
+    replica.unappliedEntries = 1
+    setTimeout(() => replica.apply(join(2, 'v2')), 50)
+    const response = await ask('since', { op: 'since', index: 2, limit: 10 })
+    if (!response.ok) throw response.error
+    expect(response.result.throughIndex).toBe(2)
+  })
+
+  it('a follower whose log ends before the index sends the caller to the leader at once, not NOT_FOUND', async () => {
+    replica.apply(join(1, 'v1'))
+    asFollower()
+    const startedMs = Date.now()
+    const response = await ask('since', { op: 'since', index: 5, limit: 10 })
+    if (response.ok) throw new Error('expected NOT_LEADER')
+    expect(response.error.code).toBe('NOT_LEADER')
+    expect(response.error.leader?.peerId).toBe(OTHER)
+    expect(Date.now() - startedMs).toBeLessThan(900)
+    // The leader, whose log is the cluster's, says NOT_FOUND.
+    replica.leading = true
+    const fromLeader = await ask('since', { op: 'since', index: 5, limit: 10 })
+    expect(fromLeader.ok ? 'OK' : fromLeader.error.code).toBe('NOT_FOUND')
+  })
+
+  it("a follower's watch streams its applies, and ends NOT_LEADER once its leader falls silent", async () => {
+    replica.apply(join(1, 'v1'))
+    asFollower()
+    const frames = watchFrames(0, 3)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    replica.apply(join(2, 'v2'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    replica.heardLeader = false
+    replica.apply(join(3, 'v3')) // wakes the watch, which re-checks before it serves
+    expect(await frames).toEqual(['1:v1', '2:v2', 'NOT_LEADER'])
+  })
+})
+
+/** A watch from `fromIndex`: its first `count` frames, as "throughIndex:versions" or the error code. */
+async function watchFrames(fromIndex: number, count: number): Promise<string[]> {
+  const [outbound, inbound] = await streamPair()
+  const serving = replica.handler!(inbound, { remotePeer: peerIdFromString(CLIENT!) })
+  const lp = frameStream(outbound, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
+  await writeFrame(lp, encodeRequest({ op: 'watch', fromIndex }))
+  const seen: string[] = []
+  try {
+    while (seen.length < count) {
+      const frame = decodeWatchFrame(await readFrame(lp, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX }))
+      if (!frame.ok) {
+        seen.push(frame.error.code)
+        break
+      }
+      seen.push(`${frame.event.throughIndex}:${frame.event.records.map((record) => record.version).join(',')}`)
+    }
+  } finally {
+    outbound.abort(new Error('test done'))
+    await serving.catch(() => {})
+  }
+  return seen
+}
 
 describe('ApiServer errors', () => {
   it('a dropped proposal is UNAVAILABLE without a leader hint, which the client decodes and may retry', async () => {

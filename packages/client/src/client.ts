@@ -52,6 +52,7 @@ import {
   REQUEST_TIMEOUT_MS_DEFAULT,
   SNAPSHOT_FRAME_TIMEOUT_MS_DEFAULT,
 } from './constants.ts'
+import { FeedRoute } from './feed-route.ts'
 import { Session } from './session.ts'
 import type { ClientLogger } from './session.ts'
 
@@ -78,6 +79,14 @@ export interface AuthorityClientInit {
   readonly streamPerRequest?: boolean
   /** Requests in flight per session; SESSION_REQUESTS_INFLIGHT_MAX (256) unless a test lowers it. */
   readonly sessionInflightMax?: number
+  /**
+   * Spread `since` and `watch` over the replicas (PROTOCOL.md "Client behaviour"; feed-route.ts):
+   * they go first to the replica this key hashes to (a worker passes its peer id), then to the
+   * others in turn. Without it they go to the leader.
+   */
+  readonly feedKey?: string
+  /** Wall clock for the feed's return home; Date.now unless a test pins it. */
+  readonly clock?: () => number
 }
 
 export interface RequestOptions {
@@ -122,8 +131,8 @@ interface Replica {
   readonly peerId: string
 }
 
-/** Where a request may go: the leader only, or any replica (stale reads, status). */
-type Route = 'leader' | 'any'
+/** Where a request may go: the leader only, any replica (stale reads, status), or the feed's replica (since). */
+type Route = 'leader' | 'any' | 'feed'
 
 const NO_LOGGER: ClientLogger = { debug: () => {}, warn: () => {} }
 
@@ -158,6 +167,9 @@ export class AuthorityClient {
   #leader: Multiaddr | undefined
   /** Round-robin position over the bootstrap replicas for discovery and failover. */
   #next = 0
+  /** Where since and watch go when spread (init.feedKey); undefined: to the leader. */
+  readonly #feed: FeedRoute | undefined
+  readonly #clock: () => number
 
   constructor(init: AuthorityClientInit) {
     if (init.bootstrap.length === 0) throw new TypeError('bootstrap: at least one replica multiaddr is needed')
@@ -179,6 +191,8 @@ export class AuthorityClient {
     this.#ownsLibp2p = init.libp2p === undefined
     this.#streamPerRequest = init.streamPerRequest ?? false
     this.#sessionInflightMax = init.sessionInflightMax
+    this.#feed = init.feedKey === undefined ? undefined : new FeedRoute(this.#replicas, init.feedKey)
+    this.#clock = init.clock ?? Date.now
   }
 
   async start(): Promise<void> {
@@ -252,7 +266,7 @@ export class AuthorityClient {
   }
 
   async since(index: number, limit: number, options: RequestOptions = {}): Promise<SinceResult> {
-    return this.#request('since', { op: 'since', index, limit }, 'leader', options.signal)
+    return this.#request('since', { op: 'since', index, limit }, 'feed', options.signal)
   }
 
   /**
@@ -327,9 +341,9 @@ export class AuthorityClient {
   }
 
   /**
-   * Changes from `fromIndex` on, as events, for as long as the caller iterates. On NOT_LEADER, a
-   * lost connection or any retryable error it finds the leader again and resumes from the last
-   * `throughIndex` it delivered. It throws a non-retryable error at once, and gives up after
+   * Changes from `fromIndex` on, as events, for as long as the caller iterates, from the leader or,
+   * with `feedKey`, from the feed's replica (feed-route.ts). On NOT_LEADER, a lost connection or any
+   * retryable error it finds a replica again and resumes from the last `throughIndex` it delivered. It throws a non-retryable error at once, and gives up after
    * `attemptsMax` consecutive failures without an event in between. Ends when `signal` aborts
    * (throwing its reason) or the caller stops iterating.
    */
@@ -344,9 +358,10 @@ export class AuthorityClient {
       if (failures > 0 && !followHint) await this.#backoff(failures, options.signal)
       followHint = false
       let stream: Stream | undefined
+      let target: Multiaddr | undefined
       const { signal, dispose } = deadline(undefined, options.signal, this.#shutdown.signal)
       try {
-        const target = await this.#leaderTarget(options.signal)
+        target = await this.#target('feed', options.signal)
         stream = await this.#openWatch(target, from, options.signal)
         const lp = frameStream(stream, { maxBytes: API_RESPONSE_FRAME_BYTES_MAX })
         while (true) {
@@ -355,6 +370,9 @@ export class AuthorityClient {
           failures = 0
           if (frame.event.throughIndex > from) from = frame.event.throughIndex
           yield frame.event
+          // A spread watch that fled its home replica goes back once home is due: re-opened from
+          // the last throughIndex, it loses nothing.
+          if (this.#feed?.homeDue(target, this.#clock()) === true) break
         }
       } catch (caught) {
         if (signal.aborted) throw callerReason(options.signal, this.#shutdown.signal, caught)
@@ -362,7 +380,7 @@ export class AuthorityClient {
         if (!isRetryable(error.code)) throw error
         lastError = error
         failures++
-        followHint = this.#learn(error)
+        followHint = this.#learnFeed(error, target)
         this.#logger.debug({ code: error.code, from, failures }, 'watch interrupted, resuming')
         options.onInterrupted?.(error.code)
       } finally {
@@ -391,9 +409,9 @@ export class AuthorityClient {
     for (let attempt = 0; attempt < this.#attemptsMax; attempt++) {
       if (attempt > 0 && !followHint) await this.#backoff(attempt, callerSignal)
       followHint = false
+      let target: Multiaddr | undefined
       try {
-        const target =
-          route === 'leader' ? await this.#leaderTarget(callerSignal) : (this.#leader ?? this.#nextReplica())
+        target = await this.#target(route, callerSignal)
         return await this.#once(op, checked, target, callerSignal)
       } catch (caught) {
         if (callerSignal?.aborted === true || this.#shutdown.signal.aborted)
@@ -401,7 +419,7 @@ export class AuthorityClient {
         const error = asProtocolError(caught)
         if (!isRetryable(error.code)) throw error
         lastError = error
-        followHint = this.#learn(error)
+        followHint = route === 'feed' ? this.#learnFeed(error, target) : this.#learn(error)
         this.#logger.debug({ op, attempt, code: error.code, leader: this.leader }, 'attempt failed')
       }
     }
@@ -422,6 +440,25 @@ export class AuthorityClient {
     }
     this.#leader = undefined
     return false
+  }
+
+  /** Where the next attempt on `route` goes. */
+  async #target(route: Route, callerSignal: AbortSignal | undefined): Promise<Multiaddr> {
+    if (route === 'feed' && this.#feed !== undefined) return this.#feed.target(this.#clock())
+    if (route === 'any') return this.#leader ?? this.#nextReplica()
+    return await this.#leaderTarget(callerSignal)
+  }
+
+  /**
+   * A feed attempt at `target` failed (undefined: before a target was chosen). A spread feed moves
+   * on along its ring or follows a NOT_LEADER hint (also the leader's address); a feed that follows
+   * the leader learns as every leader-only request does. Returns whether to skip the backoff.
+   */
+  #learnFeed(error: ProtocolError, target: Multiaddr | undefined): boolean {
+    if (this.#feed === undefined || target === undefined) return this.#learn(error)
+    const hinted = error.code === 'NOT_LEADER' && error.leader !== undefined ? this.#addressOf(error.leader) : undefined
+    if (hinted !== undefined) this.#leader = hinted
+    return this.#feed.failed(target, this.#clock(), hinted)
   }
 
   /** The cached leader, or one found by asking the next replica for its status (one attempt). */

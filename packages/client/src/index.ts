@@ -29,4 +29,5 @@ export type {
   WatchOptions,
 } from './client.ts'
 export { backoffDelayMs, deadline, sleep } from './backoff.ts'
+export { FEED_HOME_RETRY_MS, FeedRoute } from './feed-route.ts'
 export * from './constants.ts'

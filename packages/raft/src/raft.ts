@@ -258,6 +258,16 @@ export class Raft {
   // ---------------------------------------------------------------------------------------------
   // Time
 
+  /**
+   * This replica leads, or a follower or learner heard its leader within an election timeout: its
+   * applied state is at most that far behind the cluster's (what a follower may serve a feed from).
+   * A partitioned learner never campaigns, so a known `lead` alone says nothing about freshness.
+   */
+  leaderHeardRecently(): boolean {
+    if (this.role === Role.Leader) return true
+    return this.lead !== NONE && this.electionElapsed < this.config.electionTimeoutTicks
+  }
+
   tick(): void {
     this.tickCount++
     if (this.role === Role.Leader) this.tickHeartbeat()

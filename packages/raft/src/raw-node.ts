@@ -194,6 +194,7 @@ export class RawNode {
       firstIndex: raft.log.firstIndex(),
       lastIndex: raft.log.lastIndex(),
       leadTransferee: raft.leadTransferee,
+      leaderHeardRecently: raft.leaderHeardRecently(),
     }
   }
 

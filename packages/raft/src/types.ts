@@ -200,6 +200,8 @@ export interface BasicStatus {
   readonly firstIndex: number
   readonly lastIndex: number
   readonly leadTransferee: NodeId
+  /** Leading, or the leader was heard within an election timeout (Raft.leaderHeardRecently). */
+  readonly leaderHeardRecently: boolean
 }
 
 export interface Status extends BasicStatus {

@@ -204,3 +204,35 @@ describe('membership changes', () => {
     expect(cluster.status(5).confState).toEqual({ voters: [1, 2, 3, 4], learners: [5] })
   })
 })
+
+describe('leaderHeardRecently: whether a replica may serve a feed (issue 13)', () => {
+  it('holds on the leader and on members that hear it; a cut-off learner, which never campaigns, loses it', () => {
+    const cluster = clusterWithLearner()
+    for (const id of [1, 2, 3, 4])
+      expect(cluster.node(id).basicStatus().leaderHeardRecently, `replica ${id}`).toBe(true)
+
+    cluster.isolate(4)
+    cluster.tick(ELECTION_TIMEOUT_TICKS - 1)
+    cluster.deliverAll()
+    expect(cluster.node(4).basicStatus().leaderHeardRecently).toBe(true)
+    cluster.tick(1)
+    cluster.deliverAll()
+    // It still names its leader (a learner has no election to clear it), but no longer vouches for it.
+    expect(cluster.node(4).basicStatus().leader).toBe(1)
+    expect(cluster.node(4).basicStatus().leaderHeardRecently).toBe(false)
+    expect(cluster.node(2).basicStatus().leaderHeardRecently).toBe(true)
+
+    cluster.heal()
+    cluster.tick(HEARTBEAT_TICKS)
+    cluster.deliverAll()
+    expect(cluster.node(4).basicStatus().leaderHeardRecently).toBe(true)
+  })
+
+  it('a follower cut off from its leader loses it within an election timeout', () => {
+    const cluster = new Cluster({ voters: [1, 2, 3] })
+    cluster.elect(1)
+    cluster.cut(1, 3)
+    cluster.tickNode(3, ELECTION_TIMEOUT_TICKS)
+    expect(cluster.node(3).basicStatus().leaderHeardRecently).toBe(false)
+  })
+})

@@ -40,6 +40,12 @@ const WATCH_RECORDS_PER_EVENT_MAX = 1000
 /** How long a watch waits for new commits before it re-checks leadership and the stream. */
 const WATCH_POLL_MS = 1_000
 /**
+ * How long a follower behind a feed request's index waits to apply it before it sends the caller to
+ * the leader: a worker that switched from a replica a few entries ahead is served here a moment
+ * later, instead of piling onto the leader.
+ */
+const FEED_CATCH_UP_WAIT_MS = 1_000
+/**
  * Snapshot answers served at once: each holds a whole state machine snapshot in memory (up to
  * SNAPSHOT_DATA_BYTES_MAX) until its client has read it, and costs the leader one full encode.
  * Backups are an operator's occasional job; a third one waits (UNAVAILABLE, retry).
@@ -381,7 +387,7 @@ export class ApiServer {
         return encodeResponse('list', result, id)
       }
       case 'since': {
-        this.requireLeaderWithin(request.index)
+        await this.requireFeedFrom(request.index, signal)
         return this.pageOfChanges(request.index, request.limit, id)
       }
       case 'status':
@@ -432,10 +438,45 @@ export class ApiServer {
     }))
   }
 
-  /** since and watch are the leader's (PROTOCOL.md "Consistency"); an index beyond its log is NOT_FOUND. */
-  private requireLeaderWithin(index: number): void {
-    if (!this.replica.isLeader()) throw this.notLeader()
-    const lastIndex = this.replica.status().lastIndex
+  /**
+   * Whether this replica may serve since and watch (PROTOCOL.md "Operations"): it leads, or it heard
+   * its leader within an election timeout, so its applied state is a committed prefix at most that
+   * far behind. A partitioned follower or learner stops serving once its leader falls silent.
+   */
+  private servesFeed(): boolean {
+    return this.replica.isLeader() || this.replica.leaderHeardRecently()
+  }
+
+  /**
+   * Resolves once this replica may serve a feed from `index` at its applied state; throws otherwise.
+   *
+   *   leader      an index beyond its log is NOT_FOUND (never committed by this cluster)
+   *   follower    NOT_LEADER (with the hint) when it serves no feed, or when `index` is beyond its
+   *               applied state after FEED_CATCH_UP_WAIT_MS: only the leader can tell an index this
+   *               follower has yet to apply from one never committed. Serving below the caller's
+   *               index would move its throughIndex backwards.
+   */
+  private async requireFeedFrom(index: number, signal: AbortSignal): Promise<void> {
+    const replica = this.replica
+    if (!replica.isLeader()) {
+      if (!this.servesFeed()) throw this.notLeader()
+      if (index <= replica.applied) return
+      // An index past this follower's log is not one it is about to apply: the leader decides at once.
+      if (index <= replica.status().lastIndex) {
+        const waiting = deadline(FEED_CATCH_UP_WAIT_MS, signal)
+        try {
+          await replica.waitApplied(index, waiting.signal)
+        } catch {
+          // not applied in time: the leader serves it
+        } finally {
+          waiting.dispose()
+        }
+      }
+      if (replica.isLeader()) return this.requireFeedFrom(index, signal)
+      if (index <= replica.applied && this.servesFeed()) return
+      throw this.notLeader()
+    }
+    const lastIndex = replica.status().lastIndex
     if (index > lastIndex)
       throw new ProtocolError(
         'NOT_FOUND',
@@ -491,7 +532,7 @@ export class ApiServer {
     fromIndex: number,
   ): Promise<ApiCodeLabel> {
     try {
-      this.requireLeaderWithin(fromIndex)
+      await this.requireFeedFrom(fromIndex, this.shutdown.signal)
     } catch (error) {
       const wire = this.toProtocolError(error)
       await this.answer(lp, stream, this.errorFrame(wire), AbortSignal.timeout(this.requestTimeoutMs))
@@ -505,7 +546,7 @@ export class ApiServer {
     const signal = watching.signal
     try {
       while (!signal.aborted) {
-        if (!this.replica.isLeader()) throw this.notLeader()
+        if (!this.servesFeed()) throw this.notLeader()
         // The applied index the event is built at: an entry that changed no record (a new term's
         // no-op, a membership change) moves it but not the registry's, so the watch waits for an
         // entry after this one, not after throughIndex (that would return at once, forever).

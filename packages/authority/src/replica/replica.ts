@@ -473,6 +473,11 @@ export class Replica {
     return this.#driver.appliedIndex
   }
 
+  /** Leading, or a follower or learner that heard its leader within an election timeout. */
+  leaderHeardRecently(): boolean {
+    return this.#driver.basicStatus().leaderHeardRecently
+  }
+
   /** Digest of the registry's records: equal on replicas that applied the same log. */
   registryDigest(): string {
     return this.#stateMachine.registryDigest()

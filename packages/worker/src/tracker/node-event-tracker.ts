@@ -159,6 +159,9 @@ export class NodeEventTracker extends EventTarget {
         libp2p: host,
         requestTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT,
         attemptsMax: REQUEST_ATTEMPTS_MAX_DEFAULT,
+        // since and watch from the replica this worker's peer id hashes to (issue 13: the leader
+        // no longer carries every worker's feed); writes and heartbeats still go to the leader.
+        feedKey: peerIdFromPrivateKey(options.privateKey).toString(),
         ...(options.logger === undefined ? {} : { logger: options.logger.child({ component: 'client' }) }),
       })
       await client.start()
