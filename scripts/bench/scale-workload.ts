@@ -349,6 +349,9 @@ export async function scale(options: {
     let watchFailed = 0
     let firstError: string | undefined
     const inFlight: Array<Promise<void>> = []
+    // One origin's seqs must reach the leader in order: a later seq applied first makes the earlier
+    // one STALE. The submits are chained; each change is still timed from its own acknowledgement.
+    let submitted: Promise<unknown> = Promise.resolve()
     for (let seq = 1; seq <= WATCH_CHANGES; seq++) {
       const roundStartedAt = now()
       const arrivalsDone = hosts.map((host) =>
@@ -362,7 +365,9 @@ export async function scale(options: {
       inFlight.push(
         (async () => {
           try {
-            await registry.operator.submit(factory.delta(subject, seq))
+            const submit = submitted.catch(() => {}).then(() => registry.operator.submit(factory.delta(subject, seq)))
+            submitted = submit
+            await submit
             const acknowledgedAt = now()
             const arrivals = (await Promise.all(arrivalsDone)).flatMap((reply) => reply.arrivals)
             const times = arrivals

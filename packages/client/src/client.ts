@@ -343,9 +343,10 @@ export class AuthorityClient {
   /**
    * Changes from `fromIndex` on, as events, for as long as the caller iterates, from the leader or,
    * with `feedKey`, from the feed's replica (feed-route.ts). On NOT_LEADER, a lost connection or any
-   * retryable error it finds a replica again and resumes from the last `throughIndex` it delivered. It throws a non-retryable error at once, and gives up after
-   * `attemptsMax` consecutive failures without an event in between. Ends when `signal` aborts
-   * (throwing its reason) or the caller stops iterating.
+   * retryable error it finds a replica again and resumes from the last `throughIndex` it delivered.
+   * It throws a non-retryable error at once, and gives up after `attemptsMax` consecutive failures
+   * without an event in between. Ends when `signal` aborts (throwing its reason) or the caller stops
+   * iterating.
    */
   async *watch(fromIndex: number, options: WatchOptions = {}): AsyncGenerator<WatchEvent, void, undefined> {
     let from = fromIndex

@@ -11,9 +11,17 @@ import {
   snapshotFrames,
 } from '@nodeledger/protocol'
 import type { SnapshotHeader, WatchEvent } from '@nodeledger/protocol'
-import { AuthorityClient, BACKOFF_BASE_MS_DEFAULT, BACKOFF_MAX_MS_DEFAULT, backoffDelayMs } from '../src/index.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import {
+  AuthorityClient,
+  BACKOFF_BASE_MS_DEFAULT,
+  BACKOFF_MAX_MS_DEFAULT,
+  FeedRoute,
+  backoffDelayMs,
+} from '../src/index.ts'
 import type { AuthorityClientInit } from '../src/index.ts'
 import { FakeCluster } from './fake-cluster.ts'
+import type { Behaviour } from './fake-cluster.ts'
 
 let cluster: FakeCluster
 let client: AuthorityClient | undefined
@@ -307,6 +315,75 @@ describe('watch', () => {
     }
     expect(await codeOf(iterate())).toBe('UNAVAILABLE')
     expect(cluster.count('watch')).toEqual([3, 0, 0])
+  })
+})
+
+describe('spread feeds (feedKey): since and watch from the home replica, then the others (issue 13)', () => {
+  const record = emptyRecord('12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK')
+  const event = (throughIndex: number): WatchEvent => ({
+    records: [{ ...record, changedIndex: throughIndex }],
+    throughIndex,
+  })
+  /** A key whose home replica is `id` (FeedRoute's hash over the replicas by peer id). */
+  function keyHomedOn(id: number): string {
+    const replicas = cluster.replicas.map((r) => ({ address: multiaddr(r.multiaddr), peerId: r.peerId }))
+    for (let i = 0; ; i++)
+      if (new FeedRoute(replicas, `key-${i}`).home.peerId === cluster.replica(id).peerId) return `key-${i}`
+  }
+  /** Followers serve feeds too: every replica answers since and watch. */
+  const feeds: Behaviour = (request, self) => {
+    if (request.op === 'since') return { kind: 'result', result: { records: [], throughIndex: 7, more: false } }
+    return cluster.standard(request, self)
+  }
+
+  it('since goes to the home replica (a follower), not the leader; writes still go to the leader', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = feeds
+    const c = await startClient({ feedKey: keyHomedOn(3) })
+    for (let i = 0; i < 3; i++) expect((await c.since(0, 10)).throughIndex).toBe(7)
+    await c.submit({ originPeerId: record.peerId, seq: 1, fields: {} })
+    expect(cluster.count('since')).toEqual([0, 0, 3])
+    expect(cluster.count('submit')[0]).toBe(1)
+  })
+
+  it('a home that drops moves the feed to the next replica; a NOT_LEADER hint is followed at once', async () => {
+    for (const replica of cluster.replicas) replica.behaviour = feeds
+    cluster.replica(2).behaviour = (request, self) => (request.op === 'since' ? { kind: 'drop' } : feeds(request, self))
+    const c = await startClient({ feedKey: keyHomedOn(2) })
+    expect((await c.since(0, 10)).throughIndex).toBe(7)
+    const afterDrop = cluster.count('since')
+    expect(afterDrop[1]).toBe(1)
+    expect(afterDrop[0]! + afterDrop[2]!).toBe(1)
+
+    // Every follower behind: each sends the caller to the leader (1), which serves.
+    for (const id of [2, 3])
+      cluster.replica(id).behaviour = (request, self) =>
+        request.op === 'since'
+          ? { kind: 'error', error: new ProtocolError('NOT_LEADER', 'behind', { leader: cluster.replica(1).hint() }) }
+          : feeds(request, self)
+    const before = cluster.count('since')[0]!
+    expect((await c.since(7, 10)).throughIndex).toBe(7)
+    expect(cluster.count('since')[0]!).toBeGreaterThan(before)
+  })
+
+  it('a watch resumes on the next replica from its last throughIndex when its home drops it', async () => {
+    const home = 3
+    cluster.replica(home).behaviour = (request, self) =>
+      request.op === 'watch' ? { kind: 'watch', events: [event(11), event(12)], end: 'drop' } : feeds(request, self)
+    for (const id of [1, 2])
+      cluster.replica(id).behaviour = (request, self) =>
+        request.op === 'watch' ? { kind: 'watch', events: [event(13)], end: 'hold' } : feeds(request, self)
+    const c = await startClient({ feedKey: keyHomedOn(home) })
+    const seen: number[] = []
+    for await (const e of c.watch(10)) {
+      seen.push(e.throughIndex)
+      if (e.throughIndex === 13) break
+    }
+    expect(seen).toEqual([11, 12, 13])
+    const watches = cluster.replicas.map((r) =>
+      r.requests.filter((q) => q.op === 'watch').map((q) => (q as { fromIndex: number }).fromIndex),
+    )
+    expect(watches[home - 1]).toEqual([10])
+    expect([...watches[0]!, ...watches[1]!]).toEqual([12])
   })
 })
 

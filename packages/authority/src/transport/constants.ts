@@ -40,9 +40,12 @@ export const HOST_STREAM_NEGOTIATION_TIMEOUT_MS = 5_000
 /**
  * libp2p's connection monitor pings every connection this often and aborts one whose ping times
  * out: the only way a connection to a paused (not dead) process ever closes. Raft does not wait for
- * it (its election timeout covers a paused leader); it just keeps dead connections from piling up.
+ * it (its election timeout covers a paused leader), nor do leases (a worker's TTL ends its lease);
+ * it just keeps dead connections from piling up. Each ping is a new stream (multistream-select, a
+ * logger per stream): at 10 s, 250 workers cost the leader 25 new streams a second for nothing the
+ * registry needs (issue 13, the idle cost per worker). 60 s bounds a dead connection's life as well.
  */
-export const HOST_PING_INTERVAL_MS = 10_000
+export const HOST_PING_INTERVAL_MS = 60_000
 
 /** Name reported by identify. */
 export const HOST_AGENT_NAME = 'nodeledger-authority'

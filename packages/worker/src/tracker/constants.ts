@@ -44,3 +44,11 @@ export const WORKER_CONNECTIONS_MAX = 64
 export const READY_HEARTBEAT_INTERVALS_MAX = 3
 /** The same bound a replica is held to (authority READY_APPLIED_LAG_ENTRIES_MAX). */
 export const READY_APPLIED_LAG_ENTRIES_MAX = 1_000
+
+/**
+ * libp2p's connection monitor pings each of a worker's connections this often (a new stream each
+ * time) and aborts one whose ping fails. At libp2p's 10 s, every worker cost every replica it talks
+ * to a stream every 10 s; the requests' own deadlines and the lease TTL already notice a dead
+ * replica, so the monitor only has to keep dead connections from lingering.
+ */
+export const WORKER_PING_INTERVAL_MS = 60_000

@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { DELTAS_TOPIC } from '@nodeledger/protocol'
 import { createLibp2p } from 'libp2p'
-import { WORKER_CONNECTIONS_MAX } from './constants.ts'
+import { WORKER_CONNECTIONS_MAX, WORKER_PING_INTERVAL_MS } from './constants.ts'
 
 export type WorkerHost = Libp2p<{ identify: Identify; gossip: GossipSub }>
 
@@ -32,6 +32,9 @@ export async function createWorkerHost(options: {
     streamMuxers: [yamux()],
     peerDiscovery: [],
     connectionManager: { maxConnections: WORKER_CONNECTIONS_MAX },
+    // One ping stream per connection a minute, not libp2p's every 10 s: the replicas' request
+    // deadlines and the lease TTL notice a dead replica, gossipsub a dead peer (WORKER_PING_INTERVAL_MS).
+    connectionMonitor: { pingInterval: WORKER_PING_INTERVAL_MS },
     services: {
       identify: identify(),
       gossip: gossipsub({
