@@ -444,6 +444,7 @@ export class ApiServer {
    * far behind. A partitioned follower or learner stops serving once its leader falls silent.
    */
   private servesFeed(): boolean {
+    // isLeader first: the leader's watch loop asks on every turn, and it is the cheaper question.
     return this.replica.isLeader() || this.replica.leaderHeardRecently()
   }
 
@@ -507,9 +508,9 @@ export class ApiServer {
   }
 
   /**
-   * Stream committed changes after `fromIndex`, from the leader's applied state, in log order. The
-   * watch ends with an error frame when this replica stops leading (NOT_LEADER, with the hint) or
-   * shuts down (UNAVAILABLE); the client resumes from its last throughIndex elsewhere. Events are
+   * Stream committed changes after `fromIndex`, from this replica's applied state (the leader's, or
+   * a follower's that hears it), in log order. The watch ends with an error frame when this replica
+   * stops serving feeds (NOT_LEADER, with the hint) or shuts down (UNAVAILABLE); the client resumes from its last throughIndex elsewhere. Events are
    * pulled from the registry as the watcher reads them, so a slow watcher costs no buffered memory.
    */
   private async watch(lp: ReturnType<typeof frameStream>, stream: Stream, fromIndex: number): Promise<void> {

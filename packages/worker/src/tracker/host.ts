@@ -32,8 +32,7 @@ export async function createWorkerHost(options: {
     streamMuxers: [yamux()],
     peerDiscovery: [],
     connectionManager: { maxConnections: WORKER_CONNECTIONS_MAX },
-    // One ping stream per connection a minute, not libp2p's every 10 s: the replicas' request
-    // deadlines and the lease TTL notice a dead replica, gossipsub a dead peer (WORKER_PING_INTERVAL_MS).
+    // Not libp2p's 10 s: see WORKER_PING_INTERVAL_MS.
     connectionMonitor: { pingInterval: WORKER_PING_INTERVAL_MS },
     services: {
       identify: identify(),
